@@ -1,0 +1,36 @@
+# eagerbench: `make bench` runs the default suite on the CPU, `make test` runs the tests.
+# Both create the virtual environment and install everything first; nothing else is needed.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Extra options for `make bench`, e.g. make bench ARGS="--iters 100"
+ARGS   ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install bench test report clean
+
+help:  ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[cpu,test]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## Create .venv and install eagerbench with PyTorch, TensorFlow and JAX (CPU)
+
+bench: $(STAMP)  ## Run the default suite on the CPU; tables, plots and README.md go to results/
+	$(BIN)/eagerbench run --out results $(ARGS)
+
+test: $(STAMP)  ## Run the test suite
+	$(BIN)/python -m pytest -q tests
+
+report: $(STAMP)  ## Rebuild results/ tables and plots from results/raw.jsonl
+	$(BIN)/eagerbench report results
+
+clean:  ## Remove the virtual environment, ad-hoc runs and caches (keeps results/)
+	rm -rf $(VENV) runs .pytest_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""eagerbench: measure the eager tax of deep-learning frameworks."""

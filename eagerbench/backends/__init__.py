@@ -1,0 +1,1 @@
+"""Per-framework implementations of the workload interface in ``base.py``."""

@@ -1,0 +1,153 @@
+"""The small per-framework interface that workloads are written against.
+
+A workload is written once with these calls (plus Python's arithmetic operators, which every
+framework's tensors support) and runs unchanged in every mode, the way the article ported l-BFGS
+from PyTorch to TensorFlow by substituting API calls. Framework quirks stay in the subclasses.
+
+State threading convention for compiled steps: a step is ``fn(st, mem) -> (st, mem)`` where ``st``
+is a dict of small or immutable tensors and ``mem`` a dict of large buffers that a backend may
+update in place (``buffer_write``, ``add_inplace``). In-place backends return the same buffer
+objects; functional ones (JAX) return new arrays.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Callable
+
+import numpy as np
+
+
+class Backend(abc.ABC):
+    """One framework on one device with one dtype, in eager or compiled form."""
+
+    framework: str = ""
+
+    def __init__(self, device: str, dtype: str, compiled: bool):
+        self.device = device
+        self.dtype_name = dtype
+        self.compiled = compiled
+
+    # --- set-up -----------------------------------------------------------------------------
+    @abc.abstractmethod
+    def threads(self) -> dict:
+        """The thread counts the framework reports it is using."""
+
+    def device_name(self) -> str:
+        """A human-readable name of the device the backend computes on."""
+        return self.device
+
+    # --- data ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def asarray(self, array: np.ndarray) -> Any:
+        """A tensor on this backend's device; floating arrays are cast to its dtype."""
+
+    @abc.abstractmethod
+    def to_numpy(self, tensor: Any) -> np.ndarray:
+        """The tensor's value as a NumPy array (waits for the value to be ready)."""
+
+    def to_float(self, tensor: Any) -> float:
+        return float(self.to_numpy(tensor))
+
+    def scalar(self, value: float) -> Any:
+        """A 0-d tensor of this backend's dtype."""
+        return self.asarray(np.asarray(value, dtype=np.float64))
+
+    def index(self, value: int) -> Any:
+        """An integer counter for loop bounds and buffer slots: a Python int in eager modes,
+        a tensor in compiled ones (a Python int there would be baked into the trace)."""
+        return value
+
+    def int_min(self, a: Any, b: Any) -> Any:
+        """``min(a, b)`` of two counters made by ``index``."""
+        return min(a, b)
+
+    # --- mutable buffers ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def buffer(self, array: np.ndarray) -> Any:
+        """A buffer initialised from ``array`` that ``buffer_write``/``add_inplace`` may mutate."""
+
+    @abc.abstractmethod
+    def buffer_write(self, buf: Any, i: Any, row: Any) -> Any:
+        """``buf[i] = row``; returns the buffer (the same object for in-place backends)."""
+
+    @abc.abstractmethod
+    def buffer_read(self, buf: Any, i: Any) -> Any:
+        """``buf[i]`` without copying where the framework allows it."""
+
+    @abc.abstractmethod
+    def add_inplace(self, buf: Any, x: Any) -> Any:
+        """``buf += x``; returns the buffer."""
+
+    # --- small scratch lists inside a step (the alphas of l-BFGS) -------------------------------
+    def stack_new(self, size: int) -> Any:
+        return [None] * size
+
+    def stack_write(self, stack: Any, i: Any, value: Any) -> Any:
+        stack[i] = value
+        return stack
+
+    def stack_read(self, stack: Any, i: Any) -> Any:
+        return stack[i]
+
+    # --- math -------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def matmul(self, a: Any, b: Any) -> Any: ...
+
+    @abc.abstractmethod
+    def transpose(self, a: Any) -> Any: ...
+
+    @abc.abstractmethod
+    def sigmoid(self, a: Any) -> Any: ...
+
+    @abc.abstractmethod
+    def reshape(self, a: Any, shape: tuple) -> Any: ...
+
+    @abc.abstractmethod
+    def sum(self, a: Any) -> Any: ...
+
+    @abc.abstractmethod
+    def mean(self, a: Any) -> Any: ...
+
+    @abc.abstractmethod
+    def max(self, a: Any) -> Any: ...
+
+    @abc.abstractmethod
+    def dot(self, a: Any, b: Any) -> Any:
+        """Inner product of two vectors, a 0-d tensor."""
+
+    @abc.abstractmethod
+    def minimum(self, a: Any, b: Any) -> Any: ...
+
+    def axpy(self, alpha: Any, x: Any, y: Any) -> Any:
+        """``y + alpha * x`` in the framework's cheapest form."""
+        return y + alpha * x
+
+    @abc.abstractmethod
+    def value_and_grad(self, f: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, Any]]:
+        """``x -> (f(x), df/dx)`` for a scalar function of one tensor."""
+
+    # --- control flow -----------------------------------------------------------------------------
+    def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
+        """``true_fn(*operands) if pred else false_fn(*operands)``. Both branches return a tuple
+        aligned with ``operands`` (an updated value in each position, buffers included)."""
+        return true_fn(*operands) if bool(pred) else false_fn(*operands)
+
+    def fori_loop(self, lower: Any, upper: Any, body: Callable[[Any, Any], Any], carry: Any) -> Any:
+        """``for i in range(lower, upper): carry = body(i, carry)``; returns the carry."""
+        for i in range(int(lower), int(upper)):
+            carry = body(i, carry)
+        return carry
+
+    # --- execution --------------------------------------------------------------------------------
+    def compile_step(self, fn: Callable, name: str = "step") -> Callable:
+        """The step as this mode runs it: unchanged in eager modes, traced/compiled otherwise."""
+        return fn
+
+    def trace_count(self) -> int:
+        """How many times compiled steps have been traced or compiled so far."""
+        return 0
+
+    @abc.abstractmethod
+    def block(self, tree: Any) -> None:
+        """Wait until every tensor in ``tree`` is computed (device and async queues drained)."""

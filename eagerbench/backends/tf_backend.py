@@ -1,0 +1,181 @@
+"""TensorFlow implementation of the backend interface (eager, or compiled with tf.function)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import tensorflow as tf
+
+from eagerbench.backends.base import Backend
+
+
+class TFBackend(Backend):
+    framework = "tensorflow"
+
+    def __init__(self, device: str, dtype: str, compiled: bool, threads: int,
+                 jit_compile: bool = False):
+        super().__init__(device, dtype, compiled)
+        # TF refuses to resize its pools once the runtime is initialised: this must come first.
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
+        except RuntimeError:  # runtime already started by an earlier backend (tests); recorded
+            pass
+        gpus = tf.config.list_physical_devices("GPU")
+        if device == "cuda":
+            if not gpus:
+                raise RuntimeError("CUDA is not available to TensorFlow on this machine "
+                                   "(install tensorflow[and-cuda])")
+            for gpu in gpus:  # let other modes share the GPU
+                tf.config.experimental.set_memory_growth(gpu, True)
+        elif gpus:
+            try:
+                tf.config.set_visible_devices([], "GPU")  # keep a CPU cell off the GPU
+            except RuntimeError:
+                pass
+        self.tf_device = "/GPU:0" if device == "cuda" else "/CPU:0"
+        # Every op the workload creates from now on is placed on the chosen device.
+        self._scope = tf.device(self.tf_device)
+        self._scope.__enter__()
+        self.dtype = {"float32": tf.float32, "float64": tf.float64}[dtype]
+        self.jit_compile = jit_compile
+        self._compiled: list = []
+
+    def threads(self) -> dict:
+        return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
+                "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
+
+    def device_name(self) -> str:
+        if self.device == "cuda":
+            details = tf.config.experimental.get_device_details(
+                tf.config.list_physical_devices("GPU")[0])
+            return details.get("device_name", "GPU")
+        return "cpu"
+
+    def asarray(self, array: np.ndarray) -> Any:
+        array = np.asarray(array)
+        if np.issubdtype(array.dtype, np.floating):
+            return tf.constant(array, dtype=self.dtype)
+        return tf.constant(array)
+
+    def to_numpy(self, tensor: Any) -> np.ndarray:
+        return tensor.numpy()
+
+    def index(self, value: int) -> Any:
+        return tf.constant(value, dtype=tf.int32) if self.compiled else value
+
+    def int_min(self, a, b):
+        return tf.minimum(a, b) if self.compiled else min(a, b)
+
+    def buffer(self, array: np.ndarray) -> Any:
+        return tf.Variable(self.asarray(array), trainable=False)
+
+    def buffer_write(self, buf: Any, i: Any, row: Any) -> Any:
+        buf[i].assign(row)
+        return buf
+
+    def buffer_read(self, buf: Any, i: Any) -> Any:
+        return buf[i]
+
+    def add_inplace(self, buf: Any, x: Any) -> Any:
+        buf.assign_add(x)
+        return buf
+
+    def stack_new(self, size: int) -> Any:
+        if self.compiled:
+            return tf.TensorArray(self.dtype, size=size, clear_after_read=False)
+        return super().stack_new(size)
+
+    def stack_write(self, stack, i, value):
+        return stack.write(i, value) if self.compiled else super().stack_write(stack, i, value)
+
+    def stack_read(self, stack, i):
+        return stack.read(i) if self.compiled else super().stack_read(stack, i)
+
+    def matmul(self, a, b):
+        return tf.matmul(a, b)
+
+    def transpose(self, a):
+        return tf.transpose(a)
+
+    def sigmoid(self, a):
+        return tf.sigmoid(a)
+
+    def reshape(self, a, shape):
+        return tf.reshape(a, shape)
+
+    def sum(self, a):
+        return tf.reduce_sum(a)
+
+    def mean(self, a):
+        return tf.reduce_mean(a)
+
+    def max(self, a):
+        return tf.reduce_max(a)
+
+    def dot(self, a, b):
+        return tf.tensordot(a, b, 1)
+
+    def minimum(self, a, b):
+        return tf.minimum(tf.cast(a, self.dtype), tf.cast(b, self.dtype))
+
+    def value_and_grad(self, f: Callable) -> Callable:
+        def vg(x):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = f(x)
+            return y, tape.gradient(y, x)
+
+        return vg
+
+    def cond(self, pred, true_fn, false_fn, *operands):
+        if not self.compiled:
+            return super().cond(pred, true_fn, false_fn, *operands)
+        # Buffers (tf.Variables) are updated in place inside the taken branch and handed back
+        # as they are; only tensors flow out of tf.cond.
+        is_var = [isinstance(o, tf.Variable) for o in operands]
+
+        def tensors_only(fn):
+            def branch():
+                out = fn(*operands)
+                return tuple(o for o, v in zip(out, is_var) if not v)
+            return branch
+
+        flowing = iter(tf.cond(pred, tensors_only(true_fn), tensors_only(false_fn)))
+        return tuple(op if v else next(flowing) for op, v in zip(operands, is_var))
+
+    def fori_loop(self, lower, upper, body, carry):
+        if not self.compiled:
+            return super().fori_loop(lower, upper, body, carry)
+        _, carry = tf.while_loop(lambda i, c: i < upper,
+                                 lambda i, c: (i + 1, body(i, c)),
+                                 (tf.convert_to_tensor(lower, tf.int32), carry))
+        return carry
+
+    def compile_step(self, fn: Callable, name: str = "step") -> Callable:
+        if not self.compiled:
+            return fn
+
+        # Buffers in ``mem`` are tf.Variables updated in place. They are not returned from the
+        # graph: a returned read would alias the variable and force a full copy-on-write at the
+        # next assignment.
+        def graph_step(st, mem):
+            new_st, _ = fn(st, mem)
+            return new_st
+
+        traced = tf.function(graph_step, autograph=False, jit_compile=self.jit_compile)
+        self._compiled.append(traced)
+
+        def step(st, mem):
+            return traced(st, mem), mem
+
+        return step
+
+    def trace_count(self) -> int:
+        return sum(f.experimental_get_tracing_count() for f in self._compiled)
+
+    def block(self, tree: Any) -> None:
+        # CPU execution is synchronous; GPU kernels are queued, so drain the devices.
+        if self.device == "cuda":
+            tf.test.experimental.sync_devices()

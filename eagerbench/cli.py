@@ -1,0 +1,297 @@
+"""The ``eagerbench`` command line: run, list, report."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from eagerbench import envinfo
+from eagerbench.modes import all_modes
+from eagerbench.runner import RAW, Cell, run_cells
+from workloads import all_workloads
+
+EXIT_BAD_INPUT = 2
+EXIT_CELLS_FAILED = 3
+GENERATED = [RAW, "env.json", "cells.csv", "iterations.csv", "README.md"]
+
+
+class UserError(click.ClickException):
+    """Bad input: reported as one line, exit code 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+def _ints(option: str):
+    """A click callback turning ``--x 5,100 --x 7`` into ``[5, 100, 7]``."""
+
+    def parse(ctx, param, values):
+        out = []
+        for value in values:
+            for part in str(value).split(","):
+                part = part.strip()
+                if not part:
+                    continue
+                try:
+                    out.append(int(float(part)) if "e" in part.lower() else int(part))
+                except ValueError:
+                    raise UserError(f"{option}: {part!r} is not an integer") from None
+        return out
+
+    return parse
+
+
+def _names(values) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+PARAM_OPTIONS = ["history", "batch", "size", "ops"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="eagerbench")
+def cli():
+    """Measure the eager tax: the same programs run op by op and as graphs, in every framework."""
+
+
+@cli.command()
+@click.option("--workload", "-w", "workloads", multiple=True,
+              help="Workload(s), comma-separated or repeated. Default: the whole suite "
+                   "(only those taking every parameter option given).")
+@click.option("--modes", "-m", "modes", multiple=True,
+              help="Modes, comma-separated or repeated (see `eagerbench list`). Default: all "
+                   "installed.")
+@click.option("--history", multiple=True, callback=_ints("--history"),
+              help="lbfgs: memory size(s), e.g. 5,100.")
+@click.option("--batch", multiple=True, callback=_ints("--batch"),
+              help="lbfgs: batch size(s), e.g. 60000,10000.")
+@click.option("--size", multiple=True, callback=_ints("--size"),
+              help="matmul: matrix side(s); elementwise: vector length(s), e.g. 100,1e6.")
+@click.option("--ops", multiple=True, callback=_ints("--ops"),
+              help="elementwise: in-place adds per step.")
+@click.option("--iters", type=int, help="Timed iterations per cell (default: per workload).")
+@click.option("--warmup", type=int, help="Warm-up iterations per cell, timed separately.")
+@click.option("--repeat", type=int, default=1, show_default=True,
+              help="Run the whole grid this many times, interleaved, each cell in a new process.")
+@click.option("--threads", type=int, default=_default_threads, show_default="all cores",
+              help="Threads for every framework (intra- and inter-op pools).")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
+              show_default=True)
+@click.option("--seed", type=int, default=1, show_default=True,
+              help="Seed of the initial weights, matrices and stand-in data.")
+@click.option("--data", type=click.Path(dir_okay=False),
+              help="MNIST training images (idx, gzipped or not, or .npz). Default: a stand-in.")
+@click.option("--gc", "gc_mode", type=click.Choice(["on", "off", "freeze"]), default="on",
+              show_default=True, help="Python's garbage collector while timing.")
+@click.option("--out", "-o", type=click.Path(file_okay=False),
+              help="Output folder (replaces a previous run there). Default: runs/<timestamp>.")
+@click.option("--timeout", type=float, default=900, show_default=True,
+              help="Seconds before a cell is killed and recorded as failed.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, data, gc_mode,
+        out, timeout, quiet, **param_values):
+    """Run workloads in modes, one process per cell, and write tables and plots.
+
+    \b
+    Examples:
+      eagerbench run                                    # the default suite
+      eagerbench run --workload lbfgs --history 100
+      eagerbench run -w lbfgs --history 5,100 --batch 60000,10000 --modes torch,tf-graph
+      eagerbench run -w elementwise --size 100,1e6 --ops 10
+    """
+    cells, skipped = plan(workloads, modes, param_values, iters=iters, warmup=warmup,
+                          repeat=repeat, threads=threads, device=device, dtype=dtype, seed=seed,
+                          data=data, gc_mode=gc_mode)
+    for note in skipped:
+        click.echo(f"eagerbench: note: {note}", err=True)
+    if device == "cuda":
+        _check_cuda({c.mode for c in cells})
+    if data:
+        _check_data(data, cells)
+    out_dir = Path(out) if out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    _prepare(out_dir)
+    (out_dir / "env.json").write_text(json.dumps(envinfo.record({
+        "device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc_mode,
+        "repeat": repeat, "command": " ".join(["eagerbench"] + sys.argv[1:])}), indent=2) + "\n")
+    click.echo(f"eagerbench: {len(cells)} cells, {threads} threads, {device}, {dtype} -> "
+               f"{out_dir}", err=True)
+    try:
+        records = run_cells(cells, out_dir, timeout, progress=not quiet)
+    except KeyboardInterrupt:
+        _finish(out_dir)
+        click.echo(f"eagerbench: interrupted; cells finished so far are in {out_dir}", err=True)
+        sys.exit(130)
+    summary = _finish(out_dir)
+    click.echo(summary.to_markdown(index=False))
+    click.echo(f"\ntables, plots and README.md in {out_dir}/")
+    failed = sum(r["result"]["status"] != "ok" for r in records)
+    if failed:
+        click.echo(f"eagerbench: {failed} of {len(records)} cells failed (see the table)", err=True)
+        sys.exit(EXIT_CELLS_FAILED)
+
+
+def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, device, dtype, seed,
+         data, gc_mode) -> tuple[list[Cell], list[str]]:
+    """Validate the options and expand them into the ordered list of cells to run."""
+    known_w, known_m = all_workloads(), all_modes()
+    given = {k: v for k, v in param_values.items() if v}
+    names = _names(workloads)
+    for name in names:
+        if name not in known_w:
+            raise UserError(f"unknown workload {name!r} (known: {', '.join(known_w)})")
+    if names:
+        chosen = [known_w[n] for n in dict.fromkeys(names)]
+        for opt in given:
+            takers = [w.name for w in chosen if opt in {p.name for p in w.params}]
+            if not takers:
+                raise UserError(f"--{opt} does not apply to {', '.join(names)}")
+    else:
+        chosen = [w for w in known_w.values() if set(given) <= {p.name for p in w.params}]
+        if not chosen:
+            raise UserError(f"no workload takes all of --{', --'.join(given)}")
+    for opt, values in given.items():
+        for w in chosen:
+            for p in w.params:
+                if p.name == opt and min(values) < p.minimum:
+                    raise UserError(f"--{opt} must be at least {p.minimum} (got {min(values)})")
+    skipped = []
+    mode_names = _names(modes)
+    for name in mode_names:
+        if name not in known_m:
+            raise UserError(f"unknown mode {name!r} (known: {', '.join(known_m)})")
+        if not known_m[name].installed():
+            raise UserError(f"mode {name!r} needs {known_m[name].framework}, which is not "
+                            f"installed ({known_m[name].install_hint})")
+    if not mode_names:
+        mode_names = [m.name for m in known_m.values() if m.installed()]
+        skipped += [f"mode {m.name} skipped: {m.framework} not installed ({m.install_hint})"
+                    for m in known_m.values() if not m.installed()]
+        if not mode_names:
+            raise UserError("no framework installed: pip install torch==2.13.0 tensorflow-cpu")
+    for opt, value in (("--iters", iters), ("--repeat", repeat), ("--threads", threads)):
+        if value is not None and value < 1:
+            raise UserError(f"{opt} must be at least 1 (got {value})")
+    if warmup is not None and warmup < 0:
+        raise UserError(f"--warmup must be at least 0 (got {warmup})")
+    order = list(dict.fromkeys(mode_names))
+    grid = []
+    for w in chosen:
+        if warmup is not None and warmup < w.min_warmup:
+            raise UserError(f"--warmup must be at least {w.min_warmup} for {w.name}: every step "
+                            f"function must be traced before timing starts")
+        for params in w.grid({k: v for k, v in given.items()}):
+            for mode in order:
+                grid.append(Cell(workload=w.name, params=params, mode=mode, device=device,
+                                 dtype=dtype, threads=threads, seed=seed,
+                                 iters=iters or w.iters(params),
+                                 warmup=w.warmup(params) if warmup is None else warmup,
+                                 gc=gc_mode, data=os.path.abspath(data) if data else None))
+    # Repeats are interleaved (the whole grid, then again) so drift hits every cell alike.
+    cells = [Cell(**{**c.__dict__, "repeat": r}) for r in range(repeat) for c in grid]
+    return cells, skipped
+
+
+def _check_cuda(modes: set[str]) -> None:
+    """Fail fast, before any cell runs, when a requested framework sees no GPU."""
+    probes = {"torch": "import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)",
+              "tensorflow": "import tensorflow as tf,sys; "
+                            "sys.exit(0 if tf.config.list_physical_devices('GPU') else 1)",
+              "jax": "import jax,sys; sys.exit(0 if any(d.platform=='gpu' for d in "
+                     "jax.devices()) else 1)"}
+    known = all_modes()
+    for framework in sorted({known[m].framework for m in modes}):
+        code = probes.get(framework)
+        if code is None:
+            continue
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        rc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env).returncode
+        if rc != 0:
+            raise UserError(f"--device cuda: {framework} sees no CUDA GPU on this machine")
+
+
+def _check_data(path: str, cells: list[Cell]) -> None:
+    from workloads.mnist import DataError, load
+
+    batches = [c.params["batch"] for c in cells if "batch" in c.params]
+    try:
+        load(path, max(batches) if batches else 1)
+    except DataError as exc:
+        raise UserError(f"--data {exc}") from None
+
+
+def _prepare(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in GENERATED:
+            (out_dir / name).unlink(missing_ok=True)
+        for png in out_dir.glob("*.png"):
+            png.unlink()
+    except OSError as exc:
+        raise UserError(f"--out {out_dir}: {exc.strerror}") from None
+
+
+def _finish(out_dir: Path):
+    from eagerbench import report
+
+    return report.build(out_dir)
+
+
+@cli.command("list")
+def list_cmd():
+    """Show workloads with their parameters and defaults, and modes with their availability."""
+    click.echo("Workloads (parameters: default sweep):")
+    for w in all_workloads().values():
+        click.echo(f"  {w.name:<12} {w.summary}")
+        for p in w.params:
+            default = ",".join("auto" if v is None else str(v) for v in p.default)
+            click.echo(f"      --{p.name:<8} {default:<28} {p.help}")
+    click.echo("\nModes:")
+    for m in all_modes().values():
+        state = "available" if m.installed() else f"not installed ({m.install_hint})"
+        click.echo(f"  {m.name:<12} {m.summary:<48} {state}")
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+def report(directory):
+    """Rebuild tables, plots and README.md from a saved run's raw.jsonl."""
+    out_dir = Path(directory)
+    if not (out_dir / RAW).is_file():
+        raise UserError(f"{out_dir}: no {RAW} here (not an eagerbench run folder)")
+    click.echo(_finish(out_dir).to_markdown(index=False))
+
+
+def main() -> None:
+    """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("eagerbench: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        msg = exc.format_message().strip().replace("\n", " ")
+        click.echo(f"eagerbench: error: {msg}", err=True)
+        sys.exit(EXIT_BAD_INPUT if isinstance(exc, (click.UsageError, UserError)) else exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("eagerbench: interrupted", err=True)
+        sys.exit(130)
+    except OSError as exc:
+        click.echo(f"eagerbench: error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The environment record saved with every run: what ran, where, with which versions."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ["torch", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "numpy", "pandas"]
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def memory_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError):
+        return None
+
+
+def gpus() -> list[dict]:
+    """GPU model, driver and clocks from nvidia-smi (empty where there is none)."""
+    query = "name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem"
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    keys = query.split(",")
+    return [dict(zip(keys, (v.strip() for v in line.split(","))))
+            for line in out.stdout.strip().splitlines() if line.strip()] if out.returncode == 0 else []
+
+
+def git_revision() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                             capture_output=True, text=True, timeout=10)
+        if rev.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "eagerbench", "workloads"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        return rev.stdout.strip() + ("+uncommitted" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def record(settings: dict) -> dict:
+    """Everything about this machine and run that a reader needs to judge the numbers."""
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_revision": git_revision(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "memory_gib": memory_gib(),
+        "gpus": gpus() if settings.get("device") == "cuda" else [],
+        "versions": {p: v for p in PACKAGES if (v := _version(p))},
+        **settings,
+    }

@@ -1,0 +1,32 @@
+"""Execution modes, one module each. A new mode is a new module here defining ``MODE``."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+from eagerbench.modes.base import Mode
+
+# The order modes appear in tables and plots; modes not named here follow alphabetically.
+_ORDER = ["torch", "tf-eager", "tf-graph"]
+
+
+def all_modes() -> dict[str, Mode]:
+    """Every mode defined in this package, by name, in display order."""
+    found = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name == "base":
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        mode = getattr(module, "MODE", None)
+        if isinstance(mode, Mode):
+            found[mode.name] = mode
+    rank = {name: i for i, name in enumerate(_ORDER)}
+    return dict(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+
+
+def get_mode(name: str) -> Mode:
+    modes = all_modes()
+    if name not in modes:
+        raise KeyError(f"unknown mode {name!r} (known: {', '.join(modes)})")
+    return modes[name]

@@ -1,0 +1,161 @@
+"""Matplotlib figures of a run (PNG): slowdowns, the article's l-BFGS plots, rates per workload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+DPI = 110
+
+
+def _colors(modes) -> dict:
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {m: cycle[i % len(cycle)] for i, m in enumerate(modes)}
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def slowdown(cells: pd.DataFrame, out: Path, title_suffix: str = "") -> Path | None:
+    """Median time relative to PyTorch eager for every cell, with 95% bootstrap intervals."""
+    ok = cells[(cells["status"] == "ok") & np.isfinite(cells["slowdown"])]
+    if ok.empty:
+        return None
+    groups = list(dict.fromkeys(zip(ok["workload"], ok["params"])))
+    modes = list(dict.fromkeys(ok["mode"]))
+    colors = _colors(modes)
+    width = 0.8 / len(modes)
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups) + 2), 4.5))
+    for j, mode in enumerate(modes):
+        sub = ok[ok["mode"] == mode].set_index(["workload", "params"])
+        xs, ys, err = [], [], [[], []]
+        for i, g in enumerate(groups):
+            if g in sub.index:
+                r = sub.loc[g]
+                xs.append(i + (j - (len(modes) - 1) / 2) * width)
+                ys.append(r["slowdown"])
+                lo, hi = r["slowdown_lo"], r["slowdown_hi"]
+                err[0].append(r["slowdown"] - lo if np.isfinite(lo) else 0)
+                err[1].append(hi - r["slowdown"] if np.isfinite(hi) else 0)
+        ax.bar(xs, ys, width, yerr=err, label=mode, color=colors[mode], capsize=2)
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([f"{w}\n{p.replace(' ', chr(10))}" for w, p in groups], fontsize=7)
+    ax.set_ylabel("median time / PyTorch eager (log)")
+    ax.set_title(f"Eager tax: slowdown relative to PyTorch eager{title_suffix}")
+    ax.legend(fontsize=8)
+    return _save(fig, out / "slowdown.png")
+
+
+def _lbfgs_panels(df: pd.DataFrame):
+    keys = list(dict.fromkeys(zip(df["p_history"], df["p_batch"])))
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.8), squeeze=False)
+    return keys, fig, axes[0]
+
+
+def lbfgs_iterations(iters: pd.DataFrame, out: Path) -> Path | None:
+    """The article's plot: ms per l-BFGS iteration against iteration number, GC and spikes marked."""
+    df = iters[iters["workload"] == "lbfgs"]
+    if df.empty:
+        return None
+    keys, fig, axes = _lbfgs_panels(df)
+    colors = _colors(list(dict.fromkeys(df["mode"])))
+    for ax, (h, b) in zip(axes, keys):
+        panel = df[(df["p_history"] == h) & (df["p_batch"] == b) & (df["repeat"] == 0)]
+        for mode, g in panel.groupby("mode", sort=False):
+            t = g[g["phase"] == "timed"]
+            ax.plot(t["iteration"], t["ms"], ".-", ms=3, lw=1, label=mode, color=colors[mode])
+            gcs = t[t["gc_collections"] > 0]
+            ax.scatter(gcs["iteration"], gcs["ms"], marker="o", facecolors="none",
+                       edgecolors=colors[mode], s=40)
+            sp = t[t["spike"]]
+            ax.scatter(sp["iteration"], sp["ms"], marker="x", color="red", s=40, zorder=3)
+        ax.set_title(f"history {h}, batch {b}", fontsize=9)
+        ax.set_xlabel("l-BFGS iteration (warm-up excluded)")
+        ax.set_ylabel("ms per iteration")
+        ax.set_ylim(bottom=0)
+    axes[0].legend(fontsize=8, title="o = GC ran, x = spike", title_fontsize=7)
+    return _save(fig, out / "lbfgs_iterations.png")
+
+
+def lbfgs_loss(iters: pd.DataFrame, out: Path) -> Path | None:
+    """Loss per iteration per mode: the curves should lie on top of each other."""
+    df = iters[(iters["workload"] == "lbfgs") & (iters["repeat"] == 0)]
+    if df.empty or "loss" not in df:
+        return None
+    keys, fig, axes = _lbfgs_panels(df)
+    colors = _colors(list(dict.fromkeys(df["mode"])))
+    styles = ["-", "--", ":", "-."]
+    for ax, (h, b) in zip(axes, keys):
+        panel = df[(df["p_history"] == h) & (df["p_batch"] == b)]
+        for j, (mode, g) in enumerate(panel.groupby("mode", sort=False)):
+            ax.plot(g["iteration"], g["loss"], styles[j % 4], lw=1.5, label=mode,
+                    color=colors[mode])
+        ax.set_yscale("log")
+        ax.set_title(f"history {h}, batch {b}", fontsize=9)
+        ax.set_xlabel("l-BFGS iteration")
+        ax.set_ylabel("training loss (MSE)")
+    axes[0].legend(fontsize=8)
+    return _save(fig, out / "lbfgs_loss.png")
+
+
+def lbfgs_batch(cells: pd.DataFrame, out: Path) -> Path | None:
+    """Median ms per iteration against batch size, one line per mode and history."""
+    df = cells[(cells["workload"] == "lbfgs") & (cells["status"] == "ok")]
+    if df.empty or df["p_batch"].nunique() < 2:
+        return None
+    colors = _colors(list(dict.fromkeys(df["mode"])))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (mode, h), g in df.groupby(["mode", "p_history"], sort=False):
+        g = g.sort_values("p_batch")
+        ax.errorbar(g["p_batch"], g["median_ms"], yerr=[g["median_ms"] - g["q1_ms"],
+                    g["q3_ms"] - g["median_ms"]], marker="o", capsize=3, color=colors[mode],
+                    ls="-" if h == df["p_history"].min() else "--", label=f"{mode}, history {h}")
+    ax.set_xlabel("batch (images)")
+    ax.set_ylabel("median ms per l-BFGS iteration")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
+    ax.set_title("l-BFGS iteration time against batch size")
+    return _save(fig, out / "lbfgs_batch.png")
+
+
+def rate_plot(cells: pd.DataFrame, out: Path, workload: str, column: str, ylabel: str,
+              xparam: str, name: str) -> Path | None:
+    """A rate (GFLOP/s, us per op) against a size parameter, one line per mode, log-log."""
+    df = cells[(cells["workload"] == workload) & (cells["status"] == "ok")]
+    if df.empty:
+        return None
+    colors = _colors(list(dict.fromkeys(df["mode"])))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for mode, g in df.groupby("mode", sort=False):
+        g = g.sort_values(f"p_{xparam}")
+        ax.plot(g[f"p_{xparam}"], g[column], "o-", label=mode, color=colors[mode])
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(xparam)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{workload}: {ylabel}")
+    ax.legend(fontsize=8)
+    return _save(fig, out / name)
+
+
+def all_plots(cells: pd.DataFrame, iters: pd.DataFrame, out: Path) -> list[Path]:
+    """Every figure the run's data supports, written into ``out``."""
+    made = [slowdown(cells, out), lbfgs_iterations(iters, out), lbfgs_loss(iters, out),
+            lbfgs_batch(cells, out),
+            rate_plot(cells, out, "matmul", "gflops", "achieved GFLOP/s", "size",
+                      "matmul_gflops.png"),
+            rate_plot(cells, out, "elementwise", "us_per_op", "microseconds per op", "size",
+                      "elementwise_us_per_op.png")]
+    return [p for p in made if p is not None]

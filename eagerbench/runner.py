@@ -1,0 +1,155 @@
+"""Runs a grid of cells, each in a fresh worker process, and appends each result as it lands.
+
+Modelled on pyperf's master/worker split: the runner never imports a framework, so no cell can
+inherit another's threads, allocator or CUDA context, and a crash or an out-of-memory kill takes
+down one cell, not the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+from tqdm import tqdm
+
+RAW = "raw.jsonl"
+
+
+@dataclass
+class Cell:
+    """One measured unit: a workload with fixed parameters in one mode."""
+
+    workload: str
+    params: dict
+    mode: str
+    device: str = "cpu"
+    dtype: str = "float32"
+    threads: int = 1
+    seed: int = 1
+    iters: int = 10
+    warmup: int = 2
+    gc: str = "on"
+    data: Optional[str] = None
+    repeat: int = 0
+    extra_env: dict = field(default_factory=dict)
+
+    def label(self) -> str:
+        params = " ".join(f"{k}={v}" for k, v in self.params.items())
+        return f"{self.workload} {params} [{self.mode}]"
+
+
+def thread_env(threads: int, device: str) -> dict:
+    """Environment that pins every framework's pools to ``threads`` before it initialises."""
+    env = {name: str(threads) for name in (
+        "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+        "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = ""   # a CPU cell must not touch (or reserve) a GPU
+    return env
+
+
+def _describe_exit(rc: int, stderr_tail: str) -> str:
+    if rc < 0:
+        name = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else str(-rc)
+        hint = " (out of memory?)" if -rc == signal.SIGKILL else ""
+        return f"worker killed by {name}{hint}"
+    last = stderr_tail.strip().splitlines()[-1:] or [""]
+    return f"worker exited with code {rc}: {last[0][:300]}"
+
+
+def run_cell(cell: Cell, timeout: float, on_progress=lambda msg: None) -> dict:
+    """Run one cell in a fresh ``python -m eagerbench.worker``; always returns a record."""
+    env = {**os.environ, **thread_env(cell.threads, cell.device), **cell.extra_env}
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    spec = asdict(cell)
+    spec.pop("extra_env")
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as errfile:
+        proc = subprocess.Popen([sys.executable, "-m", "eagerbench.worker"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=errfile, text=True, env=env,
+                                start_new_session=True)
+        proc.stdin.write(json.dumps(spec))
+        proc.stdin.close()
+        lines: queue.Queue = queue.Queue()
+        reader = threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout] + [lines.put(None)],
+                                  daemon=True)
+        reader.start()
+        result, deadline = None, started + timeout
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.perf_counter()))
+            except queue.Empty:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                result = {"status": "failed", "reason": f"timed out after {timeout:g} s"}
+                break
+            if line is None:
+                break
+            try:
+                msg = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if msg.get("type") == "progress":
+                on_progress(msg)
+            elif msg.get("type") == "result":
+                result = {k: v for k, v in msg.items() if k != "type"}
+        rc = proc.wait()
+        errfile.seek(0)
+        stderr_tail = errfile.read()[-4000:]
+    if result is None:
+        result = {"status": "failed", "reason": _describe_exit(rc, stderr_tail)}
+    if result["status"] != "ok":
+        result["stderr_tail"] = stderr_tail[-1500:]
+    result["wall_s"] = time.perf_counter() - started
+    return {"cell": spec, "result": result}
+
+
+def run_cells(cells: Iterable[Cell], out_dir: Path, timeout: float,
+              progress: bool = True) -> list[dict]:
+    """Run cells in order, appending each record to ``out_dir/raw.jsonl`` the moment it ends."""
+    cells = list(cells)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    records = []
+    bar = tqdm(total=len(cells), unit="cell", file=sys.stderr, disable=not progress,
+               bar_format="{l_bar}{bar:20}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}]"
+                          "{postfix}", dynamic_ncols=True)
+    with bar, open(out_dir / RAW, "a") as raw:
+        for cell in cells:
+            bar.set_description_str(cell.label())
+
+            def show(msg, bar=bar):
+                bar.set_postfix_str(f"{msg['phase']} {msg['i']}/{msg['n']}", refresh=True)
+
+            record = run_cell(cell, timeout, show)
+            raw.write(json.dumps(record) + "\n")
+            raw.flush()
+            records.append(record)
+            if record["result"]["status"] != "ok":
+                bar.write(f"eagerbench: {cell.label()} failed: {record['result']['reason']}")
+            bar.set_postfix_str("")
+            bar.update(1)
+    return records
+
+
+def load_records(out_dir: Path) -> list[dict]:
+    """Every record of a saved run (a torn last line from a killed run is skipped)."""
+    records = []
+    with open(Path(out_dir) / RAW) as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records

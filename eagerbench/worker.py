@@ -1,0 +1,146 @@
+"""One measured cell in its own process: ``python -m eagerbench.worker < spec.json``.
+
+The runner spawns one worker per cell (never two frameworks in one process; threads set before
+the framework initialises; no fork after CUDA). The worker speaks JSON lines on the stdout it was
+started with; anything the frameworks print goes to stderr instead, so it cannot corrupt them.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+PROTOCOL_VERSION = 1
+
+
+class Channel:
+    """JSON lines to the runner on a private copy of stdout."""
+
+    def __init__(self) -> None:
+        sys.stdout.flush()
+        self._out = os.fdopen(os.dup(1), "w", buffering=1)
+        os.dup2(2, 1)   # frameworks that print to fd 1 now print to stderr
+        sys.stdout = sys.stderr
+
+    def send(self, kind: str, **payload: Any) -> None:
+        self._out.write(json.dumps({"type": kind, **payload}) + "\n")
+
+
+def _data_source(spec: dict):
+    from workloads import mnist
+
+    if spec.get("data"):
+        return (lambda batch: mnist.load(spec["data"], batch)), f"MNIST file {spec['data']}"
+    cache = os.environ.get("EAGERBENCH_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "eagerbench")
+    return ((lambda batch: mnist.standin_cached(batch, spec["seed"], cache)),
+            "stand-in (deterministic synthetic MNIST-like images; pass --data for real MNIST)")
+
+
+def measure(spec: dict, channel: Channel) -> dict:
+    """Build the cell's task, warm it up, time it; return the result record."""
+    from eagerbench.modes import get_mode
+    from eagerbench.timer import GCWatch, run_iteration
+    from workloads import get_workload
+
+    workload = get_workload(spec["workload"])
+    mode = get_mode(spec["mode"])
+    params = spec["params"]
+    t_setup = time.perf_counter()
+    B = mode.make(spec["device"], spec["dtype"], spec["threads"])
+    data, source = _data_source(spec)
+    ctx = {"seed": spec["seed"], "data": data}
+    task = workload.build(B, params, ctx)
+    B.block((task.st, task.mem))
+    setup_s = time.perf_counter() - t_setup
+
+    st, mem = task.st, task.mem
+    watch = GCWatch()
+    warm, timed, stop = [], [], None
+    with watch:
+        for i in range(spec["warmup"]):
+            st, mem, s = run_iteration(task.step, B.block, st, mem, watch)
+            s.observed = task.observe(st, mem)
+            warm.append(s)
+            channel.send("progress", phase="warmup", i=i + 1, n=spec["warmup"])
+        traces_before = B.trace_count()
+        if spec["gc"] == "off":
+            gc.disable()
+        elif spec["gc"] == "freeze":
+            gc.collect()
+            gc.freeze()
+        gc_state = {"enabled": gc.isenabled(), "frozen_objects": gc.get_freeze_count()}
+        last = time.perf_counter()
+        for i in range(spec["iters"]):
+            st, mem, s = run_iteration(task.step, B.block, st, mem, watch)
+            # Outside the timed region: read what the iteration produced (a loss, say).
+            s.observed = task.observe(st, mem)
+            timed.append(s)
+            if time.perf_counter() - last > 0.25 or i + 1 == spec["iters"]:
+                channel.send("progress", phase="timed", i=i + 1, n=spec["iters"])
+                last = time.perf_counter()
+            stop = task.stopped(st)
+            if stop:
+                break
+        gc.enable()
+        gc.unfreeze()
+        traces_after = B.trace_count()
+
+    def rows(samples):
+        return [{"ns": s.ns, "gc_collections": s.gc_collections, "gc_ns": s.gc_ns,
+                 **s.observed} for s in samples]
+
+    return {
+        "status": "ok",
+        "setup_s": setup_s,
+        "warmup": rows(warm),
+        "timed": rows(timed),
+        "stopped": stop,
+        "gc_state": gc_state,
+        "traces_before_timing": traces_before,
+        "traces_during_timing": traces_after - traces_before,
+        "threads_applied": B.threads(),
+        "device_name": B.device_name(),
+        "data_source": source if workload.uses_data else None,
+        "check": task.check(st, mem),
+        "versions": _versions(mode.framework),
+    }
+
+
+def _versions(framework: str) -> dict:
+    import importlib
+
+    module = importlib.import_module(framework)
+    return {framework: getattr(module, "__version__", "?")}
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line a user can act on."""
+    text = str(exc).strip().splitlines()
+    message = text[0] if text else ""
+    if isinstance(exc, MemoryError) or "out of memory" in message.lower():
+        return f"out of memory: {message}" if message else "out of memory"
+    return f"{type(exc).__name__}: {message}"[:500]
+
+
+def main() -> int:
+    channel = Channel()
+    spec = json.loads(sys.stdin.read())
+    channel.send("hello", pid=os.getpid(), protocol=PROTOCOL_VERSION)
+    try:
+        result = measure(spec, channel)
+    except BaseException as exc:  # noqa: BLE001 - a cell's failure is data, reported upward
+        traceback.print_exc()
+        channel.send("result", status="failed", reason=one_line(exc))
+        return 1
+    channel.send("result", **result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

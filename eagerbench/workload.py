@@ -1,0 +1,77 @@
+"""What a workload is: its parameters, how it builds a step on a backend, and its work count.
+
+Workload programs live in the top-level ``workloads`` package, one module each, each defining
+``WORKLOAD``. The runner only sees this interface.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+
+@dataclass(frozen=True)
+class Param:
+    """An integer parameter that can be swept (``--size 128,1024``)."""
+
+    name: str
+    default: tuple            # the default sweep; ``None`` inside means "chosen from the others"
+    help: str
+    minimum: int = 1
+
+
+@dataclass
+class Work:
+    """Work done by one timed iteration, to turn times into rates."""
+
+    flops: Optional[float] = None   # floating-point operations
+    bytes: Optional[float] = None   # bytes moved to and from memory (lower bound)
+    ops: Optional[int] = None       # framework ops dispatched (for time per op)
+
+
+@dataclass
+class Task:
+    """A workload built on one backend: ``st, mem = step(st, mem)`` is one timed iteration.
+
+    ``observe(st, mem)`` runs after the timer stops and returns per-iteration values to keep
+    (a loss, say). ``stopped(st)`` returns a reason when the algorithm asks to stop early.
+    ``check(st, mem)`` returns values compared across modes once the run ends.
+    """
+
+    step: Callable[[dict, dict], tuple[dict, dict]]
+    st: dict
+    mem: dict
+    observe: Callable[[dict, dict], dict] = lambda st, mem: {}
+    stopped: Callable[[dict], Optional[str]] = lambda st: None
+    check: Callable[[dict, dict], dict] = lambda st, mem: {}
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    summary: str
+    params: tuple[Param, ...]
+    build: Callable[[Any, dict, dict], Task]          # (backend, params, context) -> Task
+    # (params, dtype, warmup, iters) -> work of a typical timed iteration
+    work: Callable[[dict, str, int, int], Work]
+    iters: Callable[[dict], int]                      # default timed iterations for a cell
+    warmup: Callable[[dict], int] = lambda p: 2       # default warm-up iterations
+    resolve: Callable[[dict], dict] = lambda p: p     # fills parameters derived from others
+    uses_data: bool = False
+    # Some steps change after the first iteration (l-BFGS): a compiled mode must trace both
+    # before the timed loop starts.
+    min_warmup: int = 1
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def grid(self, overrides: dict[str, list]) -> list[dict]:
+        """Every parameter combination: the overrides given, defaults for the rest."""
+        names = [p.name for p in self.params]
+        values = [list(overrides.get(p.name) or p.default) for p in self.params]
+        return [self.resolve(dict(zip(names, combo))) for combo in itertools.product(*values)]

@@ -1,0 +1,85 @@
+"""Every mode computes the same numbers: the article's port-agreement result, as a test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import build, rel_diff, run_steps
+from workloads import autoencoder, lbfgs_optimizer, mnist
+
+MODES = ["torch", "tf-eager", "tf-graph"]
+LBFGS = {"history": 3, "batch": 300}
+STEPS = 8    # past the history size, so the ring buffer wraps
+
+
+@pytest.fixture(scope="module")
+def lbfgs_runs():
+    out = {}
+    for mode in MODES:
+        B, task = build(mode, "lbfgs", LBFGS, dtype="float64")
+        seen, check, (st, _) = run_steps(B, task, STEPS)
+        out[mode] = ([s["loss"] for s in seen], B.to_numpy(st["x"]))
+    return out
+
+
+@pytest.mark.parametrize("mode", MODES[1:])
+def test_lbfgs_losses_and_weights_agree_with_torch_in_float64(lbfgs_runs, mode):
+    losses, x = lbfgs_runs[mode]
+    ref_losses, ref_x = lbfgs_runs["torch"]
+    assert len(losses) == STEPS
+    assert rel_diff(losses, ref_losses) < 1e-8
+    assert np.max(np.abs(x - ref_x)) < 1e-8 * np.max(np.abs(ref_x))
+
+
+def test_lbfgs_loss_decreases(lbfgs_runs):
+    losses, _ = lbfgs_runs["torch"]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_lbfgs_follows_torch_optim_lbfgs(lbfgs_runs):
+    """The port is torch.optim.LBFGS's algorithm (no line search, lr 1), not a cousin."""
+    X = torch.from_numpy(mnist.standin(LBFGS["batch"], 1))
+    w = torch.from_numpy(autoencoder.init_weights(1)).requires_grad_(True)
+    opt = torch.optim.LBFGS([w], lr=1, max_iter=STEPS + 1, history_size=LBFGS["history"],
+                            tolerance_grad=lbfgs_optimizer.TOLERANCE_GRAD,
+                            tolerance_change=lbfgs_optimizer.TOLERANCE_CHANGE,
+                            line_search_fn=None)
+    losses = []
+
+    def closure():
+        opt.zero_grad()
+        W = w.reshape(784, 196)
+        Y = torch.sigmoid(torch.sigmoid(X @ W) @ W.T)
+        loss = ((Y - X) ** 2).mean()
+        loss.backward()
+        losses.append(loss.item())
+        return loss
+
+    opt.step(closure)
+    # closure() ran once at the start and once after each of the first STEPS iterations.
+    assert len(losses) == STEPS + 1
+    ours, _ = lbfgs_runs["torch"]
+    assert rel_diff(ours, losses[1:]) < 1e-8
+
+
+def test_first_iteration_step_length_is_min_one_over_l1_norm():
+    B, task = build("torch", "lbfgs", LBFGS, dtype="float64")
+    g = B.to_numpy(task.st["g"])
+    st, _ = task.step(task.st, task.mem)
+    assert B.to_float(st["t"]) == pytest.approx(min(1.0, 1.0 / np.abs(g).sum()), rel=1e-12)
+
+
+@pytest.mark.parametrize("workload,params,key", [
+    ("matmul", {"size": 64}, "c_sum"), ("elementwise", {"size": 1000, "ops": 7}, "b0")])
+def test_simple_workloads_agree_across_modes(workload, params, key):
+    values = {}
+    for mode in MODES:
+        B, task = build(mode, workload, params, dtype="float32")
+        _, check, _ = run_steps(B, task, 3)
+        values[mode] = check[key]
+    assert values["tf-eager"] == pytest.approx(values["torch"], rel=1e-4)
+    assert values["tf-graph"] == pytest.approx(values["torch"], rel=1e-4)
+    if workload == "elementwise":   # b += a, 7 adds per step, 3 steps, a = 1/1024 exactly
+        assert values["torch"] == 3 * 7 / 1024

@@ -1,0 +1,111 @@
+"""The command line: bad input is one line and exit code 2; a real (tiny) run end to end."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+
+def eagerbench(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "eagerbench.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def garbage_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(b"not an idx file at all"))
+    return path
+
+
+BAD = [
+    (["run", "--workload", "nope"], "unknown workload 'nope'"),
+    (["run", "--modes", "torch,pytorch"], "unknown mode 'pytorch'"),
+    (["run", "-w", "lbfgs", "--history", "0"], "--history must be at least 1"),
+    (["run", "-w", "lbfgs", "--batch", "-5"], "--batch must be at least 1"),
+    (["run", "-w", "matmul", "--size", "abc"], "'abc' is not an integer"),
+    (["run", "-w", "matmul", "--history", "5"], "--history does not apply to matmul"),
+    (["run", "-w", "lbfgs", "--warmup", "1"], "--warmup must be at least 2 for lbfgs"),
+    (["run", "--iters", "0"], "--iters must be at least 1"),
+    (["run", "--dtype", "float16"], "float16"),
+    (["run", "-w", "lbfgs", "--data", "/no/such/file.gz"], "no such file"),
+    (["run", "-w", "matmul", "--modes", "torch", "--device", "cuda"], "sees no CUDA GPU"),
+    (["report", "/no/such/run"], "no raw.jsonl"),
+    (["frobnicate"], "No such command"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
+def test_bad_input_is_one_line_and_exit_2(args, message):
+    proc = eagerbench(*args)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("eagerbench: error:")
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_unreadable_data_file_is_one_line(garbage_file):
+    proc = eagerbench("run", "-w", "lbfgs", "--data", str(garbage_file))
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "not an idx file" in proc.stderr or "unreadable" in proc.stderr
+
+
+def test_list_shows_workloads_params_and_modes():
+    proc = eagerbench("list")
+    assert proc.returncode == 0
+    for text in ("lbfgs", "--history", "5,100", "60000,10000", "matmul", "elementwise",
+                 "torch", "tf-eager", "tf-graph", "available"):
+        assert text in proc.stdout
+
+
+def test_run_end_to_end_then_report(tmp_path):
+    out = tmp_path / "run"
+    proc = eagerbench("run", "-w", "matmul", "--size", "32,64", "--modes", "torch,tf-graph",
+                      "--iters", "5", "--warmup", "1", "--threads", "1", "--out", str(out), "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "vs torch" in proc.stdout
+    cells = pd.read_csv(out / "cells.csv")
+    assert len(cells) == 4 and (cells["status"] == "ok").all()
+    assert set(cells["mode"]) == {"torch", "tf-graph"}
+    assert (cells.loc[cells["mode"] == "torch", "slowdown"] == 1.0).all()
+    assert (cells["gflops"] > 0).all()
+    iters = pd.read_csv(out / "iterations.csv")
+    assert len(iters) == 4 * (5 + 1)
+    assert (iters.groupby(["params", "mode"])["phase"].apply(lambda p: (p == "timed").sum()) == 5).all()
+    env = (out / "env.json").read_text()
+    assert '"threads": 1' in env and "torch" in env
+    assert (out / "slowdown.png").stat().st_size > 1000
+    readme = (out / "README.md").read_text()
+    assert "slowdown.png" in readme and "| matmul" in readme
+    # report rebuilds everything from raw.jsonl alone
+    (out / "cells.csv").unlink()
+    (out / "slowdown.png").unlink()
+    proc = eagerbench("report", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert (out / "cells.csv").exists() and (out / "slowdown.png").exists()
+
+
+def test_sweep_with_comma_lists_and_repeated_options(tmp_path):
+    from eagerbench.cli import plan
+
+    common = dict(iters=None, warmup=None, repeat=2, threads=1, device="cpu", dtype="float32",
+                  seed=1, data=None, gc_mode="on")
+    cells, _ = plan(("lbfgs",), ("torch,tf-eager", "tf-graph"),
+                    {"history": [5, 100], "batch": [60000, 10000], "size": [], "ops": []},
+                    **common)
+    assert len(cells) == 2 * 2 * 3 * 2
+    assert [c.mode for c in cells[:3]] == ["torch", "tf-eager", "tf-graph"]
+    assert {(c.params["history"], c.params["batch"]) for c in cells} == {
+        (5, 60000), (5, 10000), (100, 60000), (100, 10000)}
+    # repeats are interleaved: the whole grid once, then again
+    assert [c.repeat for c in cells] == [0] * 12 + [1] * 12
+    default, _ = plan((), (), {"history": [], "batch": [], "size": [], "ops": []},
+                      **{**common, "repeat": 1})
+    assert {c.workload for c in default} == {"lbfgs", "matmul", "elementwise"}

@@ -1,0 +1,33 @@
+"""The article's tied-weight autoencoder (784 -> 196 -> 784, sigmoid, MSE), on any backend."""
+
+from __future__ import annotations
+
+import numpy as np
+
+VISIBLE, HIDDEN = 784, 196
+N_PARAMS = VISIBLE * HIDDEN   # 153,664: optimised as one flat vector
+
+
+def init_weights(seed: int) -> np.ndarray:
+    """UFLDL's uniform init, drawn once with NumPy so every framework starts from the same x0."""
+    r = np.sqrt(6.0) / np.sqrt(VISIBLE + HIDDEN + 1)
+    return np.random.default_rng(seed).uniform(-r, r, size=N_PARAMS)
+
+
+def make_loss(B, X):
+    """``x -> mean((sigmoid(sigmoid(X @ W) @ W.T) - X)**2)`` with ``W = x.reshape(784, 196)``."""
+
+    def loss(x):
+        W = B.reshape(x, (VISIBLE, HIDDEN))
+        h = B.sigmoid(B.matmul(X, W))
+        Y = B.sigmoid(B.matmul(h, B.transpose(W)))
+        err = Y - X
+        return B.mean(err * err)
+
+    return loss
+
+
+def flops_per_evaluation(batch: int) -> float:
+    """Two forward matmuls and three backward ones (dh, dW from each use of W), 2*b*784*196 each;
+    element-wise work is negligible beside them."""
+    return 5 * 2.0 * batch * VISIBLE * HIDDEN
