@@ -94,6 +94,8 @@ def cli():
               help="Seed of the initial weights, matrices and stand-in data.")
 @click.option("--data", type=click.Path(dir_okay=False),
               help="MNIST training images (idx, gzipped or not, or .npz). Default: a stand-in.")
+@click.option("--compile-mode", type=click.Choice(["default", "reduce-overhead", "max-autotune"]),
+              default="default", show_default=True, help="torch.compile's mode (torch-compile).")
 @click.option("--gc", "gc_mode", type=click.Choice(["on", "off", "freeze"]), default="on",
               show_default=True, help="Python's garbage collector while timing.")
 @click.option("--out", "-o", type=click.Path(file_okay=False),
@@ -102,7 +104,7 @@ def cli():
               help="Seconds before a cell is killed and recorded as failed.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, data, gc_mode,
-        out, timeout, quiet, **param_values):
+        compile_mode, out, timeout, quiet, **param_values):
     """Run workloads in modes, one process per cell, and write tables and plots.
 
     \b
@@ -114,7 +116,7 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
     """
     cells, skipped = plan(workloads, modes, param_values, iters=iters, warmup=warmup,
                           repeat=repeat, threads=threads, device=device, dtype=dtype, seed=seed,
-                          data=data, gc_mode=gc_mode)
+                          data=data, gc_mode=gc_mode, compile_mode=compile_mode)
     for note in skipped:
         click.echo(f"eagerbench: note: {note}", err=True)
     if device == "cuda":
@@ -125,6 +127,7 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
     _prepare(out_dir)
     (out_dir / "env.json").write_text(json.dumps(envinfo.record({
         "device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc_mode,
+        "compile_mode": compile_mode,
         "repeat": repeat, "command": " ".join(["eagerbench"] + sys.argv[1:])}), indent=2) + "\n")
     click.echo(f"eagerbench: {len(cells)} cells, {threads} threads, {device}, {dtype} -> "
                f"{out_dir}", err=True)
@@ -144,7 +147,7 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
 
 
 def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, device, dtype, seed,
-         data, gc_mode) -> tuple[list[Cell], list[str]]:
+         data, gc_mode, compile_mode="default") -> tuple[list[Cell], list[str]]:
     """Validate the options and expand them into the ordered list of cells to run."""
     known_w, known_m = all_workloads(), all_modes()
     given = {k: v for k, v in param_values.items() if v}
@@ -198,7 +201,8 @@ def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, devi
                                  dtype=dtype, threads=threads, seed=seed,
                                  iters=iters or w.iters(params),
                                  warmup=w.warmup(params) if warmup is None else warmup,
-                                 gc=gc_mode, data=os.path.abspath(data) if data else None))
+                                 gc=gc_mode, data=os.path.abspath(data) if data else None,
+                                 options={"compile_mode": compile_mode}))
     # Repeats are interleaved (the whole grid, then again) so drift hits every cell alike.
     cells = [Cell(**{**c.__dict__, "repeat": r}) for r in range(repeat) for c in grid]
     return cells, skipped

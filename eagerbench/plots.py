@@ -150,9 +150,63 @@ def rate_plot(cells: pd.DataFrame, out: Path, workload: str, column: str, ylabel
     return _save(fig, out / name)
 
 
+def break_even_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """After how many iterations each compiled mode has paid back its first-call (compile) cost
+    against its eager twin: (first_c - first_e) / (median_e - median_c). Infinite where the
+    compiled steady state is not faster."""
+    from eagerbench.modes import all_modes
+
+    modes = all_modes()
+    ok = cells[cells["status"] == "ok"].set_index(["workload", "params", "mode"])
+    rows = []
+    for (w, p, m), r in ok.iterrows():
+        mode = modes.get(m)
+        if mode is None or not mode.compiled or (w, p, mode.baseline) not in ok.index:
+            continue
+        e = ok.loc[(w, p, mode.baseline)]
+        saving = e["median_ms"] - r["median_ms"]
+        extra = r["first_call_ms"] - e["first_call_ms"]
+        n = max(extra, 0.0) / saving if saving > 0 else np.inf
+        rows.append({"workload": w, "params": p, "mode": m, "eager": mode.baseline,
+                     "compile_ms": extra, "saving_ms_per_iter": saving, "break_even_iters": n})
+    return pd.DataFrame(rows)
+
+
+def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
+    """Break-even iteration count of each compiled mode against its eager twin (log scale)."""
+    be = break_even_table(cells)
+    if be.empty:
+        return None
+    groups = list(dict.fromkeys(zip(be["workload"], be["params"])))
+    modes = list(dict.fromkeys(be["mode"]))
+    colors = _colors(modes)
+    width = 0.8 / len(modes)
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups) + 2), 4.5))
+    finite = be["break_even_iters"].replace(np.inf, np.nan)
+    top = float(np.nanmax(finite)) * 3 if finite.notna().any() else 10.0
+    for j, mode in enumerate(modes):
+        sub = be[be["mode"] == mode].set_index(["workload", "params"])
+        for i, g in enumerate(groups):
+            if g not in sub.index:
+                continue
+            n = sub.loc[g, "break_even_iters"]
+            x = i + (j - (len(modes) - 1) / 2) * width
+            ax.bar(x, n if np.isfinite(n) else top, width, color=colors[mode],
+                   hatch=None if np.isfinite(n) else "//", alpha=1 if np.isfinite(n) else 0.35,
+                   label=mode if i == 0 or g == groups[0] else None)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([f"{w}\n{p.replace(' ', chr(10))}" for w, p in groups], fontsize=7)
+    ax.set_ylabel("iterations to repay compile time (log)")
+    ax.set_title("Break-even: compiled mode vs its eager twin (hatched: never)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colors[m]) for m in modes]
+    ax.legend(handles, modes, fontsize=8)
+    return _save(fig, out / "break_even.png")
+
+
 def all_plots(cells: pd.DataFrame, iters: pd.DataFrame, out: Path) -> list[Path]:
     """Every figure the run's data supports, written into ``out``."""
-    made = [slowdown(cells, out), lbfgs_iterations(iters, out), lbfgs_loss(iters, out),
+    made = [slowdown(cells, out), break_even(cells, out), lbfgs_iterations(iters, out), lbfgs_loss(iters, out),
             lbfgs_batch(cells, out),
             rate_plot(cells, out, "matmul", "gflops", "achieved GFLOP/s", "size",
                       "matmul_gflops.png"),

@@ -65,6 +65,14 @@ def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures) ->
         "`first call` is the first warm-up iteration (tracing/compilation included).", "",
         summary.to_markdown(index=False), "",
     ]
+    be = plots.break_even_table(cells) if "status" in cells else None
+    if be is not None and not be.empty:
+        be = be.assign(break_even_iters=be["break_even_iters"].map(
+            lambda n: "never" if n == float("inf") else f"{n:.0f}"))
+        parts += ["## Compile cost and break-even", "",
+                  "Extra first-call time of each compiled mode over its eager twin, the time it "
+                  "saves per steady-state iteration, and the iterations needed to repay it.", "",
+                  be.to_markdown(index=False, floatfmt=".4g"), ""]
     if len(failed):
         parts += ["## Failed cells", "",
                   *(f"- {r.workload} {r.params} [{r.mode}]: {r.reason}"

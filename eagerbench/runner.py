@@ -41,6 +41,7 @@ class Cell:
     gc: str = "on"
     data: Optional[str] = None
     repeat: int = 0
+    options: dict = field(default_factory=dict)   # mode options, e.g. {"compile_mode": ...}
     extra_env: dict = field(default_factory=dict)
 
     def label(self) -> str:

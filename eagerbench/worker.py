@@ -51,8 +51,10 @@ def measure(spec: dict, channel: Channel) -> dict:
     workload = get_workload(spec["workload"])
     mode = get_mode(spec["mode"])
     params = spec["params"]
+    cpus = _pin_cpus(spec["threads"])
     t_setup = time.perf_counter()
-    B = mode.make(spec["device"], spec["dtype"], spec["threads"])
+    options = {k: v for k, v in (spec.get("options") or {}).items() if k in mode.options}
+    B = mode.make(spec["device"], spec["dtype"], spec["threads"], **options)
     data, source = _data_source(spec)
     ctx = {"seed": spec["seed"], "data": data}
     task = workload.build(B, params, ctx)
@@ -106,10 +108,24 @@ def measure(spec: dict, channel: Channel) -> dict:
         "traces_during_timing": traces_after - traces_before,
         "threads_applied": B.threads(),
         "device_name": B.device_name(),
+        "cpus": cpus,
+        "options": options,
+        "info": task.info,
         "data_source": source if workload.uses_data else None,
         "check": task.check(st, mem),
         "versions": _versions(mode.framework),
     }
+
+
+def _pin_cpus(threads: int) -> int:
+    """Restrict the process to ``threads`` CPUs when fewer than all were asked for: the only
+    thread control XLA's CPU pool honours, and it holds every framework to the same cores."""
+    if not hasattr(os, "sched_getaffinity"):
+        return os.cpu_count() or 1
+    cpus = sorted(os.sched_getaffinity(0))
+    if threads < len(cpus):
+        os.sched_setaffinity(0, cpus[:threads])
+    return len(os.sched_getaffinity(0))
 
 
 def _versions(framework: str) -> dict:

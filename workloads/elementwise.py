@@ -60,7 +60,7 @@ def _work(params: dict, dtype: str, warmup: int = 0, iters: int = 0) -> Work:
 
 
 def _iters(params: dict) -> int:
-    return 100 if params["size"] * params["ops"] <= 10**7 else 10
+    return 50 if params["size"] * params["ops"] <= 10**7 else 10
 
 
 WORKLOAD = Workload(

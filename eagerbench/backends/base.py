@@ -22,6 +22,10 @@ class Backend(abc.ABC):
     """One framework on one device with one dtype, in eager or compiled form."""
 
     framework: str = ""
+    # Whether a compiled step turns ``cond``/``fori_loop`` into graph control flow (tf.function,
+    # jax.jit). Where it does not (torch.compile), a workload with data-dependent control flow
+    # compiles only its straight-line parts.
+    graph_control_flow: bool = True
 
     def __init__(self, device: str, dtype: str, compiled: bool):
         self.device = device
@@ -143,6 +147,13 @@ class Backend(abc.ABC):
     def compile_step(self, fn: Callable, name: str = "step") -> Callable:
         """The step as this mode runs it: unchanged in eager modes, traced/compiled otherwise."""
         return fn
+
+    def compile_function(self, fn: Callable, name: str = "function") -> Callable:
+        """A plain function (tensors in, tensors out) as this mode runs it."""
+        if not self.compiled:
+            return fn
+        step = self.compile_step(lambda st, mem: (fn(st["x"]), mem), name)
+        return lambda x: step({"x": x}, {})[0]
 
     def trace_count(self) -> int:
         """How many times compiled steps have been traced or compiled so far."""

@@ -13,8 +13,13 @@ from eagerbench.backends.base import Backend
 class TorchBackend(Backend):
     framework = "torch"
 
-    def __init__(self, device: str, dtype: str, compiled: bool, threads: int):
+    def __init__(self, device: str, dtype: str, compiled: bool, threads: int,
+                 compile_mode: str = "default"):
         super().__init__(device, dtype, compiled)
+        self.compile_mode = compile_mode
+        # torch.compile traces Python control flow by specialising on it: a data-dependent
+        # branch or loop count is a guard that recompiles, not a graph op.
+        self.graph_control_flow = False
         # Both pools must be sized before the first parallel op runs; the worker calls this first.
         torch.set_num_threads(threads)
         try:
@@ -102,6 +107,19 @@ class TorchBackend(Backend):
             return y.detach(), g
 
         return vg
+
+    def compile_step(self, fn: Callable, name: str = "step") -> Callable:
+        if not self.compiled:
+            return fn
+        return torch.compile(fn, mode=None if self.compile_mode == "default" else self.compile_mode,
+                             dynamic=False)
+
+    def trace_count(self) -> int:
+        if not self.compiled:
+            return 0
+        from torch._dynamo.utils import counters
+
+        return int(counters["stats"]["unique_graphs"])
 
     def block(self, tree: Any) -> None:
         if self.torch_device.type == "cuda":

@@ -8,7 +8,8 @@ import pkgutil
 from eagerbench.modes.base import Mode
 
 # The order modes appear in tables and plots; modes not named here follow alphabetically.
-_ORDER = ["torch", "tf-eager", "tf-graph"]
+_ORDER = ["torch", "torch-compile", "torch-cudagraph", "tf-eager", "tf-graph", "tf-xla",
+          "jax", "jax-jit"]
 
 
 def all_modes() -> dict[str, Mode]:

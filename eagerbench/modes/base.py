@@ -9,7 +9,7 @@ from typing import Callable
 
 @dataclass(frozen=True)
 class Mode:
-    """An execution mode. ``make(device, dtype, threads)`` imports the framework lazily, so
+    """An execution mode. ``make(device, dtype, threads, **options)`` imports the framework lazily, so
     listing modes never initialises a framework (that must happen inside a measured worker)."""
 
     name: str
@@ -18,7 +18,8 @@ class Mode:
     summary: str
     compiled: bool           # graph/compiled mode (steps are traced, first call is costly)
     baseline: str            # the mode this one's slowdown is read against in its own framework
-    make: Callable[[str, str, int], object]
+    make: Callable[..., object]    # (device, dtype, threads, **options) -> Backend
+    options: tuple = ()           # names of the --options this mode takes (compile_mode)
 
     def installed(self) -> bool:
         """Whether the framework can be imported here (without importing it)."""

@@ -1,0 +1,156 @@
+"""JAX implementation of the backend interface: op-by-op dispatch, or ``jax.jit``.
+
+JAX arrays are immutable: "in-place" buffer updates return new arrays (under ``jit`` with the
+buffers donated, XLA updates them in place). Op by op, the l-BFGS history is a Python list of
+rows, as a JAX user would keep it; rewriting one row of an (m, n) array would copy all of it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import numpy as np
+
+
+class JaxBackend:
+    """Factory wrapper so that environment settings land before ``import jax``."""
+
+    def __new__(cls, device: str, dtype: str, compiled: bool, threads: int):
+        if device == "cuda":
+            # Let other modes (and other JAX processes) share the GPU.
+            os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        else:
+            os.environ.setdefault("JAX_PLATFORMS", "cpu")
+        return _make_backend()(device, dtype, compiled, threads)
+
+
+def _make_backend():
+    import jax
+    import jax.numpy as jnp
+
+    from eagerbench.backends.base import Backend
+
+    class _JaxBackend(Backend):
+        framework = "jax"
+
+        def __init__(self, device: str, dtype: str, compiled: bool, threads: int):
+            super().__init__(device, dtype, compiled)
+            if dtype == "float64":
+                jax.config.update("jax_enable_x64", True)
+            platform = "gpu" if device == "cuda" else "cpu"
+            try:
+                self.jax_device = jax.devices(platform)[0]
+            except RuntimeError:
+                raise RuntimeError(f"JAX sees no {platform.upper()} device here "
+                                   f"(install jax[cuda12])") from None
+            jax.config.update("jax_default_device", self.jax_device)
+            self.dtype = {"float32": jnp.float32, "float64": jnp.float64}[dtype]
+            self._traces = 0
+
+        def threads(self) -> dict:
+            # XLA's CPU pool follows the CPUs the process may use (the worker pins them).
+            n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+            return {"intra_op": n, "inter_op": n}
+
+        def device_name(self) -> str:
+            return getattr(self.jax_device, "device_kind", str(self.jax_device))
+
+        def asarray(self, array):
+            array = np.asarray(array)
+            if np.issubdtype(array.dtype, np.floating):
+                array = array.astype(self.dtype)
+            return jax.device_put(array, self.jax_device)
+
+        def to_numpy(self, tensor):
+            return np.asarray(tensor)
+
+        def index(self, value: int):
+            return jnp.asarray(value, dtype=jnp.int32) if self.compiled else value
+
+        def int_min(self, a, b):
+            return jnp.minimum(a, b) if self.compiled else min(a, b)
+
+        def buffer(self, array):
+            array = np.asarray(array)
+            if not self.compiled and array.ndim == 2:
+                return [self.asarray(row) for row in array]
+            return self.asarray(array)
+
+        def buffer_write(self, buf, i, row):
+            if isinstance(buf, list):
+                buf[i] = row
+                return buf
+            return buf.at[i].set(row)
+
+        def buffer_read(self, buf, i):
+            return buf[i]
+
+        def add_inplace(self, buf, x):
+            return buf + x
+
+        def stack_new(self, size: int):
+            return jnp.zeros(size, self.dtype) if self.compiled else [None] * size
+
+        def stack_write(self, stack, i, value):
+            return stack.at[i].set(value) if self.compiled else super().stack_write(stack, i, value)
+
+        def matmul(self, a, b):
+            return jnp.matmul(a, b)
+
+        def transpose(self, a):
+            return a.T
+
+        def sigmoid(self, a):
+            return jax.nn.sigmoid(a)
+
+        def reshape(self, a, shape):
+            return jnp.reshape(a, shape)
+
+        def sum(self, a):
+            return jnp.sum(a)
+
+        def mean(self, a):
+            return jnp.mean(a)
+
+        def max(self, a):
+            return jnp.max(a)
+
+        def dot(self, a, b):
+            return jnp.dot(a, b)
+
+        def minimum(self, a, b):
+            return jnp.minimum(jnp.asarray(a, self.dtype), jnp.asarray(b, self.dtype))
+
+        def value_and_grad(self, f: Callable) -> Callable:
+            return jax.value_and_grad(f)
+
+        def cond(self, pred, true_fn, false_fn, *operands):
+            if not self.compiled:
+                return super().cond(pred, true_fn, false_fn, *operands)
+            return jax.lax.cond(pred, lambda ops: tuple(true_fn(*ops)),
+                                lambda ops: tuple(false_fn(*ops)), operands)
+
+        def fori_loop(self, lower, upper, body, carry):
+            if not self.compiled:
+                return super().fori_loop(lower, upper, body, carry)
+            return jax.lax.fori_loop(lower, upper, body, carry)
+
+        def compile_step(self, fn: Callable, name: str = "step") -> Callable:
+            if not self.compiled:
+                return fn
+
+            def counted(st, mem):
+                self._traces += 1   # runs only while JAX traces
+                return fn(st, mem)
+
+            # Donating the buffers lets XLA update the history in place instead of copying it.
+            return jax.jit(counted, donate_argnums=(1,))
+
+        def trace_count(self) -> int:
+            return self._traces
+
+        def block(self, tree: Any) -> None:
+            jax.block_until_ready(tree)
+
+    return _JaxBackend

@@ -1,0 +1,13 @@
+"""``jax-jit``: the same JAX code with each step compiled by ``jax.jit`` (buffers donated)."""
+
+from eagerbench.modes.base import Mode
+
+
+def _make(device: str, dtype: str, threads: int):
+    from eagerbench.backends.jax_backend import JaxBackend
+
+    return JaxBackend(device, dtype, compiled=True, threads=threads)
+
+
+MODE = Mode(name="jax-jit", framework="jax", install_hint="pip install 'jax[cpu]==0.10.2'",
+            summary="JAX, steps compiled with jax.jit", compiled=True, baseline="jax", make=_make)

@@ -1,0 +1,52 @@
+"""Recompilation guard for every compiled mode: traced during warm-up, never while timing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eagerbench.modes import all_modes
+from eagerbench.runner import Cell, run_cell
+from tests.conftest import build
+
+COMPILED = [m.name for m in all_modes().values() if m.compiled and m.installed()]
+
+
+def test_every_new_mode_is_discovered():
+    assert {"torch-compile", "tf-xla", "jax", "jax-jit"} <= set(all_modes())
+
+
+@pytest.mark.parametrize("mode", COMPILED)
+@pytest.mark.parametrize("workload,params", [("lbfgs", {"history": 2, "batch": 200}),
+                                             ("elementwise", {"size": 1000, "ops": 5})])
+def test_no_retrace_or_recompile_while_timing(mode, workload, params):
+    rec = run_cell(Cell(workload, params, mode, threads=1, iters=5, warmup=2), 600)
+    res = rec["result"]
+    assert res["status"] == "ok", res
+    assert res["traces_before_timing"] >= 1      # the counter sees the warm-up compile
+    assert res["traces_during_timing"] == 0
+
+
+@pytest.mark.parametrize("mode", ["jax-jit", "torch-compile", "tf-xla"])
+def test_compile_counter_would_catch_a_recompile(mode):
+    """Negative control: new input shapes recompile, and trace_count sees each one."""
+    B, _ = build(mode, "matmul", {"size": 4}, dtype="float32")
+    step = B.compile_step(lambda st, mem: ({"y": st["x"] * 2.0}, mem))
+    before = B.trace_count()
+    for n in (3, 5, 7):
+        out, _ = step({"x": B.asarray(np.ones(n))}, {})
+        B.block(out)
+    assert B.trace_count() - before >= 3
+
+
+def test_torch_compile_lbfgs_compiles_loss_and_gradient_only():
+    B, task = build("torch-compile", "lbfgs", {"history": 2, "batch": 100})
+    assert task.info["compiled"] == "loss and gradient only"
+    B2, task2 = build("jax-jit", "lbfgs", {"history": 2, "batch": 100})
+    assert task2.info["compiled"] == "whole l-BFGS iteration"
+
+
+def test_cuda_device_is_refused_clearly_without_a_gpu():
+    for mode in ("torch", "jax"):
+        with pytest.raises(RuntimeError, match="(?i)cuda|gpu"):
+            all_modes()[mode].make("cuda", "float32", 1)
