@@ -144,11 +144,11 @@ def summary_table(cells: pd.DataFrame) -> pd.DataFrame:
         note = []
         if r.get("traces_during_timing", 0):
             note.append(f"RETRACED {int(r['traces_during_timing'])}x while timing")
-        if r.get("stopped"):
+        if isinstance(r.get("stopped"), str) and r["stopped"]:
             note.append(f"stopped early: {r['stopped']}")
         if r.get("gc_iters"):
             note.append(f"GC in {int(r['gc_iters'])} iters")
-        if r.get("warnings"):
+        if isinstance(r.get("warnings"), str) and r["warnings"]:
             note.append(r["warnings"])
         row.update({"median ms": f"{r['median_ms']:.4g}", "IQR ms": f"{r['iqr_ms']:.2g}",
                     "vs torch": fmt_ratio(r["slowdown"], r["slowdown_lo"], r["slowdown_hi"]),
