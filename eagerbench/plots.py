@@ -81,7 +81,7 @@ def lbfgs_iterations(iters: pd.DataFrame, out: Path) -> Path | None:
                        edgecolors=colors[mode], s=40)
             sp = t[t["spike"]]
             ax.scatter(sp["iteration"], sp["ms"], marker="x", color="red", s=40, zorder=3)
-        ax.set_title(f"history {h}, batch {b}", fontsize=9)
+        ax.set_title(f"history {int(h)}, batch {int(b)}", fontsize=9)
         ax.set_xlabel("l-BFGS iteration (warm-up excluded)")
         ax.set_ylabel("ms per iteration")
         ax.set_ylim(bottom=0)
@@ -103,7 +103,7 @@ def lbfgs_loss(iters: pd.DataFrame, out: Path) -> Path | None:
             ax.plot(g["iteration"], g["loss"], styles[j % 4], lw=1.5, label=mode,
                     color=colors[mode])
         ax.set_yscale("log")
-        ax.set_title(f"history {h}, batch {b}", fontsize=9)
+        ax.set_title(f"history {int(h)}, batch {int(b)}", fontsize=9)
         ax.set_xlabel("l-BFGS iteration")
         ax.set_ylabel("training loss (MSE)")
     axes[0].legend(fontsize=8)
@@ -121,7 +121,7 @@ def lbfgs_batch(cells: pd.DataFrame, out: Path) -> Path | None:
         g = g.sort_values("p_batch")
         ax.errorbar(g["p_batch"], g["median_ms"], yerr=[g["median_ms"] - g["q1_ms"],
                     g["q3_ms"] - g["median_ms"]], marker="o", capsize=3, color=colors[mode],
-                    ls="-" if h == df["p_history"].min() else "--", label=f"{mode}, history {h}")
+                    ls="-" if h == df["p_history"].min() else "--", label=f"{mode}, history {int(h)}")
     ax.set_xlabel("batch (images)")
     ax.set_ylabel("median ms per l-BFGS iteration")
     ax.set_ylim(bottom=0)
