@@ -26,16 +26,27 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def _grouped(df: pd.DataFrame):
+    """Layout of a bar chart with one group per (workload, params) and one bar per mode."""
+    groups = list(dict.fromkeys(zip(df["workload"], df["params"])))
+    modes = list(dict.fromkeys(df["mode"]))
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups) + 2), 4.5))
+    return groups, modes, _colors(modes), 0.8 / len(modes), fig, ax
+
+
+def _group_ticks(ax, groups) -> None:
+    """Log y axis and one tick per group, labelled with the workload and its parameters."""
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([f"{w}\n{p.replace(' ', chr(10))}" for w, p in groups], fontsize=7)
+
+
 def slowdown(cells: pd.DataFrame, out: Path, title_suffix: str = "") -> Path | None:
     """Median time relative to PyTorch eager for every cell, with 95% bootstrap intervals."""
     ok = cells[(cells["status"] == "ok") & np.isfinite(cells["slowdown"])]
     if ok.empty:
         return None
-    groups = list(dict.fromkeys(zip(ok["workload"], ok["params"])))
-    modes = list(dict.fromkeys(ok["mode"]))
-    colors = _colors(modes)
-    width = 0.8 / len(modes)
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups) + 2), 4.5))
+    groups, modes, colors, width, fig, ax = _grouped(ok)
     for j, mode in enumerate(modes):
         sub = ok[ok["mode"] == mode].set_index(["workload", "params"])
         xs, ys, err = [], [], [[], []]
@@ -49,9 +60,7 @@ def slowdown(cells: pd.DataFrame, out: Path, title_suffix: str = "") -> Path | N
                 err[1].append(hi - r["slowdown"] if np.isfinite(hi) else 0)
         ax.bar(xs, ys, width, yerr=err, label=mode, color=colors[mode], capsize=2)
     ax.axhline(1.0, color="black", lw=0.8)
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([f"{w}\n{p.replace(' ', chr(10))}" for w, p in groups], fontsize=7)
+    _group_ticks(ax, groups)
     ax.set_ylabel("median time / PyTorch eager (log)")
     ax.set_title(f"Eager tax: slowdown relative to PyTorch eager{title_suffix}")
     ax.legend(fontsize=8)
@@ -177,11 +186,7 @@ def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
     be = break_even_table(cells)
     if be.empty:
         return None
-    groups = list(dict.fromkeys(zip(be["workload"], be["params"])))
-    modes = list(dict.fromkeys(be["mode"]))
-    colors = _colors(modes)
-    width = 0.8 / len(modes)
-    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(groups) + 2), 4.5))
+    groups, modes, colors, width, fig, ax = _grouped(be)
     finite = be["break_even_iters"].replace(np.inf, np.nan)
     top = float(np.nanmax(finite)) * 3 if finite.notna().any() else 10.0
     for j, mode in enumerate(modes):
@@ -194,9 +199,7 @@ def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
             ax.bar(x, n if np.isfinite(n) else top, width, color=colors[mode],
                    hatch=None if np.isfinite(n) else "//", alpha=1 if np.isfinite(n) else 0.35,
                    label=mode if i == 0 or g == groups[0] else None)
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(groups)))
-    ax.set_xticklabels([f"{w}\n{p.replace(' ', chr(10))}" for w, p in groups], fontsize=7)
+    _group_ticks(ax, groups)
     ax.set_ylabel("iterations to repay compile time (log)")
     ax.set_title("Break-even: compiled mode vs its eager twin (hatched: never)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[m]) for m in modes]
