@@ -117,12 +117,12 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
     cells, skipped = plan(workloads, modes, param_values, iters=iters, warmup=warmup,
                           repeat=repeat, threads=threads, device=device, dtype=dtype, seed=seed,
                           data=data, gc_mode=gc_mode, compile_mode=compile_mode)
-    for note in skipped:
-        click.echo(f"eagerbench: note: {note}", err=True)
     if device == "cuda":
         _check_cuda({c.mode for c in cells})
     if data:
         _check_data(data, cells)
+    for note in skipped:
+        click.echo(f"eagerbench: note: {note}", err=True)
     out_dir = Path(out) if out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     _prepare(out_dir)
     (out_dir / "env.json").write_text(json.dumps(envinfo.record({
@@ -140,7 +140,7 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
     summary = _finish(out_dir)
     click.echo(summary.to_markdown(index=False))
     click.echo(f"\ntables, plots and README.md in {out_dir}/")
-    failed = sum(r["result"]["status"] != "ok" for r in records)
+    failed = sum(r["result"]["status"] == "failed" for r in records)
     if failed:
         click.echo(f"eagerbench: {failed} of {len(records)} cells failed (see the table)", err=True)
         sys.exit(EXIT_CELLS_FAILED)
@@ -178,10 +178,15 @@ def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, devi
         if not known_m[name].installed():
             raise UserError(f"mode {name!r} needs {known_m[name].framework}, which is not "
                             f"installed ({known_m[name].install_hint})")
+        if device not in known_m[name].devices:
+            raise UserError(f"mode {name!r} runs only with --device "
+                            f"{' or '.join(known_m[name].devices)}")
     if not mode_names:
-        mode_names = [m.name for m in known_m.values() if m.installed()]
+        mode_names = [m.name for m in known_m.values() if m.installed() and device in m.devices]
         skipped += [f"mode {m.name} skipped: {m.framework} not installed ({m.install_hint})"
                     for m in known_m.values() if not m.installed()]
+        skipped += [f"mode {m.name} skipped: runs only with --device {' or '.join(m.devices)}"
+                    for m in known_m.values() if m.installed() and device not in m.devices]
         if not mode_names:
             raise UserError("no framework installed: pip install torch==2.13.0 tensorflow-cpu")
     for opt, value in (("--iters", iters), ("--repeat", repeat), ("--threads", threads)):
@@ -258,14 +263,16 @@ def list_cmd():
     """Show workloads with their parameters and defaults, and modes with their availability."""
     click.echo("Workloads (parameters: default sweep):")
     for w in all_workloads().values():
-        click.echo(f"  {w.name:<12} {w.summary}")
+        click.echo(f"  {w.name:<16} {w.summary}")
         for p in w.params:
             default = ",".join("auto" if v is None else str(v) for v in p.default)
             click.echo(f"      --{p.name:<8} {default:<28} {p.help}")
     click.echo("\nModes:")
     for m in all_modes().values():
         state = "available" if m.installed() else f"not installed ({m.install_hint})"
-        click.echo(f"  {m.name:<12} {m.summary:<48} {state}")
+        if m.installed() and m.devices != ("cpu", "cuda"):
+            state += f" (--device {' or '.join(m.devices)} only)"
+        click.echo(f"  {m.name:<16} {m.summary:<52} {state}")
 
 
 @cli.command()

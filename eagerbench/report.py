@@ -74,8 +74,8 @@ def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures) ->
                   "saves per steady-state iteration, and the iterations needed to repay it.", "",
                   be.to_markdown(index=False, floatfmt=".4g"), ""]
     if len(failed):
-        parts += ["## Failed cells", "",
-                  *(f"- {r.workload} {r.params} [{r.mode}]: {r.reason}"
+        parts += ["## Cells not measured", "",
+                  *(f"- {r.workload} {r.params} [{r.mode}]: {r.status}: {r.reason}"
                     for r in failed.itertuples()), ""]
     parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})\n" for p in figures]
     parts += ["## Files", "",

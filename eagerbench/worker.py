@@ -145,11 +145,16 @@ def one_line(exc: BaseException) -> str:
 
 
 def main() -> int:
+    from eagerbench.workload import Unsupported
+
     channel = Channel()
     spec = json.loads(sys.stdin.read())
     channel.send("hello", pid=os.getpid(), protocol=PROTOCOL_VERSION)
     try:
         result = measure(spec, channel)
+    except Unsupported as exc:
+        channel.send("result", status="unsupported", reason=str(exc))
+        return 0
     except BaseException as exc:  # noqa: BLE001 - a cell's failure is data, reported upward
         traceback.print_exc()
         channel.send("result", status="failed", reason=one_line(exc))

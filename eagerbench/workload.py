@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 
+class Unsupported(Exception):
+    """This mode cannot run this workload (the message says why); recorded, not a failure."""
+
+
 @dataclass(frozen=True)
 class Param:
     """An integer parameter that can be swept (``--size 128,1024``)."""

@@ -11,7 +11,7 @@ from workloads import autoencoder, lbfgs_optimizer, mnist
 
 from eagerbench.modes import all_modes
 
-MODES = [m.name for m in all_modes().values() if m.installed()]
+MODES = [m.name for m in all_modes().values() if m.installed() and "cpu" in m.devices]
 LBFGS = {"history": 3, "batch": 300}
 STEPS = 8    # past the history size, so the ring buffer wraps
 

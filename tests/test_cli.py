@@ -34,6 +34,7 @@ BAD = [
     (["run", "--dtype", "float16"], "float16"),
     (["run", "-w", "lbfgs", "--data", "/no/such/file.gz"], "no such file"),
     (["run", "-w", "matmul", "--modes", "torch", "--device", "cuda"], "sees no CUDA GPU"),
+    (["run", "-w", "matmul", "--modes", "torch-cudagraph"], "runs only with --device cuda"),
     (["report", "/no/such/run"], "no raw.jsonl"),
     (["frobnicate"], "No such command"),
 ]

@@ -9,11 +9,12 @@ from eagerbench.modes import all_modes
 from eagerbench.runner import Cell, run_cell
 from tests.conftest import build
 
-COMPILED = [m.name for m in all_modes().values() if m.compiled and m.installed()]
+COMPILED = [m.name for m in all_modes().values()
+            if m.compiled and m.installed() and "cpu" in m.devices]
 
 
 def test_every_new_mode_is_discovered():
-    assert {"torch-compile", "tf-xla", "jax", "jax-jit"} <= set(all_modes())
+    assert {"torch-compile", "tf-xla", "jax", "jax-jit", "torch-cudagraph"} <= set(all_modes())
 
 
 @pytest.mark.parametrize("mode", COMPILED)
@@ -47,6 +48,6 @@ def test_torch_compile_lbfgs_compiles_loss_and_gradient_only():
 
 
 def test_cuda_device_is_refused_clearly_without_a_gpu():
-    for mode in ("torch", "jax"):
+    for mode in ("torch", "jax", "torch-cudagraph"):
         with pytest.raises(RuntimeError, match="(?i)cuda|gpu"):
             all_modes()[mode].make("cuda", "float32", 1)

@@ -14,9 +14,13 @@ class TorchBackend(Backend):
     framework = "torch"
 
     def __init__(self, device: str, dtype: str, compiled: bool, threads: int,
-                 compile_mode: str = "default"):
+                 compile_mode: str = "default", cudagraph: bool = False):
         super().__init__(device, dtype, compiled)
         self.compile_mode = compile_mode
+        self.cudagraph = cudagraph
+        if cudagraph and device != "cuda":
+            raise RuntimeError("CUDA graphs need --device cuda")
+        self._captured: list = []
         # torch.compile traces Python control flow by specialising on it: a data-dependent
         # branch or loop count is a guard that recompiles, not a graph op.
         self.graph_control_flow = False
@@ -111,12 +115,20 @@ class TorchBackend(Backend):
     def compile_step(self, fn: Callable, name: str = "step") -> Callable:
         if not self.compiled:
             return fn
+        if self.cudagraph:
+            from eagerbench.backends.cudagraph import CapturedStep
+
+            captured = CapturedStep(fn)
+            self._captured.append(captured)
+            return captured
         return torch.compile(fn, mode=None if self.compile_mode == "default" else self.compile_mode,
                              dynamic=False)
 
     def trace_count(self) -> int:
         if not self.compiled:
             return 0
+        if self.cudagraph:
+            return sum(c.captures for c in self._captured)
         from torch._dynamo.utils import counters
 
         return int(counters["stats"]["unique_graphs"])

@@ -20,6 +20,7 @@ class Mode:
     baseline: str            # the mode this one's slowdown is read against in its own framework
     make: Callable[..., object]    # (device, dtype, threads, **options) -> Backend
     options: tuple = ()           # names of the --options this mode takes (compile_mode)
+    devices: tuple = ("cpu", "cuda")
 
     def installed(self) -> bool:
         """Whether the framework can be imported here (without importing it)."""
