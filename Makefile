@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)  ## Create .venv and install eagerbench with PyTorch, TensorFlow and JAX (CPU)
 
-bench: $(STAMP)  ## Run the default suite on the CPU; tables, plots and README.md go to results/
+bench: $(STAMP)  ## Run the default suite and verify on the CPU; tables, plots, README.md -> results/
 	$(BIN)/eagerbench run --out results $(ARGS)
+	$(BIN)/eagerbench verify --out results
 
 test: $(STAMP)  ## Run the test suite
 	$(BIN)/python -m pytest -q tests

@@ -102,9 +102,11 @@ def cli():
               help="Output folder (replaces a previous run there). Default: runs/<timestamp>.")
 @click.option("--timeout", type=float, default=900, show_default=True,
               help="Seconds before a cell is killed and recorded as failed.")
+@click.option("--limits/--no-limits", default=True, show_default=True,
+              help="Measure the machine's peak matmul rate and bandwidth first (~15 s).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, data, gc_mode,
-        compile_mode, out, timeout, quiet, **param_values):
+        compile_mode, out, timeout, limits, quiet, **param_values):
     """Run workloads in modes, one process per cell, and write tables and plots.
 
     \b
@@ -129,6 +131,14 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
         "device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc_mode,
         "compile_mode": compile_mode,
         "repeat": repeat, "command": " ".join(["eagerbench"] + sys.argv[1:])}), indent=2) + "\n")
+    if limits:
+        from eagerbench import limits as machine
+
+        click.echo("eagerbench: measuring this machine's matmul peak and bandwidth ...", err=True)
+        env_path = out_dir / "env.json"
+        env = json.loads(env_path.read_text())
+        env["limits"] = machine.measure(threads, device)
+        env_path.write_text(json.dumps(env, indent=2) + "\n")
     click.echo(f"eagerbench: {len(cells)} cells, {threads} threads, {device}, {dtype} -> "
                f"{out_dir}", err=True)
     try:
@@ -139,11 +149,30 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
         sys.exit(130)
     summary = _finish(out_dir)
     click.echo(summary.to_markdown(index=False))
+    _warn_noisy(out_dir)
     click.echo(f"\ntables, plots and README.md in {out_dir}/")
     failed = sum(r["result"]["status"] == "failed" for r in records)
     if failed:
         click.echo(f"eagerbench: {failed} of {len(records)} cells failed (see the table)", err=True)
         sys.exit(EXIT_CELLS_FAILED)
+
+
+def _warn_noisy(out_dir: Path) -> None:
+    """hyperfine-style: name each cell whose ratio its spread cannot support, and the remedy."""
+    import pandas as pd
+
+    cells = pd.read_csv(out_dir / "cells.csv")
+    noisy = cells[cells.get("warnings", pd.Series(dtype=str)).fillna("") != ""]
+    for r in noisy.itertuples():
+        click.echo(f"eagerbench: warning: {r.workload} {r.params} [{r.mode}]: {r.warnings}",
+                   err=True)
+    if len(noisy):
+        click.echo("eagerbench: to firm up those ratios: more --iters, --repeat 3 (interleaved "
+                   "processes), or a quieter machine; l-BFGS drift while its history fills is "
+                   "expected", err=True)
+    for r in cells[cells.get("invalid", pd.Series(dtype=str)).fillna("") != ""].itertuples():
+        click.echo(f"eagerbench: warning: {r.workload} {r.params} [{r.mode}] is INVALID: "
+                   f"{r.invalid}", err=True)
 
 
 def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, device, dtype, seed,
@@ -256,6 +285,69 @@ def _finish(out_dir: Path):
     from eagerbench import report
 
     return report.build(out_dir)
+
+
+@cli.command("verify")
+@click.option("--modes", "-m", "modes", multiple=True,
+              help="Modes to check (default: all installed that run on the CPU).")
+@click.option("--history", type=int, default=5, show_default=True)
+@click.option("--batch", type=int, default=1000, show_default=True)
+@click.option("--iters", type=int, default=12, show_default=True)
+@click.option("--rtol", type=float, default=1e-8, show_default=True,
+              help="Largest relative difference allowed against PyTorch eager.")
+@click.option("--threads", type=int, default=_default_threads, show_default="all cores")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--data", type=click.Path(dir_okay=False), help="MNIST images (default: stand-in).")
+@click.option("--out", "-o", type=click.Path(file_okay=False),
+              help="Write verify.json here (a run folder: its report then shows it).")
+@click.option("--timeout", type=float, default=600, show_default=True)
+def verify_cmd(modes, history, batch, iters, rtol, threads, seed, data, out, timeout):
+    """Run l-BFGS in float64 in every mode from the same start and compare the numbers.
+
+    Exits 1 when a mode differs from PyTorch eager by more than --rtol, PyTorch eager differs
+    from torch.optim.LBFGS, or a gradient fails the finite-difference check.
+    """
+    from eagerbench import verify
+
+    for opt, value in (("--history", history), ("--batch", batch), ("--iters", iters),
+                       ("--threads", threads)):
+        if value < 1:
+            raise UserError(f"{opt} must be at least 1 (got {value})")
+    if rtol <= 0:
+        raise UserError(f"--rtol must be positive (got {rtol:g})")
+    known = all_modes()
+    names = _names(modes) or [m.name for m in known.values()
+                              if m.installed() and "cpu" in m.devices]
+    for name in names:
+        if name not in known:
+            raise UserError(f"unknown mode {name!r} (known: {', '.join(known)})")
+        if not known[name].installed():
+            raise UserError(f"mode {name!r} needs {known[name].framework}, which is not installed")
+        if "cpu" not in known[name].devices:
+            raise UserError(f"mode {name!r} runs only on a GPU; verify runs on the CPU")
+    if verify.REFERENCE not in names:
+        names = [verify.REFERENCE] + names
+    if data:
+        _check_data(data, [Cell("lbfgs", {"batch": batch}, "torch")])
+    click.echo(f"eagerbench: verify {', '.join(names)} (float64, history {history}, batch "
+               f"{batch}, {iters} iterations)", err=True)
+    runs = verify.run(names, {"history": history, "batch": batch}, iters, threads, seed,
+                      os.path.abspath(data) if data else None, timeout,
+                      lambda mode, msg: click.echo(f"  {mode}: {msg['i']}/{msg['n']}", err=True)
+                      if msg["i"] == msg["n"] else None)
+    table = verify.compare(runs, rtol)
+    click.echo(table.to_markdown(index=False, floatfmt=".3g"))
+    if out:
+        out_dir = Path(out)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        verify.save(table, {"history": history, "batch": batch, "iters": iters, "seed": seed,
+                            "rtol": rtol}, out_dir)
+        if (out_dir / RAW).exists():
+            _finish(out_dir)
+    if not table["pass"].all():
+        bad = ", ".join(table.loc[~table["pass"], "mode"])
+        click.echo(f"eagerbench: verify failed for {bad}", err=True)
+        sys.exit(1)
 
 
 @cli.command("list")

@@ -140,7 +140,7 @@ def lbfgs_batch(cells: pd.DataFrame, out: Path) -> Path | None:
 
 
 def rate_plot(cells: pd.DataFrame, out: Path, workload: str, column: str, ylabel: str,
-              xparam: str, name: str) -> Path | None:
+              xparam: str, name: str, finish: bool = True) -> Path | None:
     """A rate (GFLOP/s, us per op) against a size parameter, one line per mode, log-log."""
     df = cells[(cells["workload"] == workload) & (cells["status"] == "ok")]
     if df.empty:
@@ -156,7 +156,7 @@ def rate_plot(cells: pd.DataFrame, out: Path, workload: str, column: str, ylabel
     ax.set_ylabel(ylabel)
     ax.set_title(f"{workload}: {ylabel}")
     ax.legend(fontsize=8)
-    return _save(fig, out / name)
+    return _save(fig, out / name) if finish else out / name
 
 
 def break_even_table(cells: pd.DataFrame) -> pd.DataFrame:
@@ -207,12 +207,53 @@ def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
     return _save(fig, out / "break_even.png")
 
 
+def crossovers(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per mode, the vector size where element-wise time per op reaches twice its value at the
+    smallest size: below it the op's cost is dispatch, above it the data (log-log interpolation
+    between the sizes measured)."""
+    df = cells[(cells["workload"] == "elementwise") & (cells["status"] == "ok")]
+    rows = []
+    for mode, g in df.groupby("mode", sort=False):
+        g = g.sort_values("p_size")
+        sizes, us = g["p_size"].to_numpy(float), g["us_per_op"].to_numpy(float)
+        if len(sizes) < 2:
+            continue
+        floor, size = us[0], np.nan
+        for (s0, u0), (s1, u1) in zip(zip(sizes, us), zip(sizes[1:], us[1:])):
+            if u1 >= 2 * floor:
+                f = (np.log(2 * floor) - np.log(max(u0, 1e-12))) / (np.log(u1) - np.log(max(u0, 1e-12)))
+                size = float(np.exp(np.log(s0) + np.clip(f, 0, 1) * (np.log(s1) - np.log(s0))))
+                break
+        rows.append({"mode": mode, "us_per_op_smallest": floor, "crossover_size": size})
+    return pd.DataFrame(rows)
+
+
+def elementwise_sweep(cells: pd.DataFrame, out: Path) -> Path | None:
+    """Time per element-wise op against vector size, log-log, crossover size marked per mode."""
+    path = rate_plot(cells, out, "elementwise", "us_per_op", "microseconds per op", "size",
+                     "elementwise_us_per_op.png", finish=False)
+    if path is None:
+        return None
+    fig = plt.gcf()
+    ax = fig.axes[0]
+    cross = crossovers(cells)
+    colors = _colors(list(dict.fromkeys(cells.loc[cells["workload"] == "elementwise", "mode"])))
+    for r in cross.itertuples():
+        if np.isfinite(r.crossover_size):
+            ax.axvline(r.crossover_size, color=colors.get(r.mode, "gray"), ls=":", lw=1)
+            ax.annotate(f"{r.crossover_size:.2g}", (r.crossover_size, 2 * r.us_per_op_smallest),
+                        fontsize=7, color=colors.get(r.mode, "gray"), rotation=90,
+                        va="bottom", ha="right")
+    ax.set_title("elementwise: us per op; dotted: size where dispatch stops dominating",
+                 fontsize=9)
+    return _save(fig, path)
+
+
 def all_plots(cells: pd.DataFrame, iters: pd.DataFrame, out: Path) -> list[Path]:
     """Every figure the run's data supports, written into ``out``."""
     made = [slowdown(cells, out), break_even(cells, out), lbfgs_iterations(iters, out), lbfgs_loss(iters, out),
             lbfgs_batch(cells, out),
             rate_plot(cells, out, "matmul", "gflops", "achieved GFLOP/s", "size",
                       "matmul_gflops.png"),
-            rate_plot(cells, out, "elementwise", "us_per_op", "microseconds per op", "size",
-                      "elementwise_us_per_op.png")]
+            elementwise_sweep(cells, out)]
     return [p for p in made if p is not None]

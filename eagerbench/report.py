@@ -19,7 +19,9 @@ def build(out_dir: Path) -> pd.DataFrame:
     records = load_records(out_dir)
     env = json.loads((out_dir / ENV).read_text()) if (out_dir / ENV).exists() else {}
     iters = tables.iterations_table(records)
-    cells = tables.cells_table(records)
+    cells = tables.cells_table(records, env.get("limits"))
+    if "harness_ns" in cells and cells["harness_ns"].notna().any():
+        env["harness_overhead_ns"] = float(cells["harness_ns"].median())
     sources = sorted({r["result"]["data_source"] for r in records
                       if r["result"].get("data_source")})
     if sources and env.get("data_source") != sources:
@@ -29,7 +31,10 @@ def build(out_dir: Path) -> pd.DataFrame:
     cells.to_csv(out_dir / "cells.csv", index=False)
     summary = tables.summary_table(cells)
     figures = plots.all_plots(cells, iters, out_dir)
-    (out_dir / "README.md").write_text(_markdown(summary, cells, env, figures))
+    from eagerbench import verify
+
+    (out_dir / "README.md").write_text(_markdown(summary, cells, env, figures,
+                                                 verify.markdown(out_dir)))
     return summary
 
 
@@ -47,12 +52,26 @@ def _machine(env: dict) -> str:
              f"- threads per framework: {env.get('threads')}; dtype {env.get('dtype')}; "
              f"garbage collector: {env.get('gc')}; seed {env.get('seed')}",
              f"- Python {env.get('python')}; {versions}"]
+    lim = env.get("limits") or {}
+    if lim.get("peak_gflops"):
+        best = {d: max(lim["per_library"], key=lambda k: lim["per_library"][k]["matmul_gflops"][d])
+                for d in ("float32", "float64")}
+        lines.append(
+            f"- measured limits ({lim['device']}): matmul {lim['matmul_n']}^3 float32 "
+            f"{lim['peak_gflops']['float32']:.0f} GFLOP/s ({best['float32']}), float64 "
+            f"{lim['peak_gflops']['float64']:.0f} GFLOP/s ({best['float64']}); streaming "
+            f"`b += a` bandwidth {lim['bandwidth_gbps'] or float('nan'):.1f} GB/s; largest cache "
+            f"{(lim.get('llc_bytes') or 0) / 2**20:.0f} MiB")
+    if env.get("harness_overhead_ns") is not None:
+        lines.append(f"- harness overhead per timed iteration (no-op step, median over cells): "
+                     f"{env['harness_overhead_ns']:.0f} ns")
     for src in env.get("data_source", []) or []:
         lines.append(f"- lbfgs data: {src}")
     return "\n".join(lines)
 
 
-def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures) -> str:
+def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures,
+              verified: str | None = None) -> str:
     failed = cells[cells["status"] != "ok"] if "status" in cells else cells.iloc[0:0]
     parts = [
         "# eagerbench results", "",
@@ -73,6 +92,14 @@ def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures) ->
                   "Extra first-call time of each compiled mode over its eager twin, the time it "
                   "saves per steady-state iteration, and the iterations needed to repay it.", "",
                   be.to_markdown(index=False, floatfmt=".4g"), ""]
+    cross = plots.crossovers(cells) if "status" in cells else None
+    if cross is not None and not cross.empty:
+        parts += ["## Element-wise: where dispatch stops mattering", "",
+                  "Per mode, the vector size at which time per op reaches twice its value at the "
+                  "smallest size (interpolated on log-log axes between measured sizes; blank: "
+                  "not reached).", "", cross.to_markdown(index=False, floatfmt=".3g"), ""]
+    if verified:
+        parts += [verified]
     if len(failed):
         parts += ["## Cells not measured", "",
                   *(f"- {r.workload} {r.params} [{r.mode}]: {r.status}: {r.reason}"

@@ -42,6 +42,8 @@ class Cell:
     data: Optional[str] = None
     repeat: int = 0
     options: dict = field(default_factory=dict)   # mode options, e.g. {"compile_mode": ...}
+    job: str = "measure"                          # or "verify" (eagerbench verify)
+    save: Optional[str] = None                    # verify: where to save the final weights
     extra_env: dict = field(default_factory=dict)
 
     def label(self) -> str:

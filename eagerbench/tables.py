@@ -47,16 +47,37 @@ def iterations_table(records: list[dict]) -> pd.DataFrame:
     return df
 
 
-def _work_rates(cell: dict, median_ms: float) -> dict:
+LIMIT_MARGIN = 1.2   # a cell may beat a best-of-5 probe by noise, not by 20%
+
+
+def _work_rates(cell: dict, median_ms: float, limits: dict | None) -> dict:
     wl = get_workload(cell["workload"])
     work = wl.work(cell["params"], cell["dtype"], cell["warmup"], cell["iters"])
     seconds = median_ms / 1e3
-    return {"gflops": work.flops / seconds / 1e9 if work.flops else np.nan,
-            "gbps": work.bytes / seconds / 1e9 if work.bytes else np.nan,
-            "us_per_op": median_ms * 1e3 / work.ops if work.ops else np.nan}
+    out = {"gflops": work.flops / seconds / 1e9 if work.flops else np.nan,
+           "gbps": work.bytes / seconds / 1e9 if work.bytes else np.nan,
+           "us_per_op": median_ms * 1e3 / work.ops if work.ops else np.nan,
+           "limit_share": np.nan, "limit": "", "invalid": ""}
+    if not limits:
+        return out
+    if work.bytes and limits.get("bandwidth_gbps"):
+        out["limit_share"] = out["gbps"] / limits["bandwidth_gbps"]
+        out["limit"] = "bandwidth"
+        llc = limits.get("llc_bytes") or 0
+        in_memory = work.footprint is None or work.footprint > 2 * llc
+        if out["limit_share"] > LIMIT_MARGIN and in_memory:
+            out["invalid"] = (f"claims {out['limit_share']:.0%} of the measured bandwidth: "
+                              f"work skipped or fused")
+    elif work.flops and (limits.get("peak_gflops") or {}).get(cell["dtype"]):
+        out["limit_share"] = out["gflops"] / limits["peak_gflops"][cell["dtype"]]
+        out["limit"] = "peak matmul"
+        if out["limit_share"] > LIMIT_MARGIN:
+            out["invalid"] = (f"claims {out['limit_share']:.0%} of the peak matmul rate: "
+                              f"work skipped")
+    return out
 
 
-def cells_table(records: list[dict]) -> pd.DataFrame:
+def cells_table(records: list[dict], limits: dict | None = None) -> pd.DataFrame:
     """One row per cell (repeats pooled): status, time statistics, rates, slowdowns."""
     groups: dict[tuple, list[dict]] = {}
     for rec in records:
@@ -84,12 +105,13 @@ def cells_table(records: list[dict]) -> pd.DataFrame:
                                                   if r["warmup"]] or [np.nan])),
                    setup_s=float(np.median([r["setup_s"] for r in ok])),
                    gc_iters=gc_iters,
+                   harness_ns=float(np.median([r.get("harness_overhead_ns", np.nan) for r in ok])),
                    traces_during_timing=max(r["traces_during_timing"] for r in ok),
                    threads_applied=json.dumps(ok[0]["threads_applied"]),
                    device_name=ok[0].get("device_name", ""),
                    stopped=next((r["stopped"] for r in ok if r.get("stopped")), None) or "",
                    warnings="; ".join(stats.noise_warnings(ms)),
-                   **_work_rates(cell, summary["median_ms"]))
+                   **_work_rates(cell, summary["median_ms"], limits))
         rows.append(row)
     df = pd.DataFrame(rows)
     for col, ref_of in (("slowdown", lambda m: REFERENCE_MODE), ("vs_eager", _eager_twin)):
@@ -141,7 +163,11 @@ def summary_table(cells: pd.DataFrame) -> pd.DataFrame:
             rate = f"{r['gflops']:.3g} GFLOP/s"
         else:
             rate = ""
+        if np.isfinite(r.get("limit_share", np.nan)):
+            rate += f" ({r['limit_share']:.0%} of {r['limit']})"
         note = []
+        if isinstance(r.get("invalid"), str) and r["invalid"]:
+            note.append(f"INVALID: {r['invalid']}")
         if r.get("traces_during_timing", 0):
             note.append(f"RETRACED {int(r['traces_during_timing'])}x while timing")
         if isinstance(r.get("stopped"), str) and r["stopped"]:

@@ -61,3 +61,17 @@ def run_iteration(step: Callable, block: Callable, st: Any, mem: Any,
     t1 = time.perf_counter_ns()
     return st, mem, Sample(t1 - t0, watch.collections - c0, watch.ns - g0)
 
+
+
+def harness_overhead_ns(repeats: int = 5000) -> float:
+    """Median cost of ``run_iteration`` around a step and block that do nothing: the floor
+    under every per-iteration figure, measured in the worker that produced them."""
+    watch = GCWatch()
+    samples = []
+    noop_step = lambda st, mem: (st, mem)  # noqa: E731
+    noop_block = lambda tree: None         # noqa: E731
+    with watch:
+        for _ in range(repeats):
+            samples.append(run_iteration(noop_step, noop_block, None, None, watch)[2].ns)
+    samples.sort()
+    return float(samples[len(samples) // 2])

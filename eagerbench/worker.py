@@ -45,7 +45,7 @@ def _data_source(spec: dict):
 def measure(spec: dict, channel: Channel) -> dict:
     """Build the cell's task, warm it up, time it; return the result record."""
     from eagerbench.modes import get_mode
-    from eagerbench.timer import GCWatch, run_iteration
+    from eagerbench.timer import GCWatch, harness_overhead_ns, run_iteration
     from workloads import get_workload
 
     workload = get_workload(spec["workload"])
@@ -104,6 +104,7 @@ def measure(spec: dict, channel: Channel) -> dict:
         "timed": rows(timed),
         "stopped": stop,
         "gc_state": gc_state,
+        "harness_overhead_ns": harness_overhead_ns(),
         "traces_before_timing": traces_before,
         "traces_during_timing": traces_after - traces_before,
         "threads_applied": B.threads(),
@@ -126,6 +127,35 @@ def _pin_cpus(threads: int) -> int:
     if threads < len(cpus):
         os.sched_setaffinity(0, cpus[:threads])
     return len(os.sched_getaffinity(0))
+
+
+def verify(spec: dict, channel: Channel) -> dict:
+    """Run l-BFGS untimed in float64 and check the gradient against finite differences."""
+    import numpy as np
+
+    from eagerbench.modes import get_mode
+    from workloads import autoencoder, get_workload, lbfgs_reference
+
+    _pin_cpus(spec["threads"])
+    data, source = _data_source(spec)
+    params, iters = spec["params"], spec["iters"]
+    x0 = autoencoder.init_weights(spec["seed"])
+    if spec["mode"] == "torch.optim.LBFGS":
+        losses, x = lbfgs_reference.run(data(params["batch"]), x0, params["history"], iters)
+        np.save(spec["save"], x)
+        return {"status": "ok", "losses": losses, "data_source": source}
+    mode = get_mode(spec["mode"])
+    B = mode.make(spec["device"], "float64", spec["threads"])
+    task = get_workload("lbfgs").build(B, params, {"seed": spec["seed"], "data": data})
+    st, mem, losses = task.st, task.mem, []
+    for i in range(iters):
+        st, mem = task.step(st, mem)
+        losses.append(task.observe(st, mem)["loss"])
+        channel.send("progress", phase="verify", i=i + 1, n=iters)
+    np.save(spec["save"], B.to_numpy(st["x"]))
+    small = data(spec.get("gradcheck_batch", 20))
+    return {"status": "ok", "losses": losses, "data_source": source,
+            "gradcheck": autoencoder.gradient_check(B, small, x0)}
 
 
 def _versions(framework: str) -> dict:
@@ -151,7 +181,7 @@ def main() -> int:
     spec = json.loads(sys.stdin.read())
     channel.send("hello", pid=os.getpid(), protocol=PROTOCOL_VERSION)
     try:
-        result = measure(spec, channel)
+        result = {"measure": measure, "verify": verify}[spec.get("job", "measure")](spec, channel)
     except Unsupported as exc:
         channel.send("result", status="unsupported", reason=str(exc))
         return 0

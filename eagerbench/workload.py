@@ -32,6 +32,7 @@ class Work:
     flops: Optional[float] = None   # floating-point operations
     bytes: Optional[float] = None   # bytes moved to and from memory (lower bound)
     ops: Optional[int] = None       # framework ops dispatched (for time per op)
+    footprint: Optional[float] = None  # bytes of data one iteration touches (cache or DRAM?)
 
 
 @dataclass

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from tests.conftest import build, rel_diff, run_steps
-from workloads import autoencoder, lbfgs_optimizer, mnist
+from workloads import autoencoder, lbfgs_reference, mnist
 
 from eagerbench.modes import all_modes
 
@@ -42,28 +41,12 @@ def test_lbfgs_loss_decreases(lbfgs_runs):
 
 def test_lbfgs_follows_torch_optim_lbfgs(lbfgs_runs):
     """The port is torch.optim.LBFGS's algorithm (no line search, lr 1), not a cousin."""
-    X = torch.from_numpy(mnist.standin(LBFGS["batch"], 1))
-    w = torch.from_numpy(autoencoder.init_weights(1)).requires_grad_(True)
-    opt = torch.optim.LBFGS([w], lr=1, max_iter=STEPS + 1, history_size=LBFGS["history"],
-                            tolerance_grad=lbfgs_optimizer.TOLERANCE_GRAD,
-                            tolerance_change=lbfgs_optimizer.TOLERANCE_CHANGE,
-                            line_search_fn=None)
-    losses = []
-
-    def closure():
-        opt.zero_grad()
-        W = w.reshape(784, 196)
-        Y = torch.sigmoid(torch.sigmoid(X @ W) @ W.T)
-        loss = ((Y - X) ** 2).mean()
-        loss.backward()
-        losses.append(loss.item())
-        return loss
-
-    opt.step(closure)
-    # closure() ran once at the start and once after each of the first STEPS iterations.
-    assert len(losses) == STEPS + 1
-    ours, _ = lbfgs_runs["torch"]
-    assert rel_diff(ours, losses[1:]) < 1e-8
+    losses, x = lbfgs_reference.run(mnist.standin(LBFGS["batch"], 1), autoencoder.init_weights(1),
+                                    LBFGS["history"], STEPS)
+    ours, our_x = lbfgs_runs["torch"]
+    assert len(losses) == STEPS
+    assert rel_diff(ours, losses) < 1e-8
+    assert np.max(np.abs(our_x - x)) < 1e-8 * np.max(np.abs(x))
 
 
 def test_first_iteration_step_length_is_min_one_over_l1_norm():

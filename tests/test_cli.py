@@ -68,7 +68,7 @@ def test_list_shows_workloads_params_and_modes():
 
 def test_run_end_to_end_then_report(tmp_path):
     out = tmp_path / "run"
-    proc = eagerbench("run", "-w", "matmul", "--size", "32,64", "--modes", "torch,tf-graph",
+    proc = eagerbench("run", "-w", "matmul", "--size", "32,64", "--modes", "torch,tf-graph", "--no-limits",
                       "--iters", "5", "--warmup", "1", "--threads", "1", "--out", str(out), "-q")
     assert proc.returncode == 0, proc.stderr
     assert "vs torch" in proc.stdout

@@ -31,3 +31,20 @@ def flops_per_evaluation(batch: int) -> float:
     """Two forward matmuls and three backward ones (dh, dW from each use of W), 2*b*784*196 each;
     element-wise work is negligible beside them."""
     return 5 * 2.0 * batch * VISIBLE * HIDDEN
+
+
+def gradient_check(B, X: np.ndarray, x0: np.ndarray, coords: int = 24, h: float = 1e-5,
+                   seed: int = 0) -> float:
+    """UFLDL's gradient check on this backend: ``|g_fd - g| / |g_fd + g|`` over ``coords``
+    random coordinates, with central differences of step ``h`` (use float64)."""
+    loss = B.compile_function(make_loss(B, B.asarray(X)), "loss")
+    value_and_grad = B.compile_function(B.value_and_grad(make_loss(B, B.asarray(X))), "vg")
+    _, g = value_and_grad(B.asarray(x0))
+    g = B.to_numpy(g)
+    picked = np.random.default_rng(seed).choice(len(x0), size=coords, replace=False)
+    fd = np.empty(coords)
+    for j, i in enumerate(picked):
+        e = np.zeros_like(x0)
+        e[i] = h
+        fd[j] = (B.to_float(loss(B.asarray(x0 + e))) - B.to_float(loss(B.asarray(x0 - e)))) / (2 * h)
+    return float(np.linalg.norm(fd - g[picked]) / np.linalg.norm(fd + g[picked]))

@@ -56,7 +56,8 @@ def _work(params: dict, dtype: str, warmup: int = 0, iters: int = 0) -> Work:
     # Each add reads a and b and writes b.
     item = ITEM_BYTES[dtype]
     return Work(flops=float(params["size"] * params["ops"]),
-                bytes=3.0 * item * params["size"] * params["ops"], ops=params["ops"])
+                bytes=3.0 * item * params["size"] * params["ops"], ops=params["ops"],
+                footprint=2.0 * item * params["size"])
 
 
 def _iters(params: dict) -> int:
@@ -66,7 +67,8 @@ def _iters(params: dict) -> int:
 WORKLOAD = Workload(
     name="elementwise",
     summary="b += a on vectors of `size` elements, `ops` times per step; reports us per op",
-    params=(Param("size", (100, 10**4, 10**6, large_size()), "vector length"),
+    # From a few elements (all dispatch) to 1 GiB (all memory traffic), 100x apart.
+    params=(Param("size", (10, 10**3, 10**5, 10**7, large_size()), "vector length"),
             Param("ops", (None,), "in-place adds per step (default: 100, fewer for large sizes)")),
     build=_build,
     work=_work,

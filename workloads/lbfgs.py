@@ -62,8 +62,8 @@ WORKLOAD = Workload(
     work=_work,
     # Sized so the default suite (every mode) fits in ~10 minutes on 2 cores; --iters 100
     # reproduces the article's runs.
-    iters=lambda p: 8 if p["batch"] > 20000 else 25,
-    warmup=lambda p: 3,
+    iters=lambda p: 6 if p["batch"] > 20000 else 20,
+    warmup=lambda p: 2,
     uses_data=True,
     min_warmup=2,
 )

@@ -1,0 +1,133 @@
+"""This machine's limits, measured once per run: the best matmul throughput any installed library
+reaches at a large size (GFLOP/s, per dtype) and streaming memory bandwidth (GB/s).
+
+Each library is probed in its own process with the run's thread settings
+(``python -m eagerbench.limits LIB THREADS DEVICE``), like a measured cell. A cell claiming more
+than these limits skipped work; one far below them shows how much the eager tax costs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+LIBS = ["numpy", "torch", "tensorflow", "jax"]
+MATMUL_N = 2048
+STREAM_ELEMS = 1 << 25        # 128 MiB per float32 vector: far beyond any cache
+REPEATS = 5
+
+
+def _best(fn, sync) -> float:
+    fn()
+    sync()
+    best = float("inf")
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def probe(lib: str, device: str, n: int = MATMUL_N, elems: int = STREAM_ELEMS) -> dict:
+    """Best matmul GFLOP/s per dtype and, where the library allows it, the bandwidth of
+    ``b += a`` (reads a and b, writes b in place: no write-allocate traffic to hide)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    out = {"matmul_gflops": {}, "bandwidth_gbps": None}
+    for dtype in ("float32", "float64"):
+        a = rng.standard_normal((n, n)).astype(dtype)
+        if lib == "numpy":
+            run, sync = (lambda: a @ a), (lambda: None)
+        elif lib == "torch":
+            import torch
+
+            dev = "cuda" if device == "cuda" else "cpu"
+            t = torch.from_numpy(a).to(dev)
+            run = lambda t=t: torch.mm(t, t)  # noqa: E731
+            sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+        elif lib == "tensorflow":
+            import tensorflow as tf
+
+            with tf.device("/GPU:0" if device == "cuda" else "/CPU:0"):
+                t = tf.constant(a)
+                holder = []
+                run = lambda t=t: holder.append(tf.matmul(t, t))  # noqa: E731
+                sync = lambda: holder.pop().numpy() if holder else None  # noqa: E731
+        else:
+            import jax
+
+            if dtype == "float64":
+                jax.config.update("jax_enable_x64", True)
+            t = jax.device_put(a)
+            holder = []
+            run = lambda t=t: holder.append(t @ t)  # noqa: E731
+            sync = lambda: holder.pop().block_until_ready() if holder else None  # noqa: E731
+        out["matmul_gflops"][dtype] = 2.0 * n**3 / _best(run, sync) / 1e9
+    if lib in ("numpy", "torch"):
+        if lib == "numpy":
+            a, b = (np.ones(elems, np.float32) for _ in range(2))
+            run, sync = (lambda: np.add(b, a, out=b)), (lambda: None)
+        else:
+            import torch
+
+            dev = "cuda" if device == "cuda" else "cpu"
+            a, b = (torch.ones(elems, device=dev) for _ in range(2))
+            run = lambda: b.add_(a)  # noqa: E731
+            sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+        out["bandwidth_gbps"] = 3 * 4 * elems / _best(run, sync) / 1e9
+    return out
+
+
+def last_level_cache_bytes() -> int | None:
+    """Size of the CPU's largest cache (Linux sysfs), below which bandwidth is not DRAM's."""
+    sizes = []
+    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
+        text = f.read_text().strip().upper()
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        try:
+            sizes.append(int(text.rstrip("KMG")) * scale)
+        except ValueError:
+            continue
+    return max(sizes) if sizes else None
+
+
+def measure(threads: int, device: str, timeout: float = 300) -> dict:
+    """Probe every installed library (one process each); the best of each figure is the limit."""
+    from eagerbench.runner import thread_env
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, **thread_env(threads, device),
+           "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    per_lib, errors = {}, {}
+    for lib in LIBS:
+        if importlib.util.find_spec(lib) is None:
+            continue
+        if device == "cuda" and lib == "numpy":
+            continue
+        try:
+            proc = subprocess.run([sys.executable, "-m", "eagerbench.limits", lib, str(threads),
+                                   device], capture_output=True, text=True, env=env,
+                                  timeout=timeout)
+            per_lib[lib] = json.loads(proc.stdout.strip().splitlines()[-1])
+        except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as exc:
+            errors[lib] = type(exc).__name__
+    peak = {d: max((r["matmul_gflops"][d] for r in per_lib.values()), default=None)
+            for d in ("float32", "float64")}
+    bandwidths = [r["bandwidth_gbps"] for r in per_lib.values() if r["bandwidth_gbps"]]
+    return {"device": device, "matmul_n": MATMUL_N, "llc_bytes": last_level_cache_bytes(), "stream_elems": STREAM_ELEMS,
+            "per_library": per_lib, "errors": errors, "peak_gflops": peak,
+            "bandwidth_gbps": max(bandwidths) if bandwidths else None}
+
+
+if __name__ == "__main__":
+    from eagerbench.worker import _pin_cpus
+
+    _pin_cpus(int(sys.argv[2]))
+    print(json.dumps(probe(sys.argv[1], sys.argv[3])))

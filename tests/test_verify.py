@@ -1,0 +1,114 @@
+"""eagerbench verify, the gradient check, the machine limits and the crossover analysis."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eagerbench import limits, plots, tables
+from tests.conftest import build
+from workloads import autoencoder, mnist
+
+
+def eagerbench(*args):
+    return subprocess.run([sys.executable, "-m", "eagerbench.cli", *args], capture_output=True,
+                          text=True, timeout=900)
+
+
+def test_verify_passes_across_frameworks_and_writes_json(tmp_path):
+    proc = eagerbench("verify", "--modes", "tf-graph,jax-jit", "--batch", "200", "--iters", "5",
+                      "--threads", "1", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    saved = json.loads((tmp_path / "verify.json").read_text())
+    rows = {r["mode"]: r for r in saved["rows"]}
+    assert set(rows) == {"torch", "tf-graph", "jax-jit"}
+    assert rows["torch"]["against"] == "torch.optim.LBFGS"
+    for r in rows.values():
+        assert r["pass"] and r["iterations"] == 5
+        assert r["loss_rel_diff"] <= 1e-8 and r["weights_rel_diff"] <= 1e-8
+        assert r["gradcheck"] <= 1e-6
+
+
+def test_verify_exits_1_when_a_mode_exceeds_rtol():
+    # Frameworks differ in the last bits of float64 sums, so no real tolerance is this tight.
+    proc = eagerbench("verify", "--modes", "tf-eager", "--batch", "100", "--iters", "3",
+                      "--threads", "1", "--rtol", "1e-300")
+    assert proc.returncode == 1
+    assert "verify failed for tf-eager" in proc.stderr
+
+
+@pytest.mark.parametrize("mode", ["torch", "tf-eager", "jax"])
+def test_gradient_check_passes_for_each_framework(mode):
+    B, _ = build(mode, "matmul", {"size": 2})
+    err = autoencoder.gradient_check(B, mnist.standin(20, 1), autoencoder.init_weights(1))
+    assert err < 1e-6
+
+
+def test_gradient_check_catches_a_wrong_gradient():
+    B, _ = build("torch", "matmul", {"size": 2})
+    right = B.value_and_grad
+    B.value_and_grad = lambda f: (lambda x: (lambda y, g: (y, 1.01 * g))(*right(f)(x)))
+    err = autoencoder.gradient_check(B, mnist.standin(20, 1), autoencoder.init_weights(1))
+    assert err > 1e-3
+
+
+def test_limit_probe_measures_positive_rates():
+    out = limits.probe("numpy", "cpu", n=128, elems=1 << 16)
+    assert out["matmul_gflops"]["float32"] > 0 and out["matmul_gflops"]["float64"] > 0
+    assert out["bandwidth_gbps"] > 0
+
+
+def _cells(limit_args, size=8, workload="matmul"):
+    rec = {"cell": {"workload": workload, "params": {"size": size, **({"ops": 1} if workload == "elementwise" else {})},
+                    "mode": "torch", "device": "cpu", "dtype": "float32", "threads": 1,
+                    "repeat": 0, "iters": 3, "warmup": 1},
+           "result": {"status": "ok", "setup_s": 1.0, "warmup": [{"ns": 10**6, "gc_collections": 0, "gc_ns": 0}],
+                      "timed": [{"ns": 10**6, "gc_collections": 0, "gc_ns": 0}] * 3,
+                      "stopped": None, "traces_before_timing": 0, "traces_during_timing": 0,
+                      "threads_applied": {}, "check": {}}}
+    return tables.cells_table([rec], limit_args).iloc[0]
+
+
+def test_cells_beyond_the_machine_limit_are_flagged_invalid():
+    # 2 * 8^3 flops in 1 ms = 1.024e-3 GFLOP/s
+    fine = _cells({"peak_gflops": {"float32": 1.0}})
+    assert fine["limit_share"] == pytest.approx(1.024e-3) and fine["invalid"] == ""
+    bad = _cells({"peak_gflops": {"float32": 1e-4}})
+    assert "peak matmul" in bad["invalid"]
+    # element-wise: 3 * 4 bytes * 1e6 in 1 ms = 12 GB/s against 1 GB/s of bandwidth
+    big = _cells({"bandwidth_gbps": 1.0, "llc_bytes": 1 << 20}, size=10**6, workload="elementwise")
+    assert "bandwidth" in big["invalid"]
+    cached = _cells({"bandwidth_gbps": 1.0, "llc_bytes": 1 << 30}, size=10**6,
+                    workload="elementwise")
+    assert cached["invalid"] == "" and cached["limit_share"] > 1   # in cache: not DRAM-bound
+
+
+def test_crossover_is_interpolated_on_log_log_axes():
+    cells = pd.DataFrame({"workload": "elementwise", "status": "ok", "mode": "m",
+                          "p_size": [10, 100, 1000], "us_per_op": [1.0, 1.0, 4.0]})
+    cross = plots.crossovers(cells)
+    assert cross.loc[0, "crossover_size"] == pytest.approx(10**2.5)
+    flat = plots.crossovers(cells.assign(us_per_op=[1.0, 1.1, 1.2]))
+    assert np.isnan(flat.loc[0, "crossover_size"])
+
+
+def test_median_agrees_with_an_independent_timer():
+    """eagerbench's harness vs torch.utils.benchmark on the same cell: a harness that timed the
+    wrong thing (dispatch only, or setup too) would land far outside this generous band."""
+    import torch
+    import torch.utils.benchmark as tb
+
+    from eagerbench.runner import Cell, run_cell
+
+    res = run_cell(Cell("matmul", {"size": 512}, "torch", threads=1, iters=30, warmup=3), 600)
+    ours = np.median([s["ns"] for s in res["result"]["timed"]]) / 1e9
+    a, b = torch.randn(512, 512), torch.randn(512, 512)
+    theirs = tb.Timer("a @ b", globals={"a": a, "b": b}, num_threads=1).blocked_autorange(
+        min_run_time=1.0).median
+    assert 0.5 < ours / theirs < 2.0
+    assert res["result"]["harness_overhead_ns"] > 0
