@@ -162,7 +162,10 @@ def _warn_noisy(out_dir: Path) -> None:
     import pandas as pd
 
     cells = pd.read_csv(out_dir / "cells.csv")
-    noisy = cells[cells.get("warnings", pd.Series(dtype=str)).fillna("") != ""]
+    for column in ("warnings", "invalid"):   # absent when no cell was measured
+        if column not in cells:
+            cells[column] = ""
+    noisy = cells[cells["warnings"].fillna("") != ""]
     for r in noisy.itertuples():
         click.echo(f"eagerbench: warning: {r.workload} {r.params} [{r.mode}]: {r.warnings}",
                    err=True)
@@ -170,7 +173,7 @@ def _warn_noisy(out_dir: Path) -> None:
         click.echo("eagerbench: to firm up those ratios: more --iters, --repeat 3 (interleaved "
                    "processes), or a quieter machine; l-BFGS drift while its history fills is "
                    "expected", err=True)
-    for r in cells[cells.get("invalid", pd.Series(dtype=str)).fillna("") != ""].itertuples():
+    for r in cells[cells["invalid"].fillna("") != ""].itertuples():
         click.echo(f"eagerbench: warning: {r.workload} {r.params} [{r.mode}] is INVALID: "
                    f"{r.invalid}", err=True)
 

@@ -34,3 +34,15 @@ def test_a_cell_past_its_timeout_is_killed_and_recorded(tmp_path):
     records = run_cells([cell], tmp_path, timeout=4, progress=False)
     assert records[0]["result"]["status"] == "failed"
     assert "timed out after 4 s" in records[0]["result"]["reason"]
+
+
+def test_report_and_warnings_survive_a_run_where_every_cell_failed(tmp_path, capsys):
+    from eagerbench import report
+    from eagerbench.cli import _warn_noisy
+
+    cell = Cell("matmul", {"size": 16}, "torch", dtype="float16", threads=1, iters=2, warmup=1)
+    run_cells([cell], tmp_path, timeout=300, progress=False)
+    summary = report.build(tmp_path)
+    assert summary["note"].str.contains("failed").all()
+    _warn_noisy(tmp_path)   # no measured cell: nothing to warn about, and no crash
+    assert "Cells not measured" in (tmp_path / "README.md").read_text()
