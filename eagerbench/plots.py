@@ -251,8 +251,10 @@ def elementwise_sweep(cells: pd.DataFrame, out: Path) -> Path | None:
 
 def all_plots(cells: pd.DataFrame, iters: pd.DataFrame, out: Path) -> list[Path]:
     """Every figure the run's data supports, written into ``out``."""
-    made = [slowdown(cells, out), break_even(cells, out), lbfgs_iterations(iters, out), lbfgs_loss(iters, out),
-            lbfgs_batch(cells, out),
+    if "status" not in cells or not (cells["status"] == "ok").any():
+        return []   # nothing was measured: no figure to draw
+    made = [slowdown(cells, out), break_even(cells, out), lbfgs_iterations(iters, out),
+            lbfgs_loss(iters, out), lbfgs_batch(cells, out),
             rate_plot(cells, out, "matmul", "gflops", "achieved GFLOP/s", "size",
                       "matmul_gflops.png"),
             elementwise_sweep(cells, out)]
