@@ -129,7 +129,7 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
     _prepare(out_dir)
     (out_dir / "env.json").write_text(json.dumps(envinfo.record({
         "device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc_mode,
-        "compile_mode": compile_mode,
+        "compile_mode": compile_mode, "skipped": skipped,
         "repeat": repeat, "command": " ".join(["eagerbench"] + sys.argv[1:])}), indent=2) + "\n")
     if limits:
         from eagerbench import limits as machine

@@ -65,6 +65,8 @@ def _machine(env: dict) -> str:
     if env.get("harness_overhead_ns") is not None:
         lines.append(f"- harness overhead per timed iteration (no-op step, median over cells): "
                      f"{env['harness_overhead_ns']:.0f} ns")
+    for note in env.get("skipped", []) or []:
+        lines.append(f"- {note}")
     for src in env.get("data_source", []) or []:
         lines.append(f"- lbfgs data: {src}")
     return "\n".join(lines)
