@@ -127,18 +127,15 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
         click.echo(f"eagerbench: note: {note}", err=True)
     out_dir = Path(out) if out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     _prepare(out_dir)
-    (out_dir / "env.json").write_text(json.dumps(envinfo.record({
-        "device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc_mode,
-        "compile_mode": compile_mode, "skipped": skipped,
-        "repeat": repeat, "command": " ".join(["eagerbench"] + sys.argv[1:])}), indent=2) + "\n")
+    settings = {"device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc_mode,
+                "compile_mode": compile_mode, "skipped": skipped, "repeat": repeat,
+                "command": " ".join(["eagerbench"] + sys.argv[1:])}
     if limits:
         from eagerbench import limits as machine
 
         click.echo("eagerbench: measuring this machine's matmul peak and bandwidth ...", err=True)
-        env_path = out_dir / "env.json"
-        env = json.loads(env_path.read_text())
-        env["limits"] = machine.measure(threads, device)
-        env_path.write_text(json.dumps(env, indent=2) + "\n")
+        settings["limits"] = machine.measure(threads, device)
+    (out_dir / "env.json").write_text(json.dumps(envinfo.record(settings), indent=2) + "\n")
     click.echo(f"eagerbench: {len(cells)} cells, {threads} threads, {device}, {dtype} -> "
                f"{out_dir}", err=True)
     try:
@@ -161,11 +158,11 @@ def _warn_noisy(out_dir: Path) -> None:
     """hyperfine-style: name each cell whose ratio its spread cannot support, and the remedy."""
     import pandas as pd
 
-    cells = pd.read_csv(out_dir / "cells.csv")
-    for column in ("warnings", "invalid"):   # absent when no cell was measured
-        if column not in cells:
-            cells[column] = ""
-    noisy = cells[cells["warnings"].fillna("") != ""]
+    text = {"warnings": "string", "invalid": "string"}
+    cells = pd.read_csv(out_dir / "cells.csv", dtype=text)
+    for column in text:   # absent when no cell was measured
+        cells[column] = cells[column].fillna("") if column in cells else ""
+    noisy = cells[cells["warnings"] != ""]
     for r in noisy.itertuples():
         click.echo(f"eagerbench: warning: {r.workload} {r.params} [{r.mode}]: {r.warnings}",
                    err=True)
@@ -173,7 +170,7 @@ def _warn_noisy(out_dir: Path) -> None:
         click.echo("eagerbench: to firm up those ratios: more --iters, --repeat 3 (interleaved "
                    "processes), or a quieter machine; l-BFGS drift while its history fills is "
                    "expected", err=True)
-    for r in cells[cells["invalid"].fillna("") != ""].itertuples():
+    for r in cells[cells["invalid"] != ""].itertuples():
         click.echo(f"eagerbench: warning: {r.workload} {r.params} [{r.mode}] is INVALID: "
                    f"{r.invalid}", err=True)
 
