@@ -238,14 +238,15 @@ def elementwise_sweep(cells: pd.DataFrame, out: Path) -> Path | None:
     ax = fig.axes[0]
     cross = crossovers(cells)
     colors = _colors(list(dict.fromkeys(cells.loc[cells["workload"] == "elementwise", "mode"])))
-    for r in cross.itertuples():
-        if np.isfinite(r.crossover_size):
-            ax.axvline(r.crossover_size, color=colors.get(r.mode, "gray"), ls=":", lw=1)
-            ax.annotate(f"{r.crossover_size:.2g}", (r.crossover_size, 2 * r.us_per_op_smallest),
-                        fontsize=7, color=colors.get(r.mode, "gray"), rotation=90,
-                        va="bottom", ha="right")
-    ax.set_title("elementwise: us per op; dotted: size where dispatch stops dominating",
-                 fontsize=9)
+    where = {r.mode: r for r in cross.itertuples()}
+    for line in ax.get_lines():
+        r = where.get(line.get_label())
+        if r is not None and np.isfinite(r.crossover_size):
+            ax.plot([r.crossover_size], [2 * r.us_per_op_smallest], marker="*", ms=11,
+                    color=colors.get(r.mode, "gray"), mec="black", mew=0.5, ls="none")
+            line.set_label(f"{r.mode} (crossover {r.crossover_size:.2g})")
+    ax.legend(fontsize=7)
+    ax.set_title("elementwise: us per op; *: size where dispatch stops dominating", fontsize=9)
     return _save(fig, path)
 
 
