@@ -27,23 +27,46 @@ class UserError(click.ClickException):
     exit_code = EXIT_BAD_INPUT
 
 
-def _ints(option: str):
-    """A click callback turning ``--x 5,100 --x 7`` into ``[5, 100, 7]``."""
+def _values(option: str, kind: str, choices: tuple):
+    """A click callback turning ``--x 5,100 --x 7`` into ``[5, 100, 7]`` (ints accept ``1e6``)."""
+
+    def one(part: str):
+        if kind == "choice":
+            if part not in choices:
+                raise UserError(f"{option}: {part!r} is not one of {', '.join(choices)}")
+            return part
+        try:
+            if kind == "float":
+                return float(part)
+            value = float(part) if "e" in part.lower() else int(part)
+            if value != int(value):
+                raise ValueError
+            return int(value)
+        except ValueError:
+            raise UserError(f"{option}: {part!r} is not {'a number' if kind == 'float' else 'an integer'}") from None
 
     def parse(ctx, param, values):
-        out = []
-        for value in values:
-            for part in str(value).split(","):
-                part = part.strip()
-                if not part:
-                    continue
-                try:
-                    out.append(int(float(part)) if "e" in part.lower() else int(part))
-                except ValueError:
-                    raise UserError(f"{option}: {part!r} is not an integer") from None
-        return out
+        return [one(part.strip()) for value in values for part in str(value).split(",")
+                if part.strip()]
 
     return parse
+
+
+def _param_options(command):
+    """One ``--name`` option per workload parameter (shared names, such as --batch, once)."""
+    uses: dict[str, list] = {}
+    for w in all_workloads().values():
+        for p in w.params:
+            uses.setdefault(p.name, []).append((w.name, p))
+    for name, pairs in reversed(list(uses.items())):
+        first = pairs[0][1]
+        choices = tuple(dict.fromkeys(c for _, p in pairs for c in p.choices))
+        text = "; ".join(f"{w}: {p.help}" for w, p in pairs)
+        metavar = "NAME[,NAME...]" if first.kind == "choice" else "N[,N...]"
+        command = click.option(f"--{name}", name, multiple=True, metavar=metavar,
+                               callback=_values(f"--{name}", first.kind, choices),
+                               help=text + (f" [{', '.join(choices)}]" if choices else ""))(command)
+    return command
 
 
 def _names(values) -> list[str]:
@@ -55,9 +78,6 @@ def _default_threads() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
-
-
-PARAM_OPTIONS = ["history", "batch", "size", "ops"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,14 +93,7 @@ def cli():
 @click.option("--modes", "-m", "modes", multiple=True,
               help="Modes, comma-separated or repeated (see `eagerbench list`). Default: all "
                    "installed.")
-@click.option("--history", multiple=True, callback=_ints("--history"),
-              help="lbfgs: memory size(s), e.g. 5,100.")
-@click.option("--batch", multiple=True, callback=_ints("--batch"),
-              help="lbfgs: batch size(s), e.g. 60000,10000.")
-@click.option("--size", multiple=True, callback=_ints("--size"),
-              help="matmul: matrix side(s); elementwise: vector length(s), e.g. 100,1e6.")
-@click.option("--ops", multiple=True, callback=_ints("--ops"),
-              help="elementwise: in-place adds per step.")
+@_param_options
 @click.option("--iters", type=int, help="Timed iterations per cell (default: per workload).")
 @click.option("--warmup", type=int, help="Warm-up iterations per cell, timed separately.")
 @click.option("--repeat", type=int, default=1, show_default=True,
@@ -197,8 +210,16 @@ def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, devi
     for opt, values in given.items():
         for w in chosen:
             for p in w.params:
-                if p.name == opt and min(values) < p.minimum:
-                    raise UserError(f"--{opt} must be at least {p.minimum} (got {min(values)})")
+                if p.name != opt:
+                    continue
+                if p.kind == "choice":
+                    wrong = [v for v in values if v not in p.choices]
+                    if wrong:
+                        raise UserError(f"--{opt} {wrong[0]!r} is not one of "
+                                        f"{', '.join(p.choices)}")
+                elif min(values) < p.minimum:
+                    raise UserError(f"--{opt} must be at least {p.minimum:g} "
+                                    f"(got {min(values):g})")
     skipped = []
     mode_names = _names(modes)
     for name in mode_names:
@@ -230,11 +251,16 @@ def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, devi
             raise UserError(f"--warmup must be at least {w.min_warmup} for {w.name}: every step "
                             f"function must be traced before timing starts")
         for params in w.grid({k: v for k, v in given.items()}):
+            variants = w.variants(params)
+            # Interleaved values keep their own default iteration counts (a list).
+            default_iters = ([w.iters(v) for v in variants] if variants[0] is not params
+                             else w.iters(params))
             for mode in order:
                 grid.append(Cell(workload=w.name, params=params, mode=mode, device=device,
                                  dtype=dtype, threads=threads, seed=seed,
-                                 iters=iters or w.iters(params),
-                                 warmup=w.warmup(params) if warmup is None else warmup,
+                                 iters=iters or default_iters,
+                                 warmup=(max(w.warmup(v) for v in variants) if warmup is None
+                                         else warmup),
                                  gc=gc_mode, data=os.path.abspath(data) if data else None,
                                  options={"compile_mode": compile_mode}))
     # Repeats are interleaved (the whole grid, then again) so drift hits every cell alike.
@@ -263,7 +289,10 @@ def _check_cuda(modes: set[str]) -> None:
 def _check_data(path: str, cells: list[Cell]) -> None:
     from workloads.mnist import DataError, load
 
-    batches = [c.params["batch"] for c in cells if "batch" in c.params]
+    from workloads import get_workload
+
+    batches = [c.params["batch"] for c in cells
+               if "batch" in c.params and get_workload(c.workload).uses_data]
     try:
         load(path, max(batches) if batches else 1)
     except DataError as exc:

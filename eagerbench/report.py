@@ -33,8 +33,11 @@ def build(out_dir: Path) -> pd.DataFrame:
     figures = plots.all_plots(cells, iters, out_dir)
     from eagerbench import verify
 
+    from eagerbench import feature_report
+
+    features = feature_report.tables(cells, iters) if "status" in cells else []
     (out_dir / "README.md").write_text(_markdown(summary, cells, env, figures,
-                                                 verify.markdown(out_dir)))
+                                                 verify.markdown(out_dir), features))
     return summary
 
 
@@ -73,7 +76,7 @@ def _machine(env: dict) -> str:
 
 
 def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures,
-              verified: str | None = None) -> str:
+              verified: str | None = None, features: list | None = None) -> str:
     failed = cells[cells["status"] != "ok"] if "status" in cells else cells.iloc[0:0]
     parts = [
         "# eagerbench results", "",
@@ -100,6 +103,14 @@ def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures,
                   "Per mode, the vector size at which time per op reaches twice its value at the "
                   "smallest size (interpolated on log-log axes between measured sizes; blank: "
                   "not reached).", "", cross.to_markdown(index=False, floatfmt=".3g"), ""]
+    if features:
+        parts += ["## Gradient features", "",
+                  "The article's gradient features as workloads (see `eagerbench list`). The "
+                  "values of an interleaved parameter (orders, squares, optimizers) ran "
+                  "round-robin in one process per mode (`interleaved` in `cells.csv`). Their "
+                  "times are also in the summary above, with ratios and intervals.", ""]
+        for title, text, table in features:
+            parts += [f"### {title}", "", text, "", table.to_markdown(index=False), ""]
     if verified:
         parts += [verified]
     if len(failed):

@@ -36,7 +36,7 @@ class Cell:
     dtype: str = "float32"
     threads: int = 1
     seed: int = 1
-    iters: int = 10
+    iters: int | list = 10    # a list: one count per interleaved value
     warmup: int = 2
     gc: str = "on"
     data: Optional[str] = None
@@ -79,7 +79,12 @@ def run_cell(cell: Cell, timeout: float, on_progress=lambda msg: None) -> dict:
     spec = asdict(cell)
     spec.pop("extra_env")
     started = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as errfile:
+    # torch.compile keeps compiled kernels on disk between processes: a cell would find the
+    # previous run's and report a fraction of the compile cost. Each cell compiles cold.
+    caches = tempfile.TemporaryDirectory(prefix="eagerbench-cache-")
+    env.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(caches.name, "inductor"))
+    env.setdefault("TRITON_CACHE_DIR", os.path.join(caches.name, "triton"))
+    with caches, tempfile.TemporaryFile("w+") as errfile:
         proc = subprocess.Popen([sys.executable, "-m", "eagerbench.worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=errfile, text=True, env=env,
                                 start_new_session=True)
@@ -119,6 +124,28 @@ def run_cell(cell: Cell, timeout: float, on_progress=lambda msg: None) -> dict:
     return {"cell": spec, "result": result}
 
 
+def split_variants(record: dict) -> list[dict]:
+    """One record per parameter set: a cell that interleaved several values of a parameter in
+    one process becomes one record per value, each saying what it shared its process with."""
+    from workloads import get_workload
+
+    cell, res = record["cell"], record["result"]
+    workload = get_workload(cell["workload"])
+    name = workload.interleave
+    if not name or not isinstance(cell["params"].get(name), list):
+        return [record]
+    shared = {k: v for k, v in res.items() if k != "variants"}
+    out = []
+    for i, params in enumerate(workload.variants(cell["params"])):
+        one = {**cell, "params": params, "interleaved": {name: cell["params"][name]}}
+        if isinstance(cell["iters"], list):
+            one["iters"] = cell["iters"][i]
+        result = {**shared, **res["variants"][i]} if res.get("variants") else dict(shared)
+        result.pop("params", None)
+        out.append({"cell": one, "result": result})
+    return out
+
+
 def run_cells(cells: Iterable[Cell], out_dir: Path, timeout: float,
               progress: bool = True) -> list[dict]:
     """Run cells in order, appending each record to ``out_dir/raw.jsonl`` the moment it ends."""
@@ -136,11 +163,13 @@ def run_cells(cells: Iterable[Cell], out_dir: Path, timeout: float,
                 bar.set_postfix_str(f"{msg['phase']} {msg['i']}/{msg['n']}", refresh=True)
 
             record = run_cell(cell, timeout, show)
-            raw.write(json.dumps(record) + "\n")
+            for one in split_variants(record):
+                raw.write(json.dumps(one) + "\n")
+                records.append(one)
             raw.flush()
-            records.append(record)
             if record["result"]["status"] != "ok":
-                bar.write(f"eagerbench: {cell.label()} failed: {record['result']['reason']}")
+                bar.write(f"eagerbench: {cell.label()} {record['result']['status']}: "
+                          f"{record['result']['reason']}")
             bar.set_postfix_str("")
             bar.update(1)
     return records

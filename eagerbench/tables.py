@@ -90,7 +90,10 @@ def cells_table(records: list[dict], limits: dict | None = None) -> pd.DataFrame
         row = {"workload": workload, "params": params_label(cell["params"]), "mode": mode,
                **{f"p_{k}": v for k, v in cell["params"].items()},
                "device": cell["device"], "dtype": cell["dtype"], "threads": cell["threads"],
-               "repeats": len(recs)}
+               "repeats": len(recs),
+               # Values measured in the same process, round-robin (see Workload.interleave).
+               "interleaved": "; ".join(f"{k}={','.join(map(str, v))}"
+                                        for k, v in (cell.get("interleaved") or {}).items())}
         if not ok:
             res = recs[0]["result"]
             rows.append({**row, "status": res.get("status", "failed"),

@@ -43,32 +43,50 @@ def _data_source(spec: dict):
 
 
 def measure(spec: dict, channel: Channel) -> dict:
-    """Build the cell's task, warm it up, time it; return the result record."""
+    """Build the cell's task(s), warm them up, time them; return the result record.
+
+    A cell whose workload interleaves a parameter (``spec["params"][name]`` is then a list)
+    builds one task per value and runs them round-robin, one iteration each in turn; the
+    record then holds one entry per value under ``variants``.
+    """
     from eagerbench.modes import get_mode
     from eagerbench.timer import GCWatch, harness_overhead_ns, run_iteration
     from workloads import get_workload
 
     workload = get_workload(spec["workload"])
     mode = get_mode(spec["mode"])
-    params = spec["params"]
+    variants = workload.variants(spec["params"])
     cpus = _pin_cpus(spec["threads"])
     t_setup = time.perf_counter()
     options = {k: v for k, v in (spec.get("options") or {}).items() if k in mode.options}
     B = mode.make(spec["device"], spec["dtype"], spec["threads"], **options)
     data, source = _data_source(spec)
     ctx = {"seed": spec["seed"], "data": data}
-    task = workload.build(B, params, ctx)
-    B.block((task.st, task.mem))
-    setup_s = time.perf_counter() - t_setup
+    runs = []
+    for params in variants:
+        task = workload.build(B, params, ctx)
+        B.block((task.st, task.mem))
+        runs.append({"task": task, "st": task.st, "mem": task.mem, "warmup": [], "timed": [],
+                     "stopped": None, "traces_during_timing": 0,
+                     "setup_s": time.perf_counter() - t_setup})
+        t_setup = time.perf_counter()
 
-    st, mem = task.st, task.mem
+    def one(run: dict, phase: str) -> None:
+        """One iteration of one variant, then (untimed) what it produced."""
+        before = B.trace_count()
+        run["st"], run["mem"], s = run_iteration(run["task"].step, B.block, run["st"],
+                                                 run["mem"], watch)
+        s.observed = run["task"].observe(run["st"], run["mem"])
+        run[phase].append(s)
+        if phase == "timed":
+            run["traces_during_timing"] += B.trace_count() - before
+            run["stopped"] = run["task"].stopped(run["st"])
+
     watch = GCWatch()
-    warm, timed, stop = [], [], None
     with watch:
         for i in range(spec["warmup"]):
-            st, mem, s = run_iteration(task.step, B.block, st, mem, watch)
-            s.observed = task.observe(st, mem)
-            warm.append(s)
+            for run in runs:
+                one(run, "warmup")
             channel.send("progress", phase="warmup", i=i + 1, n=spec["warmup"])
         traces_before = B.trace_count()
         if spec["gc"] == "off":
@@ -78,44 +96,44 @@ def measure(spec: dict, channel: Channel) -> dict:
             gc.freeze()
         gc_state = {"enabled": gc.isenabled(), "frozen_objects": gc.get_freeze_count()}
         last = time.perf_counter()
-        for i in range(spec["iters"]):
-            st, mem, s = run_iteration(task.step, B.block, st, mem, watch)
-            # Outside the timed region: read what the iteration produced (a loss, say).
-            s.observed = task.observe(st, mem)
-            timed.append(s)
-            if time.perf_counter() - last > 0.25 or i + 1 == spec["iters"]:
-                channel.send("progress", phase="timed", i=i + 1, n=spec["iters"])
-                last = time.perf_counter()
-            stop = task.stopped(st)
-            if stop:
+        counts = spec["iters"] if isinstance(spec["iters"], list) else [spec["iters"]] * len(runs)
+        for i in range(max(counts)):
+            active = [run for run, n in zip(runs, counts) if i < n and not run["stopped"]]
+            if not active:
                 break
+            for run in active:
+                one(run, "timed")
+            if time.perf_counter() - last > 0.25 or i + 1 == max(counts):
+                channel.send("progress", phase="timed", i=i + 1, n=max(counts))
+                last = time.perf_counter()
         gc.enable()
         gc.unfreeze()
-        traces_after = B.trace_count()
 
     def rows(samples):
         return [{"ns": s.ns, "gc_collections": s.gc_collections, "gc_ns": s.gc_ns,
                  **s.observed} for s in samples]
 
-    return {
+    def own(run: dict) -> dict:
+        return {"setup_s": run["setup_s"], "warmup": rows(run["warmup"]),
+                "timed": rows(run["timed"]), "stopped": run["stopped"],
+                "traces_during_timing": run["traces_during_timing"], "info": run["task"].info,
+                "check": run["task"].check(run["st"], run["mem"])}
+
+    shared = {
         "status": "ok",
-        "setup_s": setup_s,
-        "warmup": rows(warm),
-        "timed": rows(timed),
-        "stopped": stop,
         "gc_state": gc_state,
         "harness_overhead_ns": harness_overhead_ns(),
         "traces_before_timing": traces_before,
-        "traces_during_timing": traces_after - traces_before,
         "threads_applied": B.threads(),
         "device_name": B.device_name(),
         "cpus": cpus,
         "options": options,
-        "info": task.info,
         "data_source": source if workload.uses_data else None,
-        "check": task.check(st, mem),
         "versions": _versions(mode.framework),
     }
+    if len(variants) == 1 and variants[0] is spec["params"]:
+        return {**shared, **own(runs[0])}
+    return {**shared, "variants": [own(r) for r in runs]}
 
 
 def _pin_cpus(threads: int) -> int:

@@ -17,12 +17,14 @@ class Unsupported(Exception):
 
 @dataclass(frozen=True)
 class Param:
-    """An integer parameter that can be swept (``--size 128,1024``)."""
+    """A parameter that can be swept (``--size 128,1024``): an integer, a float, or a choice."""
 
     name: str
     default: tuple            # the default sweep; ``None`` inside means "chosen from the others"
     help: str
-    minimum: int = 1
+    minimum: float = 1
+    kind: str = "int"         # "int", "float" or "choice"
+    choices: tuple = ()       # the allowed values of a "choice" parameter
 
 
 @dataclass
@@ -68,6 +70,11 @@ class Workload:
     # Some steps change after the first iteration (l-BFGS): a compiled mode must trace both
     # before the timed loop starts.
     min_warmup: int = 1
+    # A parameter whose values are measured in one worker process, interleaved iteration by
+    # iteration (the orders of a derivative, the optimizers on one problem): drift then hits
+    # every value alike, and the sweep costs one process start, not one per value. Each value
+    # is still its own row in every table.
+    interleave: Optional[str] = None
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -76,7 +83,17 @@ class Workload:
         raise KeyError(name)
 
     def grid(self, overrides: dict[str, list]) -> list[dict]:
-        """Every parameter combination: the overrides given, defaults for the rest."""
+        """Every parameter combination: the overrides given, defaults for the rest. The
+        interleaved parameter, if any, stays a list: one combination is one worker process."""
         names = [p.name for p in self.params]
-        values = [list(overrides.get(p.name) or p.default) for p in self.params]
-        return [self.resolve(dict(zip(names, combo))) for combo in itertools.product(*values)]
+        values = [[list(overrides.get(p.name) or p.default)] if p.name == self.interleave
+                  else list(overrides.get(p.name) or p.default) for p in self.params]
+        combos = [dict(zip(names, combo)) for combo in itertools.product(*values)]
+        # An interleaved entry is resolved per value, by ``variants``.
+        return combos if self.interleave else [self.resolve(c) for c in combos]
+
+    def variants(self, params: dict) -> list[dict]:
+        """The single-valued, resolved parameter sets one grid entry stands for."""
+        if self.interleave and isinstance(params.get(self.interleave), list):
+            return [self.resolve({**params, self.interleave: v}) for v in params[self.interleave]]
+        return [params]

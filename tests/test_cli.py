@@ -36,6 +36,12 @@ BAD = [
     (["run", "-w", "matmul", "--modes", "torch", "--device", "cuda"], "sees no CUDA GPU"),
     (["run", "-w", "matmul", "--modes", "torch-cudagraph"], "runs only with --device cuda"),
     (["report", "/no/such/run"], "no raw.jsonl"),
+    (["run", "-w", "higher-order", "--order", "0"], "--order must be at least 1"),
+    (["run", "-w", "custom-gradient", "--square", "cube"], "'cube' is not one of plain"),
+    (["run", "-w", "custom-gradient", "--noise", "-1"], "--noise must be at least 0"),
+    (["run", "-w", "custom-gradient", "--noise", "x"], "'x' is not a number"),
+    (["run", "-w", "convnet", "--optimizer", "adam"], "--optimizer does not apply to convnet"),
+    (["run", "-w", "convnet", "--warmup", "1"], "--warmup must be at least 2 for convnet"),
     (["frobnicate"], "No such command"),
 ]
 
@@ -109,4 +115,9 @@ def test_sweep_with_comma_lists_and_repeated_options(tmp_path):
     assert [c.repeat for c in cells] == [0] * 12 + [1] * 12
     default, _ = plan((), (), {"history": [], "batch": [], "size": [], "ops": []},
                       **{**common, "repeat": 1})
-    assert {c.workload for c in default} == {"lbfgs", "matmul", "elementwise"}
+    assert {c.workload for c in default} == {"lbfgs", "matmul", "elementwise", "higher-order",
+                                             "custom-gradient", "kfac", "convnet"}
+    # an interleaved parameter stays one cell per mode, with a count per value
+    ho = [c for c in default if c.workload == "higher-order"]
+    assert len(ho) == len({c.mode for c in default})
+    assert ho[0].params["order"] == [1, 2, 3, 4, 5, 6] and ho[0].iters == [20] * 6

@@ -46,3 +46,26 @@ def test_report_and_warnings_survive_a_run_where_every_cell_failed(tmp_path, cap
     assert summary["note"].str.contains("failed").all()
     _warn_noisy(tmp_path)   # no measured cell: nothing to warn about, and no crash
     assert "Cells not measured" in (tmp_path / "README.md").read_text()
+
+
+def test_interleaved_cell_is_one_process_but_one_record_per_value(tmp_path):
+    """Orders of a derivative share a worker; each becomes its own record, and a failure of
+    that one process is recorded against every value it carried."""
+    from eagerbench.cli import plan
+
+    cells, _ = plan(["higher-order"], ["torch"], {"order": [1, 3], "size": [8]}, iters=None,
+                    warmup=None, repeat=1, threads=1, device="cpu", dtype="float64", seed=1,
+                    data=None, gc_mode="on")
+    assert len(cells) == 1 and cells[0].params["order"] == [1, 3]
+    assert cells[0].iters == [20, 20]
+    killer = tmp_path / "killer"
+    killer.mkdir()
+    (killer / "sitecustomize.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    doomed = Cell(**{**cells[0].__dict__, "extra_env": {"PYTHONPATH": str(killer)}})
+    records = run_cells([cells[0], doomed], tmp_path / "run", timeout=300, progress=False)
+    assert [(r["cell"]["params"]["order"], r["result"]["status"]) for r in records] == [
+        (1, "ok"), (3, "ok"), (1, "failed"), (3, "failed")]
+    assert all(r["cell"]["interleaved"] == {"order": [1, 3]} for r in records)
+    assert [len(r["result"]["timed"]) for r in records[:2]] == [20, 20]
+    assert records[0]["result"]["check"] != records[1]["result"]["check"]
+    assert "SIGKILL" in records[3]["result"]["reason"]

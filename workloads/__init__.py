@@ -8,7 +8,7 @@ import pkgutil
 from eagerbench.workload import Workload
 
 # Display order; the default suite runs them in this order too.
-_ORDER = ["lbfgs", "matmul", "elementwise"]
+_ORDER = ["lbfgs", "matmul", "elementwise", "higher-order", "custom-gradient", "kfac", "convnet"]
 
 
 def all_workloads() -> dict[str, Workload]:

@@ -37,8 +37,9 @@ def _resolve(params: dict) -> dict:
 
 def _build(B, params: dict, ctx: dict) -> Task:
     n, ops = params["size"], params["ops"]
-    a = B.asarray(np.full(n, 1.0 / 1024))  # exact in binary: sums stay exact for many steps
-    b = B.buffer(np.zeros(n))
+    # Made in the working dtype: a float64 copy of the 1 GiB vectors first took seconds.
+    a = B.asarray(np.full(n, 1.0 / 1024, dtype=B.dtype_name))  # exact: sums stay exact
+    b = B.buffer(np.zeros(n, dtype=B.dtype_name))
 
     def chain(st, mem):
         b = mem["b"]

@@ -62,7 +62,7 @@ WORKLOAD = Workload(
     work=_work,
     # Sized so the default suite (every mode) fits in ~10 minutes on 2 cores; --iters 100
     # reproduces the article's runs.
-    iters=lambda p: 6 if p["batch"] > 20000 else 20,
+    iters=lambda p: 5 if p["batch"] > 20000 else 20,
     warmup=lambda p: 2,
     uses_data=True,
     min_warmup=2,

@@ -129,7 +129,68 @@ class Backend(abc.ABC):
 
     @abc.abstractmethod
     def value_and_grad(self, f: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, Any]]:
-        """``x -> (f(x), df/dx)`` for a scalar function of one tensor."""
+        """``x -> (f(x), df/dx)`` for a scalar function of one tensor, or of a list of tensors
+        (then the gradient is a list aligned with it)."""
+
+    # --- gradient features (the article's "do more things with gradients") ----------------------
+    @abc.abstractmethod
+    def nth_derivative(self, f: Callable[[Any], Any], n: int) -> Callable[[Any], Any]:
+        """``x -> f^(n)(x)`` for an element-wise ``f``: the framework's gradient operation applied
+        ``n`` times (each time to the sum of the previous derivative)."""
+
+    @abc.abstractmethod
+    def custom_gradient(self, forward: Callable, backward: Callable) -> Callable:
+        """A function ``g(*xs) = forward(*xs)`` whose gradient is ``backward(xs, y, dy)``, a tuple
+        with one gradient per input, written with the framework's own custom-gradient facility."""
+
+    @abc.abstractmethod
+    def rng_key(self, seed: int) -> Any:
+        """Random-number state for ``normal``, seeded; threaded through steps like other state."""
+
+    @abc.abstractmethod
+    def normal(self, key: Any, shape: tuple) -> tuple[Any, Any]:
+        """``(sample, new_key)``: standard normal numbers of this dtype from the framework's RNG."""
+
+    @abc.abstractmethod
+    def solve(self, a: Any, b: Any) -> Any:
+        """``a^-1 @ b`` for a square, well-conditioned ``a``."""
+
+    @abc.abstractmethod
+    def eye(self, n: int) -> Any: ...
+
+    @abc.abstractmethod
+    def sqrt(self, a: Any) -> Any: ...
+
+    @abc.abstractmethod
+    def tanh(self, a: Any) -> Any: ...
+
+    # --- convolutional nets (images are NHWC in NumPy; a backend may keep its own layout) ------
+    @abc.abstractmethod
+    def images(self, array: np.ndarray) -> Any:
+        """A batch of images given as NHWC NumPy, in this backend's preferred layout."""
+
+    @abc.abstractmethod
+    def conv_kernel(self, array: np.ndarray) -> Any:
+        """A convolution kernel given as HWIO NumPy, in the layout ``conv2d`` expects."""
+
+    @abc.abstractmethod
+    def conv2d(self, x: Any, w: Any, stride: int, pad: int) -> Any:
+        """Cross-correlation with explicit symmetric zero padding (the same in every framework)."""
+
+    @abc.abstractmethod
+    def batch_norm(self, x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> Any:
+        """Training-mode batch normalisation over batch and space (biased variance)."""
+
+    @abc.abstractmethod
+    def relu(self, a: Any) -> Any: ...
+
+    @abc.abstractmethod
+    def spatial_mean(self, x: Any) -> Any:
+        """Global average pooling: (batch, channels)."""
+
+    @abc.abstractmethod
+    def log_softmax(self, a: Any) -> Any:
+        """Log-softmax over the last axis."""
 
     # --- control flow -----------------------------------------------------------------------------
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:

@@ -123,7 +123,65 @@ def _make_backend():
             return jnp.minimum(jnp.asarray(a, self.dtype), jnp.asarray(b, self.dtype))
 
         def value_and_grad(self, f: Callable) -> Callable:
-            return jax.value_and_grad(f)
+            return jax.value_and_grad(f)   # lists of arrays are pytrees: grads come as a list
+
+        def nth_derivative(self, f: Callable, n: int) -> Callable:
+            for _ in range(n):
+                f = (lambda h: jax.grad(lambda x: jnp.sum(h(x))))(f)
+            return f
+
+        def custom_gradient(self, forward: Callable, backward: Callable) -> Callable:
+            custom = jax.custom_vjp(forward)
+
+            def fwd(*xs):
+                y = forward(*xs)
+                return y, (xs, y)
+
+            custom.defvjp(fwd, lambda res, dy: tuple(backward(res[0], res[1], dy)))
+            return custom
+
+        def rng_key(self, seed: int):
+            return jax.random.PRNGKey(seed)
+
+        def normal(self, key, shape):
+            key, sub = jax.random.split(key)
+            return jax.random.normal(sub, shape, self.dtype), key
+
+        def solve(self, a, b):
+            return jnp.linalg.solve(a, b)
+
+        def eye(self, n):
+            return jnp.eye(n, dtype=self.dtype)
+
+        def sqrt(self, a):
+            return jnp.sqrt(a)
+
+        def tanh(self, a):
+            return jnp.tanh(a)
+
+        def images(self, array):
+            return self.asarray(array)   # NHWC
+
+        def conv_kernel(self, array):
+            return self.asarray(array)   # HWIO
+
+        def conv2d(self, x, w, stride, pad):
+            return jax.lax.conv_general_dilated(x, w, (stride, stride), [(pad, pad), (pad, pad)],
+                                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+        def batch_norm(self, x, gamma, beta, eps=1e-5):
+            mean = jnp.mean(x, axis=(0, 1, 2))
+            var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
+            return (x - mean) * jax.lax.rsqrt(var + eps) * gamma + beta
+
+        def relu(self, a):
+            return jax.nn.relu(a)
+
+        def spatial_mean(self, x):
+            return jnp.mean(x, axis=(1, 2))
+
+        def log_softmax(self, a):
+            return jax.nn.log_softmax(a, axis=-1)
 
         def cond(self, pred, true_fn, false_fn, *operands):
             if not self.compiled:

@@ -72,7 +72,8 @@ class TFBackend(Backend):
         if not self.compiled and np.ndim(array) == 2:
             # Op by op, a history of rows is a Python list (as the article's TF port kept it).
             return [self.asarray(row) for row in array]
-        return tf.Variable(self.asarray(array), trainable=False)
+        # Straight from NumPy: one copy (tf.constant first would make two of a 1 GiB vector).
+        return tf.Variable(np.asarray(array, dtype=self.dtype.as_numpy_dtype), trainable=False)
 
     # Rows are read with a gather and written with a scatter. The strided-slice forms
     # (``buf[i]``, ``buf[i].assign``) made TensorFlow copy the whole (m, n) buffer on every
@@ -135,9 +136,75 @@ class TFBackend(Backend):
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 y = f(x)
-            return y, tape.gradient(y, x)
+            g = tape.gradient(y, x)
+            return y, (list(g) if isinstance(x, (list, tuple)) else g)
 
         return vg
+
+    def nth_derivative(self, f: Callable, n: int) -> Callable:
+        if n == 0:
+            return f
+        inner = self.nth_derivative(f, n - 1)
+
+        def derivative(x):   # nested tapes: the outer tape records the inner gradient
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = inner(x)
+            return tape.gradient(y, x)
+
+        return derivative
+
+    def custom_gradient(self, forward: Callable, backward: Callable) -> Callable:
+        @tf.custom_gradient
+        def custom(*xs):
+            y = forward(*xs)
+            return y, lambda dy: list(backward(xs, y, dy))
+
+        return custom
+
+    def rng_key(self, seed: int):
+        # Stateless RNG keyed by a tensor that each draw advances: the same in eager and in
+        # graphs, and a graph never bakes a Python seed in.
+        return tf.constant([seed, 0], dtype=tf.int64)
+
+    def normal(self, key, shape):
+        sample = tf.random.stateless_normal(shape, seed=key, dtype=self.dtype)
+        return sample, key + tf.constant([0, 1], dtype=tf.int64)
+
+    def solve(self, a, b):
+        return tf.linalg.solve(a, b)
+
+    def eye(self, n):
+        return tf.eye(n, dtype=self.dtype)
+
+    def sqrt(self, a):
+        return tf.sqrt(a)
+
+    def tanh(self, a):
+        return tf.tanh(a)
+
+    def images(self, array):
+        return self.asarray(array)   # NHWC: TensorFlow's CPU convolutions need it
+
+    def conv_kernel(self, array):
+        return self.asarray(array)   # HWIO
+
+    def conv2d(self, x, w, stride, pad):
+        return tf.nn.conv2d(x, w, strides=stride,
+                            padding=[[0, 0], [pad, pad], [pad, pad], [0, 0]])
+
+    def batch_norm(self, x, gamma, beta, eps=1e-5):
+        mean, var = tf.nn.moments(x, axes=[0, 1, 2])
+        return tf.nn.batch_normalization(x, mean, var, beta, gamma, eps)
+
+    def relu(self, a):
+        return tf.nn.relu(a)
+
+    def spatial_mean(self, x):
+        return tf.reduce_mean(x, axis=[1, 2])
+
+    def log_softmax(self, a):
+        return tf.nn.log_softmax(a, axis=-1)
 
     def cond(self, pred, true_fn, false_fn, *operands):
         if not self.compiled:
