@@ -7,6 +7,7 @@ down one cell, not the run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -71,20 +72,23 @@ def _describe_exit(rc: int, stderr_tail: str) -> str:
     return f"worker exited with code {rc}: {last[0][:300]}"
 
 
-def run_cell(cell: Cell, timeout: float, on_progress=lambda msg: None) -> dict:
-    """Run one cell in a fresh ``python -m eagerbench.worker``; always returns a record."""
+def run_cell(cell: Cell, timeout: float, on_progress=lambda msg: None,
+             cache_dir: str | None = None) -> dict:
+    """Run one cell in a fresh ``python -m eagerbench.worker``; always returns a record.
+
+    ``cache_dir`` holds torch.compile's on-disk caches (a fresh, empty one when not given).
+    """
     env = {**os.environ, **thread_env(cell.threads, cell.device), **cell.extra_env}
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     spec = asdict(cell)
     spec.pop("extra_env")
     started = time.perf_counter()
-    # torch.compile keeps compiled kernels on disk between processes: a cell would find the
-    # previous run's and report a fraction of the compile cost. Each cell compiles cold.
-    caches = tempfile.TemporaryDirectory(prefix="eagerbench-cache-")
-    env.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(caches.name, "inductor"))
-    env.setdefault("TRITON_CACHE_DIR", os.path.join(caches.name, "triton"))
-    with caches, tempfile.TemporaryFile("w+") as errfile:
+    caches = tempfile.TemporaryDirectory(prefix="eagerbench-cache-") if cache_dir is None else None
+    cache_dir = cache_dir or caches.name
+    env.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(cache_dir, "inductor"))
+    env.setdefault("TRITON_CACHE_DIR", os.path.join(cache_dir, "triton"))
+    with caches or contextlib.nullcontext(), tempfile.TemporaryFile("w+") as errfile:
         proc = subprocess.Popen([sys.executable, "-m", "eagerbench.worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=errfile, text=True, env=env,
                                 start_new_session=True)
@@ -155,14 +159,18 @@ def run_cells(cells: Iterable[Cell], out_dir: Path, timeout: float,
     bar = tqdm(total=len(cells), unit="cell", file=sys.stderr, disable=not progress,
                bar_format="{l_bar}{bar:20}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}]"
                           "{postfix}", dynamic_ncols=True)
-    with bar, open(out_dir / RAW, "a") as raw:
+    # torch.compile keeps compiled kernels and its toolchain's artifacts on disk between
+    # processes: with the user's cache, first calls would depend on what ran before. A run
+    # starts from an empty cache that its cells share, as one user session's processes would.
+    caches = tempfile.TemporaryDirectory(prefix="eagerbench-cache-")
+    with caches, bar, open(out_dir / RAW, "a") as raw:
         for cell in cells:
             bar.set_description_str(cell.label())
 
             def show(msg, bar=bar):
                 bar.set_postfix_str(f"{msg['phase']} {msg['i']}/{msg['n']}", refresh=True)
 
-            record = run_cell(cell, timeout, show)
+            record = run_cell(cell, timeout, show, caches.name)
             for one in split_variants(record):
                 raw.write(json.dumps(one) + "\n")
                 records.append(one)

@@ -121,3 +121,28 @@ def test_sweep_with_comma_lists_and_repeated_options(tmp_path):
     ho = [c for c in default if c.workload == "higher-order"]
     assert len(ho) == len({c.mode for c in default})
     assert ho[0].params["order"] == [1, 2, 3, 4, 5, 6] and ho[0].iters == [20] * 6
+
+
+def test_gradient_features_end_to_end_tables_and_plots(tmp_path):
+    out = tmp_path / "features"
+    proc = eagerbench("run", "-w", "higher-order,custom-gradient,kfac,convnet", "--modes",
+                      "torch,jax-jit", "--order", "1,3", "--size", "16", "--batch", "8",
+                      "--width", "2", "--iters", "3", "--no-limits", "--threads", "1",
+                      "--out", str(out), "-q")
+    assert proc.returncode == 0, proc.stderr
+    cells = pd.read_csv(out / "cells.csv")
+    # 2 orders + 3 squares + 3 optimizers + 1 convnet, in two modes, every one measured
+    assert len(cells) == 2 * 9 and (cells["status"] == "ok").all()
+    assert set(cells.loc[cells["workload"] == "kfac", "interleaved"]) == {"optimizer=gd,kfac,adam"}
+    assert cells.loc[cells["workload"] == "convnet", "interleaved"].isna().all()
+    iters = pd.read_csv(out / "iterations.csv")
+    kf = iters[(iters["workload"] == "kfac") & (iters["mode"] == "torch")]
+    assert kf.groupby("p_optimizer").size().to_dict() == {"adam": 5, "gd": 5, "kfac": 5}
+    for png in ("higher_order.png", "custom_gradient.png", "kfac.png", "convnet.png"):
+        assert (out / png).stat().st_size > 1000, png
+    readme = (out / "README.md").read_text()
+    assert "## Gradient features" in readme
+    section = readme.split("### higher-order: ms per n-th derivative (size=16)")[1]
+    rows = [line for line in section.split("###")[0].splitlines() if line.startswith("|")]
+    assert [r.split("|")[1].strip() for r in rows[2:]] == ["1", "3"]   # one row per order
+    assert "kfac: loss after the last iteration" in readme and "convnet.png" in readme
