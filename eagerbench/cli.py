@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import subprocess
 import sys
@@ -35,15 +36,14 @@ def _values(option: str, kind: str, choices: tuple):
             if part not in choices:
                 raise UserError(f"{option}: {part!r} is not one of {', '.join(choices)}")
             return part
+        what = "a number" if kind == "float" else "an integer"
         try:
-            if kind == "float":
-                return float(part)
-            value = float(part) if "e" in part.lower() else int(part)
-            if value != int(value):
+            value = float(part) if kind == "float" or "e" in part.lower() else int(part)
+            if not math.isfinite(value) or (kind != "float" and value != int(value)):
                 raise ValueError
-            return int(value)
         except ValueError:
-            raise UserError(f"{option}: {part!r} is not {'a number' if kind == 'float' else 'an integer'}") from None
+            raise UserError(f"{option}: {part!r} is not {what}") from None
+        return value if kind == "float" else int(value)
 
     def parse(ctx, param, values):
         return [one(part.strip()) for value in values for part in str(value).split(",")

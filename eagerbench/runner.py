@@ -7,10 +7,10 @@ down one cell, not the run.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,10 +73,11 @@ def _describe_exit(rc: int, stderr_tail: str) -> str:
 
 
 def run_cell(cell: Cell, timeout: float, on_progress=lambda msg: None,
-             cache_dir: str | None = None) -> dict:
+             cache_template: str | None = None) -> dict:
     """Run one cell in a fresh ``python -m eagerbench.worker``; always returns a record.
 
-    ``cache_dir`` holds torch.compile's on-disk caches (a fresh, empty one when not given).
+    The cell gets its own empty on-disk cache for torch.compile, or a copy of
+    ``cache_template`` (see ``warm_compiler``): no graph compiled elsewhere is ever reused.
     """
     env = {**os.environ, **thread_env(cell.threads, cell.device), **cell.extra_env}
     root = str(Path(__file__).resolve().parent.parent)
@@ -84,11 +85,11 @@ def run_cell(cell: Cell, timeout: float, on_progress=lambda msg: None,
     spec = asdict(cell)
     spec.pop("extra_env")
     started = time.perf_counter()
-    caches = tempfile.TemporaryDirectory(prefix="eagerbench-cache-") if cache_dir is None else None
-    cache_dir = cache_dir or caches.name
-    env.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(cache_dir, "inductor"))
-    env.setdefault("TRITON_CACHE_DIR", os.path.join(cache_dir, "triton"))
-    with caches or contextlib.nullcontext(), tempfile.TemporaryFile("w+") as errfile:
+    caches = tempfile.TemporaryDirectory(prefix="eagerbench-cache-")
+    if cache_template:
+        shutil.copytree(cache_template, caches.name, dirs_exist_ok=True)
+    env.update(_cache_env(caches.name))
+    with caches, tempfile.TemporaryFile("w+") as errfile:
         proc = subprocess.Popen([sys.executable, "-m", "eagerbench.worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=errfile, text=True, env=env,
                                 start_new_session=True)
@@ -128,6 +129,39 @@ def run_cell(cell: Cell, timeout: float, on_progress=lambda msg: None,
     return {"cell": spec, "result": result}
 
 
+def _cache_env(root: str) -> dict:
+    return {"TORCHINDUCTOR_CACHE_DIR": os.path.join(root, "inductor"),
+            "TRITON_CACHE_DIR": os.path.join(root, "triton")}
+
+
+WARM_UP_COMPILER = ("import torch; f = torch.compile(lambda x: (x * 2).sin()); "
+                    "f(torch.ones(8, device={device!r}))")
+
+
+def warm_compiler(cells: list[Cell], template: str) -> float | None:
+    """Compile a trivial function once into ``template`` if any cell uses torch.compile.
+
+    torch.compile's first use in a cache directory also builds its toolchain's artifacts
+    (about 5 s on 2 cores), which a user pays once, not per program. Each cell starts from a
+    copy of this template: its first call is its own graph's compile, whatever ran before it.
+    Returns the seconds the warm-up took (None when no cell needs it or it failed).
+    """
+    from eagerbench.modes import get_mode
+
+    users = [c for c in cells if "compile_mode" in get_mode(c.mode).options]
+    if not users:
+        return None
+    env = {**os.environ, **thread_env(users[0].threads, users[0].device), **_cache_env(template)}
+    code = WARM_UP_COMPILER.format(device="cuda" if users[0].device == "cuda" else "cpu")
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                              timeout=600)
+    except subprocess.TimeoutExpired:
+        return None
+    return time.perf_counter() - started if proc.returncode == 0 else None
+
+
 def split_variants(record: dict) -> list[dict]:
     """One record per parameter set: a cell that interleaved several values of a parameter in
     one process becomes one record per value, each saying what it shared its process with."""
@@ -159,18 +193,22 @@ def run_cells(cells: Iterable[Cell], out_dir: Path, timeout: float,
     bar = tqdm(total=len(cells), unit="cell", file=sys.stderr, disable=not progress,
                bar_format="{l_bar}{bar:20}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}]"
                           "{postfix}", dynamic_ncols=True)
-    # torch.compile keeps compiled kernels and its toolchain's artifacts on disk between
-    # processes: with the user's cache, first calls would depend on what ran before. A run
-    # starts from an empty cache that its cells share, as one user session's processes would.
-    caches = tempfile.TemporaryDirectory(prefix="eagerbench-cache-")
-    with caches, bar, open(out_dir / RAW, "a") as raw:
+    # torch.compile keeps compiled graphs on disk between processes: with the user's cache a
+    # first call would depend on what ran before. Cells start from a template holding only
+    # the compiler's one-time set-up.
+    template = tempfile.TemporaryDirectory(prefix="eagerbench-template-")
+    with template, bar, open(out_dir / RAW, "a") as raw:
+        setup = warm_compiler(cells, template.name)
+        if setup is not None:
+            bar.write(f"eagerbench: torch.compile's one-time set-up took {setup:.1f} s "
+                      f"(done once, kept out of every cell's first call)")
         for cell in cells:
             bar.set_description_str(cell.label())
 
             def show(msg, bar=bar):
                 bar.set_postfix_str(f"{msg['phase']} {msg['i']}/{msg['n']}", refresh=True)
 
-            record = run_cell(cell, timeout, show, caches.name)
+            record = run_cell(cell, timeout, show, template.name if setup else None)
             for one in split_variants(record):
                 raw.write(json.dumps(one) + "\n")
                 records.append(one)

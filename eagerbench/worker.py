@@ -125,6 +125,7 @@ def measure(spec: dict, channel: Channel) -> dict:
         "harness_overhead_ns": harness_overhead_ns(),
         "traces_before_timing": traces_before,
         "threads_applied": B.threads(),
+        "compile_cache": B.compile_cache(),
         "device_name": B.device_name(),
         "cpus": cpus,
         "options": options,

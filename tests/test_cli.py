@@ -40,6 +40,8 @@ BAD = [
     (["run", "-w", "custom-gradient", "--square", "cube"], "'cube' is not one of plain"),
     (["run", "-w", "custom-gradient", "--noise", "-1"], "--noise must be at least 0"),
     (["run", "-w", "custom-gradient", "--noise", "x"], "'x' is not a number"),
+    (["run", "-w", "custom-gradient", "--noise", "inf"], "'inf' is not a number"),
+    (["run", "-w", "higher-order", "--order", "2.5"], "'2.5' is not an integer"),
     (["run", "-w", "convnet", "--optimizer", "adam"], "--optimizer does not apply to convnet"),
     (["run", "-w", "convnet", "--warmup", "1"], "--warmup must be at least 2 for convnet"),
     (["frobnicate"], "No such command"),

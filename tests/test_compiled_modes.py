@@ -56,3 +56,18 @@ def test_cuda_device_is_refused_clearly_without_a_gpu():
     for mode in ("torch", "jax", "torch-cudagraph"):
         with pytest.raises(RuntimeError, match="(?i)cuda|gpu"):
             all_modes()[mode].make("cuda", "float32", 1)
+
+
+def test_torch_compile_cells_compile_their_graphs_cold_whatever_ran_before(tmp_path):
+    """Two identical torch-compile cells in one run: neither finds the other's graph in the
+    on-disk cache (each starts from the run's template, which holds only the compiler's
+    one-time set-up), so each first call is a full compile of its own graph."""
+    from eagerbench.runner import run_cells
+
+    cell = Cell("elementwise", {"size": 64, "ops": 3}, "torch-compile", threads=1, iters=2,
+                warmup=1)
+    records = run_cells([cell, cell], tmp_path, timeout=600, progress=False)
+    for rec in records:
+        assert rec["result"]["status"] == "ok", rec["result"]
+        cache = rec["result"]["compile_cache"]
+        assert cache["graph_misses"] >= 1 and cache["graph_hits"] == 0, cache

@@ -220,6 +220,10 @@ class Backend(abc.ABC):
         """How many times compiled steps have been traced or compiled so far."""
         return 0
 
+    def compile_cache(self) -> dict:
+        """Hits and misses of an on-disk compile cache, where the framework keeps one."""
+        return {}
+
     @abc.abstractmethod
     def block(self, tree: Any) -> None:
         """Wait until every tensor in ``tree`` is computed (device and async queues drained)."""

@@ -231,6 +231,14 @@ class TorchBackend(Backend):
 
         return int(counters["stats"]["unique_graphs"])
 
+    def compile_cache(self) -> dict:
+        if not self.compiled or self.cudagraph:
+            return {}
+        from torch._dynamo.utils import counters
+
+        return {"graph_hits": int(counters["inductor"]["fxgraph_cache_hit"]),
+                "graph_misses": int(counters["inductor"]["fxgraph_cache_miss"])}
+
     def block(self, tree: Any) -> None:
         if self.torch_device.type == "cuda":
             torch.cuda.synchronize(self.torch_device)
