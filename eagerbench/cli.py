@@ -387,7 +387,7 @@ def list_cmd():
         click.echo(f"  {w.name:<16} {w.summary}")
         for p in w.params:
             default = ",".join("auto" if v is None else str(v) for v in p.default)
-            click.echo(f"      --{p.name:<8} {default:<28} {p.help}")
+            click.echo(f"      --{p.name:<10} {default:<28} {p.help}")
     click.echo("\nModes:")
     for m in all_modes().values():
         state = "available" if m.installed() else f"not installed ({m.install_hint})"
