@@ -60,7 +60,7 @@ WORKLOAD = Workload(
             Param("batch", (60000, 10000), "training images used (first `batch` of MNIST)")),
     build=_build,
     work=_work,
-    # Sized so the default suite (every mode) fits in ~10 minutes on 2 cores; --iters 100
+    # Sized to keep the default suite (every mode) near 10 minutes on 2 cores; --iters 100
     # reproduces the article's runs.
     iters=lambda p: 5 if p["batch"] > 20000 else 20,
     warmup=lambda p: 2,
