@@ -259,6 +259,4 @@ def all_plots(cells: pd.DataFrame, iters: pd.DataFrame, out: Path) -> list[Path]
             rate_plot(cells, out, "matmul", "gflops", "achieved GFLOP/s", "size",
                       "matmul_gflops.png"),
             elementwise_sweep(cells, out)]
-    from eagerbench import feature_report
-
-    return [p for p in made if p is not None] + feature_report.figures(cells, iters, out)
+    return [p for p in made if p is not None]

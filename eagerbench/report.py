@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from eagerbench import plots, tables
+from eagerbench import feature_report, plots, tables
 from eagerbench.runner import load_records
 
 ENV = "env.json"
@@ -31,11 +31,12 @@ def build(out_dir: Path) -> pd.DataFrame:
     cells.to_csv(out_dir / "cells.csv", index=False)
     summary = tables.summary_table(cells)
     figures = plots.all_plots(cells, iters, out_dir)
+    features = []
+    if "status" in cells and (cells["status"] == "ok").any():
+        figures += feature_report.figures(cells, iters, out_dir)
+        features = feature_report.tables(cells, iters)
     from eagerbench import verify
 
-    from eagerbench import feature_report
-
-    features = feature_report.tables(cells, iters) if "status" in cells else []
     (out_dir / "README.md").write_text(_markdown(summary, cells, env, figures,
                                                  verify.markdown(out_dir), features))
     return summary

@@ -179,7 +179,6 @@ def split_variants(record: dict) -> list[dict]:
         if isinstance(cell["iters"], list):
             one["iters"] = cell["iters"][i]
         result = {**shared, **res["variants"][i]} if res.get("variants") else dict(shared)
-        result.pop("params", None)
         out.append({"cell": one, "result": result})
     return out
 
