@@ -253,7 +253,7 @@ def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, devi
         for params in w.grid({k: v for k, v in given.items()}):
             variants = w.variants(params)
             # Interleaved values keep their own default iteration counts (a list).
-            default_iters = ([w.iters(v) for v in variants] if variants[0] is not params
+            default_iters = ([w.iters(v) for v in variants] if w.sweeps(params)
                              else w.iters(params))
             for mode in order:
                 grid.append(Cell(workload=w.name, params=params, mode=mode, device=device,

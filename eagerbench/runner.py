@@ -169,9 +169,9 @@ def split_variants(record: dict) -> list[dict]:
 
     cell, res = record["cell"], record["result"]
     workload = get_workload(cell["workload"])
-    name = workload.interleave
-    if not name or not isinstance(cell["params"].get(name), list):
+    if not workload.sweeps(cell["params"]):
         return [record]
+    name = workload.interleave
     shared = {k: v for k, v in res.items() if k != "variants"}
     out = []
     for i, params in enumerate(workload.variants(cell["params"])):

@@ -132,7 +132,7 @@ def measure(spec: dict, channel: Channel) -> dict:
         "data_source": source if workload.uses_data else None,
         "versions": _versions(mode.framework),
     }
-    if len(variants) == 1 and variants[0] is spec["params"]:
+    if not workload.sweeps(spec["params"]):
         return {**shared, **own(runs[0])}
     return {**shared, "variants": [own(r) for r in runs]}
 

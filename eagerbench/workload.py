@@ -92,8 +92,12 @@ class Workload:
         # An interleaved entry is resolved per value, by ``variants``.
         return combos if self.interleave else [self.resolve(c) for c in combos]
 
+    def sweeps(self, params: dict) -> bool:
+        """Whether this grid entry carries several values of the interleaved parameter."""
+        return bool(self.interleave) and isinstance(params.get(self.interleave), list)
+
     def variants(self, params: dict) -> list[dict]:
         """The single-valued, resolved parameter sets one grid entry stands for."""
-        if self.interleave and isinstance(params.get(self.interleave), list):
+        if self.sweeps(params):
             return [self.resolve({**params, self.interleave: v}) for v in params[self.interleave]]
         return [params]
