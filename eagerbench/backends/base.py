@@ -31,6 +31,7 @@ class Backend(abc.ABC):
         self.device = device
         self.dtype_name = dtype
         self.compiled = compiled
+        self.host_reads = 0   # device values read by Python control flow (host syncs)
 
     # --- set-up -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -193,10 +194,15 @@ class Backend(abc.ABC):
         """Log-softmax over the last axis."""
 
     # --- control flow -----------------------------------------------------------------------------
+    def host_bool(self, value: Any) -> bool:
+        """A device boolean read by Python: a host sync, counted in ``host_reads``."""
+        self.host_reads += 1
+        return bool(value)
+
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
         """``true_fn(*operands) if pred else false_fn(*operands)``. Both branches return a tuple
         aligned with ``operands`` (an updated value in each position, buffers included)."""
-        return true_fn(*operands) if bool(pred) else false_fn(*operands)
+        return true_fn(*operands) if self.host_bool(pred) else false_fn(*operands)
 
     def fori_loop(self, lower: Any, upper: Any, body: Callable[[Any, Any], Any], carry: Any) -> Any:
         """``for i in range(lower, upper): carry = body(i, carry)``; returns the carry."""
@@ -217,8 +223,25 @@ class Backend(abc.ABC):
         return lambda x: step({"x": x}, {})[0]
 
     def trace_count(self) -> int:
-        """How many times compiled steps have been traced or compiled so far."""
+        """How many times compiled steps have been traced (Python run to build a graph) so far."""
         return 0
+
+    def compile_events(self) -> dict:
+        """Backend compiles so far in this process: ``count``, and ``seconds`` where the framework
+        times them (JAX: XLA compiles; torch: Dynamo frame compiles; TensorFlow: traces, timed
+        while tracing only). A compile with no new trace (JAX recompiling for a committed input)
+        shows here and not in ``trace_count``."""
+        return {"count": self.trace_count(), "seconds": None}
+
+    def donation(self) -> dict | None:
+        """``{"donated": n, "reused": k, "copied_bytes": b}``: buffers handed to compiled steps to
+        update in place, how many the outputs really reuse (checked after each step's first
+        call), and the bytes of those that are not."""
+        return None
+
+    def reset(self) -> None:
+        """Forget compiled graphs and caches, so that the next cell in this process compiles
+        its own from scratch (``torch._dynamo.reset``, ``jax.clear_caches``)."""
 
     def compile_cache(self) -> dict:
         """Hits and misses of an on-disk compile cache, where the framework keeps one."""

@@ -15,11 +15,31 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from eagerbench.workload import Unsupported
 
 WARMUP_RUNS = 3   # torch's recipe: run on a side stream before capture so lazy init is done
+
+
+class OpTrail(TorchDispatchMode):
+    """Remembers the aten op being dispatched, so that a failure names the op it happened in
+    (a host sync such as ``aten._local_scalar_dense`` or ``aten._linalg_check_errors`` cannot
+    be captured)."""
+
+    def __init__(self):
+        super().__init__()
+        self.last: str | None = None
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.last, self.count = str(func), self.count + 1
+        return func(*args, **(kwargs or {}))
+
+    def describe(self, exc: BaseException) -> str:
+        where = f"at {self.last} (op {self.count} of the step)" if self.last else "before any op"
+        return f"{where}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
 
 
 class CapturedStep:
@@ -47,12 +67,13 @@ class CapturedStep:
         for buf, copy in zip([b for b in self.mem_leaves if isinstance(b, torch.Tensor)], saved):
             buf.copy_(copy)
         self.graph = torch.cuda.CUDAGraph()
+        trail = OpTrail()
         try:
-            with torch.cuda.graph(self.graph):
+            with torch.cuda.graph(self.graph), trail:
                 out = self.fn(*static_args)
         except RuntimeError as exc:  # a host sync or Python branch on a device value
-            raise Unsupported(f"step cannot be captured as a CUDA graph: "
-                              f"{str(exc).splitlines()[0]}") from None
+            raise Unsupported(f"step cannot be captured as a CUDA graph "
+                              f"{trail.describe(exc)}") from None
         self.static_out, self.out_spec = tree_flatten(out)
         self.captures += 1
 

@@ -1,8 +1,10 @@
 """JAX implementation of the backend interface: op-by-op dispatch, or ``jax.jit``.
 
-JAX arrays are immutable: "in-place" buffer updates return new arrays (under ``jit`` with the
-buffers donated, XLA updates them in place). Op by op, the l-BFGS history is a Python list of
-rows, as a JAX user would keep it; rewriting one row of an (m, n) array would copy all of it.
+JAX reads its platform settings at import: a JAX mode calls ``jax_setup.prepare`` before it imports
+this module. JAX arrays are immutable: "in-place" buffer updates return new arrays (under ``jit``
+with the buffers donated, XLA updates them in place). Op by op, the l-BFGS history is a Python
+list of rows, as a JAX user would keep it; rewriting one row of an (m, n) array would copy all of
+it.
 """
 
 from __future__ import annotations
@@ -10,205 +12,265 @@ from __future__ import annotations
 import os
 from typing import Any, Callable
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from eagerbench.backends.base import Backend
 
-class JaxBackend:
-    """Factory wrapper so that environment settings land before ``import jax``."""
-
-    def __new__(cls, device: str, dtype: str, compiled: bool, threads: int):
-        if device == "cuda":
-            # Let other modes (and other JAX processes) share the GPU.
-            os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        else:
-            os.environ.setdefault("JAX_PLATFORMS", "cpu")
-        return _make_backend()(device, dtype, compiled, threads)
+# XLA compiles in this process (count, and seconds of tracing, lowering and compiling), from
+# JAX's monitoring events: a recompile with no new Python trace (a committed input, a new
+# layout) shows here and nowhere else.
+_COMPILES = {"count": 0, "seconds": 0.0}
+_COMPILE_PHASES = ("/jax/core/compile/jaxpr_trace_duration",
+                   "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                   "/jax/core/compile/backend_compile_duration")
 
 
-def _make_backend():
-    import jax
-    import jax.numpy as jnp
+def _on_duration(event: str, seconds: float, **kwargs) -> None:
+    if event in _COMPILE_PHASES:
+        _COMPILES["seconds"] += seconds
+    if event == _COMPILE_PHASES[-1]:
+        _COMPILES["count"] += 1
 
-    from eagerbench.backends.base import Backend
 
-    class _JaxBackend(Backend):
-        framework = "jax"
+jax.monitoring.register_event_duration_secs_listener(_on_duration)
 
-        def __init__(self, device: str, dtype: str, compiled: bool, threads: int):
-            super().__init__(device, dtype, compiled)
-            if dtype == "float64":
-                jax.config.update("jax_enable_x64", True)
-            platform = "gpu" if device == "cuda" else "cpu"
-            try:
-                self.jax_device = jax.devices(platform)[0]
-            except RuntimeError:
-                raise RuntimeError(f"JAX sees no {platform.upper()} device here "
-                                   f"(install jax[cuda12])") from None
-            jax.config.update("jax_default_device", self.jax_device)
-            self.dtype = {"float32": jnp.float32, "float64": jnp.float64}[dtype]
-            self._traces = 0
 
-        def threads(self) -> dict:
-            # XLA's CPU pool follows the CPUs the process may use (the worker pins them).
-            n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-            return {"intra_op": n, "inter_op": n}
+class JittedStep:
+    """A step ``(st, mem) -> (st, mem)`` under ``jax.jit`` with the buffers in ``mem`` donated.
 
-        def device_name(self) -> str:
-            return getattr(self.jax_device, "device_kind", str(self.jax_device))
+    Two things keep donation honest. Inputs of ``st`` that the step returns unchanged are handed
+    back outside the jit: as outputs of the jit they would be copied, and XLA could give them a
+    donated buffer of the same shape, so that the buffer meant to be updated in place is copied
+    and a fresh one allocated on every step. And ``mem`` comes first among the outputs, since
+    XLA hands each donated buffer to the first output of its shape and dtype. After the first
+    call, ``donation`` says how many donated buffers the outputs really reuse.
+    """
 
-        def asarray(self, array):
-            array = np.asarray(array)
-            if np.issubdtype(array.dtype, np.floating):
-                array = array.astype(self.dtype)
-            return jax.device_put(array, self.jax_device)
+    def __init__(self, fn: Callable, on_trace: Callable[[], None]):
+        self.fn = fn
+        self.on_trace = on_trace
+        self.forwarded: list = []     # per output leaf of st: the st input leaf it passes on
+        self.st_def = None
+        self.donation: dict | None = None
+        self._jitted = jax.jit(self._traced, donate_argnums=(1,))
 
-        def to_numpy(self, tensor):
-            return np.asarray(tensor)
+    def _traced(self, st, mem):
+        self.on_trace()   # runs only while JAX traces
+        new_st, new_mem = self.fn(st, mem)
+        position = {id(x): i for i, x in enumerate(jax.tree_util.tree_leaves(st))}
+        leaves, self.st_def = jax.tree_util.tree_flatten(new_st)
+        self.forwarded = [position.get(id(x)) for x in leaves]
+        return new_mem, [x for x, f in zip(leaves, self.forwarded) if f is None]
 
-        def index(self, value: int):
-            return jnp.asarray(value, dtype=jnp.int32) if self.compiled else value
+    def __call__(self, st, mem):
+        first = self.donation is None
+        if first:   # read before the call: donated inputs are deleted by it
+            donated = {x.unsafe_buffer_pointer(): x.nbytes for x in jax.tree_util.tree_leaves(mem)}
+        st_in = jax.tree_util.tree_leaves(st)
+        new_mem, computed = self._jitted(st, mem)
+        computed = iter(computed)
+        leaves = [st_in[f] if f is not None else next(computed) for f in self.forwarded]
+        if first:
+            kept = {x.unsafe_buffer_pointer() for x in jax.tree_util.tree_leaves(new_mem)}
+            self.donation = {"donated": len(donated), "reused": len(donated.keys() & kept),
+                             "copied_bytes": sum(n for p, n in donated.items() if p not in kept)}
+        return jax.tree_util.tree_unflatten(self.st_def, leaves), new_mem
 
-        def int_min(self, a, b):
-            return jnp.minimum(a, b) if self.compiled else min(a, b)
 
-        def buffer(self, array):
-            array = np.asarray(array)
-            if not self.compiled and array.ndim == 2:
-                return [self.asarray(row) for row in array]
-            return self.asarray(array)
+class JaxBackend(Backend):
+    framework = "jax"
 
-        def buffer_write(self, buf, i, row):
-            if isinstance(buf, list):
-                buf[i] = row
-                return buf
-            return buf.at[i].set(row)
+    def __init__(self, device: str, dtype: str, compiled: bool, threads: int):
+        super().__init__(device, dtype, compiled)
+        if dtype == "float64":
+            jax.config.update("jax_enable_x64", True)
+        platform = "gpu" if device == "cuda" else "cpu"
+        try:
+            self.jax_device = jax.devices(platform)[0]
+        except RuntimeError:
+            raise RuntimeError(f"JAX sees no {platform.upper()} device here "
+                               f"(install jax[cuda12])") from None
+        jax.config.update("jax_default_device", self.jax_device)
+        self.dtype = {"float32": jnp.float32, "float64": jnp.float64}[dtype]
+        self._traces = 0
+        self._jitted: list[JittedStep] = []
 
-        def buffer_read(self, buf, i):
-            return buf[i]
+    def threads(self) -> dict:
+        # XLA's CPU pool follows the CPUs the process may use (the worker pins them).
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        return {"intra_op": n, "inter_op": n}
 
-        def add_inplace(self, buf, x):
-            return buf + x
+    def device_name(self) -> str:
+        return getattr(self.jax_device, "device_kind", str(self.jax_device))
 
-        def stack_new(self, size: int):
-            return jnp.zeros(size, self.dtype) if self.compiled else [None] * size
+    def asarray(self, array):
+        array = np.asarray(array)
+        if np.issubdtype(array.dtype, np.floating):
+            array = array.astype(self.dtype)
+        return jax.device_put(array, self.jax_device)
 
-        def stack_write(self, stack, i, value):
-            return stack.at[i].set(value) if self.compiled else super().stack_write(stack, i, value)
+    def to_numpy(self, tensor):
+        return np.asarray(tensor)
 
-        def matmul(self, a, b):
-            return jnp.matmul(a, b)
+    def index(self, value: int):
+        # Placed like every other input: an uncommitted counter that comes back committed from
+        # the step would make XLA compile the step a second time.
+        return jax.device_put(np.int32(value), self.jax_device) if self.compiled else value
 
-        def transpose(self, a):
-            return a.T
+    def int_min(self, a, b):
+        return jnp.minimum(a, b) if self.compiled else min(a, b)
 
-        def sigmoid(self, a):
-            return jax.nn.sigmoid(a)
+    def buffer(self, array):
+        array = np.asarray(array)
+        if not self.compiled and array.ndim == 2:
+            return [self.asarray(row) for row in array]
+        # A copy XLA owns: device_put may alias the NumPy array on the CPU, and XLA cannot
+        # donate memory it does not own (the first step would copy it, whatever the step does).
+        return jnp.copy(self.asarray(array))
 
-        def reshape(self, a, shape):
-            return jnp.reshape(a, shape)
+    def buffer_write(self, buf, i, row):
+        if isinstance(buf, list):
+            buf[i] = row
+            return buf
+        return buf.at[i].set(row)
 
-        def sum(self, a):
-            return jnp.sum(a)
+    def buffer_read(self, buf, i):
+        return buf[i]
 
-        def mean(self, a):
-            return jnp.mean(a)
+    def add_inplace(self, buf, x):
+        return buf + x
 
-        def max(self, a):
-            return jnp.max(a)
+    def stack_new(self, size: int):
+        return jnp.zeros(size, self.dtype) if self.compiled else [None] * size
 
-        def dot(self, a, b):
-            return jnp.dot(a, b)
+    def stack_write(self, stack, i, value):
+        return stack.at[i].set(value) if self.compiled else super().stack_write(stack, i, value)
 
-        def minimum(self, a, b):
-            return jnp.minimum(jnp.asarray(a, self.dtype), jnp.asarray(b, self.dtype))
+    def matmul(self, a, b):
+        return jnp.matmul(a, b)
 
-        def value_and_grad(self, f: Callable) -> Callable:
-            return jax.value_and_grad(f)   # lists of arrays are pytrees: grads come as a list
+    def transpose(self, a):
+        return a.T
 
-        def nth_derivative(self, f: Callable, n: int) -> Callable:
-            for _ in range(n):
-                f = (lambda h: jax.grad(lambda x: jnp.sum(h(x))))(f)
-            return f
+    def sigmoid(self, a):
+        return jax.nn.sigmoid(a)
 
-        def custom_gradient(self, forward: Callable, backward: Callable) -> Callable:
-            custom = jax.custom_vjp(forward)
+    def reshape(self, a, shape):
+        return jnp.reshape(a, shape)
 
-            def fwd(*xs):
-                y = forward(*xs)
-                return y, (xs, y)
+    def sum(self, a):
+        return jnp.sum(a)
 
-            custom.defvjp(fwd, lambda res, dy: tuple(backward(res[0], res[1], dy)))
-            return custom
+    def mean(self, a):
+        return jnp.mean(a)
 
-        def rng_key(self, seed: int):
-            return jax.random.PRNGKey(seed)
+    def max(self, a):
+        return jnp.max(a)
 
-        def normal(self, key, shape):
-            key, sub = jax.random.split(key)
-            return jax.random.normal(sub, shape, self.dtype), key
+    def dot(self, a, b):
+        return jnp.dot(a, b)
 
-        def solve(self, a, b):
-            return jnp.linalg.solve(a, b)
+    def minimum(self, a, b):
+        return jnp.minimum(jnp.asarray(a, self.dtype), jnp.asarray(b, self.dtype))
 
-        def eye(self, n):
-            return jnp.eye(n, dtype=self.dtype)
+    def value_and_grad(self, f: Callable) -> Callable:
+        return jax.value_and_grad(f)   # lists of arrays are pytrees: grads come as a list
 
-        def sqrt(self, a):
-            return jnp.sqrt(a)
+    def nth_derivative(self, f: Callable, n: int) -> Callable:
+        for _ in range(n):
+            f = (lambda h: jax.grad(lambda x: jnp.sum(h(x))))(f)
+        return f
 
-        def tanh(self, a):
-            return jnp.tanh(a)
+    def custom_gradient(self, forward: Callable, backward: Callable) -> Callable:
+        custom = jax.custom_vjp(forward)
 
-        def images(self, array):
-            return self.asarray(array)   # NHWC
+        def fwd(*xs):
+            y = forward(*xs)
+            return y, (xs, y)
 
-        def conv_kernel(self, array):
-            return self.asarray(array)   # HWIO
+        custom.defvjp(fwd, lambda res, dy: tuple(backward(res[0], res[1], dy)))
+        return custom
 
-        def conv2d(self, x, w, stride, pad):
-            return jax.lax.conv_general_dilated(x, w, (stride, stride), [(pad, pad), (pad, pad)],
-                                                dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    def rng_key(self, seed: int):
+        return jax.random.PRNGKey(seed)
 
-        def batch_norm(self, x, gamma, beta, eps=1e-5):
-            mean = jnp.mean(x, axis=(0, 1, 2))
-            var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
-            return (x - mean) * jax.lax.rsqrt(var + eps) * gamma + beta
+    def normal(self, key, shape):
+        key, sub = jax.random.split(key)
+        return jax.random.normal(sub, shape, self.dtype), key
 
-        def relu(self, a):
-            return jax.nn.relu(a)
+    def solve(self, a, b):
+        return jnp.linalg.solve(a, b)
 
-        def spatial_mean(self, x):
-            return jnp.mean(x, axis=(1, 2))
+    def eye(self, n):
+        return jnp.eye(n, dtype=self.dtype)
 
-        def log_softmax(self, a):
-            return jax.nn.log_softmax(a, axis=-1)
+    def sqrt(self, a):
+        return jnp.sqrt(a)
 
-        def cond(self, pred, true_fn, false_fn, *operands):
-            if not self.compiled:
-                return super().cond(pred, true_fn, false_fn, *operands)
-            return jax.lax.cond(pred, lambda ops: tuple(true_fn(*ops)),
-                                lambda ops: tuple(false_fn(*ops)), operands)
+    def tanh(self, a):
+        return jnp.tanh(a)
 
-        def fori_loop(self, lower, upper, body, carry):
-            if not self.compiled:
-                return super().fori_loop(lower, upper, body, carry)
-            return jax.lax.fori_loop(lower, upper, body, carry)
+    def images(self, array):
+        return self.asarray(array)   # NHWC
 
-        def compile_step(self, fn: Callable, name: str = "step") -> Callable:
-            if not self.compiled:
-                return fn
+    def conv_kernel(self, array):
+        return self.asarray(array)   # HWIO
 
-            def counted(st, mem):
-                self._traces += 1   # runs only while JAX traces
-                return fn(st, mem)
+    def conv2d(self, x, w, stride, pad):
+        return jax.lax.conv_general_dilated(x, w, (stride, stride), [(pad, pad), (pad, pad)],
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-            # Donating the buffers lets XLA update the history in place instead of copying it.
-            return jax.jit(counted, donate_argnums=(1,))
+    def batch_norm(self, x, gamma, beta, eps=1e-5):
+        mean = jnp.mean(x, axis=(0, 1, 2))
+        var = jnp.mean(jnp.square(x - mean), axis=(0, 1, 2))
+        return (x - mean) * jax.lax.rsqrt(var + eps) * gamma + beta
 
-        def trace_count(self) -> int:
-            return self._traces
+    def relu(self, a):
+        return jax.nn.relu(a)
 
-        def block(self, tree: Any) -> None:
-            jax.block_until_ready(tree)
+    def spatial_mean(self, x):
+        return jnp.mean(x, axis=(1, 2))
 
-    return _JaxBackend
+    def log_softmax(self, a):
+        return jax.nn.log_softmax(a, axis=-1)
+
+    def cond(self, pred, true_fn, false_fn, *operands):
+        if not self.compiled:
+            return super().cond(pred, true_fn, false_fn, *operands)
+        return jax.lax.cond(pred, lambda ops: tuple(true_fn(*ops)),
+                            lambda ops: tuple(false_fn(*ops)), operands)
+
+    def fori_loop(self, lower, upper, body, carry):
+        if not self.compiled:
+            return super().fori_loop(lower, upper, body, carry)
+        return jax.lax.fori_loop(lower, upper, body, carry)
+
+    def compile_step(self, fn: Callable, name: str = "step") -> Callable:
+        if not self.compiled:
+            return fn
+        step = JittedStep(fn, self._count_trace)
+        self._jitted.append(step)
+        return step
+
+    def _count_trace(self) -> None:
+        self._traces += 1
+
+    def trace_count(self) -> int:
+        return self._traces
+
+    def compile_events(self) -> dict:
+        return dict(_COMPILES)
+
+    def donation(self) -> dict | None:
+        checked = [s.donation for s in self._jitted if s.donation is not None]
+        if not checked:
+            return None
+        return {key: sum(d[key] for d in checked) for key in ("donated", "reused", "copied_bytes")}
+
+    def reset(self) -> None:
+        jax.clear_caches()
+
+    def block(self, tree: Any) -> None:
+        jax.block_until_ready(tree)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import types
 from typing import Any, Callable
 
@@ -9,6 +10,31 @@ import numpy as np
 import torch
 
 from eagerbench.backends.base import Backend
+
+# Dynamo frame compiles in this process (count and seconds, tracing and Inductor together), from
+# its compile callbacks: every graph compiled, recompiles included.
+_COMPILES = {"count": 0, "seconds": 0.0}
+_started: list = []
+
+
+def _compile_started(*args, **kwargs) -> None:
+    _started.append(time.perf_counter())
+
+
+def _compile_ended(*args, **kwargs) -> None:
+    if _started:
+        _COMPILES["count"] += 1
+        _COMPILES["seconds"] += time.perf_counter() - _started.pop()
+
+
+def _watch_compiles() -> None:
+    """Register the callbacks once per process (importing Dynamo costs eager modes nothing)."""
+    if not getattr(_watch_compiles, "done", False):
+        import torch._dynamo
+
+        torch._dynamo.callback.on_compile_start(_compile_started)
+        torch._dynamo.callback.on_compile_end(_compile_ended)
+        _watch_compiles.done = True
 
 
 class TorchBackend(Backend):
@@ -36,6 +62,8 @@ class TorchBackend(Backend):
             raise RuntimeError("CUDA is not available to PyTorch on this machine")
         self.torch_device = torch.device("cuda" if device == "cuda" else "cpu")
         self.dtype = {"float32": torch.float32, "float64": torch.float64}[dtype]
+        if compiled and not cudagraph:
+            _watch_compiles()
 
     def threads(self) -> dict:
         return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
@@ -47,7 +75,8 @@ class TorchBackend(Backend):
 
     def asarray(self, array: np.ndarray) -> Any:
         array = np.asarray(array)
-        t = torch.from_numpy(np.ascontiguousarray(array))
+        # (np.ascontiguousarray would turn a 0-d scalar into shape (1,))
+        t = torch.from_numpy(array if array.flags.c_contiguous else np.ascontiguousarray(array))
         if t.is_floating_point():
             t = t.to(self.dtype)
         return t.to(self.torch_device)
@@ -98,10 +127,11 @@ class TorchBackend(Backend):
                              torch.as_tensor(b, dtype=self.dtype, device=self.torch_device))
 
     def axpy(self, alpha, x, y):
-        # One fused kernel, as torch.optim.LBFGS writes it; like there, a tensor alpha is read
-        # back to the host (torch's arg parser refuses some 0-d tensors as alpha).
+        # One fused kernel. torch.optim.LBFGS writes ``add(x, alpha=a.item())``: a host sync per
+        # call (two per stored pair on a GPU), which the TensorFlow and JAX ports don't make.
+        # addcmul takes the 0-d tensor on the device as it is.
         if isinstance(alpha, torch.Tensor):
-            alpha = alpha.item()
+            return torch.addcmul(y, alpha, x)
         return torch.add(y, x, alpha=alpha)
 
     def value_and_grad(self, f: Callable) -> Callable:
@@ -178,7 +208,11 @@ class TorchBackend(Backend):
         return seed
 
     def solve(self, a, b):
-        return torch.linalg.solve(a, b)
+        # linalg.solve checks for singular input on the host: a sync per call, which breaks
+        # CUDA-graph capture and which TensorFlow's and JAX's solves don't make. solve_ex with
+        # check_errors=False is PyTorch's documented sync-free form (a singular input gives
+        # non-finite values, as in the other frameworks).
+        return torch.linalg.solve_ex(a, b, check_errors=False)[0]
 
     def eye(self, n):
         return torch.eye(n, dtype=self.dtype, device=self.torch_device)
@@ -230,6 +264,17 @@ class TorchBackend(Backend):
         from torch._dynamo.utils import counters
 
         return int(counters["stats"]["unique_graphs"])
+
+    def compile_events(self) -> dict:
+        if self.cudagraph:
+            return {"count": self.trace_count(), "seconds": None}
+        return dict(_COMPILES)
+
+    def reset(self) -> None:
+        if self.compiled and not self.cudagraph:
+            torch._dynamo.reset()
+            _watch_compiles.done = False   # reset clears Dynamo's compile callbacks too
+            _watch_compiles()
 
     def compile_cache(self) -> dict:
         if not self.compiled or self.cudagraph:

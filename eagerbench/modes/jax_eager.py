@@ -4,6 +4,9 @@ from eagerbench.modes.base import Mode
 
 
 def _make(device: str, dtype: str, threads: int):
+    from eagerbench.backends import jax_setup
+
+    jax_setup.prepare(device)   # before jax is imported
     from eagerbench.backends.jax_backend import JaxBackend
 
     return JaxBackend(device, dtype, compiled=False, threads=threads)
