@@ -1,16 +1,26 @@
-"""Timing one iteration at a time: wall clock around step + device sync, GC recorded, not hidden.
+"""Timing calls of a step: one call waited on, or a block of calls with one wait at the end.
 
 ``timeit`` disables the garbage collector; eagerbench leaves it as the user's program would run
 (unless ``--gc off|freeze`` says otherwise) and records every collection that lands inside a
-timed iteration, so a spike can be told apart from a slow step.
+timed sample, so a spike can be told apart from a slow step.
+
+A step under ``BLOCK_BELOW_NS`` is timed in blocks of ``calls`` back-to-back calls with one wait
+at the end (torch.utils.benchmark's ``blocked_autorange``): the wait, a few microseconds, would
+otherwise be a large share of each sample. Its latency (one call waited on, as a caller that
+uses every result sees it) is timed apart.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
+
+BLOCK_BELOW_NS = 1_000_000      # steps faster than 1 ms are timed in blocks
+BLOCK_TARGET_NS = 5_000_000     # a block lasts about 5 ms: the wait is then under 0.1% of it
+MAX_BLOCK_CALLS = 10_000
 
 
 @dataclass
@@ -38,40 +48,58 @@ class GCWatch:
 
 @dataclass
 class Sample:
-    """One timed iteration."""
+    """One timed sample: ``calls`` calls of the step and one wait, ``ns`` in all."""
 
-    ns: int                 # wall time of step + block
+    ns: int
+    calls: int
     gc_collections: int     # collections that ran inside it
     gc_ns: int              # time those collections took
     observed: dict = field(default_factory=dict)
+    step: int = 0           # steps the program had taken when ``observed`` was read
+
+    def row(self) -> dict:
+        return {"ns": self.ns, "calls": self.calls, "step": self.step,
+                "gc_collections": self.gc_collections, "gc_ns": self.gc_ns, **self.observed}
+
+
+def run_block(step: Callable, block: Callable, st: Any, mem: Any, calls: int,
+              watch: GCWatch) -> tuple[Any, Any, Sample]:
+    """Run ``st, mem = step(st, mem)`` ``calls`` times, then wait for what the last call returned.
+
+    Each call's outputs are the next call's inputs, so nothing computed is dead, and the clock
+    stops only after ``block`` has drained the device and any asynchronous queue: lazy or
+    asynchronous execution cannot end the measurement early.
+    """
+    c0, g0 = watch.collections, watch.ns
+    t0 = time.perf_counter_ns()
+    for _ in range(calls):
+        st, mem = step(st, mem)
+    block((st, mem))
+    t1 = time.perf_counter_ns()
+    return st, mem, Sample(t1 - t0, calls, watch.collections - c0, watch.ns - g0)
 
 
 def run_iteration(step: Callable, block: Callable, st: Any, mem: Any,
                   watch: GCWatch) -> tuple[Any, Any, Sample]:
-    """Run ``st, mem = step(st, mem)`` and wait for everything it returned to be computed.
-
-    The clock stops only after ``block`` has drained the device, so lazy or asynchronous
-    execution cannot end the measurement early; the outputs are handed back to the caller, who
-    keeps them as the next iteration's input, so nothing computed is dead.
-    """
-    c0, g0 = watch.collections, watch.ns
-    t0 = time.perf_counter_ns()
-    st, mem = step(st, mem)
-    block((st, mem))
-    t1 = time.perf_counter_ns()
-    return st, mem, Sample(t1 - t0, watch.collections - c0, watch.ns - g0)
+    """One call of the step, waited on."""
+    return run_block(step, block, st, mem, 1, watch)
 
 
+def block_size(call_ns: float) -> int:
+    """Calls per timed sample for a step whose single waited call takes ``call_ns``."""
+    if call_ns >= BLOCK_BELOW_NS:
+        return 1
+    return int(min(MAX_BLOCK_CALLS, max(2, math.ceil(BLOCK_TARGET_NS / max(call_ns, 1.0)))))
 
-def harness_overhead_ns(repeats: int = 5000) -> float:
-    """Median cost of ``run_iteration`` around a step and block that do nothing: the floor
-    under every per-iteration figure, measured in the worker that produced them."""
-    watch = GCWatch()
+
+def wait_floor_ns(block: Callable, tree: Any, repeats: int = 200) -> float:
+    """Median cost of the clock and of ``block`` on an output tree that is already computed:
+    the floor under each sample (JAX's ``block_until_ready`` walks the whole tree)."""
+    block(tree)
     samples = []
-    noop_step = lambda st, mem: (st, mem)  # noqa: E731
-    noop_block = lambda tree: None         # noqa: E731
-    with watch:
-        for _ in range(repeats):
-            samples.append(run_iteration(noop_step, noop_block, None, None, watch)[2].ns)
+    for _ in range(repeats):
+        t0 = time.perf_counter_ns()
+        block(tree)
+        samples.append(time.perf_counter_ns() - t0)
     samples.sort()
     return float(samples[len(samples) // 2])

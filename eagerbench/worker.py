@@ -1,8 +1,14 @@
-"""One measured cell in its own process: ``python -m eagerbench.worker < spec.json``.
+"""Measures a batch of cells of one framework in one process: ``python -m eagerbench.worker``.
 
-The runner spawns one worker per cell (never two frameworks in one process; threads set before
-the framework initialises; no fork after CUDA). The worker speaks JSON lines on the stdout it was
-started with; anything the frameworks print goes to stderr instead, so it cannot corrupt them.
+The runner starts one worker per (framework, workload, repeat) and sends it the cells as JSON on
+stdin: never two frameworks in one process, threads set before the framework initialises, no
+fork after CUDA. The cells run one after another, each from freshly built data with the
+framework's compiled graphs and caches reset before it, after one warm-up of the framework's
+compiler for the whole process. The worker speaks JSON lines on the stdout it was started with
+(``start``, ``progress`` and ``result`` per cell); anything the frameworks print goes to stderr.
+
+Each cell goes through the phases of ``measure_unit``: build, warm up (every compile happens
+here, and is counted and timed), calibrate the block size, time, then assemble the record.
 """
 
 from __future__ import annotations
@@ -13,9 +19,15 @@ import os
 import sys
 import time
 import traceback
-from typing import Any
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
+CALIBRATION_NS = 20_000_000      # single calls timed to choose the block size, at most
+LONG_CALL_NS = 50_000_000        # a steady call this long needs no calibration
+LATENCY_CALLS = 10               # waited calls timed after each block, back to back
+MAX_SAMPLES_FACTOR = 50          # a cell never takes more than this many times its iters
 
 
 class Channel:
@@ -31,110 +43,377 @@ class Channel:
         self._out.write(json.dumps({"type": kind, **payload}) + "\n")
 
 
+class QuietChannel:
+    """A channel that drops messages: for measuring in the caller's own process (tests)."""
+
+    def send(self, kind: str, **payload: Any) -> None:
+        pass
+
+
+@dataclass
+class Settings:
+    """How one cell is timed."""
+
+    warmup: int
+    iters: list[int]                 # minimum timed samples, one per variant
+    min_time_s: float = 0.0          # and at least this much timed time per variant
+    gc: str = "on"
+
+
+@dataclass
+class Run:
+    """One variant of one cell (one mode, one parameter set) as it is measured."""
+
+    B: Any                       # the backend of the cell's mode
+    entry: int                   # which cell of the unit it belongs to
+    params: dict
+    task: Any
+    st: Any
+    mem: Any
+    iters: int
+    setup_s: float
+    warmup: list = field(default_factory=list)
+    timed: list = field(default_factory=list)
+    latency_ns: list = field(default_factory=list)
+    calls: int = 1
+    steps: int = 0               # calls of the step so far, timed or not
+    last_call_compiled: bool = False
+    stopped: Optional[str] = None
+    traces: dict = field(default_factory=lambda: {"warmup": 0, "timed": 0})
+    compiles: dict = field(default_factory=lambda: {"warmup": 0, "timed": 0, "warmup_s": 0.0})
+    host_reads: dict = field(default_factory=lambda: {"calls": 0, "reads": 0})
+    floor_ns: float = float("nan")
+
+    def timed_ns(self) -> int:
+        return sum(s.ns for s in self.timed) + sum(self.latency_ns)
+
+
+@dataclass
+class Entry:
+    """One cell of a unit: its mode's backend, its workload and parameters."""
+
+    B: Any
+    workload: Any
+    params: dict
+    ctx: dict
+    iters: list[int]
+
+
+# --- the phases of one unit ----------------------------------------------------------------------
+
+def build_runs(entries: list[Entry]) -> list[Run]:
+    """Build one task per variant of every cell (the unit's runs share the process)."""
+    runs = []
+    for index, entry in enumerate(entries):
+        variants = entry.workload.variants(entry.params)
+        iters = entry.iters * len(variants) if len(entry.iters) == 1 else entry.iters
+        for params, n in zip(variants, iters):
+            started = time.perf_counter()
+            task = entry.workload.build(entry.B, params, entry.ctx)
+            entry.B.block((task.st, task.mem))
+            runs.append(Run(entry.B, index, params, task, task.st, task.mem, n,
+                            time.perf_counter() - started))
+    return runs
+
+
+@contextmanager
+def _charged(run: Run, phase: str, calls: int):
+    """Charge the traces, compiles and host reads of the calls made inside to ``run`` (the runs
+    of a unit share one process and its counters)."""
+    B = run.B
+    traces, compiles, reads = B.trace_count(), B.compile_events(), B.host_reads
+    yield
+    after = B.compile_events()
+    run.traces[phase] += B.trace_count() - traces
+    run.compiles[phase] += after["count"] - compiles["count"]
+    run.last_call_compiled = after["count"] > compiles["count"] or B.trace_count() > traces
+    if phase == "warmup" and after.get("seconds") is not None:
+        run.compiles["warmup_s"] += after["seconds"] - (compiles.get("seconds") or 0.0)
+    run.host_reads["calls"] += calls
+    run.host_reads["reads"] += B.host_reads - reads
+    run.steps += calls
+
+
+def _counted_call(run: Run, calls: int, watch, phase: str):
+    """``calls`` calls of ``run``'s step and one wait, charged to ``run``."""
+    from eagerbench.timer import run_block
+
+    with _charged(run, phase, calls):
+        run.st, run.mem, sample = run_block(run.task.step, run.B.block, run.st, run.mem, calls,
+                                            watch)
+    return sample
+
+
+def _observe(run: Run, sample, into: list) -> None:
+    """Read what the program shows after a sample (the clock has stopped) and keep the sample."""
+    sample.observed = run.task.observe(run.st, run.mem)
+    sample.step = run.steps
+    into.append(sample)
+
+
+def warm_up(runs: list[Run], rounds: int, watch, channel) -> None:
+    """``rounds`` single calls of each run, round-robin: traces and compiles happen here."""
+    for i in range(rounds):
+        for run in runs:
+            _observe(run, _counted_call(run, 1, watch, "warmup"), run.warmup)
+        channel.send("progress", phase="warmup", i=i + 1, n=rounds)
+
+
+def calibrate(runs: list[Run], watch) -> None:
+    """Choose each run's block size from a few more waited calls (kept as warm-up). A run whose
+    last warm-up call compiled nothing and took over ``LONG_CALL_NS`` needs no more: it is timed
+    one call at a time (an l-BFGS iteration at batch 60k takes seconds)."""
+    from eagerbench.timer import block_size
+
+    for run in runs:
+        if run.warmup and not run.last_call_compiled and run.warmup[-1].ns >= LONG_CALL_NS:
+            run.calls = 1
+            continue
+        spent, times = 0, []
+        while spent < CALIBRATION_NS and len(times) < 50:
+            sample = _counted_call(run, 1, watch, "warmup")
+            _observe(run, sample, run.warmup)
+            times.append(sample.ns)
+            spent += sample.ns
+        times.sort()
+        run.calls = block_size(times[len(times) // 2])
+
+
+def _timed_round(run: Run, watch) -> None:
+    """One sample of ``run``: a block (after one untimed call that wakes idle worker threads),
+    then, for blocked steps, ``LATENCY_CALLS`` single calls waited on one by one."""
+    if run.calls > 1:
+        _counted_call(run, 1, watch, "timed")
+    sample = _counted_call(run, run.calls, watch, "timed")
+    if run.calls > 1:
+        with _charged(run, "timed", LATENCY_CALLS):
+            for _ in range(LATENCY_CALLS):
+                t0 = time.perf_counter_ns()
+                run.st, run.mem = run.task.step(run.st, run.mem)
+                run.B.block((run.st, run.mem))
+                run.latency_ns.append(time.perf_counter_ns() - t0)
+    _observe(run, sample, run.timed)
+    run.stopped = run.task.stopped(run.st)
+
+
+def time_runs(runs: list[Run], settings: Settings, watch, channel) -> dict:
+    """Round-robin over the runs until each has its samples and its minimum time: slow spells
+    of the machine and of the process then hit every mode and value of the unit alike."""
+    target = int(settings.min_time_s * 1e9)
+    if settings.gc == "off":
+        gc.disable()
+    elif settings.gc == "freeze":
+        gc.collect()
+        gc.freeze()
+    gc_state = {"enabled": gc.isenabled(), "frozen_objects": gc.get_freeze_count()}
+    last = time.perf_counter()
+
+    def wanted(run: Run) -> bool:
+        if run.stopped or len(run.timed) >= MAX_SAMPLES_FACTOR * run.iters:
+            return False
+        return len(run.timed) < run.iters or run.timed_ns() < target
+
+    try:
+        while True:
+            active = [run for run in runs if wanted(run)]
+            if not active:
+                break
+            for run in active:
+                _timed_round(run, watch)
+            if time.perf_counter() - last > 0.25:
+                done = min(len(run.timed) for run in runs)
+                channel.send("progress", phase="timed", i=done, n=max(r.iters for r in runs))
+                last = time.perf_counter()
+    finally:
+        gc.enable()
+        gc.unfreeze()
+    return gc_state
+
+
+def assemble(run: Run) -> dict:
+    """The record of one run: every sample as measured, and what happened around them."""
+    return {
+        "setup_s": run.setup_s,
+        "warmup": [s.row() for s in run.warmup],
+        "timed": [s.row() for s in run.timed],
+        "latency_ns": run.latency_ns,
+        "block_calls": run.calls,
+        "floor_ns": run.floor_ns,
+        "stopped": run.stopped,
+        "traces_before_timing": run.traces["warmup"],
+        "traces_during_timing": run.traces["timed"],
+        "compiles_before_timing": run.compiles["warmup"],
+        "compiles_during_timing": run.compiles["timed"],
+        "compile_events_s": run.compiles["warmup_s"],
+        "host_reads_per_call": run.host_reads["reads"] / max(run.host_reads["calls"], 1),
+        "info": run.task.info,
+        "check": run.task.check(run.st, run.mem),
+    }
+
+
+def _cache_delta(before: dict, after: dict) -> dict:
+    return {k: v - before.get(k, 0) for k, v in after.items()}
+
+
+def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel()) -> list[dict]:
+    """Measure cells together, their runs round-robin: the modes of one framework on one
+    parameter set (eager next to compiled), each possibly an interleaved sweep. Returns one
+    record per cell, with one entry per value under ``variants`` for a sweep."""
+    from eagerbench.timer import GCWatch, wait_floor_ns
+
+    caches = [e.B.compile_cache() for e in entries]
+    runs = build_runs(entries)
+    with GCWatch() as watch:
+        warm_up(runs, settings.warmup, watch, channel)
+        calibrate(runs, watch)
+        gc_state = time_runs(runs, settings, watch, channel)
+    for run in runs:
+        run.floor_ns = wait_floor_ns(run.B.block, (run.st, run.mem))
+    records = []
+    for index, entry in enumerate(entries):
+        mine = [run for run in runs if run.entry == index]
+        shared = {"status": "ok", "gc_state": gc_state, "threads_applied": entry.B.threads(),
+                  "compile_cache": _cache_delta(caches[index], entry.B.compile_cache()),
+                  "device_name": entry.B.device_name(), "donation": entry.B.donation(),
+                  "unit": len(entries)}
+        if entry.workload.sweeps(entry.params):
+            records.append({**shared, "variants": [assemble(run) for run in mine]})
+        else:
+            records.append({**shared, **assemble(mine[0])})
+    return records
+
+
+# --- the process ------------------------------------------------------------------------------
+
 def _data_source(spec: dict):
     from workloads import mnist
 
     if spec.get("data"):
         return (lambda batch: mnist.load(spec["data"], batch)), f"MNIST file {spec['data']}"
-    cache = os.environ.get("EAGERBENCH_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "eagerbench")
-    return ((lambda batch: mnist.standin_cached(batch, spec["seed"], cache)),
+    return ((lambda batch: mnist.standin_cached(batch, spec["seed"], cache_root())),
             "stand-in (deterministic synthetic MNIST-like images; pass --data for real MNIST)")
 
 
-def measure(spec: dict, channel: Channel) -> dict:
-    """Build the cell's task(s), warm them up, time them; return the result record.
+def cache_root() -> str:
+    return os.environ.get("EAGERBENCH_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "eagerbench")
 
-    A cell whose workload interleaves a parameter (``spec["params"][name]`` is then a list)
-    builds one task per value and runs them round-robin, one iteration each in turn; the
-    record then holds one entry per value under ``variants``.
-    """
-    from eagerbench.modes import get_mode
-    from eagerbench.timer import GCWatch, harness_overhead_ns, run_iteration
-    from workloads import get_workload
 
-    workload = get_workload(spec["workload"])
-    mode = get_mode(spec["mode"])
-    variants = workload.variants(spec["params"])
-    cpus = _pin_cpus(spec["threads"])
-    t_setup = time.perf_counter()
-    options = {k: v for k, v in (spec.get("options") or {}).items() if k in mode.options}
-    B = mode.make(spec["device"], spec["dtype"], spec["threads"], **options)
+def _context(spec: dict, workload) -> tuple[dict, Optional[str]]:
     data, source = _data_source(spec)
     ctx = {"seed": spec["seed"], "data": data}
-    runs = []
-    for params in variants:
-        task = workload.build(B, params, ctx)
-        B.block((task.st, task.mem))
-        runs.append({"task": task, "st": task.st, "mem": task.mem, "warmup": [], "timed": [],
-                     "stopped": None, "traces_during_timing": 0,
-                     "setup_s": time.perf_counter() - t_setup})
-        t_setup = time.perf_counter()
+    if spec.get("prepared"):
+        import numpy as np
 
-    def one(run: dict, phase: str) -> None:
-        """One iteration of one variant, then (untimed) what it produced."""
-        before = B.trace_count()
-        run["st"], run["mem"], s = run_iteration(run["task"].step, B.block, run["st"],
-                                                 run["mem"], watch)
-        s.observed = run["task"].observe(run["st"], run["mem"])
-        run[phase].append(s)
-        if phase == "timed":
-            run["traces_during_timing"] += B.trace_count() - before
-            run["stopped"] = run["task"].stopped(run["st"])
+        if spec["prepared"].get("error"):
+            raise RuntimeError(spec["prepared"]["error"])
 
-    watch = GCWatch()
-    with watch:
-        for i in range(spec["warmup"]):
-            for run in runs:
-                one(run, "warmup")
-            channel.send("progress", phase="warmup", i=i + 1, n=spec["warmup"])
-        traces_before = B.trace_count()
-        if spec["gc"] == "off":
-            gc.disable()
-        elif spec["gc"] == "freeze":
-            gc.collect()
-            gc.freeze()
-        gc_state = {"enabled": gc.isenabled(), "frozen_objects": gc.get_freeze_count()}
-        last = time.perf_counter()
-        counts = spec["iters"] if isinstance(spec["iters"], list) else [spec["iters"]] * len(runs)
-        for i in range(max(counts)):
-            active = [run for run, n in zip(runs, counts) if i < n and not run["stopped"]]
-            if not active:
-                break
-            for run in active:
-                one(run, "timed")
-            if time.perf_counter() - last > 0.25 or i + 1 == max(counts):
-                channel.send("progress", phase="timed", i=i + 1, n=max(counts))
-                last = time.perf_counter()
-        gc.enable()
-        gc.unfreeze()
+        with np.load(spec["prepared"]["path"]) as saved:
+            ctx["prepared"] = dict(saved)
+    return ctx, (source if workload.uses_data else None)
 
-    def rows(samples):
-        return [{"ns": s.ns, "gc_collections": s.gc_collections, "gc_ns": s.gc_ns,
-                 **s.observed} for s in samples]
 
-    def own(run: dict) -> dict:
-        return {"setup_s": run["setup_s"], "warmup": rows(run["warmup"]),
-                "timed": rows(run["timed"]), "stopped": run["stopped"],
-                "traces_during_timing": run["traces_during_timing"], "info": run["task"].info,
-                "check": run["task"].check(run["st"], run["mem"])}
+def _backend(spec: dict):
+    from eagerbench.modes import get_mode
 
-    shared = {
-        "status": "ok",
-        "gc_state": gc_state,
-        "harness_overhead_ns": harness_overhead_ns(),
-        "traces_before_timing": traces_before,
-        "threads_applied": B.threads(),
-        "compile_cache": B.compile_cache(),
-        "device_name": B.device_name(),
-        "cpus": cpus,
-        "options": options,
-        "data_source": source if workload.uses_data else None,
-        "versions": _versions(mode.framework),
-    }
-    if not workload.sweeps(spec["params"]):
-        return {**shared, **own(runs[0])}
-    return {**shared, "variants": [own(r) for r in runs]}
+    mode = get_mode(spec["mode"])
+    options = {k: v for k, v in (spec.get("options") or {}).items() if k in mode.options}
+    return mode.make(spec["device"], spec["dtype"], spec["threads"], **options), options
+
+
+def warm_up_compiler(spec: dict) -> float:
+    """Compile and run a trivial function once in the cell's mode, then forget it: every cell
+    of the process then finds the compiler's modules loaded and its own graphs uncompiled, so
+    its compile cost is its own, whichever cell ran first. Returns the seconds it took."""
+    import numpy as np
+
+    started = time.perf_counter()
+    B, _ = _backend(spec)
+    f = B.compile_function(lambda x: B.tanh(x) * 2.0 + 1.0, "compiler_warm_up")
+    for _ in range(3):
+        B.block(f(B.asarray(np.linspace(0.0, 1.0, 7))))
+    B.reset()
+    return time.perf_counter() - started
+
+
+def units(specs: list[dict]) -> list[list[int]]:
+    """The cells measured together: consecutive cells of one workload and parameter set in
+    different modes, unless their data together would take more than an eighth of memory
+    (1 GiB vectors in three modes: each is then measured alone)."""
+    from workloads import get_workload
+
+    out: list[list[int]] = []
+    for i, spec in enumerate(specs):
+        if out:
+            head = specs[out[-1][0]]
+            same = (head["workload"], head["params"], head.get("repeat")) == \
+                (spec["workload"], spec["params"], spec.get("repeat"))
+            if same and spec["mode"] not in {specs[j]["mode"] for j in out[-1]}:
+                footprint = get_workload(spec["workload"]).work(
+                    spec["params"], spec["dtype"], {}).footprint or 0
+                if footprint * (len(out[-1]) + 1) <= _memory_bytes() / 8:
+                    out[-1].append(i)
+                    continue
+        out.append([i])
+    return out
+
+
+def _memory_bytes() -> float:
+    try:
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError):
+        return 8.0 * 2**30
+
+
+def measure_cells(specs: list[dict], channel) -> list[dict]:
+    """One unit: every cell's backend and data, measured together; one record per cell."""
+    from workloads import get_workload
+
+    started = time.perf_counter()
+    entries, extras = [], []
+    try:
+        for spec in specs:
+            workload = get_workload(spec["workload"])
+            B, options = _backend(spec)
+            ctx, source = _context(spec, workload)
+            iters = spec["iters"] if isinstance(spec["iters"], list) else [spec["iters"]]
+            entries.append(Entry(B, workload, spec["params"], ctx, iters))
+            extras.append({"options": options, "data_source": source,
+                           "versions": _versions(B.framework)})
+        settings = Settings(max(s["warmup"] for s in specs), [],
+                            max(s.get("min_time_s", 0.0) for s in specs), specs[0]["gc"])
+        records = measure_unit(entries, settings, channel)
+    finally:
+        for entry in entries:
+            entry.B.reset()
+    seconds = (time.perf_counter() - started) / len(specs)
+    return [{**r, **extra, "cell_s": seconds} for r, extra in zip(records, extras)]
+
+
+def _failure(exc: BaseException) -> dict:
+    from eagerbench.workload import Unsupported
+
+    if isinstance(exc, Unsupported):
+        return {"status": "unsupported", "reason": str(exc)}
+    traceback.print_exc()
+    return {"status": "failed", "reason": one_line(exc)}
+
+
+def measure_or_isolate(specs: list[dict], channel) -> list[dict]:
+    """A unit's records; when it fails, each of its cells alone, so that one mode that cannot
+    run (a step CUDA graphs cannot capture) costs only its own cell."""
+    try:
+        return measure_cells(specs, channel)
+    except Exception as exc:  # noqa: BLE001 - a cell's failure is data, reported upward
+        if len(specs) == 1:
+            return [_failure(exc)]
+    out = []
+    for spec in specs:
+        try:
+            out += measure_cells([spec], channel)
+        except Exception as exc:  # noqa: BLE001
+            out.append(_failure(exc))
+    return out
 
 
 def _pin_cpus(threads: int) -> int:
@@ -148,7 +427,66 @@ def _pin_cpus(threads: int) -> int:
     return len(os.sched_getaffinity(0))
 
 
-def verify(spec: dict, channel: Channel) -> dict:
+def process_info(cpus: int, warmup_s: dict) -> dict:
+    from eagerbench import envinfo
+
+    return {"pid": os.getpid(), "started": time.time(), "cpus": cpus,
+            "compiler_warmup_s": warmup_s, "allocator": envinfo.allocator_settings()}
+
+
+def run_batch(batch: dict, channel) -> int:
+    """Measure every cell of the batch, unit by unit, one ``result`` message per cell."""
+    cells = batch["cells"]
+    cpus = _pin_cpus(cells[0]["threads"])
+    warmups = {}
+    for spec in cells:   # one compiler warm-up per mode, before any cell
+        if spec["mode"] not in warmups:
+            try:
+                warmups[spec["mode"]] = warm_up_compiler(spec)
+            except Exception:  # noqa: BLE001 - the cell itself will report what is wrong
+                traceback.print_exc()
+                warmups[spec["mode"]] = None
+    process = process_info(cpus, warmups)
+    failed = 0
+    for unit in units(cells):
+        channel.send("start", indices=unit)
+        _inject_fault(unit)
+        results = measure_or_isolate([cells[i] for i in unit], channel)
+        gc.collect()
+        for index, result in zip(unit, results):
+            failed += result["status"] == "failed"
+            channel.send("result", index=index,
+                         **{**result, "process": {**process, "position": index}})
+    return 1 if failed else 0
+
+
+def _inject_fault(unit: list[int]) -> None:
+    """Fault injection for the tests: ``EAGERBENCH_KILL_AT=i`` kills this worker with SIGKILL
+    (as the kernel's out-of-memory killer does) when it starts the cell at batch position i."""
+    at = os.environ.get("EAGERBENCH_KILL_AT")
+    if at is not None and int(at) in unit:
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def prepare(spec: dict, channel) -> dict:
+    """Compute a workload's prepared start state once, for every cell that shares it."""
+    import numpy as np
+
+    from workloads import get_workload
+
+    _pin_cpus(spec["threads"])
+    workload = get_workload(spec["workload"])
+    B, _ = _backend(spec)
+    ctx, _ = _context(spec, workload)
+    started = time.perf_counter()
+    arrays = workload.prepare(B, spec["params"], ctx)
+    np.savez(spec["save"], **arrays)
+    return {"status": "ok", "seconds": time.perf_counter() - started}
+
+
+def verify(spec: dict, channel) -> dict:
     """Run l-BFGS untimed in float64 and check the gradient against finite differences."""
     import numpy as np
 
@@ -193,23 +531,22 @@ def one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}"[:500]
 
 
-def main() -> int:
-    from eagerbench.workload import Unsupported
+JOBS: dict[str, Callable[[dict, Any], dict]] = {"verify": verify, "prepare": prepare}
 
+
+def main() -> int:
     channel = Channel()
     spec = json.loads(sys.stdin.read())
     channel.send("hello", pid=os.getpid(), protocol=PROTOCOL_VERSION)
+    if spec.get("job", "measure") == "measure":
+        return run_batch(spec, channel)
+    channel.send("start", indices=[0])
     try:
-        result = {"measure": measure, "verify": verify}[spec.get("job", "measure")](spec, channel)
-    except Unsupported as exc:
-        channel.send("result", status="unsupported", reason=str(exc))
-        return 0
-    except BaseException as exc:  # noqa: BLE001 - a cell's failure is data, reported upward
-        traceback.print_exc()
-        channel.send("result", status="failed", reason=one_line(exc))
-        return 1
-    channel.send("result", **result)
-    return 0
+        result = JOBS[spec["job"]](spec, channel)
+    except Exception as exc:  # noqa: BLE001 - a job's failure is data, reported upward
+        result = _failure(exc)
+    channel.send("result", index=0, **result)
+    return 0 if result["status"] != "failed" else 1
 
 
 if __name__ == "__main__":

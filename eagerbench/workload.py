@@ -61,8 +61,9 @@ class Workload:
     summary: str
     params: tuple[Param, ...]
     build: Callable[[Any, dict, dict], Task]          # (backend, params, context) -> Task
-    # (params, dtype, warmup, iters) -> work of a typical timed iteration
-    work: Callable[[dict, str, int, int], Work]
+    # (params, dtype, observed) -> work of one call; ``observed`` holds the means over the timed
+    # samples of what ``Task.observe`` returned (the l-BFGS memory's pairs, say)
+    work: Callable[[dict, str, dict], Work]
     iters: Callable[[dict], int]                      # default timed iterations for a cell
     warmup: Callable[[dict], int] = lambda p: 2       # default warm-up iterations
     resolve: Callable[[dict], dict] = lambda p: p     # fills parameters derived from others
@@ -75,6 +76,18 @@ class Workload:
     # every value alike, and the sweep costs one process start, not one per value. Each value
     # is still its own row in every table.
     interleave: Optional[str] = None
+    # A start state computed once per run by one mode and loaded by every cell that shares
+    # ``prepare_params`` (the l-BFGS memory filled with ``history`` pairs, so that every timed
+    # iteration holds the memory it is labelled with): (backend, params, context) -> named NumPy
+    # arrays, which ``build`` then finds as ``context["prepared"]``.
+    prepare: Optional[Callable[[Any, dict, dict], dict]] = None
+    prepare_params: tuple[str, ...] = ()
+    # Values of ``Task.observe`` shown as table columns (their range over the timed samples):
+    # what a reader needs to trust that a row measured what its label says (l-BFGS pairs).
+    shown: tuple[str, ...] = ()
+    # Cells the default suite adds with non-default settings, to show what a setting changes:
+    # (params, mode, options), e.g. PyTorch's CPU allocator with transparent huge pages.
+    companions: tuple = ()
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -90,8 +90,10 @@ def test_interleaved_squares_do_not_share_a_compiled_graph(mode):
                                     "batch": 64}, mode, threads=1, iters=[4, 4, 4], warmup=2)
     records = split_variants(run_cell(cell, 600))
     assert [r["cell"]["params"]["square"] for r in records] == ["plain", "custom", "noisy"]
-    loss = {r["cell"]["params"]["square"]: r["result"]["check"]["loss"] for r in records}
     assert all(r["result"]["status"] == "ok" for r in records)
+    # each square's loss after its second step (the warm-up calls step one at a time)
+    loss = {r["cell"]["params"]["square"]: r["result"]["warmup"][1]["loss"] for r in records}
+    assert all(r["result"]["warmup"][1]["step"] == 2 for r in records)
     assert loss["custom"] == pytest.approx(loss["plain"], rel=1e-5)
     assert abs(loss["noisy"] - loss["plain"]) > 1e-4 * loss["plain"]
 
@@ -147,7 +149,8 @@ def test_kfac_whitening_converges_faster_than_gradient_descent(kfac_runs):
 def convnet_runs():
     out = {}
     for mode in MODES:
-        B, task = build(mode, "convnet", {"batch": 4, "width": 4})
+        # width 8: see tests/test_compiled_modes.py (Inductor crashes at widths 2 and 4)
+        B, task = build(mode, "convnet", {"batch": 4, "width": 8})
         seen, check, _ = run_steps(B, task, 3)
         out[mode] = ([s["loss"] for s in seen], check["fc_sum"])
     return out

@@ -9,9 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from eagerbench import tables
 from eagerbench.runner import Cell, run_cell, thread_env
-from eagerbench.timer import GCWatch, run_iteration
+from eagerbench.timer import GCWatch, run_block, run_iteration
+from eagerbench.worker import Entry, Settings, measure_unit
 from tests.conftest import build, run_steps
+from tests.fake_backend import ADD, FakeBackend
 from workloads import mnist
 
 
@@ -43,7 +46,7 @@ def test_tf_graph_lbfgs_never_retraces_while_timing():
     assert res["traces_before_timing"] == 2
     assert res["traces_during_timing"] == 0
     assert len(res["timed"]) == 6
-    assert len(res["warmup"]) == 2
+    assert len(res["warmup"]) >= 2      # and the calls that chose the block size
 
 
 def test_trace_counter_would_catch_a_retrace():
@@ -95,7 +98,87 @@ def test_timed_iteration_blocks_on_everything_the_step_returned():
         st, mem, sample = run_iteration(step, blocked.append, {"value": 0}, {"buf": [0]}, watch)
     assert blocked == returned           # block() saw exactly the step's outputs
     assert st == {"value": 1} and mem == {"buf": [0]}   # and they are handed on
-    assert sample.ns > 0
+    assert sample.ns > 0 and sample.calls == 1
+
+
+def test_a_block_chains_its_calls_and_waits_once_on_the_last():
+    blocked = []
+    with GCWatch() as watch:
+        st, _, sample = run_block(lambda st, mem: ({"value": st["value"] + 1}, mem),
+                                  blocked.append, {"value": 0}, {}, 7, watch)
+    assert st == {"value": 7}            # every call's output was the next call's input
+    assert blocked == [({"value": 7}, {})] and sample.calls == 7
+
+
+def _measure(backends, params=None, warmup=2, iters=5, min_time_s=0.0):
+    """Records of the fake workload measured in one unit, one entry per backend."""
+    params = params or {"size": 8, "ops": 3, "spin_us": 0}
+    entries = [Entry(B, ADD, params, {"seed": 1}, [iters]) for B in backends]
+    return measure_unit(entries, Settings(warmup, [], min_time_s))
+
+
+def test_a_fast_step_is_timed_in_blocks_with_its_latency_apart():
+    (res,) = _measure([FakeBackend(compiled=False)])
+    assert res["block_calls"] > 1
+    assert all(s["calls"] == res["block_calls"] for s in res["timed"])
+    assert len(res["latency_ns"]) >= 5 * len(res["timed"])
+    # per-call time from a block, latency from single waited calls: both about the same here
+    per_call = np.median(tables.per_call_ms(res))
+    assert 0 < per_call < 1.0
+    # the steps taken advance by block + wake-up call + latency calls per sample
+    steps = [s["step"] for s in res["timed"]]
+    assert np.all(np.diff(steps) == res["block_calls"] + 1 + len(res["latency_ns"]) // len(steps))
+
+
+def test_a_slow_step_is_timed_one_call_at_a_time():
+    (res,) = _measure([FakeBackend(compiled=False)], {"size": 8, "ops": 1, "spin_us": 2000})
+    assert res["block_calls"] == 1 and res["latency_ns"] == []
+    assert np.median(tables.per_call_ms(res)) >= 2.0
+
+
+def test_the_wait_floor_is_the_backends_own_wait_on_the_real_outputs():
+    B = FakeBackend(compiled=False, block_s=0.001)
+    (res,) = _measure([B])
+    assert res["floor_ns"] >= 1e6                  # the backend's block, not a no-op
+    assert B.blocked[-1][1]["b"] is not None       # waited on the cell's real output tree
+
+
+def test_compile_cost_counts_every_compile_before_timing():
+    """A step that compiles again in its second warm-up (as l-BFGS under jax-jit did): the cost
+    is both compiles, not the first call alone."""
+    B = FakeBackend(compile_s=0.05, compiles_at=(2,))
+    (res,) = _measure([B])
+    assert res["compiles_before_timing"] == 2 and res["compiles_during_timing"] == 0
+    assert tables.compile_ms(res) >= 95          # 2 x 50 ms over the steady state
+    assert res["warmup"][0]["ns"] / 1e6 < 95     # the first call alone would say 50 ms
+
+
+def test_a_compile_while_timing_is_flagged_even_without_a_retrace():
+    """JAX can recompile with no new Python trace (a committed input): the compile counter,
+    not the trace counter, catches it, and the row says RECOMPILED."""
+    B = FakeBackend(compiles_at=tuple(range(80, 90)), traced_compiles=False)
+    (res,) = _measure([B], iters=200)
+    assert res["traces_during_timing"] == 0
+    assert res["compiles_during_timing"] >= 1
+    row = tables.cells_table([{"cell": _cell(), "result": {**res, "process": {"pid": 1}}}])
+    assert any(n.startswith("RECOMPILED") for n in tables.notes(row.iloc[0]))
+
+
+def _cell(mode="torch"):
+    return {"workload": "matmul", "params": {"size": 8}, "mode": mode, "device": "cpu",
+            "dtype": "float64", "threads": 1, "repeat": 0, "iters": 5, "warmup": 2}
+
+
+def test_modes_of_one_unit_are_interleaved_and_charged_apart():
+    """Eager and compiled measured together, round-robin: each gets its samples, and only the
+    compiled one's record holds its compiles."""
+    eager, compiled = FakeBackend(compiled=False), FakeBackend(compile_s=0.01)
+    records = _measure([eager, compiled], iters=8)
+    assert [len(r["timed"]) for r in records] == [8, 8]
+    assert records[0]["compiles_before_timing"] == 0
+    assert records[1]["compiles_before_timing"] == 1
+    for r in records:   # each threaded its own state through every call it made: b = calls x 3
+        assert r["check"]["b0"] == 3 * r["timed"][-1]["step"]
 
 
 def test_gc_during_an_iteration_is_recorded():

@@ -109,7 +109,7 @@ def flops(batch: int, width: int) -> float:
     return 3.0 * forward
 
 
-def _work(params: dict, dtype: str, warmup: int = 0, iters: int = 0) -> Work:
+def _work(params: dict, dtype: str, observed: dict) -> Work:
     return Work(flops=flops(params["batch"], params["width"]))
 
 

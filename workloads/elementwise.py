@@ -53,7 +53,7 @@ def _build(B, params: dict, ctx: dict) -> Task:
     return Task(step=B.compile_step(chain), st={"a": a}, mem={"b": b}, check=check)
 
 
-def _work(params: dict, dtype: str, warmup: int = 0, iters: int = 0) -> Work:
+def _work(params: dict, dtype: str, observed: dict) -> Work:
     # Each add reads a and b and writes b.
     item = ITEM_BYTES[dtype]
     return Work(flops=float(params["size"] * params["ops"]),
@@ -62,7 +62,7 @@ def _work(params: dict, dtype: str, warmup: int = 0, iters: int = 0) -> Work:
 
 
 def _iters(params: dict) -> int:
-    return 50 if params["size"] * params["ops"] <= 10**7 else 10
+    return 50 if params["size"] * params["ops"] <= 10**7 else 6
 
 
 WORKLOAD = Workload(

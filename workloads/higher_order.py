@@ -46,7 +46,7 @@ def _build(B, params: dict, ctx: dict) -> Task:
                 info={"order": n})
 
 
-def _work(params: dict, dtype: str, warmup: int = 0, iters: int = 0) -> Work:
+def _work(params: dict, dtype: str, observed: dict) -> Work:
     return Work()   # the op count grows with the order in a framework-specific way: time only
 
 

@@ -102,6 +102,38 @@ def initial_state(B, value_and_grad: Callable, x0: np.ndarray, history: int):
     return st, mem
 
 
+VECTORS = ("x", "loss", "g", "g_prev", "d", "t", "H")
+
+
+def export_state(B, st: dict, mem: dict) -> dict:
+    """The state between two iterations as NumPy arrays (``resume_state`` reads it back)."""
+    def array(value):
+        if isinstance(value, list):   # a history kept as a Python list of rows (op by op)
+            return np.stack([B.to_numpy(row) for row in value])
+        return np.asarray(value if isinstance(value, (int, float)) else B.to_numpy(value))
+
+    out = {name: array(st[name]) for name in VECTORS + ("k", "head")}
+    out.update({name: array(mem[name]) for name in ("S", "Y", "rho")})
+    return out
+
+
+def resume_state(B, saved: dict):
+    """``st, mem`` of an exported state, on this backend: every mode continues from the same
+    numbers, whichever framework computed them."""
+    false = B.scalar(0.0) > 1.0
+    st = {name: B.asarray(saved[name]) for name in VECTORS}
+    st.update(k=B.index(int(saved["k"])), head=B.index(int(saved["head"])), stop_grad=false,
+              stop_gtd=false, stop_step=false, stop_loss=false)
+    mem = {name: B.buffer(saved[name]) for name in ("S", "Y", "rho")}
+    return st, mem
+
+
+def pairs(B, st: dict) -> int:
+    """How many curvature pairs the memory holds."""
+    k = st["k"]
+    return int(k if isinstance(k, int) else B.to_numpy(k))
+
+
 STOP_REASONS = {
     "stop_grad": "gradient below tolerance_grad",
     "stop_gtd": "directional derivative above -tolerance_change",

@@ -24,7 +24,7 @@ def _build(B, params: dict, ctx: dict) -> Task:
                 check=check)
 
 
-def _work(params: dict, dtype: str, warmup: int = 0, iters: int = 0) -> Work:
+def _work(params: dict, dtype: str, observed: dict) -> Work:
     n = params["size"]
     return Work(flops=2.0 * n**3, ops=1)
 

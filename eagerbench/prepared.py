@@ -1,0 +1,90 @@
+"""Start states computed once and shared by every mode's cells (``Workload.prepare``).
+
+The state is computed by one mode, in a worker like any cell, and cached on disk under a key
+of everything it depends on (the workload's code included), so that a second run, or a second
+repeat, loads it instead of recomputing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+# Which mode computes a prepared state, among the run's modes: the fastest at l-BFGS on a CPU
+# first (the choice changes only how long preparing takes; every cell loads the same state).
+PREFERRED = ("tf-graph", "jax-jit", "torch", "tf-xla", "torch-compile", "tf-eager", "jax")
+
+
+def _code_hash() -> str:
+    """The workloads' source: a change to a program invalidates the states it prepared."""
+    root = Path(__file__).resolve().parent.parent / "workloads"
+    digest = hashlib.sha256()
+    for path in sorted(root.glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def key(cell, workload) -> dict:
+    """Everything a prepared state depends on."""
+    return {"workload": cell.workload,
+            "params": {k: cell.params[k] for k in workload.prepare_params},
+            "seed": cell.seed, "dtype": cell.dtype, "device": cell.device, "data": cell.data,
+            "code": _code_hash()}
+
+
+def path_for(state_key: dict) -> Path:
+    from eagerbench.worker import cache_root
+
+    name = hashlib.sha256(json.dumps(state_key, sort_keys=True).encode()).hexdigest()[:20]
+    return Path(cache_root()) / "prepared" / f"{state_key['workload']}-{name}.npz"
+
+
+def choose_mode(modes: set[str]) -> str:
+    return next((m for m in PREFERRED if m in modes), sorted(modes)[0])
+
+
+def _compute(cell, workload, path: Path, mode: str, timeout: float) -> dict:
+    from eagerbench.runner import Cell, run_cell
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial.npz")
+    job = Cell(cell.workload, {k: cell.params[k] for k in workload.prepare_params}, mode,
+               device=cell.device, dtype=cell.dtype, threads=cell.threads, seed=cell.seed,
+               data=cell.data, job="prepare", save=str(partial))
+    result = run_cell(job, timeout)["result"]
+    if result["status"] != "ok":
+        partial.unlink(missing_ok=True)
+        return {"error": f"preparing the start state in {mode} failed: {result['reason']}"}
+    os.replace(partial, path)
+    return {"seconds": result["seconds"]}
+
+
+def attach(cells: list, timeout: float, say: Callable[[str], None]) -> list:
+    """The cells, each that needs a prepared state pointing at it (computed where missing)."""
+    from workloads import get_workload
+
+    modes = {c.mode for c in cells}
+    states: dict[str, dict] = {}
+    out = []
+    for cell in cells:
+        workload = get_workload(cell.workload)
+        if workload.prepare is None or cell.job != "measure":
+            out.append(cell)
+            continue
+        state_key = key(cell, workload)
+        name = json.dumps(state_key, sort_keys=True)
+        if name not in states:
+            path, mode = path_for(state_key), choose_mode(modes)
+            state = {"path": str(path), "by": mode, "cached": path.exists()}
+            if not path.exists():
+                label = " ".join(f"{k}={v}" for k, v in state_key["params"].items())
+                say(f"eagerbench: preparing the {cell.workload} start state ({label}) in {mode}, "
+                    f"once; cached in {path.parent}")
+                state.update(_compute(cell, workload, path, mode, timeout))
+            states[name] = state
+        out.append(dataclasses.replace(cell, prepared=states[name]))
+    return out

@@ -1,0 +1,98 @@
+"""A NumPy backend and toy workloads for testing the harness without a framework.
+
+The fake backend runs steps as plain NumPy calls and lets a test plant what a real framework
+does to a measurement: a slow wait (``block_s``), a compile in a chosen call (``compiles_at``),
+a traced or untraced recompile.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from eagerbench.backends.base import Backend
+from eagerbench.workload import Param, Task, Work, Workload
+
+
+class FakeBackend(Backend):
+    framework = "numpy"
+
+    def __init__(self, compiled: bool = True, block_s: float = 0.0, compile_s: float = 0.0,
+                 compiles_at: tuple = (), traced_compiles: bool = True):
+        super().__init__("cpu", "float64", compiled)
+        self.block_s, self.compile_s = block_s, compile_s
+        self.compiles_at, self.traced_compiles = set(compiles_at), traced_compiles
+        self.calls = 0
+        self._traces = self._compiles = 0
+        self.blocked: list = []
+
+    # what the harness asks of every backend
+    def threads(self) -> dict:
+        return {"intra_op": 1, "inter_op": 1}
+
+    def asarray(self, array):
+        return np.asarray(array, dtype=float)
+
+    def to_numpy(self, tensor):
+        return np.asarray(tensor)
+
+    def block(self, tree) -> None:
+        self.blocked.append(tree)
+        if self.block_s:
+            time.sleep(self.block_s)
+
+    def compile_step(self, fn, name: str = "step"):
+        if not self.compiled:
+            return fn
+
+        def step(st, mem):
+            self.calls += 1
+            if self.calls == 1 or self.calls in self.compiles_at:
+                time.sleep(self.compile_s)      # a compile: slow, and counted
+                self._compiles += 1
+                self._traces += self.traced_compiles or self.calls == 1
+            return fn(st, mem)
+
+        return step
+
+    def trace_count(self) -> int:
+        return self._traces
+
+    def compile_events(self) -> dict:
+        return {"count": self._compiles, "seconds": None}
+
+
+# The rest of the interface is not needed by the toy workloads.
+for _name in list(FakeBackend.__abstractmethods__):
+    setattr(FakeBackend, _name, lambda self, *a, _n=_name, **k: (_ for _ in ()).throw(
+        NotImplementedError(_n)))
+FakeBackend.__abstractmethods__ = frozenset()
+
+
+def _add_build(B, params: dict, ctx: dict) -> Task:
+    """``b += a`` ``ops`` times per step, with an optional busy wait per call (a slower step)."""
+    spin = params.get("spin_us", 0) / 1e6
+
+    def chain(st, mem):
+        b = mem["b"]
+        for _ in range(params["ops"]):
+            b = b + st["a"]
+        if spin:
+            end = time.perf_counter() + spin
+            while time.perf_counter() < end:
+                pass
+        return st, {"b": b}
+
+    return Task(step=B.compile_step(chain), st={"a": np.ones(params["size"])},
+                mem={"b": np.zeros(params["size"])},
+                observe=lambda st, mem: {"b0": float(mem["b"][0])},
+                check=lambda st, mem: {"b0": float(mem["b"][0])})
+
+
+ADD = Workload(
+    name="fake-add", summary="b += a in NumPy",
+    params=(Param("size", (8,), "vector length"), Param("ops", (3,), "adds per step"),
+            Param("spin_us", (0,), "busy wait per call, microseconds", minimum=0)),
+    build=_add_build, work=lambda params, dtype, observed: Work(ops=params["ops"]),
+    iters=lambda params: 5)
