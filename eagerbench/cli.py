@@ -8,12 +8,14 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
 
 from eagerbench import envinfo
 from eagerbench.modes import all_modes
+from eagerbench.plan import names as plan_names
 from eagerbench.runner import RAW, Cell, run_cells
 from workloads import all_workloads
 
@@ -69,10 +71,6 @@ def _param_options(command):
     return command
 
 
-def _names(values) -> list[str]:
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
-
-
 def _default_threads() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -96,8 +94,9 @@ def cli():
 @_param_options
 @click.option("--iters", type=int, help="Timed iterations per cell (default: per workload).")
 @click.option("--warmup", type=int, help="Warm-up iterations per cell, timed separately.")
-@click.option("--repeat", type=int, default=1, show_default=True,
-              help="Run the whole grid this many times, interleaved, each cell in a new process.")
+@click.option("--repeat", type=int, default=2, show_default=True,
+              help="Measure every cell in this many worker processes (the whole grid once, then "
+                   "again): intervals include what varies between processes; 1 gives none.")
 @click.option("--threads", type=int, default=_default_threads, show_default="all cores",
               help="Threads for every framework (intra- and inter-op pools).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
@@ -109,6 +108,13 @@ def cli():
               help="MNIST training images (idx, gzipped or not, or .npz). Default: a stand-in.")
 @click.option("--compile-mode", type=click.Choice(["default", "reduce-overhead", "max-autotune"]),
               default="default", show_default=True, help="torch.compile's mode (torch-compile).")
+@click.option("--allocator", type=click.Choice(["default", "thp"]), default=None,
+              help="Memory allocator setting: thp sets THP_MEM_ALLOC_ENABLE=1 (PyTorch's CPU "
+                   "allocator asks for transparent huge pages). Default: as the environment is, "
+                   "plus the workloads' companion cells with thp.")
+@click.option("--min-time", "min_time", type=float, default=0.2, show_default=True,
+              help="Seconds of timed samples per cell and process, at least (cheap steps get "
+                   "more samples).")
 @click.option("--gc", "gc_mode", type=click.Choice(["on", "off", "freeze"]), default="on",
               show_default=True, help="Python's garbage collector while timing.")
 @click.option("--out", "-o", type=click.Path(file_okay=False),
@@ -119,8 +125,8 @@ def cli():
               help="Measure the machine's peak matmul rate and bandwidth first (~15 s).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, data, gc_mode,
-        compile_mode, out, timeout, limits, quiet, **param_values):
-    """Run workloads in modes, one process per cell, and write tables and plots.
+        compile_mode, allocator, min_time, out, timeout, limits, quiet, **param_values):
+    """Run workloads in modes, each cell in --repeat worker processes; write tables and plots.
 
     \b
     Examples:
@@ -129,9 +135,13 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
       eagerbench run -w lbfgs --history 5,100 --batch 60000,10000 --modes torch,tf-graph
       eagerbench run -w elementwise --size 100,1e6 --ops 10
     """
+    if min_time < 0 or not math.isfinite(min_time):
+        raise UserError(f"--min-time must be a number of seconds, at least 0 (got {min_time:g})")
+    started = time.perf_counter()
     cells, skipped = plan(workloads, modes, param_values, iters=iters, warmup=warmup,
                           repeat=repeat, threads=threads, device=device, dtype=dtype, seed=seed,
-                          data=data, gc_mode=gc_mode, compile_mode=compile_mode)
+                          data=data, gc_mode=gc_mode, compile_mode=compile_mode,
+                          allocator=allocator, min_time_s=min_time)
     if device == "cuda":
         _check_cuda({c.mode for c in cells})
     if data:
@@ -142,12 +152,15 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
     _prepare(out_dir)
     settings = {"device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc_mode,
                 "compile_mode": compile_mode, "skipped": skipped, "repeat": repeat,
+                "min_time_s": min_time, "allocator_choice": allocator or "default",
+                "allocator": envinfo.allocator_settings(),
                 "command": " ".join(["eagerbench"] + sys.argv[1:])}
-    if limits:
-        from eagerbench import limits as machine
+    from eagerbench import limits as machine
 
+    if limits:
         click.echo("eagerbench: measuring this machine's matmul peak and bandwidth ...", err=True)
         settings["limits"] = machine.measure(threads, device)
+    settings["contention"] = {"before": machine.contention()}
     (out_dir / "env.json").write_text(json.dumps(envinfo.record(settings), indent=2) + "\n")
     click.echo(f"eagerbench: {len(cells)} cells, {threads} threads, {device}, {dtype} -> "
                f"{out_dir}", err=True)
@@ -157,6 +170,7 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
         _finish(out_dir)
         click.echo(f"eagerbench: interrupted; cells finished so far are in {out_dir}", err=True)
         sys.exit(130)
+    _record_wall(out_dir, time.perf_counter() - started, machine.contention())
     summary = _finish(out_dir)
     click.echo(summary.to_markdown(index=False))
     _warn_noisy(out_dir)
@@ -167,105 +181,50 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
         sys.exit(EXIT_CELLS_FAILED)
 
 
+def _record_wall(out_dir: Path, seconds: float, contention_after: dict) -> None:
+    """The run's wall time (limits and cells included) and the machine's contention at its end,
+    into env.json (for the report)."""
+    path = out_dir / "env.json"
+    env = json.loads(path.read_text())
+    env["run_wall_s"] = seconds
+    env.setdefault("contention", {})["after"] = contention_after
+    path.write_text(json.dumps(env, indent=2) + "\n")
+
+
 def _warn_noisy(out_dir: Path) -> None:
-    """hyperfine-style: name each cell whose ratio its spread cannot support, and the remedy."""
+    """hyperfine-style: name each cell whose ratio its spread cannot support, and the remedy;
+    and each cell whose measurement broke a guard (INVALID, RECOMPILED, COPIED)."""
     import pandas as pd
 
-    text = {"warnings": "string", "invalid": "string"}
+    from eagerbench.tables import notes
+
+    text = {"warnings": "string", "invalid": "string", "bimodal": "string"}
     cells = pd.read_csv(out_dir / "cells.csv", dtype=text)
     for column in text:   # absent when no cell was measured
         cells[column] = cells[column].fillna("") if column in cells else ""
-    noisy = cells[cells["warnings"] != ""]
+    noisy = cells[(cells["warnings"] != "") | (cells["bimodal"] != "")]
     for r in noisy.itertuples():
-        click.echo(f"eagerbench: warning: {r.workload} {r.params} [{r.mode}]: {r.warnings}",
-                   err=True)
+        why = "; ".join(x for x in (r.warnings, r.bimodal) if x)
+        click.echo(f"eagerbench: warning: {r.workload} {r.params} [{r.mode}]: {why}", err=True)
     if len(noisy):
-        click.echo("eagerbench: to firm up those ratios: more --iters, --repeat 3 (interleaved "
-                   "processes), or a quieter machine; l-BFGS drift while its history fills is "
-                   "expected", err=True)
-    for r in cells[cells["invalid"] != ""].itertuples():
-        click.echo(f"eagerbench: warning: {r.workload} {r.params} [{r.mode}] is INVALID: "
-                   f"{r.invalid}", err=True)
+        click.echo("eagerbench: to firm up those ratios: more --iters or --min-time, --repeat 3, "
+                   "or a quieter machine", err=True)
+    guards = ("INVALID", "RETRACED", "RECOMPILED", "COPIED")
+    for _, r in cells.iterrows():
+        broken = [n for n in notes(r) if n.startswith(guards)]
+        if broken:
+            click.echo(f"eagerbench: warning: {r['workload']} {r['params']} [{r['mode']}]: "
+                       f"{'; '.join(broken)}", err=True)
 
 
-def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, device, dtype, seed,
-         data, gc_mode, compile_mode="default") -> tuple[list[Cell], list[str]]:
-    """Validate the options and expand them into the ordered list of cells to run."""
-    known_w, known_m = all_workloads(), all_modes()
-    given = {k: v for k, v in param_values.items() if v}
-    names = _names(workloads)
-    for name in names:
-        if name not in known_w:
-            raise UserError(f"unknown workload {name!r} (known: {', '.join(known_w)})")
-    if names:
-        chosen = [known_w[n] for n in dict.fromkeys(names)]
-        for opt in given:
-            takers = [w.name for w in chosen if opt in {p.name for p in w.params}]
-            if not takers:
-                raise UserError(f"--{opt} does not apply to {', '.join(names)}")
-    else:
-        chosen = [w for w in known_w.values() if set(given) <= {p.name for p in w.params}]
-        if not chosen:
-            raise UserError(f"no workload takes all of --{', --'.join(given)}")
-    for opt, values in given.items():
-        for w in chosen:
-            for p in w.params:
-                if p.name != opt:
-                    continue
-                if p.kind == "choice":
-                    wrong = [v for v in values if v not in p.choices]
-                    if wrong:
-                        raise UserError(f"--{opt} {wrong[0]!r} is not one of "
-                                        f"{', '.join(p.choices)}")
-                elif min(values) < p.minimum:
-                    raise UserError(f"--{opt} must be at least {p.minimum:g} "
-                                    f"(got {min(values):g})")
-    skipped = []
-    mode_names = _names(modes)
-    for name in mode_names:
-        if name not in known_m:
-            raise UserError(f"unknown mode {name!r} (known: {', '.join(known_m)})")
-        if not known_m[name].installed():
-            raise UserError(f"mode {name!r} needs {known_m[name].framework}, which is not "
-                            f"installed ({known_m[name].install_hint})")
-        if device not in known_m[name].devices:
-            raise UserError(f"mode {name!r} runs only with --device "
-                            f"{' or '.join(known_m[name].devices)}")
-    if not mode_names:
-        mode_names = [m.name for m in known_m.values() if m.installed() and device in m.devices]
-        skipped += [f"mode {m.name} skipped: {m.framework} not installed ({m.install_hint})"
-                    for m in known_m.values() if not m.installed()]
-        skipped += [f"mode {m.name} skipped: runs only with --device {' or '.join(m.devices)}"
-                    for m in known_m.values() if m.installed() and device not in m.devices]
-        if not mode_names:
-            raise UserError("no framework installed: pip install torch==2.13.0 tensorflow-cpu")
-    for opt, value in (("--iters", iters), ("--repeat", repeat), ("--threads", threads)):
-        if value is not None and value < 1:
-            raise UserError(f"{opt} must be at least 1 (got {value})")
-    if warmup is not None and warmup < 0:
-        raise UserError(f"--warmup must be at least 0 (got {warmup})")
-    order = list(dict.fromkeys(mode_names))
-    grid = []
-    for w in chosen:
-        if warmup is not None and warmup < w.min_warmup:
-            raise UserError(f"--warmup must be at least {w.min_warmup} for {w.name}: every step "
-                            f"function must be traced before timing starts")
-        for params in w.grid({k: v for k, v in given.items()}):
-            variants = w.variants(params)
-            # Interleaved values keep their own default iteration counts (a list).
-            default_iters = ([w.iters(v) for v in variants] if w.sweeps(params)
-                             else w.iters(params))
-            for mode in order:
-                grid.append(Cell(workload=w.name, params=params, mode=mode, device=device,
-                                 dtype=dtype, threads=threads, seed=seed,
-                                 iters=iters or default_iters,
-                                 warmup=(max(w.warmup(v) for v in variants) if warmup is None
-                                         else warmup),
-                                 gc=gc_mode, data=os.path.abspath(data) if data else None,
-                                 options={"compile_mode": compile_mode}))
-    # Repeats are interleaved (the whole grid, then again) so drift hits every cell alike.
-    cells = [Cell(**{**c.__dict__, "repeat": r}) for r in range(repeat) for c in grid]
-    return cells, skipped
+def plan(*args, **kwargs):
+    """``eagerbench.plan.plan`` with its errors as one-line user errors."""
+    from eagerbench import plan as planner
+
+    try:
+        return planner.plan(*args, **kwargs)
+    except planner.PlanError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _check_cuda(modes: set[str]) -> None:
@@ -345,7 +304,7 @@ def verify_cmd(modes, history, batch, iters, rtol, threads, seed, data, out, tim
     if rtol <= 0:
         raise UserError(f"--rtol must be positive (got {rtol:g})")
     known = all_modes()
-    names = _names(modes) or [m.name for m in known.values()
+    names = plan_names(modes) or [m.name for m in known.values()
                               if m.installed() and "cpu" in m.devices]
     for name in names:
         if name not in known:
@@ -360,6 +319,7 @@ def verify_cmd(modes, history, batch, iters, rtol, threads, seed, data, out, tim
         _check_data(data, [Cell("lbfgs", {"batch": batch}, "torch")])
     click.echo(f"eagerbench: verify {', '.join(names)} (float64, history {history}, batch "
                f"{batch}, {iters} iterations)", err=True)
+    started = time.perf_counter()
     runs = verify.run(names, {"history": history, "batch": batch}, iters, threads, seed,
                       os.path.abspath(data) if data else None, timeout,
                       lambda mode, msg: click.echo(f"  {mode}: {msg['i']}/{msg['n']}", err=True)
@@ -370,7 +330,7 @@ def verify_cmd(modes, history, batch, iters, rtol, threads, seed, data, out, tim
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
         verify.save(table, {"history": history, "batch": batch, "iters": iters, "seed": seed,
-                            "rtol": rtol}, out_dir)
+                            "rtol": rtol}, out_dir, time.perf_counter() - started)
         if (out_dir / RAW).exists():
             _finish(out_dir)
     if not table["pass"].all():

@@ -50,6 +50,29 @@ def gpus() -> list[dict]:
             for line in out.stdout.strip().splitlines() if line.strip()] if out.returncode == 0 else []
 
 
+# Environment variables that change how a framework or the C library allocates memory.
+ALLOCATOR_VARIABLES = ("THP_MEM_ALLOC_ENABLE", "LD_PRELOAD", "MALLOC_ARENA_MAX",
+                       "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_CONF",
+                       "TF_GPU_ALLOCATOR", "PYTORCH_CUDA_ALLOC_CONF", "XLA_PYTHON_CLIENT_ALLOCATOR",
+                       "XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION")
+
+
+def transparent_hugepages() -> str | None:
+    """The kernel's transparent-huge-page policy (the bracketed word of sysfs' setting)."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return None
+    return text[text.find("[") + 1:text.find("]")] if "[" in text else text.strip()
+
+
+def allocator_settings() -> dict:
+    """What decides how this process allocates: the allocator variables set, and the kernel's
+    transparent-huge-page policy (fresh large tensors cost page faults; huge pages cut them)."""
+    return {"env": {k: os.environ[k] for k in ALLOCATOR_VARIABLES if k in os.environ},
+            "transparent_hugepages": transparent_hugepages()}
+
+
 def git_revision() -> str | None:
     root = Path(__file__).resolve().parent.parent
     try:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eagerbench.plots import _colors, _save, plt
+from eagerbench.plots import _colors, _save, plt, quartile_bars
 
 STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3))]
 
@@ -50,7 +50,7 @@ def higher_order(cells: pd.DataFrame, out: Path) -> Path | None:
         for mode, g in df[df["p_size"] == size].groupby("mode", sort=False):
             g = g.sort_values("p_order")
             ax.errorbar(g["p_order"], g["median_ms"],
-                        yerr=[g["median_ms"] - g["q1_ms"], g["q3_ms"] - g["median_ms"]],
+                        yerr=quartile_bars(g),
                         marker="o", capsize=2, color=colors[mode], label=mode)
         ax.set_yscale("log")
         ax.set_xlabel("derivative order n")
@@ -67,6 +67,9 @@ def custom_gradient(cells: pd.DataFrame, iters: pd.DataFrame, out: Path) -> Path
     ok = _ok(cells, "custom-gradient")
     if ok.empty or df.empty or "loss" not in df:
         return None
+    # One setting of the other parameters (batch, noise): the first measured.
+    label, ok = next(_by_rest(ok, "p_square"))
+    df = df[df["params"].isin(set(ok["params"]))]
     squares, colors, modes, curves = _curves(df, "p_square")
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for g, style in curves:
@@ -74,7 +77,8 @@ def custom_gradient(cells: pd.DataFrame, iters: pd.DataFrame, out: Path) -> Path
     left.set_yscale("log")
     left.set_xlabel("gradient-descent step (warm-up included)")
     left.set_ylabel("training loss (MSE)")
-    left.set_title("custom gradient: plain vs noisy square (one line per mode)", fontsize=9)
+    left.set_title(f"custom gradient: plain vs noisy square, {label} (one line per mode)",
+                   fontsize=9)
     left.legend([plt.Line2D([], [], color=colors[s]) for s in squares], squares, fontsize=8)
     width = 0.8 / len(squares)
     for j, square in enumerate(squares):
@@ -102,7 +106,7 @@ def kfac(iters: pd.DataFrame, out: Path) -> Path | None:
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for g, style in curves:
         left.plot(g["iteration"], g["loss"], **style)
-        right.plot(g["ms"].cumsum() / 1e3, g["loss"], **style)
+        right.plot((g["ms"] * g["calls"]).cumsum() / 1e3, g["loss"], **style)
     for ax in (left, right):
         ax.set_yscale("log")
         ax.set_ylabel("training loss (MSE)")
@@ -224,5 +228,5 @@ def _final_losses(iters: pd.DataFrame, workload: str) -> pd.DataFrame | None:
     rows = []
     for (mode, params), g in df.groupby(["mode", "params"], sort=False):
         rows.append({"mode": mode, "params": params, "final_loss": g["loss"].iloc[-1],
-                     "total_s": g["ms"].sum() / 1e3})
+                     "total_s": (g["ms"] * g["calls"]).sum() / 1e3})
     return pd.DataFrame(rows)

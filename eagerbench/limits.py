@@ -85,6 +85,32 @@ def probe(lib: str, device: str, n: int = MATMUL_N, elems: int = STREAM_ELEMS) -
     return out
 
 
+PROBE_UNIT = 30_000     # additions of a pure-Python loop: about 1 ms here
+SLOW = 1.3              # a unit this much slower than the fastest tenth ran while contended
+
+
+def contention(seconds: float = 2.0) -> dict:
+    """How steady this machine is right now: a fixed pure-Python loop run back to back for
+    ``seconds``, in units of about 1 ms. On a shared host, a busy neighbour slows everything for
+    spells of milliseconds to seconds; ``slow_share`` is the share of units at least 1.3x the
+    fastest tenth, ``slowdown`` how much slower those are (median)."""
+    units = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter_ns()
+        total = 0
+        for i in range(PROBE_UNIT):
+            total += i
+        units.append(time.perf_counter_ns() - t0)
+    units.sort()
+    fast = units[len(units) // 10]
+    slow = [u for u in units if u > SLOW * fast]
+    q1, med, q3 = (units[int(len(units) * q)] for q in (0.25, 0.5, 0.75))
+    return {"units": len(units), "fast_unit_us": fast / 1e3, "iqr_share": (q3 - q1) / med,
+            "slow_share": len(slow) / len(units),
+            "slowdown": (slow[len(slow) // 2] / fast) if slow else 1.0}
+
+
 def last_level_cache_bytes() -> int | None:
     """Size of the CPU's largest cache (Linux sysfs), below which bandwidth is not DRAM's."""
     sizes = []

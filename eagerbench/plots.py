@@ -26,6 +26,13 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+def quartile_bars(g: pd.DataFrame) -> list:
+    """Error bars from each cell's time to its samples' quartiles (the time is the mean over
+    processes, so it can sit outside its pooled quartiles: a bar is then zero on that side)."""
+    return [np.clip(g["median_ms"] - g["q1_ms"], 0, None), np.clip(g["q3_ms"] - g["median_ms"],
+                                                                   0, None)]
+
+
 def _grouped(df: pd.DataFrame):
     """Layout of a bar chart with one group per (workload, params) and one bar per mode."""
     groups = list(dict.fromkeys(zip(df["workload"], df["params"])))
@@ -41,30 +48,67 @@ def _group_ticks(ax, groups) -> None:
     ax.set_xticklabels([f"{w}\n{p.replace(' ', chr(10))}" for w, p in groups], fontsize=7)
 
 
-def slowdown(cells: pd.DataFrame, out: Path, title_suffix: str = "") -> Path | None:
-    """Median time relative to PyTorch eager for every cell, with 95% bootstrap intervals."""
+def _heat_panel(ax, cells: pd.DataFrame, groups: list, modes: list, column: str, title: str):
+    """One heatmap: a row per (workload, params), a column per mode, the ratio written in each
+    square; red is slower, blue faster, grey when the interval contains 1."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    from eagerbench.stats import significant_figures
+
+    limit = np.log10(30.0)
+    norm = TwoSlopeNorm(vmin=-limit, vcenter=0.0, vmax=limit)
+    cmap = plt.get_cmap("RdBu_r")
+    index = cells.set_index(["workload", "params", "mode"])
+    for i, (w, p) in enumerate(groups):
+        for j, mode in enumerate(modes):
+            if (w, p, mode) not in index.index:
+                continue
+            r = index.loc[(w, p, mode)]
+            value = r[column]
+            if not np.isfinite(value):
+                continue
+            reference = value == 1.0 and not np.isfinite(r[f"{column}_lo"])
+            significant = bool(r[f"{column}_significant"])
+            color = ("white" if reference else
+                     cmap(norm(np.clip(np.log10(value), -limit, limit))) if significant
+                     else "#d9d9d9")
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=color,
+                                       edgecolor="white", lw=1))
+            dark = significant and abs(np.log10(value)) > 0.6 * limit
+            ax.text(j, i, "ref" if reference else f"{significant_figures(value, 2)}x",
+                    ha="center", va="center", fontsize=6.5,
+                    color="white" if dark else ("#666666" if not significant else "black"))
+    ax.set_xlim(-0.5, len(modes) - 0.5)
+    ax.set_ylim(len(groups) - 0.5, -0.5)
+    ax.set_xticks(range(len(modes)))
+    ax.set_xticklabels(modes, rotation=40, ha="right", fontsize=7.5)
+    ax.set_yticks(range(len(groups)))
+    ax.set_yticklabels([f"{w}  {p}" for w, p in groups], fontsize=7)
+    ax.set_title(title, fontsize=9)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+
+
+def heatmap(cells: pd.DataFrame, out: Path, title_suffix: str = "") -> Path | None:
+    """The headline figure: every cell's eager tax (compiled mode / its eager twin) and its
+    time against PyTorch eager, as two heatmaps that share their rows."""
     ok = cells[(cells["status"] == "ok") & np.isfinite(cells["slowdown"])]
     if ok.empty:
         return None
-    groups, modes, colors, width, fig, ax = _grouped(ok)
-    for j, mode in enumerate(modes):
-        sub = ok[ok["mode"] == mode].set_index(["workload", "params"])
-        xs, ys, err = [], [], [[], []]
-        for i, g in enumerate(groups):
-            if g in sub.index:
-                r = sub.loc[g]
-                xs.append(i + (j - (len(modes) - 1) / 2) * width)
-                ys.append(r["slowdown"])
-                lo, hi = r["slowdown_lo"], r["slowdown_hi"]
-                err[0].append(r["slowdown"] - lo if np.isfinite(lo) else 0)
-                err[1].append(hi - r["slowdown"] if np.isfinite(hi) else 0)
-        ax.bar(xs, ys, width, yerr=err, label=mode, color=colors[mode], capsize=2)
-    ax.axhline(1.0, color="black", lw=0.8)
-    _group_ticks(ax, groups)
-    ax.set_ylabel("median time / PyTorch eager (log)")
-    ax.set_title(f"Eager tax: slowdown relative to PyTorch eager{title_suffix}")
-    ax.legend(fontsize=8)
-    return _save(fig, out / "slowdown.png")
+    groups = list(dict.fromkeys(zip(ok["workload"], ok["params"])))
+    modes = list(dict.fromkeys(ok["mode"]))
+    taxed = [m for m in modes if ok.loc[ok["mode"] == m, "vs_eager"].notna().any()]
+    widths = [max(len(taxed), 1), len(modes)]
+    fig, axes = plt.subplots(1, 2, figsize=(3.2 + 0.62 * sum(widths), 1.2 + 0.24 * len(groups)),
+                             gridspec_kw={"width_ratios": widths})
+    _heat_panel(axes[0], ok, groups, taxed, "vs_eager",
+                "eager tax: time / the same framework's eager mode")
+    _heat_panel(axes[1], ok, groups, modes, "slowdown", "time / PyTorch eager")
+    axes[1].set_yticklabels([])
+    fig.suptitle(f"Time per call against a reference{title_suffix}: red slower, blue faster, "
+                 f"grey when the 95% interval contains 1", fontsize=9)
+    return _save(fig, out / "heatmap.png")
 
 
 def _lbfgs_panels(df: pd.DataFrame):
@@ -128,8 +172,8 @@ def lbfgs_batch(cells: pd.DataFrame, out: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for (mode, h), g in df.groupby(["mode", "p_history"], sort=False):
         g = g.sort_values("p_batch")
-        ax.errorbar(g["p_batch"], g["median_ms"], yerr=[g["median_ms"] - g["q1_ms"],
-                    g["q3_ms"] - g["median_ms"]], marker="o", capsize=3, color=colors[mode],
+        ax.errorbar(g["p_batch"], g["median_ms"], yerr=quartile_bars(g), marker="o", capsize=3,
+                    color=colors[mode],
                     ls="-" if h == df["p_history"].min() else "--", label=f"{mode}, history {int(h)}")
     ax.set_xlabel("batch (images)")
     ax.set_ylabel("median ms per l-BFGS iteration")
@@ -160,24 +204,27 @@ def rate_plot(cells: pd.DataFrame, out: Path, workload: str, column: str, ylabel
 
 
 def break_even_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """After how many iterations each compiled mode has paid back its first-call (compile) cost
-    against its eager twin: (first_c - first_e) / (median_e - median_c). Infinite where the
-    compiled steady state is not faster."""
+    """After how many calls each compiled mode has paid back its compile cost against its eager
+    twin: (compile_c - compile_e) / (time_e - time_c), where a compile cost is every warm-up
+    call's time over the steady state (all compiles before timing, not only the first call's).
+    Infinite where the compiled steady state is not faster."""
     from eagerbench.modes import all_modes
+    from eagerbench.tables import eager_twin
 
     modes = all_modes()
     ok = cells[cells["status"] == "ok"].set_index(["workload", "params", "mode"])
     rows = []
     for (w, p, m), r in ok.iterrows():
-        mode = modes.get(m)
-        if mode is None or not mode.compiled or (w, p, mode.baseline) not in ok.index:
+        mode, twin = modes.get(m.split(" ")[0]), eager_twin(m)
+        if mode is None or not mode.compiled or (w, p, twin) not in ok.index:
             continue
-        e = ok.loc[(w, p, mode.baseline)]
+        e = ok.loc[(w, p, twin)]
         saving = e["median_ms"] - r["median_ms"]
-        extra = r["first_call_ms"] - e["first_call_ms"]
+        extra = r["compile_ms"] - e["compile_ms"]
         n = max(extra, 0.0) / saving if saving > 0 else np.inf
-        rows.append({"workload": w, "params": p, "mode": m, "eager": mode.baseline,
-                     "compile_ms": extra, "saving_ms_per_iter": saving, "break_even_iters": n})
+        rows.append({"workload": w, "params": p, "mode": m, "eager": twin,
+                     "compile_ms": extra, "first_call_ms": r["first_call_ms"],
+                     "saving_ms_per_call": saving, "break_even_calls": n})
     return pd.DataFrame(rows)
 
 
@@ -187,20 +234,20 @@ def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
     if be.empty:
         return None
     groups, modes, colors, width, fig, ax = _grouped(be)
-    finite = be["break_even_iters"].replace(np.inf, np.nan)
+    finite = be["break_even_calls"].replace(np.inf, np.nan)
     top = float(np.nanmax(finite)) * 3 if finite.notna().any() else 10.0
     for j, mode in enumerate(modes):
         sub = be[be["mode"] == mode].set_index(["workload", "params"])
         for i, g in enumerate(groups):
             if g not in sub.index:
                 continue
-            n = sub.loc[g, "break_even_iters"]
+            n = sub.loc[g, "break_even_calls"]
             x = i + (j - (len(modes) - 1) / 2) * width
             ax.bar(x, n if np.isfinite(n) else top, width, color=colors[mode],
                    hatch=None if np.isfinite(n) else "//", alpha=1 if np.isfinite(n) else 0.35,
                    label=mode if i == 0 or g == groups[0] else None)
     _group_ticks(ax, groups)
-    ax.set_ylabel("iterations to repay compile time (log)")
+    ax.set_ylabel("calls to repay the compile cost (log)")
     ax.set_title("Break-even: compiled mode vs its eager twin (hatched: never)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[m]) for m in modes]
     ax.legend(handles, modes, fontsize=8)
@@ -254,7 +301,7 @@ def all_plots(cells: pd.DataFrame, iters: pd.DataFrame, out: Path) -> list[Path]
     """Every figure the run's data supports, written into ``out``."""
     if "status" not in cells or not (cells["status"] == "ok").any():
         return []   # nothing was measured: no figure to draw
-    made = [slowdown(cells, out), break_even(cells, out), lbfgs_iterations(iters, out),
+    made = [heatmap(cells, out), break_even(cells, out), lbfgs_iterations(iters, out),
             lbfgs_loss(iters, out), lbfgs_batch(cells, out),
             rate_plot(cells, out, "matmul", "gflops", "achieved GFLOP/s", "size",
                       "matmul_gflops.png"),

@@ -7,10 +7,34 @@ from pathlib import Path
 
 import pandas as pd
 
-from eagerbench import feature_report, plots, tables
+from eagerbench import article, feature_report, plots, tables
 from eagerbench.runner import load_records
 
 ENV = "env.json"
+
+
+def suite_figures(records: list[dict], cells: pd.DataFrame, env: dict,
+                  verify_wall_s: float | None) -> dict:
+    """How the run spent its time, and how many rows carry a noise warning."""
+    walls, timed = {}, 0
+    for rec in records:
+        res = rec["result"]
+        key = (tables.process_id(res), (res.get("process") or {}).get("position"),
+               json.dumps(rec["cell"].get("interleaved") or rec["cell"]["params"]),
+               rec["cell"]["mode"], rec["cell"].get("repeat"))
+        walls[key] = res.get("wall_s") or 0.0   # interleaved values share their cell's wall
+        timed += sum(s["ns"] for s in res.get("timed", [])) + sum(res.get("latency_ns", []))
+    ok = cells[cells["status"] == "ok"] if "status" in cells else cells
+    flagged = ok["warnings"].fillna("").ne("") | ok["bimodal"].fillna("").ne("") \
+        if len(ok) else pd.Series(dtype=bool)
+    cell_wall = sum(walls.values())
+    run_wall = env.get("run_wall_s")
+    return {"run_wall_s": run_wall, "verify_wall_s": verify_wall_s,
+            "suite_wall_s": (run_wall or 0) + (verify_wall_s or 0) if run_wall else None,
+            "cell_wall_s": cell_wall, "timed_s": timed / 1e9,
+            "timed_share": timed / 1e9 / cell_wall if cell_wall else float("nan"),
+            "rows": int(len(ok)), "noisy_rows": int(flagged.sum()),
+            "processes": len({tables.process_id(r["result"]) for r in records})}
 
 
 def build(out_dir: Path) -> pd.DataFrame:
@@ -20,8 +44,6 @@ def build(out_dir: Path) -> pd.DataFrame:
     env = json.loads((out_dir / ENV).read_text()) if (out_dir / ENV).exists() else {}
     iters = tables.iterations_table(records)
     cells = tables.cells_table(records, env.get("limits"))
-    if "harness_ns" in cells and cells["harness_ns"].notna().any():
-        env["harness_overhead_ns"] = float(cells["harness_ns"].median())
     sources = sorted({r["result"]["data_source"] for r in records
                       if r["result"].get("data_source")})
     if sources and env.get("data_source") != sources:
@@ -37,12 +59,13 @@ def build(out_dir: Path) -> pd.DataFrame:
         features = feature_report.tables(cells, iters)
     from eagerbench import verify
 
+    suite = suite_figures(records, cells, env, verify.wall_s(out_dir))
     (out_dir / "README.md").write_text(_markdown(summary, cells, env, figures,
-                                                 verify.markdown(out_dir), features))
+                                                 verify.markdown(out_dir), features, suite))
     return summary
 
 
-def _machine(env: dict) -> str:
+def _machine(env: dict, cells: pd.DataFrame) -> str:
     if not env:
         return "unknown (no env.json)"
     versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())
@@ -66,9 +89,25 @@ def _machine(env: dict) -> str:
             f"{lim['peak_gflops']['float64']:.0f} GFLOP/s ({best['float64']}); streaming "
             f"`b += a` bandwidth {lim['bandwidth_gbps'] or float('nan'):.1f} GB/s; largest cache "
             f"{(lim.get('llc_bytes') or 0) / 2**20:.0f} MiB")
-    if env.get("harness_overhead_ns") is not None:
-        lines.append(f"- harness overhead per timed iteration (no-op step, median over cells): "
-                     f"{env['harness_overhead_ns']:.0f} ns")
+    if "floor_us" in cells and cells["floor_us"].notna().any():
+        floor = cells["floor_us"]
+        lines.append(f"- wait floor per sample (the clock and each backend's wait on the cell's "
+                     f"finished outputs, per cell in `cells.csv`): {floor.min():.2g} to "
+                     f"{floor.max():.2g} us, median {floor.median():.2g} us")
+    probe = env.get("contention") or {}
+    if probe:
+        parts = [f"{when}: {c['slow_share']:.0%} of 1 ms units {c['slowdown']:.2g}x slower than "
+                 f"the fastest tenth (IQR {c['iqr_share']:.0%} of the median)"
+                 for when, c in probe.items()]
+        lines.append("- machine contention, a fixed pure-Python loop for 2 s at the run's start "
+                     "and end: " + "; ".join(parts) + ". A quiet machine shows about 0% and 1x; "
+                     "a shared host slows every mode in spells, which intervals over processes "
+                     "and interleaved modes absorb, but which widens spreads")
+    alloc = env.get("allocator") or {}
+    if alloc:
+        lines.append(f"- allocator: `--allocator {env.get('allocator_choice', 'default')}`; "
+                     f"transparent huge pages `{alloc.get('transparent_hugepages')}`; "
+                     f"allocator variables {alloc.get('env') or 'none'}")
     for note in env.get("skipped", []) or []:
         lines.append(f"- {note}")
     for src in env.get("data_source", []) or []:
@@ -76,27 +115,101 @@ def _machine(env: dict) -> str:
     return "\n".join(lines)
 
 
+def _suite(suite: dict) -> list[str]:
+    lines = ["## This run", ""]
+    if suite.get("suite_wall_s"):
+        verify = (f" + verify {suite['verify_wall_s']:.0f} s" if suite.get("verify_wall_s")
+                  else "")
+        lines.append(f"- wall time: {suite['suite_wall_s'] / 60:.1f} min (run "
+                     f"{suite['run_wall_s']:.0f} s{verify}), {suite['processes']} worker "
+                     f"processes")
+    if suite["cell_wall_s"]:
+        lines.append(f"- {suite['timed_share']:.0%} of the workers' wall time was timed samples "
+                     f"({suite['timed_s']:.0f} of {suite['cell_wall_s']:.0f} s; the rest is "
+                     f"process start, framework import, building, warm-up and compiles)")
+    if suite["rows"]:
+        lines.append(f"- {suite['noisy_rows']} of {suite['rows']} rows "
+                     f"({suite['noisy_rows'] / suite['rows']:.0%}) carry a noise warning "
+                     f"(IQR over 10% of the median, a sample over 3x it, a 20% drift, or two "
+                     f"modes within a process)")
+    return lines + [""]
+
+
+def _article(cells: pd.DataFrame, env: dict) -> list[str]:
+    modes = list(dict.fromkeys(m for m in cells.get("mode", []) if " " not in m))
+    table = article.table(cells, modes)
+    if table.empty:
+        return []
+    device = env.get("device", "cpu")
+    where = ("This run is on a CPU; the article measured on a GPU, so its ratios say what the "
+             "eager tax was there, not what it should be here." if device == "cpu" else
+             f"This run is on {', '.join(g.get('name', 'a GPU') for g in env.get('gpus', []))}; "
+             "the article's GPU was from 2017.")
+    return ["## The article beside today", "",
+            "The 2017 article compared TensorFlow eager with PyTorch; each row is a case it "
+            "measured, with its TF-eager/PyTorch time ratio, and today's time of every mode "
+            "against PyTorch eager with its 95% interval. " + where, "",
+            table.to_markdown(index=False), ""]
+
+
+def _settings(cells: pd.DataFrame) -> list[str]:
+    """Cells measured with a non-default setting, against the same cell without it."""
+    if "mode" not in cells:
+        return []
+    tagged = cells[cells["mode"].str.contains(" ", regex=False) & (cells["status"] == "ok")]
+    rows = []
+    for _, r in tagged.iterrows():
+        twin = tables.eager_twin(r["mode"])
+        base = cells[(cells["workload"] == r["workload"]) & (cells["params"] == r["params"])
+                     & (cells["mode"] == twin) & (cells["status"] == "ok")]
+        rows.append({"cell": f"{r['workload']} {r['params']}", "setting": r["mode"],
+                     "allocator env": r.get("allocator", ""),
+                     "ms per call": f"{r['median_ms']:.4g}",
+                     f"against": twin,
+                     "its ms": f"{base['median_ms'].iloc[0]:.4g}" if len(base) else "",
+                     "ratio": tables.fmt_ratio(r["vs_eager"], r["vs_eager_lo"],
+                                               r["vs_eager_hi"])})
+    if not rows:
+        return []
+    return ["## Settings compared", "",
+            "Cells measured again with one setting changed (`--allocator thp` sets "
+            "`THP_MEM_ALLOC_ENABLE=1`: PyTorch's CPU allocator then asks the kernel for "
+            "transparent huge pages, which cuts the page faults of fresh large tensors). A "
+            "ratio well below 1 says that cell's time was spent allocating, not dispatching.",
+            "", pd.DataFrame(rows).to_markdown(index=False), ""]
+
+
 def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures,
-              verified: str | None = None, features: list | None = None) -> str:
+              verified: str | None = None, features: list | None = None,
+              suite: dict | None = None) -> str:
     failed = cells[cells["status"] != "ok"] if "status" in cells else cells.iloc[0:0]
-    parts = [
-        "# eagerbench results", "",
-        "Generated by `eagerbench report` from `raw.jsonl`; do not edit by hand.", "",
-        "## Machine", "", _machine(env), "",
-        "## Summary", "",
-        "Median wall time per timed iteration (warm-up excluded), its interquartile range, and the "
-        "ratio of medians against PyTorch eager (`vs torch`) and against the same framework's "
-        "eager mode (`vs eager twin`), each with a 95% bootstrap interval. Above 1x is slower. "
-        "`first call` is the first warm-up iteration (tracing/compilation included).", "",
-        summary.to_markdown(index=False), "",
-    ]
+    headline = [p for p in figures if p.name == "heatmap.png"]
+    parts = ["# eagerbench results", "",
+             "Generated by `eagerbench report` from `raw.jsonl`; do not edit by hand.", ""]
+    parts += _suite(suite) if suite else []
+    parts += _article(cells, env)
+    if headline:
+        parts += ["## At a glance", "", f"![eager tax]({headline[0].name})", ""]
+    parts += ["## Machine", "", _machine(env, cells), "",
+              "## Summary", "",
+              "`time per call` is the geometric mean over the cell's worker processes of each "
+              "process's median time per call; steps under 1 ms are timed in blocks of `(xN)` "
+              "calls with one wait at the end, and their `latency` (one call waited on, back to "
+              "back) is timed apart. `vs torch` divides by PyTorch eager, `vs eager twin` by the "
+              "same framework's eager mode (the eager tax); above 1x is slower. Intervals are "
+              "95% t intervals over processes (see How it measures in the project README), "
+              "blank with one process. `compile` is every warm-up call's time over the steady "
+              "state: all compiles before timing.", "",
+              summary.to_markdown(index=False), ""]
+    parts += _settings(cells)
     be = plots.break_even_table(cells) if "status" in cells else None
     if be is not None and not be.empty:
-        be = be.assign(break_even_iters=be["break_even_iters"].map(
+        be = be.assign(break_even_calls=be["break_even_calls"].map(
             lambda n: "never" if n == float("inf") else f"{n:.0f}"))
         parts += ["## Compile cost and break-even", "",
-                  "Extra first-call time of each compiled mode over its eager twin, the time it "
-                  "saves per steady-state iteration, and the iterations needed to repay it.", "",
+                  "Compile cost of each compiled mode over its eager twin (all warm-up calls' "
+                  "time over the steady state, so compiles in later warm-ups count), the time it "
+                  "saves per call, and the calls needed to repay it.", "",
                   be.to_markdown(index=False, floatfmt=".4g"), ""]
     cross = plots.crossovers(cells) if "status" in cells else None
     if cross is not None and not cross.empty:
@@ -118,10 +231,13 @@ def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures,
         parts += ["## Cells not measured", "",
                   *(f"- {r.workload} {r.params} [{r.mode}]: {r.status}: {r.reason}"
                     for r in failed.itertuples()), ""]
-    parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})\n" for p in figures]
+    parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})\n" for p in figures
+                                 if p.name != "heatmap.png"]
     parts += ["## Files", "",
-              "- `raw.jsonl`: one record per cell run (spec and every sample), as measured",
-              "- `iterations.csv`: one row per iteration (warm-up and timed), GC counts, loss",
+              "- `raw.jsonl`: one record per cell and process (spec and every sample), as "
+              "measured",
+              "- `iterations.csv`: one row per sample (warm-up calls and timed blocks), GC "
+              "counts, loss",
               "- `cells.csv`: one row per cell: statistics, rates, ratios with intervals",
               "- `env.json`: versions, machine, settings", ""]
     return "\n".join(parts)

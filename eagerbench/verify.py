@@ -61,11 +61,17 @@ def compare(runs: dict, rtol: float) -> pd.DataFrame:
     return pd.DataFrame([r for r in rows if r["mode"] != OPTIM])
 
 
-def save(table: pd.DataFrame, settings: dict, out_dir: Path) -> None:
+def save(table: pd.DataFrame, settings: dict, out_dir: Path, wall_s: float) -> None:
     """verify.json beside a run's tables; the report shows it."""
     (out_dir / "verify.json").write_text(json.dumps(
-        {"settings": settings, "rows": table.replace({np.nan: None}).to_dict("records")},
-        indent=2) + "\n")
+        {"settings": settings, "wall_s": wall_s,
+         "rows": table.replace({np.nan: None}).to_dict("records")}, indent=2) + "\n")
+
+
+def wall_s(out_dir: Path) -> float | None:
+    """How long the verify saved in a run folder took."""
+    path = Path(out_dir) / "verify.json"
+    return json.loads(path.read_text()).get("wall_s") if path.exists() else None
 
 
 def markdown(out_dir: Path) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import subprocess
 import sys
 
@@ -29,7 +30,7 @@ BAD = [
     (["run", "-w", "lbfgs", "--batch", "-5"], "--batch must be at least 1"),
     (["run", "-w", "matmul", "--size", "abc"], "'abc' is not an integer"),
     (["run", "-w", "matmul", "--history", "5"], "--history does not apply to matmul"),
-    (["run", "-w", "lbfgs", "--warmup", "1"], "--warmup must be at least 2 for lbfgs"),
+    (["run", "-w", "lbfgs", "--warmup", "0"], "--warmup must be at least 1 for lbfgs"),
     (["run", "--iters", "0"], "--iters must be at least 1"),
     (["run", "--dtype", "float16"], "float16"),
     (["run", "-w", "lbfgs", "--data", "/no/such/file.gz"], "no such file"),
@@ -45,6 +46,9 @@ BAD = [
     (["run", "-w", "convnet", "--optimizer", "adam"], "--optimizer does not apply to convnet"),
     (["run", "-w", "convnet", "--warmup", "1"], "--warmup must be at least 2 for convnet"),
     (["frobnicate"], "No such command"),
+    (["run", "-w", "matmul", "--min-time", "-1"], "--min-time must be"),
+    (["run", "-w", "matmul", "--allocator", "jemalloc"], "'jemalloc' is not one of"),
+    (["run", "-w", "matmul", "--repeat", "0"], "--repeat must be at least 1"),
 ]
 
 
@@ -76,29 +80,33 @@ def test_list_shows_workloads_params_and_modes():
 
 def test_run_end_to_end_then_report(tmp_path):
     out = tmp_path / "run"
-    proc = eagerbench("run", "-w", "matmul", "--size", "32,64", "--modes", "torch,tf-graph", "--no-limits",
-                      "--iters", "5", "--warmup", "1", "--threads", "1", "--out", str(out), "-q")
+    proc = eagerbench("run", "-w", "matmul", "--size", "32,64", "--modes", "torch,tf-graph",
+                      "--no-limits", "--iters", "5", "--warmup", "1", "--min-time", "0",
+                      "--repeat", "2", "--threads", "1", "--out", str(out), "-q")
     assert proc.returncode == 0, proc.stderr
     assert "vs torch" in proc.stdout
     cells = pd.read_csv(out / "cells.csv")
     assert len(cells) == 4 and (cells["status"] == "ok").all()
-    assert set(cells["mode"]) == {"torch", "tf-graph"}
+    assert set(cells["mode"]) == {"torch", "tf-graph"} and (cells["processes"] == 2).all()
     assert (cells.loc[cells["mode"] == "torch", "slowdown"] == 1.0).all()
+    graph = cells[cells["mode"] == "tf-graph"]
+    assert (graph["slowdown_lo"] < graph["slowdown"]).all()      # an interval over processes
     assert (cells["gflops"] > 0).all()
     iters = pd.read_csv(out / "iterations.csv")
-    assert len(iters) == 4 * (5 + 1)
-    assert (iters.groupby(["params", "mode"])["phase"].apply(lambda p: (p == "timed").sum()) == 5).all()
-    env = (out / "env.json").read_text()
-    assert '"threads": 1' in env and "torch" in env
-    assert (out / "slowdown.png").stat().st_size > 1000
+    timed = iters[iters["phase"] == "timed"].groupby(["params", "mode", "repeat"]).size()
+    assert len(timed) == 8 and (timed == 5).all()
+    env = json.loads((out / "env.json").read_text())
+    assert env["threads"] == 1 and env["run_wall_s"] > 0
+    assert set(env["contention"]) == {"before", "after"}
+    assert (out / "heatmap.png").stat().st_size > 1000
     readme = (out / "README.md").read_text()
-    assert "slowdown.png" in readme and "| matmul" in readme
+    assert "heatmap.png" in readme and "| matmul" in readme and "## This run" in readme
     # report rebuilds everything from raw.jsonl alone
     (out / "cells.csv").unlink()
-    (out / "slowdown.png").unlink()
+    (out / "heatmap.png").unlink()
     proc = eagerbench("report", str(out))
     assert proc.returncode == 0, proc.stderr
-    assert (out / "cells.csv").exists() and (out / "slowdown.png").exists()
+    assert (out / "cells.csv").exists() and (out / "heatmap.png").exists()
 
 
 def test_sweep_with_comma_lists_and_repeated_options(tmp_path):
@@ -109,12 +117,12 @@ def test_sweep_with_comma_lists_and_repeated_options(tmp_path):
     cells, _ = plan(("lbfgs",), ("torch,tf-eager", "tf-graph"),
                     {"history": [5, 100], "batch": [60000, 10000], "size": [], "ops": []},
                     **common)
-    assert len(cells) == 2 * 2 * 3 * 2
-    assert [c.mode for c in cells[:3]] == ["torch", "tf-eager", "tf-graph"]
+    assert len(cells) == 2 * (2 * 2 * 3 + 1)    # and the allocator companion, per repeat
+    assert {c.mode for c in cells[:4]} == {"torch"}        # framework by framework
     assert {(c.params["history"], c.params["batch"]) for c in cells} == {
         (5, 60000), (5, 10000), (100, 60000), (100, 10000)}
     # repeats are interleaved: the whole grid once, then again
-    assert [c.repeat for c in cells] == [0] * 12 + [1] * 12
+    assert [c.repeat for c in cells] == [0] * 13 + [1] * 13
     default, _ = plan((), (), {"history": [], "batch": [], "size": [], "ops": []},
                       **{**common, "repeat": 1})
     assert {c.workload for c in default} == {"lbfgs", "matmul", "elementwise", "higher-order",
@@ -130,7 +138,7 @@ def test_gradient_features_end_to_end_tables_and_plots(tmp_path):
     proc = eagerbench("run", "-w", "higher-order,custom-gradient,kfac,convnet", "--modes",
                       "torch,jax-jit", "--order", "1,3", "--size", "16", "--batch", "8",
                       "--width", "2", "--iters", "3", "--no-limits", "--threads", "1",
-                      "--out", str(out), "-q")
+                      "--min-time", "0", "--repeat", "1", "--out", str(out), "-q")
     assert proc.returncode == 0, proc.stderr
     cells = pd.read_csv(out / "cells.csv")
     # 2 orders + 3 squares + 3 optimizers + 1 convnet, in two modes, every one measured
@@ -138,8 +146,9 @@ def test_gradient_features_end_to_end_tables_and_plots(tmp_path):
     assert set(cells.loc[cells["workload"] == "kfac", "interleaved"]) == {"optimizer=gd,kfac,adam"}
     assert cells.loc[cells["workload"] == "convnet", "interleaved"].isna().all()
     iters = pd.read_csv(out / "iterations.csv")
-    kf = iters[(iters["workload"] == "kfac") & (iters["mode"] == "torch")]
-    assert kf.groupby("p_optimizer").size().to_dict() == {"adam": 5, "gd": 5, "kfac": 5}
+    kf = iters[(iters["workload"] == "kfac") & (iters["mode"] == "torch")
+               & (iters["phase"] == "timed")]
+    assert kf.groupby("p_optimizer").size().to_dict() == {"adam": 3, "gd": 3, "kfac": 3}
     for png in ("higher_order.png", "custom_gradient.png", "kfac.png", "convnet.png"):
         assert (out / png).stat().st_size > 1000, png
     readme = (out / "README.md").read_text()

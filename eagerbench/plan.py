@@ -1,0 +1,168 @@
+"""From command-line choices to the ordered list of cells a run measures.
+
+Each phase is one function: check the workloads and their parameter values, choose the modes,
+expand the grid, add the workloads' companion cells, and order everything so that the cells a
+worker process can share (one framework, one workload, one repeat) come together.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from typing import Optional
+
+from eagerbench.modes import all_modes, get_mode
+from eagerbench.runner import ALLOCATORS, Cell
+from workloads import all_workloads
+
+# Every cell is timed for at least this long per process (steps under 1 ms in blocks), so cheap
+# cells get enough samples for their spread to be measured.
+MIN_TIME_S = 0.2
+
+
+class PlanError(ValueError):
+    """Input that cannot be planned; the message is one line for the user."""
+
+
+def names(values) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def choose_workloads(workloads, given: dict) -> list:
+    """The workloads named (or, with none named, every one that takes the parameters given)."""
+    known = all_workloads()
+    named = names(workloads)
+    for name in named:
+        if name not in known:
+            raise PlanError(f"unknown workload {name!r} (known: {', '.join(known)})")
+    if named:
+        chosen = [known[n] for n in dict.fromkeys(named)]
+        for opt in given:
+            if not [w for w in chosen if opt in {p.name for p in w.params}]:
+                raise PlanError(f"--{opt} does not apply to {', '.join(named)}")
+        return chosen
+    chosen = [w for w in known.values() if set(given) <= {p.name for p in w.params}]
+    if not chosen:
+        raise PlanError(f"no workload takes all of --{', --'.join(given)}")
+    return chosen
+
+
+def check_values(chosen: list, given: dict) -> None:
+    for opt, values in given.items():
+        for w in chosen:
+            for p in w.params:
+                if p.name != opt:
+                    continue
+                if p.kind == "choice":
+                    wrong = [v for v in values if v not in p.choices]
+                    if wrong:
+                        raise PlanError(f"--{opt} {wrong[0]!r} is not one of "
+                                        f"{', '.join(p.choices)}")
+                elif min(values) < p.minimum:
+                    raise PlanError(f"--{opt} must be at least {p.minimum:g} "
+                                    f"(got {min(values):g})")
+
+
+def choose_modes(modes, device: str) -> tuple[list[str], list[str]]:
+    """The modes named (or every installed one for the device), and notes on those skipped."""
+    known = all_modes()
+    named = names(modes)
+    for name in named:
+        if name not in known:
+            raise PlanError(f"unknown mode {name!r} (known: {', '.join(known)})")
+        if not known[name].installed():
+            raise PlanError(f"mode {name!r} needs {known[name].framework}, which is not "
+                            f"installed ({known[name].install_hint})")
+        if device not in known[name].devices:
+            raise PlanError(f"mode {name!r} runs only with --device "
+                            f"{' or '.join(known[name].devices)}")
+    if named:
+        return list(dict.fromkeys(named)), []
+    chosen = [m.name for m in known.values() if m.installed() and device in m.devices]
+    skipped = [f"mode {m.name} skipped: {m.framework} not installed ({m.install_hint})"
+               for m in known.values() if not m.installed()]
+    skipped += [f"mode {m.name} skipped: runs only with --device {' or '.join(m.devices)}"
+                for m in known.values() if m.installed() and device not in m.devices]
+    if not chosen:
+        raise PlanError("no framework installed: pip install torch==2.13.0 tensorflow-cpu")
+    return chosen, skipped
+
+
+def check_counts(iters, warmup, repeat, threads, chosen: list) -> None:
+    for opt, value in (("--iters", iters), ("--repeat", repeat), ("--threads", threads)):
+        if value is not None and value < 1:
+            raise PlanError(f"{opt} must be at least 1 (got {value})")
+    if warmup is not None and warmup < 0:
+        raise PlanError(f"--warmup must be at least 0 (got {warmup})")
+    for w in chosen:
+        if warmup is not None and warmup < w.min_warmup:
+            raise PlanError(f"--warmup must be at least {w.min_warmup} for {w.name}: every step "
+                            f"function must be traced before timing starts")
+
+
+def expand(chosen: list, modes: list[str], given: dict, iters, warmup, base: Cell) -> list[Cell]:
+    """One cell per workload grid entry and mode (an interleaved sweep is one cell)."""
+    grid = []
+    for w in chosen:
+        for params in w.grid(dict(given)):
+            variants = w.variants(params)
+            # Interleaved values keep their own default iteration counts (a list).
+            default_iters = ([w.iters(v) for v in variants] if w.sweeps(params)
+                             else w.iters(params))
+            for mode in modes:
+                grid.append(replace(base, workload=w.name, params=params, mode=mode,
+                                    iters=iters or default_iters,
+                                    warmup=(max(w.warmup(v) for v in variants) if warmup is None
+                                            else warmup)))
+    return grid
+
+
+def companions(chosen: list, modes: list[str], grid: list[Cell], explicit: bool) -> list[Cell]:
+    """The workloads' companion cells (a setting changed), where their cell is in the grid
+    and the user chose no setting of their own."""
+    if explicit:
+        return []
+    extra = []
+    for w in chosen:
+        for params, mode, options in w.companions:
+            for cell in grid:
+                if cell.workload == w.name and cell.mode == mode and all(
+                        cell.params.get(k) == v for k, v in params.items()):
+                    extra.append(replace(cell, options={**cell.options, **options}))
+    return extra
+
+
+def order(cells: list[Cell], repeat: int) -> list[Cell]:
+    """Repeat by repeat (drift then hits every cell alike), and within a repeat framework by
+    framework, so that one worker process per framework takes its cells; within it, workload
+    by workload, with the modes of one parameter set together (measured interleaved)."""
+    frameworks = list(dict.fromkeys(get_mode(c.mode).framework for c in cells))
+    settings = list(dict.fromkeys(c.options.get("allocator") for c in cells))
+    workloads = list(dict.fromkeys(c.workload for c in cells))
+    position = {id(c): i for i, c in enumerate(cells)}
+    # Cells with another setting (a companion's allocator) need their own process: after the
+    # framework's others, so that each setting is one process.
+    ranked = sorted(cells, key=lambda c: (frameworks.index(get_mode(c.mode).framework),
+                                          settings.index(c.options.get("allocator")),
+                                          workloads.index(c.workload), position[id(c)]))
+    return [replace(c, repeat=r) for r in range(repeat) for c in ranked]
+
+
+def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, device, dtype, seed,
+         data, gc_mode, compile_mode="default", allocator: Optional[str] = None,
+         min_time_s: float = MIN_TIME_S) -> tuple[list[Cell], list[str]]:
+    """Validate the options and expand them into the ordered list of cells to run."""
+    given = {k: v for k, v in param_values.items() if v}
+    chosen = choose_workloads(workloads, given)
+    check_values(chosen, given)
+    mode_names, skipped = choose_modes(modes, device)
+    check_counts(iters, warmup, repeat, threads, chosen)
+    if allocator is not None and allocator not in ALLOCATORS:
+        raise PlanError(f"--allocator {allocator!r} is not one of {', '.join(ALLOCATORS)}")
+    base = Cell(workload="", params={}, mode="", device=device, dtype=dtype, threads=threads,
+                seed=seed, gc=gc_mode, data=os.path.abspath(data) if data else None,
+                min_time_s=min_time_s,
+                options={"compile_mode": compile_mode, "allocator": allocator or "default"})
+    grid = expand(chosen, mode_names, given, iters, warmup, base)
+    grid += companions(chosen, mode_names, grid, explicit=allocator is not None)
+    return order(grid, repeat), skipped

@@ -1,0 +1,128 @@
+"""The report from stored records alone: the suite's figures, the article's table beside
+today's, settings compared, the headline heatmap, ratios with intervals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from eagerbench import article, report, tables
+from eagerbench.runner import RAW
+
+
+def _record(workload, params, mode, ms, process, repeat, options=None, warmup_ms=None):
+    """One cell measured in one process, as the worker stores it."""
+    samples = [{"ns": int(v * 1e6), "calls": 1, "step": i + 3, "gc_collections": 0, "gc_ns": 0}
+               for i, v in enumerate(ms)]
+    warm = [{"ns": int(v * 1e6), "calls": 1, "step": i + 1, "gc_collections": 0, "gc_ns": 0}
+            for i, v in enumerate(warmup_ms or [ms[0], ms[0]])]
+    cell = {"workload": workload, "params": params, "mode": mode, "device": "cpu",
+            "dtype": "float32", "threads": 2, "repeat": repeat, "iters": len(ms), "warmup": 2,
+            "options": options or {"compile_mode": "default", "allocator": "default"}}
+    result = {"status": "ok", "setup_s": 0.1, "warmup": warm, "timed": samples, "latency_ns": [],
+              "block_calls": 1, "floor_ns": 200.0, "stopped": None, "traces_before_timing": 1,
+              "traces_during_timing": 0, "compiles_before_timing": 1, "compiles_during_timing": 0,
+              "compile_events_s": 0.0, "host_reads_per_call": 0.0, "threads_applied": {},
+              "device_name": "cpu", "check": {}, "wall_s": 1.0, "donation": None,
+              "process": {"pid": process, "started": 0, "position": 0}}
+    return {"cell": cell, "result": result}
+
+
+def _run(rng):
+    """lbfgs at batch 60k and the tiny add, in torch, tf-eager and tf-graph, two processes each
+    (tf-eager and tf-graph share theirs), and torch again with huge pages."""
+    levels = {"torch": 850.0, "tf-eager": 575.0, "tf-graph": 490.0, "torch +thp": 600.0}
+    records = []
+    for repeat in range(2):
+        for label, ms in levels.items():
+            mode, *tags = label.split(" ")
+            options = {"compile_mode": "default",
+                       "allocator": "thp" if tags else "default"}
+            pid = {"torch": 1, "tf-eager": 2, "tf-graph": 2}[mode] + 10 * repeat + 5 * len(tags)
+            shift = np.exp(rng.normal(0, 0.02))
+            records.append(_record("lbfgs", {"history": 5, "batch": 60000}, mode,
+                                   list(ms * shift * np.exp(rng.normal(0, 0.01, 8))), pid, repeat,
+                                   options))
+        for mode, us in (("torch", 1.0), ("tf-eager", 30.0), ("tf-graph", 3.5)):
+            pid = {"torch": 1, "tf-eager": 2, "tf-graph": 2}[mode] + 10 * repeat
+            records.append(_record("elementwise", {"size": 10, "ops": 100}, mode,
+                                   list(us / 10 * np.exp(rng.normal(0, 0.01, 20))), pid, repeat,
+                                   warmup_ms=[60.0, 20.0] if mode == "tf-graph" else None))
+    return records
+
+
+def _write(tmp_path, records, env=None):
+    (tmp_path / RAW).write_text("".join(json.dumps(r) + "\n" for r in records))
+    (tmp_path / "env.json").write_text(json.dumps(env or {"device": "cpu", "run_wall_s": 600.0}))
+
+
+def test_cells_from_two_processes_have_ratios_with_intervals_paired_where_shared():
+    cells = tables.cells_table(_run(np.random.default_rng(0))).set_index(["params", "mode"])
+    lb = "history=5 batch=60000"
+    graph = cells.loc[(lb, "tf-graph")]
+    assert graph["processes"] == 2
+    assert graph["slowdown_lo"] < graph["slowdown"] < graph["slowdown_hi"]
+    assert graph["vs_eager"] == graph["vs_eager"] and graph["vs_eager_significant"]
+    # tf-graph and tf-eager shared their processes: the eager-tax interval is paired, narrower
+    assert (graph["vs_eager_hi"] / graph["vs_eager_lo"]) < (graph["slowdown_hi"]
+                                                            / graph["slowdown_lo"])
+    thp = cells.loc[(lb, "torch +thp")]
+    assert thp["vs_eager"] < 0.8 and thp["vs_eager_significant"]   # against plain torch
+
+
+def test_report_opens_with_the_suite_figures_and_the_article_table(tmp_path):
+    records = _run(np.random.default_rng(1))
+    _write(tmp_path, records)
+    report.build(tmp_path)
+    readme = (tmp_path / "README.md").read_text()
+    head = readme.split("## Machine")[0]
+    assert "## This run" in head and "## The article beside today" in head
+    assert "10.0 min" in head                     # the run's wall time, in minutes
+    assert "wall time was timed samples" in head and "carry a noise warning" in head
+    assert "article measured on a GPU" in head     # said plainly on a CPU run
+    assert head.index("## The article beside today") < head.index("heatmap.png")
+    table = [line for line in head.splitlines() if line.startswith("| l-BFGS, batch 60k")]
+    cells = tables.cells_table(records).set_index(["params", "mode"])
+    eager = cells.loc[("history=5 batch=60000", "tf-eager")]
+    today = tables.fmt_ratio(eager["slowdown"], eager["slowdown_lo"], eager["slowdown_hi"])
+    assert len(table) == 1 and "1.4x" in table[0] and today in table[0]
+    assert "not dispatch" in table[0]             # the allocation finding, with its numbers
+    assert "## Settings compared" in readme and "torch +thp" in readme
+    assert (tmp_path / "heatmap.png").stat().st_size > 1000
+
+
+def test_article_rows_show_each_mode_and_skip_cases_not_measured():
+    cells = tables.cells_table(_run(np.random.default_rng(2)))
+    table = article.table(cells, ["torch", "tf-eager", "tf-graph"])
+    assert list(table["case (cell)"].str.split(" \\(").str[0]) == [
+        "l-BFGS, batch 60k, history 5", "in-place add, tiny vectors"]
+    tiny = table.iloc[1]
+    assert float(tiny["tf-eager"].split("x")[0]) == pytest.approx(30, rel=0.05)
+    assert "[" in tiny["tf-eager"]                 # with its interval
+    assert "us" in tiny["what changed"]
+
+
+def test_suite_figures_count_timed_time_and_noisy_rows():
+    records = _run(np.random.default_rng(3))
+    cells = tables.cells_table(records)
+    figures = report.suite_figures(records, cells, {"run_wall_s": 100.0}, 20.0)
+    assert figures["suite_wall_s"] == 120.0
+    timed = sum(s["ns"] for r in records for s in r["result"]["timed"]) / 1e9
+    assert figures["timed_s"] == timed
+    assert figures["timed_share"] == timed / len(records)   # each record's wall is 1 s
+    assert figures["noisy_rows"] == 0 and figures["rows"] == len(cells)
+
+
+def test_break_even_uses_the_whole_compile_cost():
+    cells = tables.cells_table(_run(np.random.default_rng(4)))
+    from eagerbench.plots import break_even_table
+
+    be = break_even_table(cells).set_index(["params", "mode"])
+    row = be.loc[("size=10 ops=100", "tf-graph")]
+    # a 60 ms first call and a 20 ms second one (a compile the first version left out)
+    assert row["compile_ms"] > 79 and row["first_call_ms"] == pytest.approx(60)
+    assert row["break_even_calls"] == pd.Series(row["compile_ms"]
+                                                / row["saving_ms_per_call"]).iloc[0]
