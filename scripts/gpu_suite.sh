@@ -33,4 +33,4 @@ gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr -c 'A-Za-
       | sed 's/-\+/-/g; s/-$//')
 out=${OUT_DIR:-results/gpu-${gpu:-unknown}}
 # Frameworks installed here decide the modes; the iteration counts suit a fast device.
-PYTHONPATH=. "$PY" -m eagerbench.cli run --device cuda --out "$out" --iters 30 "$@"
+PYTHONPATH=. "$PY" -m eagerbench.cli run --device cuda --out "$out" --iters 30 --repeat 2 "$@"
