@@ -170,6 +170,11 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
         _finish(out_dir)
         click.echo(f"eagerbench: interrupted; cells finished so far are in {out_dir}", err=True)
         sys.exit(130)
+    if limits and _beaten(records, settings["limits"]):
+        click.echo("eagerbench: a cell beat the limits measured before the run (taken in a slow "
+                   "spell?): measuring them again", err=True)
+        _record_limits(out_dir, machine.merge(settings["limits"],
+                                              machine.measure(threads, device)))
     _record_wall(out_dir, time.perf_counter() - started, machine.contention())
     summary = _finish(out_dir)
     click.echo(summary.to_markdown(index=False))
@@ -179,6 +184,21 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
     if failed:
         click.echo(f"eagerbench: {failed} of {len(records)} cells failed (see the table)", err=True)
         sys.exit(EXIT_CELLS_FAILED)
+
+
+def _beaten(records: list, limits: dict) -> bool:
+    """Whether a measured cell claims more than the machine's limits allow."""
+    from eagerbench.tables import cells_table
+
+    cells = cells_table(records, limits)
+    return "invalid" in cells and cells["invalid"].fillna("").ne("").any()
+
+
+def _record_limits(out_dir: Path, limits: dict) -> None:
+    path = out_dir / "env.json"
+    env = json.loads(path.read_text())
+    env["limits"] = limits
+    path.write_text(json.dumps(env, indent=2) + "\n")
 
 
 def _record_wall(out_dir: Path, seconds: float, contention_after: dict) -> None:

@@ -92,8 +92,10 @@ SLOW = 1.3              # a unit this much slower than the fastest tenth ran whi
 def contention(seconds: float = 2.0) -> dict:
     """How steady this machine is right now: a fixed pure-Python loop run back to back for
     ``seconds``, in units of about 1 ms. On a shared host, a busy neighbour slows everything for
-    spells of milliseconds to seconds; ``slow_share`` is the share of units at least 1.3x the
-    fastest tenth, ``slowdown`` how much slower those are (median)."""
+    spells of milliseconds to minutes; ``slow_share`` is the share of units at least 1.3x the
+    fastest tenth, ``slowdown`` how much slower those are (median). ``percentiles_us`` keeps the
+    distribution, so that probes can be compared (``slow_against``): a probe that fell wholly in
+    a slow spell looks steady against itself."""
     units = []
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -108,7 +110,33 @@ def contention(seconds: float = 2.0) -> dict:
     q1, med, q3 = (units[int(len(units) * q)] for q in (0.25, 0.5, 0.75))
     return {"units": len(units), "fast_unit_us": fast / 1e3, "iqr_share": (q3 - q1) / med,
             "slow_share": len(slow) / len(units),
-            "slowdown": (slow[len(slow) // 2] / fast) if slow else 1.0}
+            "slowdown": (slow[len(slow) // 2] / fast) if slow else 1.0,
+            "percentiles_us": [units[min(int(len(units) * q / 100), len(units) - 1)] / 1e3
+                               for q in range(101)]}
+
+
+def slow_against(probe: dict, fast_us: float) -> float:
+    """The share of a probe's units at least ``SLOW`` times ``fast_us`` (another probe's
+    fastest tenth, say), from its percentiles."""
+    values = probe.get("percentiles_us") or []
+    return sum(v > SLOW * fast_us for v in values) / len(values) if values else float("nan")
+
+
+def merge(first: dict, second: dict) -> dict:
+    """The best of two probes of the limits (a probe taken in a slow spell understates them)."""
+    best = {key: max((v for v in (first["peak_gflops"].get(key), second["peak_gflops"].get(key))
+                      if v), default=None) for key in first["peak_gflops"]}
+    bandwidths = [b for b in (first.get("bandwidth_gbps"), second.get("bandwidth_gbps")) if b]
+    libs = {lib: second["per_library"].get(lib, first["per_library"][lib])
+            for lib in first["per_library"]}
+    for lib, result in libs.items():   # per library, the better probe of each figure
+        old = first["per_library"].get(lib, result)
+        result["matmul_gflops"] = {d: max(result["matmul_gflops"][d], old["matmul_gflops"][d])
+                                   for d in result["matmul_gflops"]}
+        pair = [b for b in (result.get("bandwidth_gbps"), old.get("bandwidth_gbps")) if b]
+        result["bandwidth_gbps"] = max(pair) if pair else None
+    return {**first, "per_library": libs, "peak_gflops": best,
+            "bandwidth_gbps": max(bandwidths) if bandwidths else None, "probes": 2}
 
 
 def last_level_cache_bytes() -> int | None:

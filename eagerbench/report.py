@@ -83,8 +83,10 @@ def _machine(env: dict, cells: pd.DataFrame) -> str:
     if lim.get("peak_gflops"):
         best = {d: max(lim["per_library"], key=lambda k: lim["per_library"][k]["matmul_gflops"][d])
                 for d in ("float32", "float64")}
+        when = ("best of the probes before and after the run (a cell beat the first)"
+                if lim.get("probes") == 2 else "probed before the run")
         lines.append(
-            f"- measured limits ({lim['device']}): matmul {lim['matmul_n']}^3 float32 "
+            f"- measured limits ({lim['device']}, {when}): matmul {lim['matmul_n']}^3 float32 "
             f"{lim['peak_gflops']['float32']:.0f} GFLOP/s ({best['float32']}), float64 "
             f"{lim['peak_gflops']['float64']:.0f} GFLOP/s ({best['float64']}); streaming "
             f"`b += a` bandwidth {lim['bandwidth_gbps'] or float('nan'):.1f} GB/s; largest cache "
@@ -96,13 +98,17 @@ def _machine(env: dict, cells: pd.DataFrame) -> str:
                      f"{floor.max():.2g} us, median {floor.median():.2g} us")
     probe = env.get("contention") or {}
     if probe:
-        parts = [f"{when}: {c['slow_share']:.0%} of 1 ms units {c['slowdown']:.2g}x slower than "
-                 f"the fastest tenth (IQR {c['iqr_share']:.0%} of the median)"
-                 for when, c in probe.items()]
+        from eagerbench.limits import slow_against
+
+        fast = min(c["fast_unit_us"] for c in probe.values())
+        parts = [f"{when}: {slow_against(c, fast):.0%} of 1 ms units at least 1.3x slower than "
+                 f"the fastest tenth of both probes (median unit "
+                 f"{c['percentiles_us'][50] / fast:.2f}x it)" if c.get("percentiles_us") else
+                 f"{when}: {c['slow_share']:.0%} of units slow" for when, c in probe.items()]
         lines.append("- machine contention, a fixed pure-Python loop for 2 s at the run's start "
-                     "and end: " + "; ".join(parts) + ". A quiet machine shows about 0% and 1x; "
-                     "a shared host slows every mode in spells, which intervals over processes "
-                     "and interleaved modes absorb, but which widens spreads")
+                     "and end: " + "; ".join(parts) + ". A quiet machine shows about 0% and "
+                     "1.00x; a shared host slows every mode in spells, which intervals over "
+                     "processes and interleaved modes absorb, but which widens spreads")
     alloc = env.get("allocator") or {}
     if alloc:
         lines.append(f"- allocator: `--allocator {env.get('allocator_choice', 'default')}`; "

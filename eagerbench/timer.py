@@ -79,12 +79,6 @@ def run_block(step: Callable, block: Callable, st: Any, mem: Any, calls: int,
     return st, mem, Sample(t1 - t0, calls, watch.collections - c0, watch.ns - g0)
 
 
-def run_iteration(step: Callable, block: Callable, st: Any, mem: Any,
-                  watch: GCWatch) -> tuple[Any, Any, Sample]:
-    """One call of the step, waited on."""
-    return run_block(step, block, st, mem, 1, watch)
-
-
 def block_size(call_ns: float) -> int:
     """Calls per timed sample for a step whose single waited call takes ``call_ns``."""
     if call_ns >= BLOCK_BELOW_NS:

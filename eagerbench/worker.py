@@ -1,14 +1,16 @@
 """Measures a batch of cells of one framework in one process: ``python -m eagerbench.worker``.
 
-The runner starts one worker per (framework, workload, repeat) and sends it the cells as JSON on
-stdin: never two frameworks in one process, threads set before the framework initialises, no
-fork after CUDA. The cells run one after another, each from freshly built data with the
-framework's compiled graphs and caches reset before it, after one warm-up of the framework's
-compiler for the whole process. The worker speaks JSON lines on the stdout it was started with
-(``start``, ``progress`` and ``result`` per cell); anything the frameworks print goes to stderr.
+The runner starts one worker per framework and repeat (and setting) and sends it the cells as
+JSON on stdin: never two frameworks in one process, threads set before the framework
+initialises, no fork after CUDA. The cells run unit by unit (the modes of one parameter set
+together), each from freshly built data with the framework's compiled graphs and caches reset
+after it, after one warm-up of each mode's compiler for the whole process. The worker speaks
+JSON lines on the stdout it was started with (``start`` per unit, ``progress``, ``result`` per
+cell); anything the frameworks print goes to stderr.
 
-Each cell goes through the phases of ``measure_unit``: build, warm up (every compile happens
-here, and is counted and timed), calibrate the block size, time, then assemble the record.
+A unit goes through the phases of ``measure_unit``: build, warm up (every compile happens here,
+and is counted and timed), calibrate the block size, time round-robin, then assemble a record
+per cell.
 """
 
 from __future__ import annotations
@@ -52,11 +54,10 @@ class QuietChannel:
 
 @dataclass
 class Settings:
-    """How one cell is timed."""
+    """How one unit is timed (each run's minimum samples are its entry's ``iters``)."""
 
     warmup: int
-    iters: list[int]                 # minimum timed samples, one per variant
-    min_time_s: float = 0.0          # and at least this much timed time per variant
+    min_time_s: float = 0.0          # timed time per run, at least
     gc: str = "on"
 
 
@@ -380,7 +381,7 @@ def measure_cells(specs: list[dict], channel) -> list[dict]:
             entries.append(Entry(B, workload, spec["params"], ctx, iters))
             extras.append({"options": options, "data_source": source,
                            "versions": _versions(B.framework)})
-        settings = Settings(max(s["warmup"] for s in specs), [],
+        settings = Settings(max(s["warmup"] for s in specs),
                             max(s.get("min_time_s", 0.0) for s in specs), specs[0]["gc"])
         records = measure_unit(entries, settings, channel)
     finally:

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from eagerbench import tables
 from eagerbench.runner import Cell, run_cell, thread_env
-from eagerbench.timer import GCWatch, run_block, run_iteration
+from eagerbench.timer import GCWatch, run_block
 from eagerbench.worker import Entry, Settings, measure_unit
 from tests.conftest import build, run_steps
 from tests.fake_backend import ADD, FakeBackend
@@ -95,7 +95,7 @@ def test_timed_iteration_blocks_on_everything_the_step_returned():
 
     watch = GCWatch()
     with watch:
-        st, mem, sample = run_iteration(step, blocked.append, {"value": 0}, {"buf": [0]}, watch)
+        st, mem, sample = run_block(step, blocked.append, {"value": 0}, {"buf": [0]}, 1, watch)
     assert blocked == returned           # block() saw exactly the step's outputs
     assert st == {"value": 1} and mem == {"buf": [0]}   # and they are handed on
     assert sample.ns > 0 and sample.calls == 1
@@ -114,7 +114,7 @@ def _measure(backends, params=None, warmup=2, iters=5, min_time_s=0.0):
     """Records of the fake workload measured in one unit, one entry per backend."""
     params = params or {"size": 8, "ops": 3, "spin_us": 0}
     entries = [Entry(B, ADD, params, {"seed": 1}, [iters]) for B in backends]
-    return measure_unit(entries, Settings(warmup, [], min_time_s))
+    return measure_unit(entries, Settings(warmup, min_time_s))
 
 
 def test_a_fast_step_is_timed_in_blocks_with_its_latency_apart():
@@ -184,9 +184,9 @@ def test_modes_of_one_unit_are_interleaved_and_charged_apart():
 def test_gc_during_an_iteration_is_recorded():
     watch = GCWatch()
     with watch:
-        _, _, quiet = run_iteration(lambda s, m: (s, m), lambda t: None, None, None, watch)
-        _, _, noisy = run_iteration(lambda s, m: (gc.collect(), m), lambda t: None, None, None,
-                                    watch)
+        _, _, quiet = run_block(lambda s, m: (s, m), lambda t: None, None, None, 1, watch)
+        _, _, noisy = run_block(lambda s, m: (gc.collect(), m), lambda t: None, None, None, 1,
+                                watch)
     assert quiet.gc_collections == 0
     assert noisy.gc_collections >= 1
     assert noisy.gc_ns > 0

@@ -1,0 +1,49 @@
+"""The machine's limits and contention, as probes taken in slow spells would mislead them."""
+
+from __future__ import annotations
+
+from eagerbench import limits
+
+
+def _probe(gflops: float, gbps: float) -> dict:
+    return {"device": "cpu", "per_library": {"torch": {"matmul_gflops": {"float32": gflops,
+                                                                          "float64": gflops / 2},
+                                                        "bandwidth_gbps": gbps}},
+            "peak_gflops": {"float32": gflops, "float64": gflops / 2}, "bandwidth_gbps": gbps}
+
+
+def test_merged_limits_keep_the_best_of_two_probes():
+    slow, fast = _probe(120.0, 26.0), _probe(200.0, 40.0)
+    merged = limits.merge(slow, fast)
+    assert merged["peak_gflops"] == {"float32": 200.0, "float64": 100.0}
+    assert merged["bandwidth_gbps"] == 40.0 and merged["probes"] == 2
+    assert merged["per_library"]["torch"]["matmul_gflops"]["float32"] == 200.0
+    assert limits.merge(fast, slow)["bandwidth_gbps"] == 40.0
+
+
+def test_a_probe_wholly_in_a_slow_spell_shows_against_another():
+    """Against its own fastest tenth a probe taken wholly in a slow spell looks steady; against
+    the fastest tenth of a probe taken later, every unit of it is slow."""
+    slow = {"fast_unit_us": 1850.0, "percentiles_us": [1850.0 + i for i in range(101)]}
+    quick = {"fast_unit_us": 1050.0, "percentiles_us": [1050.0 + i for i in range(101)]}
+    assert limits.slow_against(slow, slow["fast_unit_us"]) == 0.0
+    assert limits.slow_against(slow, quick["fast_unit_us"]) == 1.0
+    assert limits.slow_against(quick, quick["fast_unit_us"]) == 0.0
+
+
+def test_the_contention_probe_reports_its_distribution():
+    probe = limits.contention(0.2)
+    assert probe["units"] > 10 and len(probe["percentiles_us"]) == 101
+    assert probe["percentiles_us"] == sorted(probe["percentiles_us"])
+    assert 0.0 <= probe["slow_share"] <= 1.0
+
+
+def test_a_cell_beating_the_limits_asks_for_a_second_probe():
+    """`eagerbench run` measures the limits again after the cells when one claims more than
+    them, instead of calling it INVALID on a probe taken in a slow spell."""
+    from eagerbench.cli import _beaten
+    from tests.test_report import _record
+
+    records = [_record("matmul", {"size": 1024}, "torch", [10.0] * 6, 1, 0)]  # 215 GFLOP/s
+    assert _beaten(records, _probe(120.0, 26.0))
+    assert not _beaten(records, _probe(300.0, 26.0))
