@@ -171,7 +171,7 @@ def _settings(cells: pd.DataFrame) -> list[str]:
         rows.append({"cell": f"{r['workload']} {r['params']}", "setting": r["mode"],
                      "allocator env": r.get("allocator", ""),
                      "ms per call": f"{r['median_ms']:.4g}",
-                     f"against": twin,
+                     "against": twin,
                      "its ms": f"{base['median_ms'].iloc[0]:.4g}" if len(base) else "",
                      "ratio": tables.fmt_ratio(r["vs_eager"], r["vs_eager_lo"],
                                                r["vs_eager_hi"])})

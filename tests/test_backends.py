@@ -9,7 +9,6 @@ import pytest
 
 from eagerbench.modes import all_modes, get_mode
 from tests.conftest import build, run_steps
-from workloads import mnist
 
 MODES = [m.name for m in all_modes().values() if m.installed() and "cpu" in m.devices]
 EAGER = [m for m in MODES if not get_mode(m).compiled]

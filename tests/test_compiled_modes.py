@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eagerbench.modes import all_modes
-from eagerbench.runner import Cell, run_cell, split_variants
+from eagerbench.runner import Cell, split_variants
 from tests.conftest import build
 
 COMPILED = [m.name for m in all_modes().values()
