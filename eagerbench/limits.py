@@ -127,14 +127,14 @@ def merge(first: dict, second: dict) -> dict:
     best = {key: max((v for v in (first["peak_gflops"].get(key), second["peak_gflops"].get(key))
                       if v), default=None) for key in first["peak_gflops"]}
     bandwidths = [b for b in (first.get("bandwidth_gbps"), second.get("bandwidth_gbps")) if b]
-    libs = {lib: second["per_library"].get(lib, first["per_library"][lib])
-            for lib in first["per_library"]}
-    for lib, result in libs.items():   # per library, the better probe of each figure
-        old = first["per_library"].get(lib, result)
-        result["matmul_gflops"] = {d: max(result["matmul_gflops"][d], old["matmul_gflops"][d])
-                                   for d in result["matmul_gflops"]}
-        pair = [b for b in (result.get("bandwidth_gbps"), old.get("bandwidth_gbps")) if b]
-        result["bandwidth_gbps"] = max(pair) if pair else None
+    libs = {}
+    for lib in dict.fromkeys([*first["per_library"], *second["per_library"]]):
+        probes = [p["per_library"][lib] for p in (first, second) if lib in p["per_library"]]
+        gbps = [p["bandwidth_gbps"] for p in probes if p.get("bandwidth_gbps")]
+        libs[lib] = {**probes[-1],   # per library, the better probe of each figure
+                     "matmul_gflops": {d: max(p["matmul_gflops"][d] for p in probes)
+                                       for d in probes[-1]["matmul_gflops"]},
+                     "bandwidth_gbps": max(gbps) if gbps else None}
     return {**first, "per_library": libs, "peak_gflops": best,
             "bandwidth_gbps": max(bandwidths) if bandwidths else None, "probes": 2}
 

@@ -82,7 +82,7 @@ class Run:
     stopped: Optional[str] = None
     traces: dict = field(default_factory=lambda: {"warmup": 0, "timed": 0})
     compiles: dict = field(default_factory=lambda: {"warmup": 0, "timed": 0, "warmup_s": 0.0})
-    host_reads: dict = field(default_factory=lambda: {"calls": 0, "reads": 0})
+    host_reads: int = 0          # device values read by Python control flow, over ``steps``
     floor_ns: float = float("nan")
 
     def timed_ns(self) -> int:
@@ -130,8 +130,7 @@ def _charged(run: Run, phase: str, calls: int):
     run.last_call_compiled = after["count"] > compiles["count"] or B.trace_count() > traces
     if phase == "warmup" and after.get("seconds") is not None:
         run.compiles["warmup_s"] += after["seconds"] - (compiles.get("seconds") or 0.0)
-    run.host_reads["calls"] += calls
-    run.host_reads["reads"] += B.host_reads - reads
+    run.host_reads += B.host_reads - reads
     run.steps += calls
 
 
@@ -246,7 +245,7 @@ def assemble(run: Run) -> dict:
         "compiles_before_timing": run.compiles["warmup"],
         "compiles_during_timing": run.compiles["timed"],
         "compile_events_s": run.compiles["warmup_s"],
-        "host_reads_per_call": run.host_reads["reads"] / max(run.host_reads["calls"], 1),
+        "host_reads_per_call": run.host_reads / max(run.steps, 1),
         "info": run.task.info,
         "check": run.task.check(run.st, run.mem),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 
@@ -13,6 +14,13 @@ _ORDER = ["lbfgs", "matmul", "elementwise", "higher-order", "custom-gradient", "
 
 def all_workloads() -> dict[str, Workload]:
     """Every workload defined in this package, by name, in display order."""
+    return dict(_discovered())
+
+
+@functools.cache
+def _discovered() -> tuple:
+    """The package's modules, scanned and imported once per process (reports look a mode or
+    workload up for every record)."""
     found = {}
     for info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{info.name}")
@@ -20,7 +28,7 @@ def all_workloads() -> dict[str, Workload]:
         if isinstance(workload, Workload):
             found[workload.name] = workload
     rank = {name: i for i, name in enumerate(_ORDER)}
-    return dict(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+    return tuple(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
 
 
 def get_workload(name: str) -> Workload:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import pkgutil
 
@@ -14,6 +15,13 @@ _ORDER = ["torch", "torch-compile", "torch-cudagraph", "tf-eager", "tf-graph", "
 
 def all_modes() -> dict[str, Mode]:
     """Every mode defined in this package, by name, in display order."""
+    return dict(_discovered())
+
+
+@functools.cache
+def _discovered() -> tuple:
+    """The package's modules, scanned and imported once per process (reports look a mode or
+    workload up for every record)."""
     found = {}
     for info in pkgutil.iter_modules(__path__):
         if info.name == "base":
@@ -23,7 +31,7 @@ def all_modes() -> dict[str, Mode]:
         if isinstance(mode, Mode):
             found[mode.name] = mode
     rank = {name: i for i, name in enumerate(_ORDER)}
-    return dict(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
+    return tuple(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
 
 
 def get_mode(name: str) -> Mode:
