@@ -1,9 +1,8 @@
-"""The ``eagerbench`` command line: run, list, report."""
+"""The ``eagerbench`` command line: run, verify, list, report, compare."""
 
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import math
 import os
 import subprocess
@@ -13,15 +12,19 @@ from pathlib import Path
 
 import click
 
-from eagerbench import envinfo
+from eagerbench import envinfo, results, store
 from eagerbench.modes import all_modes
 from eagerbench.plan import names as plan_names
-from eagerbench.runner import RAW, Cell, run_cells
+from eagerbench.results import RAW, ResultsError, RunHeader, RunWriter
+from eagerbench.runner import Cell, run_cells
 from workloads import all_workloads
 
 EXIT_BAD_INPUT = 2
 EXIT_CELLS_FAILED = 3
-GENERATED = [RAW, "env.json", "cells.csv", "iterations.csv", "README.md"]
+# Options that shape a run's grid: --resume takes the interrupted run's own.
+GRID_OPTIONS = ("workloads", "modes", "iters", "warmup", "repeat", "threads", "device", "dtype",
+                "seed", "data", "gc_mode", "compile_mode", "allocator", "min_time", "out",
+                "limits")
 
 
 class UserError(click.ClickException):
@@ -118,14 +121,23 @@ def cli():
 @click.option("--gc", "gc_mode", type=click.Choice(["on", "off", "freeze"]), default="on",
               show_default=True, help="Python's garbage collector while timing.")
 @click.option("--out", "-o", type=click.Path(file_okay=False),
-              help="Output folder (replaces a previous run there). Default: runs/<timestamp>.")
+              help="Output folder. A run already there is kept: the new one is written beside "
+                   "it and takes its place only once finished (the old one moves to "
+                   "OUT/previous/). Default: runs/<timestamp>.")
+@click.option("--resume", type=click.Path(file_okay=False),
+              help="Finish the interrupted run in this folder: its own cells, skipping those "
+                   "already measured (no grid options with it).")
+@click.option("--rerun-failed", is_flag=True,
+              help="With --resume: measure the cells that failed again too.")
 @click.option("--timeout", type=float, default=900, show_default=True,
               help="Seconds before a cell is killed and recorded as failed.")
 @click.option("--limits/--no-limits", default=True, show_default=True,
               help="Measure the machine's peak matmul rate and bandwidth first (~15 s).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, data, gc_mode,
-        compile_mode, allocator, min_time, out, timeout, limits, quiet, **param_values):
+@click.pass_context
+def run(ctx, workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, data,
+        gc_mode, compile_mode, allocator, min_time, out, resume, rerun_failed, timeout, limits,
+        quiet, **param_values):
     """Run workloads in modes, each cell in --repeat worker processes; write tables and plots.
 
     \b
@@ -134,7 +146,17 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
       eagerbench run --workload lbfgs --history 100
       eagerbench run -w lbfgs --history 5,100 --batch 60000,10000 --modes torch,tf-graph
       eagerbench run -w elementwise --size 100,1e6 --ops 10
+      eagerbench run --resume runs/20261128-0930       # finish an interrupted run
     """
+    if resume:
+        given = [name for name in list(GRID_OPTIONS) + list(param_values)
+                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise UserError(f"--resume runs the interrupted run's own cells; drop "
+                            f"{', '.join('--' + g.replace('_', '-') for g in given)}")
+        return _resume(Path(resume), rerun_failed, timeout, quiet)
+    if rerun_failed:
+        raise UserError("--rerun-failed goes with --resume DIR")
     if min_time < 0 or not math.isfinite(min_time):
         raise UserError(f"--min-time must be a number of seconds, at least 0 (got {min_time:g})")
     started = time.perf_counter()
@@ -148,8 +170,8 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
         _check_data(data, cells)
     for note in skipped:
         click.echo(f"eagerbench: note: {note}", err=True)
-    out_dir = Path(out) if out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    _prepare(out_dir)
+    target = Path(out) if out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    write_dir, lock = _begin(target)
     settings = {"device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc_mode,
                 "compile_mode": compile_mode, "skipped": skipped, "repeat": repeat,
                 "min_time_s": min_time, "allocator_choice": allocator or "default",
@@ -161,29 +183,126 @@ def run(workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, d
         click.echo("eagerbench: measuring this machine's matmul peak and bandwidth ...", err=True)
         settings["limits"] = machine.measure(threads, device)
     settings["contention"] = {"before": machine.contention()}
-    (out_dir / "env.json").write_text(json.dumps(envinfo.record(settings), indent=2) + "\n")
+    # The plan goes into the header: --resume finishes exactly these cells.
+    env = {**envinfo.record(settings), "plan": [c.to_json() for c in cells]}
+    writer = _writer(write_dir, RunHeader.new(env), lock)
     click.echo(f"eagerbench: {len(cells)} cells, {threads} threads, {device}, {dtype} -> "
-               f"{out_dir}", err=True)
+               f"{write_dir}", err=True)
+    _measure(cells, target, write_dir, writer, lock, started, timeout, quiet, {})
+
+
+def _begin(target: Path):
     try:
-        records = run_cells(cells, out_dir, timeout, progress=not quiet)
+        return store.begin(target)
+    except ResultsError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _writer(write_dir: Path, header, lock) -> RunWriter:
+    try:
+        return RunWriter(write_dir / RAW, header)
+    except ResultsError as exc:
+        lock.release()
+        raise UserError(str(exc)) from None
+
+
+def _resume(folder: Path, rerun_failed: bool, timeout: float, quiet: bool) -> None:
+    """Measure the cells an interrupted run planned and did not finish, into the same file."""
+    from eagerbench.runner import variant_specs
+
+    if not store.holds_run(folder):
+        raise UserError(f"--resume {folder}: no {RAW} here (not an eagerbench run folder)")
+    lock = _lock(folder)
+    parent_lock = _lock(folder.parent) if store.is_staging(folder) else None
+    torn = store.set_aside_torn_tail(folder)
+    if torn:
+        click.echo(f"eagerbench: the record being written when the run was killed is "
+                   f"incomplete; set aside in {torn}", err=True)
+    try:
+        previous = results.load(folder)
+        planned = previous.header.env.get("plan")
+        if planned is None:
+            raise ResultsError(f"{folder / RAW}: written before runs recorded their plan "
+                               f"(schema {previous.header.schema}); nothing to resume")
+        cells = [results.CellSpec.from_json(spec) for spec in planned]
+    except (ResultsError, ValueError, TypeError) as exc:
+        lock.release()
+        raise UserError(str(exc)) from None
+    done = {rec.spec.identity() for rec in previous.latest()
+            if rec.result.ok or not rerun_failed}
+    todo = [c for c in cells if not all(v.identity() in done for v in variant_specs(c))]
+    click.echo(f"eagerbench: resuming {folder}: {len(cells) - len(todo)} of {len(cells)} cells "
+               f"already measured, {len(todo)} to go", err=True)
+    writer = _writer(folder, None, lock)
+    target = folder.parent if parent_lock else folder
+    _measure(todo, target, folder, writer, lock, time.perf_counter(), timeout, quiet,
+             {"resumed": (previous.footer or {}).get("resumed", 0) + 1,
+              "earlier_wall_s": (previous.footer or {}).get("run_wall_s", 0.0)},
+             parent_lock)
+
+
+def _lock(folder: Path):
+    try:
+        return store.Lock(folder)
+    except ResultsError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _measure(cells, target: Path, write_dir: Path, writer: RunWriter, lock, started: float,
+             timeout: float, quiet: bool, footer: dict, extra_lock=None) -> None:
+    """Measure, then finish the run: footer, report, and its place in ``target``."""
+    from eagerbench import limits as machine
+
+    locks = [lk for lk in (lock, extra_lock) if lk]
+    try:
+        run_cells(cells, writer, timeout, progress=not quiet)
+        run = results.load(write_dir)
+        env = run.env()
+        if env.get("limits") and _beaten(run.latest(), env["limits"]):
+            click.echo("eagerbench: a cell beat the limits measured before the run (taken in a "
+                       "slow spell?): measuring them again", err=True)
+            footer["limits"] = machine.merge(env["limits"], machine.measure(env["threads"],
+                                                                            env["device"]))
+        footer["run_wall_s"] = footer.pop("earlier_wall_s", 0.0) + time.perf_counter() - started
+        footer["contention"] = {**(env.get("contention") or {}), "after": machine.contention()}
+        writer.footer(footer)
     except KeyboardInterrupt:
-        _finish(out_dir)
-        click.echo(f"eagerbench: interrupted; cells finished so far are in {out_dir}", err=True)
+        writer.close()
+        _finish_partial(write_dir)
+        click.echo(f"eagerbench: interrupted; the cells finished so far are in {write_dir}"
+                   + (f" (the run in {target} is untouched)" if write_dir != target else "")
+                   + f"; `eagerbench run --resume {write_dir}` finishes the run", err=True)
+        for lk in locks:
+            lk.release()
         sys.exit(130)
-    if limits and _beaten(records, settings["limits"]):
-        click.echo("eagerbench: a cell beat the limits measured before the run (taken in a slow "
-                   "spell?): measuring them again", err=True)
-        _record_limits(out_dir, machine.merge(settings["limits"],
-                                              machine.measure(threads, device)))
-    _record_wall(out_dir, time.perf_counter() - started, machine.contention())
-    summary = _finish(out_dir)
+    except ResultsError as exc:
+        for lk in locks:
+            lk.release()
+        raise UserError(f"{exc}; resume with `eagerbench run --resume {write_dir}`") from None
+    writer.close()
+    summary = _finish(write_dir)
     click.echo(summary.to_markdown(index=False))
-    _warn_noisy(out_dir)
-    click.echo(f"\ntables, plots and README.md in {out_dir}/")
-    failed = sum(r["result"]["status"] == "failed" for r in records)
+    _warn_noisy(write_dir)
+    if write_dir != target:
+        kept = store.promote(write_dir, target)
+        if kept:
+            click.echo(f"eagerbench: the previous run in {target} is kept in {kept}", err=True)
+    for lk in locks:
+        lk.release()
+    click.echo(f"\ntables, plots and README.md in {target}/")
+    latest = run.latest()   # a resumed run: its earlier records count too
+    failed = sum(r.result.status == "failed" for r in latest)
     if failed:
-        click.echo(f"eagerbench: {failed} of {len(records)} cells failed (see the table)", err=True)
+        click.echo(f"eagerbench: {failed} of {len(latest)} cells failed (see the table)", err=True)
         sys.exit(EXIT_CELLS_FAILED)
+
+
+def _finish_partial(out_dir: Path) -> None:
+    """The report of an interrupted run, from what it measured (best effort)."""
+    try:
+        _finish(out_dir)
+    except Exception as exc:  # noqa: BLE001 - the records are safe; the report is a bonus
+        click.echo(f"eagerbench: no report for the partial run: {exc}", err=True)
 
 
 def _beaten(records: list, limits: dict) -> bool:
@@ -192,23 +311,6 @@ def _beaten(records: list, limits: dict) -> bool:
 
     cells = cells_table(records, limits)
     return "invalid" in cells and cells["invalid"].fillna("").ne("").any()
-
-
-def _record_limits(out_dir: Path, limits: dict) -> None:
-    path = out_dir / "env.json"
-    env = json.loads(path.read_text())
-    env["limits"] = limits
-    path.write_text(json.dumps(env, indent=2) + "\n")
-
-
-def _record_wall(out_dir: Path, seconds: float, contention_after: dict) -> None:
-    """The run's wall time (limits and cells included) and the machine's contention at its end,
-    into env.json (for the report)."""
-    path = out_dir / "env.json"
-    env = json.loads(path.read_text())
-    env["run_wall_s"] = seconds
-    env.setdefault("contention", {})["after"] = contention_after
-    path.write_text(json.dumps(env, indent=2) + "\n")
 
 
 def _warn_noisy(out_dir: Path) -> None:
@@ -276,17 +378,6 @@ def _check_data(path: str, cells: list[Cell]) -> None:
         load(path, max(batches) if batches else 1)
     except DataError as exc:
         raise UserError(f"--data {exc}") from None
-
-
-def _prepare(out_dir: Path) -> None:
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name in GENERATED:
-            (out_dir / name).unlink(missing_ok=True)
-        for png in out_dir.glob("*.png"):
-            png.unlink()
-    except OSError as exc:
-        raise UserError(f"--out {out_dir}: {exc.strerror}") from None
 
 
 def _finish(out_dir: Path):
@@ -383,7 +474,75 @@ def report(directory):
     out_dir = Path(directory)
     if not (out_dir / RAW).is_file():
         raise UserError(f"{out_dir}: no {RAW} here (not an eagerbench run folder)")
-    click.echo(_finish(out_dir).to_markdown(index=False))
+    try:
+        summary = _finish(out_dir)
+    except ResultsError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(summary.to_markdown(index=False))
+
+
+@cli.command("compare")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--fail-slower", "fail_slower", type=float, metavar="PCT",
+              help="Exit 1 when a cell is significantly slower than in the first run by more "
+                   "than PCT percent (a CI gate).")
+@click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table",
+              show_default=True, help="Terminal table or Markdown.")
+@click.option("--changed", is_flag=True, help="Show only cells with a significant change.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
+              help="Also draw each change with its interval into this PNG.")
+def compare_cmd(runs, fail_slower, fmt, changed, plot_path):
+    """Compare runs cell by cell against the first: times, ratios with 95% intervals, and
+    which changes are significant; per mode, the geometric mean.
+
+    \b
+    Examples:
+      eagerbench compare results runs/20261128-0930
+      eagerbench compare before after --fail-slower 10 --format markdown
+    """
+    from eagerbench import compare
+
+    if len(runs) < 2:
+        raise UserError("compare needs two runs or more (the first is the baseline)")
+    if fail_slower is not None and (fail_slower < 0 or not math.isfinite(fail_slower)):
+        raise UserError(f"--fail-slower must be a percentage, at least 0 (got {fail_slower:g})")
+    try:
+        sides = [compare.load(path, f"run {i}" if len(set(runs)) < len(runs) else path)
+                 for i, path in enumerate(runs)]
+    except ResultsError as exc:
+        raise UserError(str(exc)) from None
+    table = compare.cells(sides)
+    if table.empty:
+        raise UserError(f"{runs[0]}: no measured cell to compare")
+    style = "github" if fmt == "markdown" else "simple"
+    heading = (lambda text: f"\n## {text}\n") if fmt == "markdown" else \
+        (lambda text: f"\n{text}:")
+    names = "; ".join(f"{i}: {s.name}" for i, s in enumerate(sides))
+    click.echo(f"Runs ({names}); ratios are run i / run 0, with 95% intervals over processes.")
+    env = compare.environment_differences(sides)
+    click.echo(heading("Environment differences"))
+    click.echo(env.to_markdown(index=False, tablefmt=style) if not env.empty else
+               "none (same machine, versions and settings)")
+    click.echo(heading("Per mode"))
+    click.echo(compare.display_modes(compare.by_mode(table, len(sides)), sides)
+               .to_markdown(index=False, tablefmt=style))
+    shown = compare.display(table, sides, changed)
+    click.echo(heading("Cells" + (" with a significant change" if changed else "")))
+    click.echo(shown.to_markdown(index=False, tablefmt=style) if not shown.empty else "none")
+    for note in compare.unmatched(sides):
+        click.echo(f"note: {note}")
+    if plot_path:
+        click.echo(f"plot: {compare.plot(table, sides, Path(plot_path))}")
+    if fail_slower is not None:
+        worse = compare.regressions(table, len(sides), fail_slower)
+        if len(worse):
+            click.echo(f"eagerbench: {len(worse)} cell(s) significantly slower than "
+                       f"{sides[0].name} by more than {fail_slower:g}%: "
+                       + "; ".join(f"{r.workload} {r.params} [{r.mode}]"
+                                   for r in worse.itertuples()), err=True)
+            sys.exit(1)
+        click.echo(f"eagerbench: no cell significantly slower by more than {fail_slower:g}%",
+                   err=True)
 
 
 def main() -> None:
@@ -400,9 +559,9 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("eagerbench: interrupted", err=True)
         sys.exit(130)
-    except OSError as exc:
+    except OSError as exc:   # a full disk, an unwritable file: name it, exit as for bad input
         click.echo(f"eagerbench: error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_BAD_INPUT)
 
 
 if __name__ == "__main__":

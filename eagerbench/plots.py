@@ -208,15 +208,11 @@ def break_even_table(cells: pd.DataFrame) -> pd.DataFrame:
     twin: (compile_c - compile_e) / (time_e - time_c), where a compile cost is every warm-up
     call's time over the steady state (all compiles before timing, not only the first call's).
     Infinite where the compiled steady state is not faster."""
-    from eagerbench.modes import all_modes
-    from eagerbench.tables import eager_twin
-
-    modes = all_modes()
     ok = cells[cells["status"] == "ok"].set_index(["workload", "params", "mode"])
     rows = []
     for (w, p, m), r in ok.iterrows():
-        mode, twin = modes.get(m.split(" ")[0]), eager_twin(m)
-        if mode is None or not mode.compiled or (w, p, twin) not in ok.index:
+        twin = r["eager_twin"]
+        if not r["compiled"] or not twin or (w, p, twin) not in ok.index:
             continue
         e = ok.loc[(w, p, twin)]
         saving = e["median_ms"] - r["median_ms"]

@@ -55,7 +55,7 @@ def _compute(cell, workload, path: Path, mode: str, timeout: float) -> dict:
     job = Cell(cell.workload, {k: cell.params[k] for k in workload.prepare_params}, mode,
                device=cell.device, dtype=cell.dtype, threads=cell.threads, seed=cell.seed,
                data=cell.data, job="prepare", save=str(partial))
-    result = run_cell(job, timeout)["result"]
+    result = run_cell(job, timeout)
     if result["status"] != "ok":
         partial.unlink(missing_ok=True)
         return {"error": f"preparing the start state in {mode} failed: {result['reason']}"}

@@ -8,6 +8,7 @@ out-of-memory kill or a timeout costs the cell in progress; a new worker measure
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -18,46 +19,18 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 from tqdm import tqdm
 
-RAW = "raw.jsonl"
+from eagerbench.results import CellResult, CellSpec, Record, RunWriter
+from eagerbench.worker import PROTOCOL_VERSION
 
 
-@dataclass
-class Cell:
-    """One measured unit: a workload with fixed parameters in one mode."""
-
-    workload: str
-    params: dict
-    mode: str
-    device: str = "cpu"
-    dtype: str = "float32"
-    threads: int = 1
-    seed: int = 1
-    iters: int | list = 10    # minimum timed samples; a list: one count per interleaved value
-    warmup: int = 2
-    min_time_s: float = 0.0   # and at least this much timed time per value
-    gc: str = "on"
-    data: Optional[str] = None
-    repeat: int = 0
-    options: dict = field(default_factory=dict)   # mode options, e.g. {"compile_mode": ...}
-    job: str = "measure"                          # or "verify", "prepare"
-    save: Optional[str] = None                    # verify/prepare: where to save arrays
-    prepared: Optional[dict] = None               # the prepared start state this cell loads
-    extra_env: dict = field(default_factory=dict)
-
-    def label(self) -> str:
-        params = " ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.workload} {params} [{self.mode}]"
-
-    def spec(self) -> dict:
-        spec = asdict(self)
-        spec.pop("extra_env")
-        return spec
+# What the runner is asked to measure is the result model's cell identity.
+Cell = CellSpec
 
 
 def batch_key(cell: Cell) -> tuple:
@@ -105,6 +78,7 @@ def _worker_env(cell: Cell, cache: str) -> dict:
            **_cache_env(cache)}
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    env["EAGERBENCH_RUNNER_PID"] = str(os.getpid())
     return env
 
 
@@ -138,31 +112,42 @@ def _one_process(specs: list[dict], first: Cell, timeout: float, on_progress,
         proc = subprocess.Popen([sys.executable, "-m", "eagerbench.worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=errfile, text=True,
                                 env=_worker_env(first, cache_dir), start_new_session=True)
-        job = {"job": first.job, "cells": specs} if first.job == "measure" else specs[0]
-        proc.stdin.write(json.dumps(job))
-        proc.stdin.close()
-        failure = None
-        for msg in _messages(proc, lambda: state["deadline"]):
-            if msg is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                failure = f"timed out after {timeout:g} s"
-                break
-            kind = msg.pop("type", None)
-            if kind == "start":
-                state["pending"] = list(msg["indices"])
-                state["deadline"] = time.perf_counter() + timeout * len(msg["indices"])
-                if state["startup_s"] is None:
-                    state["startup_s"] = time.perf_counter() - started
-            elif kind == "progress":
-                on_progress(msg)
-            elif kind == "result":
-                index = msg.pop("index", 0)
-                if index == 0 and first.job == "measure":
-                    msg.setdefault("process", {})["startup_s"] = state["startup_s"]
-                yield index, msg
-                state["pending"] = [i for i in state["pending"] if i != index]
-                if not state["pending"] and index + 1 < len(specs):
-                    state["pending"] = [index + 1]   # until the next unit says what it holds
+        completed = False
+        try:
+            job = {"job": first.job, "cells": specs} if first.job == "measure" else specs[0]
+            proc.stdin.write(json.dumps(job))
+            proc.stdin.close()
+            failure = None
+            for msg in _messages(proc, lambda: state["deadline"]):
+                if msg is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    failure = f"timed out after {timeout:g} s"
+                    break
+                kind = msg.pop("type", None)
+                if kind == "hello" and msg.get("protocol") != PROTOCOL_VERSION:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    failure = (f"worker speaks protocol {msg.get('protocol')}, this runner "
+                               f"{PROTOCOL_VERSION} (a stale install?)")
+                    break
+                if kind == "start":
+                    state["pending"] = list(msg["indices"])
+                    state["deadline"] = time.perf_counter() + timeout * len(msg["indices"])
+                    if state["startup_s"] is None:
+                        state["startup_s"] = time.perf_counter() - started
+                elif kind == "progress":
+                    on_progress(msg)
+                elif kind == "result":
+                    index = msg.pop("index", 0)
+                    if index == 0 and first.job == "measure":
+                        msg.setdefault("process", {})["startup_s"] = state["startup_s"]
+                    yield index, msg
+                    state["pending"] = [i for i in state["pending"] if i != index]
+                    if not state["pending"] and index + 1 < len(specs):
+                        state["pending"] = [index + 1]   # until the next unit says what it holds
+            completed = True
+        finally:
+            if not completed and proc.poll() is None:   # abandoned (an interrupt, a failed
+                os.killpg(proc.pid, signal.SIGKILL)      # write): no orphan worker
         rc = proc.wait()
         errfile.seek(0)
         stderr_tail = errfile.read()[-4000:]
@@ -172,8 +157,9 @@ def _one_process(specs: list[dict], first: Cell, timeout: float, on_progress,
 
 
 def run_batch(cells: list[Cell], timeout: float, on_progress=lambda msg: None,
-              cache_dir: Optional[str] = None) -> Iterator[dict]:
-    """Measure cells that share a ``batch_key`` in one worker, yielding each record as it lands.
+              cache_dir: Optional[str] = None) -> Iterator[tuple[Cell, dict]]:
+    """Measure cells that share a ``batch_key`` in one worker, yielding each cell with the
+    worker's result as it lands.
 
     The worker keeps torch.compile's on-disk cache in ``cache_dir`` (by default an empty one
     of its own). When the worker dies or times out, the cells in progress are recorded as
@@ -182,7 +168,7 @@ def run_batch(cells: list[Cell], timeout: float, on_progress=lambda msg: None,
     own = tempfile.TemporaryDirectory(prefix="eagerbench-cache-") if cache_dir is None else None
     left = list(cells)
     while left:
-        specs = [c.spec() for c in left]
+        specs = [c.to_json() for c in left]
         done = 0
         started = time.perf_counter()
         for index, result in _one_process(specs, left[0], timeout, on_progress,
@@ -191,7 +177,7 @@ def run_batch(cells: list[Cell], timeout: float, on_progress=lambda msg: None,
                 result.setdefault("stderr_tail", "")
             result["wall_s"] = time.perf_counter() - started
             started = time.perf_counter()
-            yield {"cell": specs[index], "result": result}
+            yield left[index], result
             done = max(done, index + 1)
         left = left[done:]
     if own is not None:
@@ -199,8 +185,9 @@ def run_batch(cells: list[Cell], timeout: float, on_progress=lambda msg: None,
 
 
 def run_cell(cell: Cell, timeout: float, on_progress=lambda msg: None) -> dict:
-    """Run one cell (or job) in a fresh worker with empty caches; always returns its record."""
-    return next(run_batch([cell], timeout, on_progress))
+    """Run one cell (or job) in a fresh worker with empty caches; always returns the worker's
+    result (a mapping; ``to_records`` types it)."""
+    return next(run_batch([cell], timeout, on_progress))[1]
 
 
 WARM_UP_COMPILER = ("import torch; f = torch.compile(lambda x: (x * 2).sin()); "
@@ -232,24 +219,34 @@ def warm_compiler(cells: list[Cell], template: str) -> float | None:
     return time.perf_counter() - started if proc.returncode == 0 else None
 
 
-def split_variants(record: dict) -> list[dict]:
-    """One record per parameter set: a cell that interleaved several values of a parameter in
-    one process becomes one record per value, each saying what it shared its process with."""
+def variant_specs(cell: CellSpec) -> list[CellSpec]:
+    """The specs of the records a measured cell becomes: one per parameter set, a sweep that
+    was interleaved in one process split by value, each saying what it shared its process with."""
     from workloads import get_workload
 
-    cell, res = record["cell"], record["result"]
-    workload = get_workload(cell["workload"])
-    if not workload.sweeps(cell["params"]):
-        return [record]
+    workload = get_workload(cell.workload)
+    if cell.job != "measure" or not workload.sweeps(cell.params):
+        return [cell]
     name = workload.interleave
-    shared = {k: v for k, v in res.items() if k != "variants"}
+    return [replace(cell, params=params, interleaved={name: cell.params[name]},
+                    iters=cell.iters[i] if isinstance(cell.iters, list) else cell.iters)
+            for i, params in enumerate(workload.variants(cell.params))]
+
+
+def to_records(cell: CellSpec, result: dict) -> list[Record]:
+    """A worker's result as typed records (see ``variant_specs``), each carrying its facts,
+    derived now from today's code."""
+    from eagerbench import facts
+
+    if cell.job != "measure":
+        return [Record(cell, CellResult.from_json(result))]
+    specs = variant_specs(cell)
+    shared = {k: v for k, v in result.items() if k != "variants"}
     out = []
-    for i, params in enumerate(workload.variants(cell["params"])):
-        one = {**cell, "params": params, "interleaved": {name: cell["params"][name]}}
-        if isinstance(cell["iters"], list):
-            one["iters"] = cell["iters"][i]
-        result = {**shared, **res["variants"][i]} if res.get("variants") else dict(shared)
-        out.append({"cell": one, "result": result})
+    for i, spec in enumerate(specs):
+        res = {**shared, **result["variants"][i]} if result.get("variants") else dict(shared)
+        typed = CellResult.from_json(res)
+        out.append(Record(spec, typed, facts.derive(spec, typed)))
     return out
 
 
@@ -264,14 +261,13 @@ def batches(cells: list[Cell]) -> list[list[Cell]]:
     return out
 
 
-def run_cells(cells: Iterable[Cell], out_dir: Path, timeout: float,
-              progress: bool = True) -> list[dict]:
-    """Run cells in order, appending each record to ``out_dir/raw.jsonl`` the moment it ends."""
+def run_cells(cells: Iterable[Cell], writer: RunWriter, timeout: float,
+              progress: bool = True) -> list[Record]:
+    """Run cells in order, each record written (and flushed to disk) the moment it lands."""
     from eagerbench import prepared
 
     cells = list(cells)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    records = []
+    records: list[Record] = []
     bar = tqdm(total=len(cells), unit="cell", file=sys.stderr, disable=not progress,
                bar_format="{l_bar}{bar:20}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}]"
                           "{postfix}", dynamic_ncols=True)
@@ -283,7 +279,7 @@ def run_cells(cells: Iterable[Cell], out_dir: Path, timeout: float,
     caches = tempfile.TemporaryDirectory(prefix="eagerbench-caches-")
     template = os.path.join(caches.name, "template")
     os.mkdir(template)
-    with caches, bar, open(out_dir / RAW, "a") as raw:
+    with caches, bar:
         cells = prepared.attach(cells, timeout, bar.write)
         setup = warm_compiler(cells, template)
         if setup is not None:
@@ -300,29 +296,17 @@ def run_cells(cells: Iterable[Cell], out_dir: Path, timeout: float,
             if setting not in shared:
                 shared[setting] = os.path.join(caches.name, str(len(shared)))
                 shutil.copytree(template, shared[setting])
-            measured = run_batch(group, timeout, show, shared[setting])
-            for position, record in enumerate(measured):
-                for one in split_variants(record):
-                    raw.write(json.dumps(one) + "\n")
-                    records.append(one)
-                raw.flush()
-                if record["result"]["status"] != "ok":
-                    bar.write(f"eagerbench: {group[position].label()} "
-                              f"{record['result']['status']}: {record['result']['reason']}")
-                bar.update(1)
-                if position + 1 < len(group):
-                    bar.set_description_str(group[position + 1].label())
-                bar.set_postfix_str("")
-    return records
-
-
-def load_records(out_dir: Path) -> list[dict]:
-    """Every record of a saved run (a torn last line from a killed run is skipped)."""
-    records = []
-    with open(Path(out_dir) / RAW) as f:
-        for line in f:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+            # closing: a failed write or an interrupt stops the worker now, not at collection
+            with contextlib.closing(run_batch(group, timeout, show, shared[setting])) as landed:
+                for position, (cell, result) in enumerate(landed):
+                    for record in to_records(cell, result):
+                        writer.record(record)
+                        records.append(record)
+                    if result["status"] != "ok":
+                        bar.write(f"eagerbench: {cell.label()} {result['status']}: "
+                                  f"{result['reason']}")
+                    bar.update(1)
+                    if position + 1 < len(group):
+                        bar.set_description_str(group[position + 1].label())
+                    bar.set_postfix_str("")
     return records

@@ -15,90 +15,56 @@ import numpy as np
 import pandas as pd
 
 from eagerbench import stats
-from workloads import get_workload
+from eagerbench.results import CellResult, Facts, Record
 
 CELL_KEYS = ["workload", "params", "mode"]
 REFERENCE_MODE = "torch"
-DEFAULT_OPTIONS = {"compile_mode": "default", "allocator": "default"}
 
 
 def params_label(params: dict) -> str:
     return " ".join(f"{k}={v}" for k, v in params.items())
 
 
-def mode_label(cell: dict) -> str:
-    """The mode, with each setting that differs from the default appended (``torch +thp``)."""
-    from eagerbench.modes import all_modes
-
-    mode = all_modes().get(cell["mode"])
-    taken = set(mode.options) if mode else set()
-    tags = [str(v) for k, v in (cell.get("options") or {}).items()
-            if v != DEFAULT_OPTIONS.get(k) and (k in taken or k == "allocator")]
-    return " ".join([cell["mode"]] + [f"+{t}" for t in tags])
+def per_call_ms(result: CellResult, phase: str = "timed") -> np.ndarray:
+    return np.array([s.ms_per_call for s in getattr(result, phase)])
 
 
-def eager_twin(label: str) -> Optional[str]:
-    """What a mode label's eager tax is read against: the eager mode of its framework with the
-    same settings; for an eager mode with settings, the same mode without them."""
-    from eagerbench.modes import all_modes
-
-    base, *tags = label.split(" ")
-    mode = all_modes().get(base)
-    if mode is None:
-        return None
-    if mode.baseline != base:
-        return " ".join([mode.baseline] + tags)
-    return base if tags else None
-
-
-def process_id(result: dict) -> str:
-    process = result.get("process") or {}
-    return f"{process.get('pid', '?')}@{process.get('started', '?')}"
-
-
-def per_call_ms(result: dict, phase: str = "timed") -> np.ndarray:
-    return np.array([s["ns"] / s.get("calls", 1) / 1e6 for s in result.get(phase, [])])
-
-
-def latency_ms(result: dict) -> np.ndarray:
+def latency_ms(result: CellResult) -> np.ndarray:
     """One call waited on: measured apart for blocked steps, the samples themselves otherwise."""
-    if result.get("latency_ns"):
-        return np.asarray(result["latency_ns"], dtype=float) / 1e6
+    if result.latency_ns:
+        return np.asarray(result.latency_ns, dtype=float) / 1e6
     return per_call_ms(result)
 
 
-def compile_ms(result: dict) -> float:
+def compile_ms(result: CellResult) -> float:
     """Every compile before the timed loop: the warm-up calls' time over what the same calls
     cost in the steady state (the latency median), summed over all of them."""
-    warm = [s["ns"] / 1e6 for s in result.get("warmup", [])]
+    warm = [s.ns / 1e6 for s in result.warmup]
     steady = latency_ms(result)
     if not warm or not steady.size:
         return np.nan
     return float(sum(warm) - len(warm) * np.median(steady))
 
 
-def iterations_table(records: list[dict]) -> pd.DataFrame:
+def iterations_table(records: list[Record]) -> pd.DataFrame:
     """One row per sample (warm-up calls and timed samples) of every successful cell."""
     rows = []
     for rec in records:
-        cell, res = rec["cell"], rec["result"]
-        if res.get("status") != "ok":
+        cell, res = rec.spec, rec.result
+        if not res.ok or rec.facts is None:
             continue
-        base = {"workload": cell["workload"], "params": params_label(cell["params"]),
-                **{f"p_{k}": v for k, v in cell["params"].items()},
-                "mode": mode_label(cell), "device": cell["device"], "dtype": cell["dtype"],
-                "threads": cell["threads"], "repeat": cell.get("repeat", 0)}
+        base = {"workload": cell.workload, "params": params_label(cell.params),
+                **{f"p_{k}": v for k, v in cell.params.items()},
+                "mode": rec.facts.label, "device": cell.device, "dtype": cell.dtype,
+                "threads": cell.threads, "repeat": cell.repeat}
         n = 0
         for phase in ("warmup", "timed"):
-            for sample in res[phase]:
-                n += sample.get("calls", 1)
-                extra = {k: v for k, v in sample.items()
-                         if k not in ("ns", "calls", "step", "gc_collections", "gc_ns")}
-                rows.append({**base, "phase": phase, "iteration": sample.get("step") or n,
-                             "calls": sample.get("calls", 1),
-                             "ms": sample["ns"] / sample.get("calls", 1) / 1e6,
-                             "gc_collections": sample["gc_collections"],
-                             "gc_ms": sample["gc_ns"] / 1e6, **extra})
+            for sample in getattr(res, phase):
+                n += sample.calls
+                rows.append({**base, "phase": phase, "iteration": sample.step or n,
+                             "calls": sample.calls, "ms": sample.ms_per_call,
+                             "gc_collections": sample.gc_collections,
+                             "gc_ms": sample.gc_ns / 1e6, **sample.observed})
     df = pd.DataFrame(rows)
     if df.empty:
         return df
@@ -113,37 +79,31 @@ LIMIT_MARGIN = 1.2   # a cell may beat a best-of-5 probe by noise, not by 20%
 COPY_WARN_BYTES = 1 << 20   # donated buffers copied each step: a warning from 1 MiB on
 
 
-def _observed_means(results: list[dict]) -> dict:
-    values = defaultdict(list)
-    for res in results:
-        for s in res["timed"]:
-            for k, v in s.items():
-                if k not in ("ns", "calls", "step", "gc_collections", "gc_ns") and \
-                        isinstance(v, (int, float)):
-                    values[k].append(v)
-    return {k: float(np.mean(v)) for k, v in values.items()}
+def _work_rates(facts: list[Facts], dtype: str, median_ms: float,
+                limits: dict | None) -> dict:
+    """Rates from the work each process's cell did (stored when it was measured)."""
+    def mean(name: str):
+        values = [getattr(f, name) for f in facts if getattr(f, name)]
+        return float(np.mean(values)) if values else None
 
-
-def _work_rates(cell: dict, median_ms: float, observed: dict, limits: dict | None) -> dict:
-    wl = get_workload(cell["workload"])
-    work = wl.work(cell["params"], cell["dtype"], observed)
+    flops, nbytes, ops, footprint = mean("flops"), mean("bytes"), mean("ops"), mean("footprint")
     seconds = median_ms / 1e3
-    out = {"gflops": work.flops / seconds / 1e9 if work.flops else np.nan,
-           "gbps": work.bytes / seconds / 1e9 if work.bytes else np.nan,
-           "us_per_op": median_ms * 1e3 / work.ops if work.ops else np.nan,
+    out = {"gflops": flops / seconds / 1e9 if flops else np.nan,
+           "gbps": nbytes / seconds / 1e9 if nbytes else np.nan,
+           "us_per_op": median_ms * 1e3 / ops if ops else np.nan,
            "limit_share": np.nan, "limit": "", "invalid": ""}
     if not limits:
         return out
-    if work.bytes and limits.get("bandwidth_gbps"):
+    if nbytes and limits.get("bandwidth_gbps"):
         out["limit_share"] = out["gbps"] / limits["bandwidth_gbps"]
         out["limit"] = "bandwidth"
         llc = limits.get("llc_bytes") or 0
-        in_memory = work.footprint is None or work.footprint > 2 * llc
+        in_memory = footprint is None or footprint > 2 * llc
         if out["limit_share"] > LIMIT_MARGIN and in_memory:
             out["invalid"] = (f"claims {out['limit_share']:.0%} of the measured bandwidth: "
                               f"work skipped or fused")
-    elif work.flops and (limits.get("peak_gflops") or {}).get(cell["dtype"]):
-        out["limit_share"] = out["gflops"] / limits["peak_gflops"][cell["dtype"]]
+    elif flops and (limits.get("peak_gflops") or {}).get(dtype):
+        out["limit_share"] = out["gflops"] / limits["peak_gflops"][dtype]
         out["limit"] = "peak matmul"
         if out["limit_share"] > LIMIT_MARGIN:
             out["invalid"] = (f"claims {out['limit_share']:.0%} of the peak matmul rate: "
@@ -151,22 +111,22 @@ def _work_rates(cell: dict, median_ms: float, observed: dict, limits: dict | Non
     return out
 
 
-def _shown(workload, results: list[dict]) -> dict:
+def _shown(names: tuple[str, ...], results: list[CellResult]) -> dict:
     """Each observed value the workload shows, as its range over the timed samples."""
     out = {}
-    for name in workload.shown:
-        values = [s[name] for res in results for s in res["timed"] if name in s]
+    for name in names:
+        values = [s.observed[name] for res in results for s in res.timed if name in s.observed]
         if values:
             lo, hi = min(values), max(values)
             out[name] = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
     return out
 
 
-def _bimodality(results: list[dict]) -> str:
+def _bimodality(results: list[CellResult]) -> str:
     """Where a process's per-call times or latencies fall into two modes, say so."""
     notes = []
     for what, series in (("time per call", per_call_ms), ("latency", latency_ms)):
-        if what == "latency" and not any(r.get("latency_ns") for r in results):
+        if what == "latency" and not any(r.latency_ns for r in results):
             continue
         for i, res in enumerate(results):
             found = stats.bimodal(series(res))
@@ -184,72 +144,89 @@ def _duration(ms: float) -> str:
     return f"{stats.significant_figures(ms)} ms"
 
 
-def _row_ok(workload, cell: dict, results: list[dict], limits: dict | None) -> tuple[dict, object]:
+def _median(values) -> float:
+    values = [v for v in values if v is not None]
+    return float(np.median(values)) if values else np.nan
+
+
+def _row_ok(recs: list[Record], limits: dict | None) -> tuple[dict, object]:
     """The statistics of a measured cell, and its level (for ratios)."""
+    results = [r.result for r in recs]
+    ids = [r.process_id() for r in results]
     per_process = [per_call_ms(r) for r in results]
-    lv = stats.level(per_process, [process_id(r) for r in results])
-    latency = stats.level([latency_ms(r) for r in results], [process_id(r) for r in results])
-    pooled_ms = np.concatenate(per_process)
-    observed = _observed_means(results)
-    cold = [r for r in results if not (r.get("compile_cache") or {}).get("graph_hits")]
-    donation = [r["donation"] for r in results if r.get("donation")]
-    copied = max((d["donated"] - d["reused"] for d in donation), default=0)
-    copied_bytes = max((d.get("copied_bytes", 0) for d in donation), default=0)
+    lv = cell_level(recs)
+    latency = stats.level([latency_ms(r) for r in results], ids)
+    cold = [r for r in results if not r.compile_cache.get("graph_hits")]
+    donation = [r.donation for r in results if r.donation]
+    first = recs[0]
     row = dict(
-        status="ok", reason="", processes=len(results), **stats.summarize(pooled_ms),
+        status="ok", reason="", processes=len(results),
+        **stats.summarize(np.concatenate(per_process)),
         median_ms=lv.estimate, latency_ms=latency.estimate if latency else np.nan,
         process_spread=lv.spread(),
-        block_calls=int(np.median([r.get("block_calls", 1) for r in results])),
-        calls_timed=int(sum(s.get("calls", 1) for r in results for s in r["timed"])),
-        first_call_ms=float(np.median([r["warmup"][0]["ns"] / 1e6 for r in results
-                                       if r["warmup"]] or [np.nan])),
-        compile_ms=float(np.median([compile_ms(r) for r in cold] or [np.nan])),
-        compile_events=max(r.get("compiles_before_timing", 0) for r in results),
-        compile_events_s=float(np.median([r.get("compile_events_s") or 0.0 for r in cold]
-                                         or [np.nan])),
-        setup_s=float(np.median([r["setup_s"] for r in results])),
-        gc_iters=sum(1 for r in results for s in r["timed"] if s["gc_collections"]),
-        floor_us=float(np.median([r.get("floor_ns", np.nan) for r in results])) / 1e3,
-        traces_during_timing=max(r["traces_during_timing"] for r in results),
-        compiles_during_timing=max(r.get("compiles_during_timing", 0) for r in results),
-        donation_copied=copied, donation_copied_bytes=copied_bytes,
-        host_reads_per_call=float(np.median([r.get("host_reads_per_call", np.nan)
-                                             for r in results])),
-        threads_applied=json.dumps(results[0]["threads_applied"]),
-        device_name=results[0].get("device_name", ""),
-        allocator=json.dumps(((results[0].get("process") or {}).get("allocator") or {})
-                             .get("env", {}), sort_keys=True),
-        stopped=next((r["stopped"] for r in results if r.get("stopped")), None) or "",
+        block_calls=int(np.median([r.block_calls for r in results])),
+        calls_timed=int(sum(s.calls for r in results for s in r.timed)),
+        first_call_ms=_median([r.warmup[0].ns / 1e6 for r in results if r.warmup]),
+        compile_ms=_median([compile_ms(r) for r in cold]),
+        compile_events=max(r.compiles_before_timing for r in results),
+        compile_events_s=_median([r.compile_events_s or 0.0 for r in cold]),
+        setup_s=_median([r.setup_s for r in results]),
+        gc_iters=sum(1 for r in results for s in r.timed if s.gc_collections),
+        floor_us=_median([r.floor_ns for r in results]) / 1e3,
+        traces_during_timing=max(r.traces_during_timing for r in results),
+        compiles_during_timing=max(r.compiles_during_timing for r in results),
+        donation_copied=max((d["donated"] - d["reused"] for d in donation), default=0),
+        donation_copied_bytes=max((d.get("copied_bytes", 0) for d in donation), default=0),
+        host_reads_per_call=_median([r.host_reads_per_call for r in results]),
+        threads_applied=json.dumps(first.result.threads_applied),
+        device_name=first.result.device_name,
+        allocator=json.dumps((first.result.process.get("allocator") or {}).get("env", {}),
+                             sort_keys=True),
+        stopped=next((r.stopped for r in results if r.stopped), None) or "",
         warnings="; ".join(stats.noise_warnings(per_process)),
         bimodal=_bimodality(results),
-        **_shown(workload, results),
-        **_work_rates(cell, lv.estimate, observed, limits))
+        shown=",".join(first.facts.shown),
+        **_shown(first.facts.shown, results),
+        **_work_rates([r.facts for r in recs], first.spec.dtype, lv.estimate, limits))
     return row, lv
 
 
-def cells_table(records: list[dict], limits: dict | None = None) -> pd.DataFrame:
-    """One row per cell (its processes together): status, times, rates, ratios."""
-    groups: dict[tuple, list[dict]] = {}
+def by_cell(records: list[Record]) -> dict[tuple, list[Record]]:
+    """Records grouped by cell, ``(workload, params label, mode label)``, in run order."""
+    groups: dict[tuple, list[Record]] = {}
     for rec in records:
-        c = rec["cell"]
-        groups.setdefault((c["workload"], json.dumps(c["params"]), mode_label(c)), []).append(rec)
+        if rec.facts is None:   # not a measurement (a verify or prepare job)
+            continue
+        key = (rec.spec.workload, params_label(rec.spec.params), rec.facts.label)
+        groups.setdefault(key, []).append(rec)
+    return groups
+
+
+def cell_level(recs: list[Record]) -> Optional[stats.Level]:
+    """A cell's time over its processes (None when no process measured it)."""
+    ok = [r.result for r in recs if r.result.ok]
+    return stats.level([per_call_ms(r) for r in ok], [r.process_id() for r in ok])
+
+
+def cells_table(records: list[Record], limits: dict | None = None) -> pd.DataFrame:
+    """One row per cell (its processes together): status, times, rates, ratios."""
     rows, levels = [], {}
-    for (workload, _, label), recs in groups.items():
-        cell = recs[0]["cell"]
-        ok = [r["result"] for r in recs if r["result"].get("status") == "ok"]
-        row = {"workload": workload, "params": params_label(cell["params"]), "mode": label,
-               **{f"p_{k}": v for k, v in cell["params"].items()},
-               "device": cell["device"], "dtype": cell["dtype"], "threads": cell["threads"],
-               "repeats": len(recs),
+    for (workload, _, label), recs in by_cell(records).items():
+        cell, facts = recs[0].spec, recs[0].facts
+        ok = [r for r in recs if r.result.ok]
+        row = {"workload": workload, "params": params_label(cell.params), "mode": label,
+               **{f"p_{k}": v for k, v in cell.params.items()},
+               "device": cell.device, "dtype": cell.dtype, "threads": cell.threads,
+               "repeats": len(recs), "framework": facts.framework,
+               "eager_twin": facts.eager_twin or "", "compiled": facts.compiled,
                # Values measured in the same process, round-robin (see Workload.interleave).
                "interleaved": "; ".join(f"{k}={','.join(map(str, v))}"
-                                        for k, v in (cell.get("interleaved") or {}).items())}
+                                        for k, v in (cell.interleaved or {}).items())}
         if not ok:
-            res = recs[0]["result"]
-            rows.append({**row, "status": res.get("status", "failed"),
-                         "reason": res.get("reason", "")})
+            rows.append({**row, "status": recs[0].result.status,
+                         "reason": recs[0].result.reason})
             continue
-        stats_row, lv = _row_ok(get_workload(workload), cell, ok, limits)
+        stats_row, lv = _row_ok(ok, limits)
         levels[(workload, row["params"], label)] = lv
         rows.append({**row, **stats_row})
     df = pd.DataFrame(rows)
@@ -276,10 +253,11 @@ def _with_ratios(df: pd.DataFrame, levels: dict) -> pd.DataFrame:
             pair_pools[(a, b)] = pool
         return pair_pools[(a, b)]
 
-    for col, ref_of in (("slowdown", lambda m: REFERENCE_MODE), ("vs_eager", eager_twin)):
+    for col, ref_of in (("slowdown", lambda r: REFERENCE_MODE),
+                        ("vs_eager", lambda r: r["eager_twin"] or None)):
         out = []
         for _, r in df.iterrows():
-            ref = ref_of(r["mode"])
+            ref = ref_of(r)
             num = levels.get((r["workload"], r["params"], r["mode"]))
             den = levels.get((r["workload"], r["params"], ref)) if ref else None
             if ref == r["mode"] and num is not None:
@@ -323,23 +301,31 @@ def _rate(r) -> str:
 def notes(r) -> list[str]:
     note = []
     text = lambda key: r.get(key) if isinstance(r.get(key), str) else ""  # noqa: E731
+
+    def count(key: str) -> int:   # NaN in the row of a cell that was not measured
+        try:
+            value = float(r.get(key))
+        except (TypeError, ValueError):
+            return 0
+        return int(value) if np.isfinite(value) else 0
+
     if text("invalid"):
         note.append(f"INVALID: {text('invalid')}")
-    if r.get("traces_during_timing", 0):
-        note.append(f"RETRACED {int(r['traces_during_timing'])}x while timing")
-    if r.get("compiles_during_timing", 0):
-        note.append(f"RECOMPILED {int(r['compiles_during_timing'])}x while timing")
-    if r.get("donation_copied", 0):
-        size = int(r.get("donation_copied_bytes", 0) or 0)
+    if count("traces_during_timing"):
+        note.append(f"RETRACED {count('traces_during_timing')}x while timing")
+    if count("compiles_during_timing"):
+        note.append(f"RECOMPILED {count('compiles_during_timing')}x while timing")
+    if count("donation_copied"):
+        size = count("donation_copied_bytes")
         flag = "COPIED" if size >= COPY_WARN_BYTES else "copied"
-        note.append(f"{flag}: {int(r['donation_copied'])} donated buffer(s) of {size:,} bytes "
+        note.append(f"{flag}: {count('donation_copied')} donated buffer(s) of {size:,} bytes "
                     f"not reused, copied every step")
     if text("stopped"):
         note.append(f"stopped early: {text('stopped')}")
     if text("bimodal"):
         note.append(text("bimodal"))
-    if r.get("gc_iters"):
-        note.append(f"GC in {int(r['gc_iters'])} samples")
+    if count("gc_iters"):
+        note.append(f"GC in {count('gc_iters')} samples")
     if text("warnings"):
         note.append(text("warnings"))
     return note
@@ -348,7 +334,8 @@ def notes(r) -> list[str]:
 def summary_table(cells: pd.DataFrame) -> pd.DataFrame:
     """The human-readable view printed after a run and shown in results/README.md."""
     out = []
-    shown = [c for c in ("pairs",) if c in cells]
+    shown = list(dict.fromkeys(name for names in cells.get("shown", pd.Series(dtype=str))
+                               .fillna("") for name in names.split(",") if name in cells))
     for _, r in cells.iterrows():
         row = {"workload": r["workload"], "params": r["params"], "mode": r["mode"]}
         if r["status"] != "ok":

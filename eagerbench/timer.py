@@ -15,7 +15,9 @@ from __future__ import annotations
 import gc
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from eagerbench.results import Sample
 from typing import Any, Callable
 
 BLOCK_BELOW_NS = 1_000_000      # steps faster than 1 ms are timed in blocks
@@ -44,22 +46,6 @@ class GCWatch:
 
     def __exit__(self, *exc) -> None:
         gc.callbacks.remove(self._callback)
-
-
-@dataclass
-class Sample:
-    """One timed sample: ``calls`` calls of the step and one wait, ``ns`` in all."""
-
-    ns: int
-    calls: int
-    gc_collections: int     # collections that ran inside it
-    gc_ns: int              # time those collections took
-    observed: dict = field(default_factory=dict)
-    step: int = 0           # steps the program had taken when ``observed`` was read
-
-    def row(self) -> dict:
-        return {"ns": self.ns, "calls": self.calls, "step": self.step,
-                "gc_collections": self.gc_collections, "gc_ns": self.gc_ns, **self.observed}
 
 
 def run_block(step: Callable, block: Callable, st: Any, mem: Any, calls: int,

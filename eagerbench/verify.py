@@ -30,7 +30,7 @@ def run(modes: list[str], params: dict, iters: int, threads: int, seed: int, dat
             save = str(Path(tmp) / f"{mode}.npy")
             cell = Cell("lbfgs", params, mode, dtype="float64", threads=threads, seed=seed,
                         iters=iters, warmup=0, data=data, job="verify", save=save)
-            res = run_cell(cell, timeout, lambda msg, m=mode: on_progress(m, msg))["result"]
+            res = run_cell(cell, timeout, lambda msg, m=mode: on_progress(m, msg))
             if res["status"] == "ok":
                 res["x"] = np.load(save)
             runs[mode] = res

@@ -22,7 +22,7 @@ import sys
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional
 
 PROTOCOL_VERSION = 2
@@ -146,9 +146,7 @@ def _counted_call(run: Run, calls: int, watch, phase: str):
 
 def _observe(run: Run, sample, into: list) -> None:
     """Read what the program shows after a sample (the clock has stopped) and keep the sample."""
-    sample.observed = run.task.observe(run.st, run.mem)
-    sample.step = run.steps
-    into.append(sample)
+    into.append(replace(sample, observed=run.task.observe(run.st, run.mem), step=run.steps))
 
 
 def warm_up(runs: list[Run], rounds: int, watch, channel) -> None:
@@ -234,8 +232,8 @@ def assemble(run: Run) -> dict:
     """The record of one run: every sample as measured, and what happened around them."""
     return {
         "setup_s": run.setup_s,
-        "warmup": [s.row() for s in run.warmup],
-        "timed": [s.row() for s in run.timed],
+        "warmup": [s.to_json() for s in run.warmup],
+        "timed": [s.to_json() for s in run.timed],
         "latency_ns": run.latency_ns,
         "block_calls": run.calls,
         "floor_ns": run.floor_ns,
@@ -534,7 +532,25 @@ def one_line(exc: BaseException) -> str:
 JOBS: dict[str, Callable[[dict, Any], dict]] = {"verify": verify, "prepare": prepare}
 
 
+def die_with_runner() -> None:
+    """Ask the kernel to kill this worker when the runner dies, even by SIGKILL (which the
+    runner cannot catch to kill its workers itself); Linux only."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    runner = os.environ.get("EAGERBENCH_RUNNER_PID")
+    if runner and os.getppid() != int(runner):   # the runner died before the prctl
+        os._exit(1)
+
+
 def main() -> int:
+    die_with_runner()
     channel = Channel()
     spec = json.loads(sys.stdin.read())
     channel.send("hello", pid=os.getpid(), protocol=PROTOCOL_VERSION)

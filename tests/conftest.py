@@ -41,3 +41,27 @@ def small_images():
 def rel_diff(a, b) -> float:
     a, b = np.asarray(a, float), np.asarray(b, float)
     return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300)))
+
+
+def record(cell, result: dict):
+    """A typed record from a cell (a spec or its JSON) and a worker-shaped result, built the
+    way the runner builds them (facts included)."""
+    from eagerbench.results import CellSpec
+    from eagerbench.runner import to_records
+
+    spec = cell if isinstance(cell, CellSpec) else CellSpec.from_json(cell)
+    return to_records(spec, result)[0]
+
+
+def run_into(cells, folder, timeout: float):
+    """Run cells into ``folder``'s raw.jsonl (a header first), as ``eagerbench run`` does;
+    returns the typed records."""
+    from pathlib import Path
+
+    from eagerbench.results import RAW, RunHeader, RunWriter
+    from eagerbench.runner import run_cells
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with RunWriter(folder / RAW, RunHeader.new({})) as writer:
+        return run_cells(cells, writer, timeout, progress=False)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eagerbench.modes import all_modes
-from eagerbench.runner import Cell, split_variants
+from eagerbench.runner import Cell, to_records
 from tests.conftest import build
 
 COMPILED = [m.name for m in all_modes().values()
@@ -34,8 +34,8 @@ def measured_in_one_worker():
     out = {}
     for mode in COMPILED:
         cells = [Cell(w, params, mode, threads=1, iters=4, warmup=2) for w, params in GRID]
-        for cell, rec in zip(cells, run_batch(cells, 900)):
-            out[(mode, cell.workload)] = split_variants(rec)
+        for cell, result in run_batch(cells, 900):
+            out[(mode, cell.workload)] = to_records(cell, result)
     return out
 
 
@@ -43,11 +43,11 @@ def measured_in_one_worker():
 @pytest.mark.parametrize("workload", [w for w, _ in GRID])
 def test_no_retrace_or_recompile_while_timing(measured_in_one_worker, mode, workload):
     for rec in measured_in_one_worker[(mode, workload)]:
-        res = rec["result"]
-        assert res["status"] == "ok", res
-        assert res["traces_before_timing"] >= 1      # the counter sees the warm-up compile
-        assert res["compiles_before_timing"] >= 1
-        assert res["traces_during_timing"] == 0 and res["compiles_during_timing"] == 0
+        res = rec.result
+        assert res.ok, res
+        assert res.traces_before_timing >= 1      # the counter sees the warm-up compile
+        assert res.compiles_before_timing >= 1
+        assert res.traces_during_timing == 0 and res.compiles_during_timing == 0
 
 
 @pytest.mark.parametrize("mode", ["jax-jit", "torch-compile", "tf-xla"])
@@ -84,19 +84,19 @@ def test_torch_compile_cells_compile_cold_and_later_repeats_reuse_their_graphs(t
     from dataclasses import replace
 
     from eagerbench import tables
-    from eagerbench.runner import run_cells
+    from tests.conftest import run_into
 
     cell = Cell("elementwise", {"size": 64, "ops": 3}, "torch-compile", threads=1, iters=2,
                 warmup=1)
     cells = [cell, replace(cell, params={"size": 96, "ops": 3}), replace(cell, repeat=1)]
-    records = run_cells(cells, tmp_path, timeout=600, progress=False)
-    assert all(r["result"]["status"] == "ok" for r in records), records
-    first, other, again = (r["result"] for r in records)
-    assert first["process"]["pid"] == other["process"]["pid"] != again["process"]["pid"]
+    records = run_into(cells, tmp_path, timeout=600)
+    assert all(r.result.ok for r in records), records
+    first, other, again = (r.result for r in records)
+    assert first.process["pid"] == other.process["pid"] != again.process["pid"]
     for res in (first, other):
-        assert res["compile_cache"]["graph_misses"] >= 1
-        assert res["compile_cache"]["graph_hits"] == 0, res["compile_cache"]
-        assert res["compiles_before_timing"] >= 1
-    assert again["compile_cache"]["graph_hits"] >= 1
+        assert res.compile_cache["graph_misses"] >= 1
+        assert res.compile_cache["graph_hits"] == 0, res.compile_cache
+        assert res.compiles_before_timing >= 1
+    assert again.compile_cache["graph_hits"] >= 1
     row = tables.cells_table(records).set_index("params").loc["size=64 ops=3"]
     assert row["compile_ms"] == pytest.approx(tables.compile_ms(first))

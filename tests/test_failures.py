@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import json
+from dataclasses import replace
 
-from eagerbench.runner import Cell, run_cells
+from eagerbench import results
+from eagerbench.runner import Cell
+from tests.conftest import run_into
 
 
 def test_killed_and_crashing_cells_are_recorded_and_the_run_continues(tmp_path):
@@ -19,20 +21,20 @@ def test_killed_and_crashing_cells_are_recorded_and_the_run_continues(tmp_path):
         Cell("matmul", {"size": 16}, "torch", threads=1, iters=2, warmup=1),
     ]
     out = tmp_path / "run"
-    records = run_cells(cells, out, timeout=300, progress=False)
-    lines = [json.loads(l) for l in (out / "raw.jsonl").read_text().splitlines()]
-    assert [r["result"]["status"] for r in lines] == ["failed", "failed", "ok"]
+    records = run_into(cells, out, timeout=300)
+    lines = list(results.load(out).records)
+    assert [r.result.status for r in lines] == ["failed", "failed", "ok"]
     assert lines == records
-    assert "SIGKILL" in lines[0]["result"]["reason"]
-    assert "float16" in lines[1]["result"]["reason"]
-    assert len(lines[2]["result"]["timed"]) == 2
+    assert "SIGKILL" in lines[0].result.reason
+    assert "float16" in lines[1].result.reason
+    assert len(lines[2].result.timed) == 2
 
 
 def test_a_cell_past_its_timeout_is_killed_and_recorded(tmp_path):
     cell = Cell("matmul", {"size": 1024}, "torch", threads=1, iters=100000, warmup=2)
-    records = run_cells([cell], tmp_path, timeout=4, progress=False)
-    assert records[0]["result"]["status"] == "failed"
-    assert "timed out after 4 s" in records[0]["result"]["reason"]
+    records = run_into([cell], tmp_path, timeout=4)
+    assert records[0].result.status == "failed"
+    assert "timed out after 4 s" in records[0].result.reason
 
 
 def test_a_worker_killed_mid_batch_costs_only_the_cell_in_progress(tmp_path, monkeypatch):
@@ -42,12 +44,12 @@ def test_a_worker_killed_mid_batch_costs_only_the_cell_in_progress(tmp_path, mon
     monkeypatch.setenv("EAGERBENCH_KILL_AT", "1")
     cells = [Cell("matmul", {"size": n}, "torch", threads=1, iters=2, warmup=1)
              for n in (16, 24, 32)]
-    records = run_cells(cells, tmp_path, timeout=300, progress=False)
-    assert [r["result"]["status"] for r in records] == ["ok", "failed", "ok"]
-    assert "SIGKILL" in records[1]["result"]["reason"]
-    pids = [r["result"]["process"]["pid"] for r in (records[0], records[2])]
+    records = run_into(cells, tmp_path, timeout=300)
+    assert [r.result.status for r in records] == ["ok", "failed", "ok"]
+    assert "SIGKILL" in records[1].result.reason
+    pids = [r.result.process["pid"] for r in (records[0], records[2])]
     assert pids[0] != pids[1]
-    assert len((tmp_path / "raw.jsonl").read_text().splitlines()) == 3
+    assert len(results.load(tmp_path).records) == 3
 
 
 def test_one_mode_that_fails_does_not_take_its_unit_down(tmp_path):
@@ -56,9 +58,9 @@ def test_one_mode_that_fails_does_not_take_its_unit_down(tmp_path):
     cells = [Cell("matmul", {"size": 16}, mode, threads=1, iters=2, warmup=1,
                   options={"compile_mode": mode_option})
              for mode, mode_option in (("torch", "default"), ("torch-compile", "no-such-mode"))]
-    records = run_cells(cells, tmp_path, timeout=600, progress=False)
-    assert [r["result"]["status"] for r in records] == ["ok", "failed"]
-    assert "no-such-mode" in records[1]["result"]["reason"]
+    records = run_into(cells, tmp_path, timeout=600)
+    assert [r.result.status for r in records] == ["ok", "failed"]
+    assert "no-such-mode" in records[1].result.reason
 
 
 def test_report_and_warnings_survive_a_run_where_every_cell_failed(tmp_path, capsys):
@@ -66,7 +68,7 @@ def test_report_and_warnings_survive_a_run_where_every_cell_failed(tmp_path, cap
     from eagerbench.cli import _warn_noisy
 
     cell = Cell("matmul", {"size": 16}, "torch", dtype="float16", threads=1, iters=2, warmup=1)
-    run_cells([cell], tmp_path, timeout=300, progress=False)
+    run_into([cell], tmp_path, timeout=300)
     summary = report.build(tmp_path)
     assert summary["note"].str.contains("failed").all()
     _warn_noisy(tmp_path)   # no measured cell: nothing to warn about, and no crash
@@ -86,11 +88,28 @@ def test_interleaved_cell_is_one_process_but_one_record_per_value(tmp_path):
     killer = tmp_path / "killer"
     killer.mkdir()
     (killer / "sitecustomize.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
-    doomed = Cell(**{**cells[0].__dict__, "extra_env": {"PYTHONPATH": str(killer)}})
-    records = run_cells([cells[0], doomed], tmp_path / "run", timeout=300, progress=False)
-    assert [(r["cell"]["params"]["order"], r["result"]["status"]) for r in records] == [
+    doomed = replace(cells[0], extra_env={"PYTHONPATH": str(killer)})
+    records = run_into([cells[0], doomed], tmp_path / "run", timeout=300)
+    assert [(r.spec.params["order"], r.result.status) for r in records] == [
         (1, "ok"), (3, "ok"), (1, "failed"), (3, "failed")]
-    assert all(r["cell"]["interleaved"] == {"order": [1, 3]} for r in records)
-    assert [len(r["result"]["timed"]) for r in records[:2]] == [20, 20]
-    assert records[0]["result"]["check"] != records[1]["result"]["check"]
-    assert "SIGKILL" in records[3]["result"]["reason"]
+    assert all(r.spec.interleaved == {"order": [1, 3]} for r in records)
+    assert [len(r.result.timed) for r in records[:2]] == [20, 20]
+    assert records[0].result.check != records[1].result.check
+    assert "SIGKILL" in records[3].result.reason
+
+
+def test_notes_of_a_run_where_some_cells_failed_read_nan_as_nothing():
+    """A failed cell's row has NaN counters beside measured ones: its notes used to crash the
+    end of such a run (int(NaN)) after every cell had been measured."""
+    from eagerbench import tables
+    from tests.conftest import record
+
+    sample = {"ns": 10**6, "calls": 1, "gc_collections": 0, "gc_ns": 0}
+    ok = record({"workload": "matmul", "params": {"size": 8}, "mode": "torch"},
+                {"status": "ok", "warmup": [sample], "timed": [sample] * 3,
+                 "traces_during_timing": 1, "process": {"pid": 1}})
+    failed = record({"workload": "matmul", "params": {"size": 16}, "mode": "torch"},
+                    {"status": "failed", "reason": "worker killed by SIGKILL"})
+    rows = tables.cells_table([ok, failed]).to_dict("records")
+    assert tables.notes(rows[0])[0] == "RETRACED 1x while timing"
+    assert tables.notes(rows[1]) == []

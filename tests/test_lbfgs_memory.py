@@ -8,8 +8,8 @@ import pytest
 
 from eagerbench import prepared, tables
 from eagerbench.modes import all_modes, get_mode
-from eagerbench.runner import Cell, run_cells
-from tests.conftest import rel_diff
+from eagerbench.runner import Cell
+from tests.conftest import rel_diff, run_into
 from workloads import get_workload, lbfgs_optimizer, mnist
 
 MODES = [m.name for m in all_modes().values() if m.installed() and "cpu" in m.devices]
@@ -67,12 +67,12 @@ def test_a_run_prepares_once_and_every_row_shows_a_full_memory(tmp_path, monkeyp
     cells = [Cell("lbfgs", dict(PARAMS), mode, threads=1, iters=3, warmup=2, repeat=r)
              for r in range(2) for mode in ("torch", "tf-graph")]
     said = []
-    records = run_cells(cells, tmp_path / "run", timeout=600, progress=False)
-    assert all(r["result"]["status"] == "ok" for r in records), records
-    states = {r["cell"]["prepared"]["path"] for r in records}
+    records = run_into(cells, tmp_path / "run", timeout=600)
+    assert all(r.result.ok for r in records), records
+    states = {r.spec.prepared["path"] for r in records}
     assert len(states) == 1 and list((tmp_path / "cache" / "prepared").glob("*.npz"))
     for r in records:
-        assert [s["pairs"] for s in r["result"]["timed"]] == [PARAMS["history"]] * 3
+        assert [s.observed["pairs"] for s in r.result.timed] == [PARAMS["history"]] * 3
     table = tables.cells_table(records)
     assert set(table["pairs"]) == {str(PARAMS["history"])}
     summary = tables.summary_table(table)

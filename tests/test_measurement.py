@@ -10,17 +10,18 @@ import pytest
 import tensorflow as tf
 
 from eagerbench import tables
+from eagerbench.results import CellResult
 from eagerbench.runner import Cell, run_cell, thread_env
 from eagerbench.timer import GCWatch, run_block
 from eagerbench.worker import Entry, Settings, measure_unit
-from tests.conftest import build, run_steps
+from tests.conftest import build, record, run_steps
 from tests.fake_backend import ADD, FakeBackend
 from workloads import mnist
 
 
-def _ok(record):
-    assert record["result"]["status"] == "ok", record["result"]
-    return record["result"]
+def _ok(result):
+    assert result["status"] == "ok", result
+    return result
 
 
 @pytest.mark.parametrize("mode", ["torch", "tf-eager", "tf-graph"])
@@ -123,7 +124,7 @@ def test_a_fast_step_is_timed_in_blocks_with_its_latency_apart():
     assert all(s["calls"] == res["block_calls"] for s in res["timed"])
     assert len(res["latency_ns"]) >= 5 * len(res["timed"])
     # per-call time from a block, latency from single waited calls: both about the same here
-    per_call = np.median(tables.per_call_ms(res))
+    per_call = np.median(tables.per_call_ms(CellResult.from_json(res)))
     assert 0 < per_call < 1.0
     # the steps taken advance by block + wake-up call + latency calls per sample
     steps = [s["step"] for s in res["timed"]]
@@ -133,7 +134,7 @@ def test_a_fast_step_is_timed_in_blocks_with_its_latency_apart():
 def test_a_slow_step_is_timed_one_call_at_a_time():
     (res,) = _measure([FakeBackend(compiled=False)], {"size": 8, "ops": 1, "spin_us": 2000})
     assert res["block_calls"] == 1 and res["latency_ns"] == []
-    assert np.median(tables.per_call_ms(res)) >= 2.0
+    assert np.median(tables.per_call_ms(CellResult.from_json(res))) >= 2.0
 
 
 def test_the_wait_floor_is_the_backends_own_wait_on_the_real_outputs():
@@ -149,7 +150,7 @@ def test_compile_cost_counts_every_compile_before_timing():
     B = FakeBackend(compile_s=0.05, compiles_at=(2,))
     (res,) = _measure([B])
     assert res["compiles_before_timing"] == 2 and res["compiles_during_timing"] == 0
-    assert tables.compile_ms(res) >= 95          # 2 x 50 ms over the steady state
+    assert tables.compile_ms(CellResult.from_json(res)) >= 95          # 2 x 50 ms over the steady state
     assert res["warmup"][0]["ns"] / 1e6 < 95     # the first call alone would say 50 ms
 
 
@@ -160,7 +161,7 @@ def test_a_compile_while_timing_is_flagged_even_without_a_retrace():
     (res,) = _measure([B], iters=200)
     assert res["traces_during_timing"] == 0
     assert res["compiles_during_timing"] >= 1
-    row = tables.cells_table([{"cell": _cell(), "result": {**res, "process": {"pid": 1}}}])
+    row = tables.cells_table([record(_cell(), {**res, "process": {"pid": 1}})])
     assert any(n.startswith("RECOMPILED") for n in tables.notes(row.iloc[0]))
 
 

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from eagerbench import article, report, tables
-from eagerbench.runner import RAW
+from eagerbench.results import RAW, RunHeader, RunWriter
+from tests.conftest import record
 
 
 def _record(workload, params, mode, ms, process, repeat, options=None, warmup_ms=None):
@@ -28,7 +29,7 @@ def _record(workload, params, mode, ms, process, repeat, options=None, warmup_ms
               "compile_events_s": 0.0, "host_reads_per_call": 0.0, "threads_applied": {},
               "device_name": "cpu", "check": {}, "wall_s": 1.0, "donation": None,
               "process": {"pid": process, "started": 0, "position": 0}}
-    return {"cell": cell, "result": result}
+    return record(cell, result)
 
 
 def _run(rng):
@@ -55,8 +56,10 @@ def _run(rng):
 
 
 def _write(tmp_path, records, env=None):
-    (tmp_path / RAW).write_text("".join(json.dumps(r) + "\n" for r in records))
-    (tmp_path / "env.json").write_text(json.dumps(env or {"device": "cpu", "run_wall_s": 600.0}))
+    with RunWriter(tmp_path / RAW, RunHeader.new({"device": "cpu", **(env or {})})) as writer:
+        for rec in records:
+            writer.record(rec)
+        writer.footer({"run_wall_s": 600.0})
 
 
 def test_cells_from_two_processes_have_ratios_with_intervals_paired_where_shared():
@@ -110,7 +113,7 @@ def test_suite_figures_count_timed_time_and_noisy_rows():
     cells = tables.cells_table(records)
     figures = report.suite_figures(records, cells, {"run_wall_s": 100.0}, 20.0)
     assert figures["suite_wall_s"] == 120.0
-    timed = sum(s["ns"] for r in records for s in r["result"]["timed"]) / 1e9
+    timed = sum(s.ns for r in records for s in r.result.timed) / 1e9
     assert figures["timed_s"] == timed
     assert figures["timed_share"] == timed / len(records)   # each record's wall is 1 s
     assert figures["noisy_rows"] == 0 and figures["rows"] == len(cells)

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from eagerbench import limits, plots, tables
-from tests.conftest import build
+from tests.conftest import build, record
 from workloads import autoencoder, mnist
 
 
@@ -71,7 +71,7 @@ def _cells(limit_args, size=8, workload="matmul"):
                       "timed": [{"ns": 10**6, "gc_collections": 0, "gc_ns": 0}] * 3,
                       "stopped": None, "traces_before_timing": 0, "traces_during_timing": 0,
                       "threads_applied": {}, "check": {}}}
-    return tables.cells_table([rec], limit_args).iloc[0]
+    return tables.cells_table([record(rec["cell"], rec["result"])], limit_args).iloc[0]
 
 
 def test_cells_beyond_the_machine_limit_are_flagged_invalid():
@@ -105,12 +105,13 @@ def test_median_agrees_with_an_independent_timer():
 
     from eagerbench.runner import Cell, run_cell
 
+    from eagerbench.results import CellResult
     from eagerbench.tables import per_call_ms
 
     res = run_cell(Cell("matmul", {"size": 512}, "torch", threads=1, iters=30, warmup=3), 600)
-    ours = np.median(per_call_ms(res["result"])) / 1e3
+    ours = np.median(per_call_ms(CellResult.from_json(res))) / 1e3
     a, b = torch.randn(512, 512), torch.randn(512, 512)
     theirs = tb.Timer("a @ b", globals={"a": a, "b": b}, num_threads=1).blocked_autorange(
         min_run_time=1.0).median
     assert 0.5 < ours / theirs < 2.0
-    assert res["result"]["floor_ns"] > 0
+    assert res["floor_ns"] > 0
