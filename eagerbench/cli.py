@@ -17,12 +17,13 @@ from eagerbench.modes import all_modes
 from eagerbench.plan import names as plan_names
 from eagerbench.results import RAW, ResultsError, RunHeader, RunWriter
 from eagerbench.runner import Cell, run_cells
-from workloads import all_workloads
+import workloads as workload_registry
+from workloads import WorkloadError, all_workloads, builtin_workloads
 
 EXIT_BAD_INPUT = 2
 EXIT_CELLS_FAILED = 3
 # Options that shape a run's grid: --resume takes the interrupted run's own.
-GRID_OPTIONS = ("workloads", "modes", "iters", "warmup", "repeat", "threads", "device", "dtype",
+GRID_OPTIONS = ("workloads", "extra_params", "modes", "iters", "warmup", "repeat", "threads", "device", "dtype",
                 "seed", "data", "gc_mode", "compile_mode", "allocator", "min_time", "out",
                 "limits")
 
@@ -33,34 +34,64 @@ class UserError(click.ClickException):
     exit_code = EXIT_BAD_INPUT
 
 
-def _values(option: str, kind: str, choices: tuple):
-    """A click callback turning ``--x 5,100 --x 7`` into ``[5, 100, 7]`` (ints accept ``1e6``)."""
+def _value(option: str, kind: str, choices: tuple, part: str):
+    """One parameter value from the command line (ints accept ``1e6``)."""
+    if kind == "choice":
+        if part not in choices:
+            raise UserError(f"{option}: {part!r} is not one of {', '.join(choices)}")
+        return part
+    what = "a number" if kind == "float" else "an integer"
+    try:
+        value = float(part) if kind == "float" or "e" in part.lower() else int(part)
+        if not math.isfinite(value) or (kind != "float" and value != int(value)):
+            raise ValueError
+    except ValueError:
+        raise UserError(f"{option}: {part!r} is not {what}") from None
+    return value if kind == "float" else int(value)
 
-    def one(part: str):
-        if kind == "choice":
-            if part not in choices:
-                raise UserError(f"{option}: {part!r} is not one of {', '.join(choices)}")
-            return part
-        what = "a number" if kind == "float" else "an integer"
-        try:
-            value = float(part) if kind == "float" or "e" in part.lower() else int(part)
-            if not math.isfinite(value) or (kind != "float" and value != int(value)):
-                raise ValueError
-        except ValueError:
-            raise UserError(f"{option}: {part!r} is not {what}") from None
-        return value if kind == "float" else int(value)
+
+def _values(option: str, kind: str, choices: tuple):
+    """A click callback turning ``--x 5,100 --x 7`` into ``[5, 100, 7]``."""
 
     def parse(ctx, param, values):
-        return [one(part.strip()) for value in values for part in str(value).split(",")
-                if part.strip()]
+        return [_value(option, kind, choices, part.strip()) for value in values
+                for part in str(value).split(",") if part.strip()]
 
     return parse
+
+
+def _register(values) -> list[str]:
+    """--workload values with the user's files and modules loaded and replaced by their names."""
+    parts = plan_names(values)
+    refs = [p for p in parts if workload_registry.is_reference(p)]
+    try:
+        loaded = dict(zip(refs, workload_registry.register(refs)))
+    except WorkloadError as exc:
+        raise UserError(str(exc)) from None
+    return [loaded.get(p, p) for p in parts]
+
+
+def _extra_params(pairs, names: list[str], param_values: dict) -> dict:
+    """``-p NAME=V[,V...]`` merged into the parameter options, parsed by the parameter's kind."""
+    out = dict(param_values)
+    known = all_workloads()
+    chosen = [known[n] for n in names if n in known] or list(known.values())
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        params = [p for w in chosen for p in w.params if p.name == name.strip()]
+        if not sep or not params:
+            raise UserError(f"-p {pair}: expected NAME=VALUE[,VALUE...] with NAME a parameter "
+                            f"of {', '.join(w.name for w in chosen)}")
+        kind, choices = params[0].kind, tuple(c for p in params for c in p.choices)
+        out[name.strip()] = list(out.get(name.strip()) or []) + [
+            _value(f"-p {name}", kind, choices, v.strip()) for v in text.split(",") if v.strip()]
+    return out
 
 
 def _param_options(command):
     """One ``--name`` option per workload parameter (shared names, such as --batch, once)."""
     uses: dict[str, list] = {}
-    for w in all_workloads().values():
+    for w in builtin_workloads().values():
         for p in w.params:
             uses.setdefault(p.name, []).append((w.name, p))
     for name, pairs in reversed(list(uses.items())):
@@ -74,13 +105,6 @@ def _param_options(command):
     return command
 
 
-def _default_threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="eagerbench")
 def cli():
@@ -89,8 +113,11 @@ def cli():
 
 @cli.command()
 @click.option("--workload", "-w", "workloads", multiple=True,
-              help="Workload(s), comma-separated or repeated. Default: the whole suite "
-                   "(only those taking every parameter option given).")
+              help="Workload(s), comma-separated or repeated: a name, or your own as "
+                   "path/to/file.py[:NAME] or module:NAME. Default: the whole suite (only those "
+                   "taking every parameter option given).")
+@click.option("--param", "-p", "extra_params", multiple=True, metavar="NAME=V[,V...]",
+              help="A workload parameter by name (your own workloads' parameters, or any).")
 @click.option("--modes", "-m", "modes", multiple=True,
               help="Modes, comma-separated or repeated (see `eagerbench list`). Default: all "
                    "installed.")
@@ -100,7 +127,7 @@ def cli():
 @click.option("--repeat", type=int, default=2, show_default=True,
               help="Measure every cell in this many worker processes (the whole grid once, then "
                    "again): intervals include what varies between processes; 1 gives none.")
-@click.option("--threads", type=int, default=_default_threads, show_default="all cores",
+@click.option("--threads", type=int, default=envinfo.default_threads, show_default="all cores",
               help="Threads for every framework (intra- and inter-op pools).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
@@ -135,9 +162,9 @@ def cli():
               help="Measure the machine's peak matmul rate and bandwidth first (~15 s).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
-def run(ctx, workloads, modes, iters, warmup, repeat, threads, device, dtype, seed, data,
-        gc_mode, compile_mode, allocator, min_time, out, resume, rerun_failed, timeout, limits,
-        quiet, **param_values):
+def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, threads, device, dtype, seed,
+        data, gc_mode, compile_mode, allocator, min_time, out, resume, rerun_failed, timeout,
+        limits, quiet, **param_values):
     """Run workloads in modes, each cell in --repeat worker processes; write tables and plots.
 
     \b
@@ -146,6 +173,7 @@ def run(ctx, workloads, modes, iters, warmup, repeat, threads, device, dtype, se
       eagerbench run --workload lbfgs --history 100
       eagerbench run -w lbfgs --history 5,100 --batch 60000,10000 --modes torch,tf-graph
       eagerbench run -w elementwise --size 100,1e6 --ops 10
+      eagerbench run -w examples/transformer_block.py -p batch=8,32
       eagerbench run --resume runs/20261128-0930       # finish an interrupted run
     """
     if resume:
@@ -160,6 +188,8 @@ def run(ctx, workloads, modes, iters, warmup, repeat, threads, device, dtype, se
     if min_time < 0 or not math.isfinite(min_time):
         raise UserError(f"--min-time must be a number of seconds, at least 0 (got {min_time:g})")
     started = time.perf_counter()
+    workloads = _register(workloads)
+    param_values = _extra_params(extra_params, workloads, param_values)
     cells, skipped = plan(workloads, modes, param_values, iters=iters, warmup=warmup,
                           repeat=repeat, threads=threads, device=device, dtype=dtype, seed=seed,
                           data=data, gc_mode=gc_mode, compile_mode=compile_mode,
@@ -176,6 +206,7 @@ def run(ctx, workloads, modes, iters, warmup, repeat, threads, device, dtype, se
                 "compile_mode": compile_mode, "skipped": skipped, "repeat": repeat,
                 "min_time_s": min_time, "allocator_choice": allocator or "default",
                 "allocator": envinfo.allocator_settings(),
+                "user_workloads": workload_registry.registered(),
                 "command": " ".join(["eagerbench"] + sys.argv[1:])}
     from eagerbench import limits as machine
 
@@ -224,8 +255,9 @@ def _resume(folder: Path, rerun_failed: bool, timeout: float, quiet: bool) -> No
         if planned is None:
             raise ResultsError(f"{folder / RAW}: written before runs recorded their plan "
                                f"(schema {previous.header.schema}); nothing to resume")
+        workload_registry.register(previous.header.env.get("user_workloads") or [])
         cells = [results.CellSpec.from_json(spec) for spec in planned]
-    except (ResultsError, ValueError, TypeError) as exc:
+    except (ResultsError, WorkloadError, ValueError, TypeError) as exc:
         lock.release()
         raise UserError(str(exc)) from None
     done = {rec.spec.identity() for rec in previous.latest()
@@ -315,7 +347,7 @@ def _beaten(records: list, limits: dict) -> bool:
 
 def _warn_noisy(out_dir: Path) -> None:
     """hyperfine-style: name each cell whose ratio its spread cannot support, and the remedy;
-    and each cell whose measurement broke a guard (INVALID, RECOMPILED, COPIED)."""
+    and each cell whose measurement broke a guard (INVALID, DISAGREES, RECOMPILED, COPIED)."""
     import pandas as pd
 
     from eagerbench.tables import notes
@@ -331,7 +363,7 @@ def _warn_noisy(out_dir: Path) -> None:
     if len(noisy):
         click.echo("eagerbench: to firm up those ratios: more --iters or --min-time, --repeat 3, "
                    "or a quieter machine", err=True)
-    guards = ("INVALID", "RETRACED", "RECOMPILED", "COPIED")
+    guards = ("INVALID", "DISAGREES", "RETRACED", "RECOMPILED", "COPIED")
     for _, r in cells.iterrows():
         broken = [n for n in notes(r) if n.startswith(guards)]
         if broken:
@@ -394,7 +426,7 @@ def _finish(out_dir: Path):
 @click.option("--iters", type=int, default=12, show_default=True)
 @click.option("--rtol", type=float, default=1e-8, show_default=True,
               help="Largest relative difference allowed against PyTorch eager.")
-@click.option("--threads", type=int, default=_default_threads, show_default="all cores")
+@click.option("--threads", type=int, default=envinfo.default_threads, show_default="all cores")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--data", type=click.Path(dir_okay=False), help="MNIST images (default: stand-in).")
 @click.option("--out", "-o", type=click.Path(file_okay=False),
@@ -451,14 +483,25 @@ def verify_cmd(modes, history, batch, iters, rtol, threads, seed, data, out, tim
 
 
 @cli.command("list")
-def list_cmd():
+@click.option("--workload", "-w", "workloads", multiple=True,
+              help="Also your own workloads: path/to/file.py[:NAME] or module:NAME.")
+def list_cmd(workloads):
     """Show workloads with their parameters and defaults, and modes with their availability."""
+    _register(workloads)
+    builtin = builtin_workloads()
+    try:
+        every = all_workloads()
+    except WorkloadError as exc:
+        raise UserError(str(exc)) from None
     click.echo("Workloads (parameters: default sweep):")
-    for w in all_workloads().values():
-        click.echo(f"  {w.name:<16} {w.summary}")
+    for w in every.values():
+        where = "" if w.name in builtin else (
+            f"  [{', '.join(w.frameworks) or 'any framework'}; yours: -p NAME=V]")
+        click.echo(f"  {w.name:<16} {w.summary}{where}")
         for p in w.params:
             default = ",".join("auto" if v is None else str(v) for v in p.default)
-            click.echo(f"      --{p.name:<10} {default:<28} {p.help}")
+            flag = f"--{p.name}" if w.name in builtin else f"-p {p.name}="
+            click.echo(f"      {flag:<12} {default:<28} {p.help}")
     click.echo("\nModes:")
     for m in all_modes().values():
         state = "available" if m.installed() else f"not installed ({m.install_hint})"

@@ -30,6 +30,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def default_threads() -> int:
+    """The cores this process may run on (all of the machine's unless restricted)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def memory_gib() -> float | None:
     try:
         return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)

@@ -110,6 +110,8 @@ def expand(chosen: list, modes: list[str], given: dict, iters, warmup, base: Cel
             default_iters = ([w.iters(v) for v in variants] if w.sweeps(params)
                              else w.iters(params))
             for mode in modes:
+                if w.frameworks and get_mode(mode).framework not in w.frameworks:
+                    continue   # a framework-native workload runs in its framework's modes
                 grid.append(replace(base, workload=w.name, params=params, mode=mode,
                                     iters=iters or default_iters,
                                     warmup=(max(w.warmup(v) for v in variants) if warmup is None
@@ -164,5 +166,9 @@ def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, devi
                 min_time_s=min_time_s,
                 options={"compile_mode": compile_mode, "allocator": allocator or "default"})
     grid = expand(chosen, mode_names, given, iters, warmup, base)
+    if not grid:
+        raise PlanError(f"none of the modes chosen can run {', '.join(w.name for w in chosen)} "
+                        f"(it runs in {', '.join(sorted({f for w in chosen for f in w.frameworks}))}"
+                        f"'s modes)")
     grid += companions(chosen, mode_names, grid, explicit=allocator is not None)
     return order(grid, repeat), skipped

@@ -91,21 +91,28 @@ def _heat_panel(ax, cells: pd.DataFrame, groups: list, modes: list, column: str,
 
 
 def heatmap(cells: pd.DataFrame, out: Path, title_suffix: str = "") -> Path | None:
-    """The headline figure: every cell's eager tax (compiled mode / its eager twin) and its
-    time against PyTorch eager, as two heatmaps that share their rows."""
-    ok = cells[(cells["status"] == "ok") & np.isfinite(cells["slowdown"])]
+    """The headline figure: every cell's eager tax (compiled mode / its eager twin) and, where
+    PyTorch eager ran, its time against it, as heatmaps that share their rows."""
+    ok = cells[(cells["status"] == "ok") & (np.isfinite(cells["slowdown"])
+                                            | np.isfinite(cells["vs_eager"]))]
     if ok.empty:
         return None
     groups = list(dict.fromkeys(zip(ok["workload"], ok["params"])))
     modes = list(dict.fromkeys(ok["mode"]))
     taxed = [m for m in modes if ok.loc[ok["mode"] == m, "vs_eager"].notna().any()]
-    widths = [max(len(taxed), 1), len(modes)]
-    fig, axes = plt.subplots(1, 2, figsize=(3.2 + 0.62 * sum(widths), 1.2 + 0.24 * len(groups)),
+    against_torch = [m for m in modes if ok.loc[ok["mode"] == m, "slowdown"].notna().any()]
+    panels = [(taxed, "vs_eager", "eager tax: time / the same framework's eager mode"),
+              (against_torch, "slowdown", "time / PyTorch eager")]
+    panels = [p for p in panels if p[0]]
+    widths = [len(p[0]) for p in panels]
+    fig, axes = plt.subplots(1, len(panels), squeeze=False,
+                             figsize=(max(8.0, 3.2 + 0.62 * sum(widths)),
+                                      1.6 + 0.24 * len(groups)),
                              gridspec_kw={"width_ratios": widths})
-    _heat_panel(axes[0], ok, groups, taxed, "vs_eager",
-                "eager tax: time / the same framework's eager mode")
-    _heat_panel(axes[1], ok, groups, modes, "slowdown", "time / PyTorch eager")
-    axes[1].set_yticklabels([])
+    for ax, (columns, column, title) in zip(axes[0], panels):
+        _heat_panel(ax, ok, groups, columns, column, title)
+    for ax in axes[0][1:]:
+        ax.set_yticklabels([])
     fig.suptitle(f"Time per call against a reference{title_suffix}: red slower, blue faster, "
                  f"grey when the 95% interval contains 1", fontsize=9)
     return _save(fig, out / "heatmap.png")
@@ -230,14 +237,15 @@ def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
     if be.empty:
         return None
     groups, modes, colors, width, fig, ax = _grouped(be)
-    finite = be["break_even_calls"].replace(np.inf, np.nan)
+    # A compile no costlier than the eager mode's first calls repays itself at once: one call.
+    finite = be["break_even_calls"].replace(np.inf, np.nan).clip(lower=1.0)
     top = float(np.nanmax(finite)) * 3 if finite.notna().any() else 10.0
     for j, mode in enumerate(modes):
         sub = be[be["mode"] == mode].set_index(["workload", "params"])
         for i, g in enumerate(groups):
             if g not in sub.index:
                 continue
-            n = sub.loc[g, "break_even_calls"]
+            n = max(sub.loc[g, "break_even_calls"], 1.0)
             x = i + (j - (len(modes) - 1) / 2) * width
             ax.bar(x, n if np.isfinite(n) else top, width, color=colors[mode],
                    hatch=None if np.isfinite(n) else "//", alpha=1 if np.isfinite(n) else 0.35,

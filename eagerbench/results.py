@@ -169,6 +169,7 @@ class CellResult:
     donation: Optional[dict] = None
     info: dict = field(default_factory=dict)
     check: dict = field(default_factory=dict)
+    warm_check: dict = field(default_factory=dict)   # ``check`` after the warm-up steps
     options: dict = field(default_factory=dict)
     data_source: Optional[str] = None
     versions: dict = field(default_factory=dict)
@@ -212,8 +213,8 @@ class CellResult:
         kwargs["latency_ns"] = tuple(_number(v, "a latency") for v in data.get("latency_ns") or [])
         for name in ("reason", "stderr_tail", "device_name"):
             kwargs[name] = kwargs.get(name) or ""
-        for name in ("gc_state", "threads_applied", "compile_cache", "info", "check", "options",
-                     "versions", "process"):
+        for name in ("gc_state", "threads_applied", "compile_cache", "info", "check", "warm_check",
+                     "options", "versions", "process"):
             kwargs[name] = kwargs.get(name) or {}
         if kwargs.get("block_calls") is None:
             kwargs["block_calls"] = 1

@@ -208,10 +208,40 @@ def cell_level(recs: list[Record]) -> Optional[stats.Level]:
     return stats.level([per_call_ms(r) for r in ok], [r.process_id() for r in ok])
 
 
+# Largest relative difference of the values checked after the warm-up (same start, same steps)
+# between a mode and its eager twin, by dtype: compiled code reorders float sums.
+AGREEMENT_RTOL = {"float32": 1e-3, "float64": 1e-7}
+
+
+def _relative_difference(a: dict, b: dict) -> float:
+    keys = [k for k in a if k in b and isinstance(a[k], (int, float)) and
+            isinstance(b[k], (int, float))]
+    diffs = [abs(a[k] - b[k]) / max(abs(a[k]), abs(b[k])) for k in keys
+             if max(abs(a[k]), abs(b[k])) > 1e-12]
+    return float(max(diffs)) if diffs else (0.0 if keys else np.nan)
+
+
+def agreement(recs: list[Record], twin: list[Record]) -> float:
+    """How far a cell's checked values after the warm-up are from its eager twin's: compared
+    process by process where they shared one (the same data), else repeat by repeat."""
+    by_process = {r.result.process_id(): r for r in twin if r.result.ok and r.result.warm_check}
+    by_repeat = {r.spec.repeat: r for r in twin if r.result.ok and r.result.warm_check}
+    diffs = []
+    for rec in recs:
+        if not (rec.result.ok and rec.result.warm_check):
+            continue
+        other = by_process.get(rec.result.process_id()) or by_repeat.get(rec.spec.repeat)
+        if other is not None:
+            diffs.append(_relative_difference(rec.result.warm_check, other.result.warm_check))
+    diffs = [d for d in diffs if np.isfinite(d)]
+    return float(max(diffs)) if diffs else np.nan
+
+
 def cells_table(records: list[Record], limits: dict | None = None) -> pd.DataFrame:
-    """One row per cell (its processes together): status, times, rates, ratios."""
+    """One row per cell (its processes together): status, times, rates, ratios, agreement."""
     rows, levels = [], {}
-    for (workload, _, label), recs in by_cell(records).items():
+    groups = by_cell(records)
+    for (workload, _, label), recs in groups.items():
         cell, facts = recs[0].spec, recs[0].facts
         ok = [r for r in recs if r.result.ok]
         row = {"workload": workload, "params": params_label(cell.params), "mode": label,
@@ -228,7 +258,10 @@ def cells_table(records: list[Record], limits: dict | None = None) -> pd.DataFra
             continue
         stats_row, lv = _row_ok(ok, limits)
         levels[(workload, row["params"], label)] = lv
-        rows.append({**row, **stats_row})
+        twin = groups.get((workload, row["params"], facts.eager_twin))
+        rows.append({**row, **stats_row, "agreement_rel_diff":
+                     agreement(ok, twin) if twin else np.nan,
+                     "agreement_rtol": AGREEMENT_RTOL.get(cell.dtype, 1e-3)})
     df = pd.DataFrame(rows)
     return _with_ratios(df, levels)
 
@@ -311,6 +344,10 @@ def notes(r) -> list[str]:
 
     if text("invalid"):
         note.append(f"INVALID: {text('invalid')}")
+    diff = r.get("agreement_rel_diff")
+    if isinstance(diff, float) and np.isfinite(diff) and diff > r.get("agreement_rtol", 1e-3):
+        note.append(f"DISAGREES with {r.get('eager_twin')} after the warm-up: relative "
+                    f"difference {diff:.2g} (tolerance {r.get('agreement_rtol'):.0e})")
     if count("traces_during_timing"):
         note.append(f"RETRACED {count('traces_during_timing')}x while timing")
     if count("compiles_during_timing"):

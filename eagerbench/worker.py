@@ -84,6 +84,7 @@ class Run:
     compiles: dict = field(default_factory=lambda: {"warmup": 0, "timed": 0, "warmup_s": 0.0})
     host_reads: int = 0          # device values read by Python control flow, over ``steps``
     floor_ns: float = float("nan")
+    warm_check: dict = field(default_factory=dict)   # ``check`` after the warm-up calls
 
     def timed_ns(self) -> int:
         return sum(s.ns for s in self.timed) + sum(self.latency_ns)
@@ -155,6 +156,14 @@ def warm_up(runs: list[Run], rounds: int, watch, channel) -> None:
         for run in runs:
             _observe(run, _counted_call(run, 1, watch, "warmup"), run.warmup)
         channel.send("progress", phase="warmup", i=i + 1, n=rounds)
+
+
+def check_after_warm_up(runs: list[Run]) -> None:
+    """Every mode of a unit has now taken the same warm-up steps from the same start: their
+    ``check`` values must agree (the report compares each mode with its eager twin)."""
+    for run in runs:
+        if run.steps:
+            run.warm_check = run.task.check(run.st, run.mem)
 
 
 def calibrate(runs: list[Run], watch) -> None:
@@ -246,6 +255,7 @@ def assemble(run: Run) -> dict:
         "host_reads_per_call": run.host_reads / max(run.steps, 1),
         "info": run.task.info,
         "check": run.task.check(run.st, run.mem),
+        "warm_check": run.warm_check,
     }
 
 
@@ -263,6 +273,7 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
     runs = build_runs(entries)
     with GCWatch() as watch:
         warm_up(runs, settings.warmup, watch, channel)
+        check_after_warm_up(runs)
         calibrate(runs, watch)
         gc_state = time_runs(runs, settings, watch, channel)
     for run in runs:

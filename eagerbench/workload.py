@@ -88,6 +88,10 @@ class Workload:
     # Cells the default suite adds with non-default settings, to show what a setting changes:
     # (params, mode, options), e.g. PyTorch's CPU allocator with transparent huge pages.
     companions: tuple = ()
+    # The frameworks whose modes can run it (a framework-native workload has one); empty: all.
+    frameworks: tuple[str, ...] = ()
+    # A native workload's step, checked before anything runs (it must return (st, mem)).
+    step_function: Optional[Callable] = None
 
     def param(self, name: str) -> Param:
         for p in self.params:

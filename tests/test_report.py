@@ -3,7 +3,6 @@ today's, settings compared, the headline heatmap, ratios with intervals."""
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pandas as pd

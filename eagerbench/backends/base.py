@@ -42,6 +42,10 @@ class Backend(abc.ABC):
         """A human-readable name of the device the backend computes on."""
         return self.device
 
+    def native_device(self) -> Any:
+        """The framework's own device object (for framework-native workloads)."""
+        return self.device
+
     # --- data ---------------------------------------------------------------------------------
     @abc.abstractmethod
     def asarray(self, array: np.ndarray) -> Any:

@@ -97,6 +97,9 @@ class JaxBackend(Backend):
         self._traces = 0
         self._jitted: list[JittedStep] = []
 
+    def native_device(self):
+        return self.jax_device
+
     def threads(self) -> dict:
         # XLA's CPU pool follows the CPUs the process may use (the worker pins them).
         n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

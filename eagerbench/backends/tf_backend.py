@@ -44,6 +44,9 @@ class TFBackend(Backend):
         self._compiled: list = []
         self._tracing_s = 0.0
 
+    def native_device(self):
+        return self.tf_device
+
     def threads(self) -> dict:
         return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                 "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}

@@ -65,6 +65,9 @@ class TorchBackend(Backend):
         if compiled and not cudagraph:
             _watch_compiles()
 
+    def native_device(self):
+        return self.torch_device
+
     def threads(self) -> dict:
         return {"intra_op": torch.get_num_threads(), "inter_op": torch.get_num_interop_threads()}
 

@@ -1,0 +1,108 @@
+"""``eagerbench.measure``: a run from Python, for notebooks and tests (pyperf's ``bench_func``,
+across execution modes). It plans, measures in worker processes and writes a run folder exactly
+as ``eagerbench run`` does, and returns the same typed records."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from eagerbench import envinfo, results, store, tables
+from eagerbench.results import RAW, Record
+from eagerbench.workload import Workload
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What ``measure`` returns: every record, the per-cell table, and the run folder."""
+
+    records: tuple[Record, ...]
+    cells: pd.DataFrame
+    folder: Path
+
+    def summary(self) -> pd.DataFrame:
+        """The table ``eagerbench run`` prints."""
+        return tables.summary_table(self.cells)
+
+
+def reference_of(workload: Workload) -> str:
+    """Where worker processes can import a Workload object from: ``file.py:NAME`` or
+    ``module:NAME``."""
+    modules = [sys.modules.get(getattr(workload.step_function, "__module__", ""))]
+    for module in [m for m in modules if m] + list(sys.modules.values()):
+        for attr, value in list(vars(module).items()):
+            if value is workload:
+                path = getattr(module, "__file__", None)
+                if path and (module.__name__.startswith("eagerbench_user_")
+                             or module.__name__ == "__main__"):
+                    return f"{path}:{attr}"
+                return f"{module.__name__}:{attr}"
+    raise ValueError(f"workload {workload.name!r} is not defined at the top level of a file or "
+                     f"module: worker processes import it from there")
+
+
+def _name(workload) -> str:
+    import workloads
+
+    if isinstance(workload, Workload):
+        if workload.name in workloads.builtin_workloads():
+            return workload.name
+        workload = reference_of(workload)
+    if workloads.is_reference(workload):
+        return workloads.register([workload])[0]
+    return workload
+
+
+def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int = 2,
+            iters: Optional[int] = None, warmup: Optional[int] = None,
+            threads: Optional[int] = None, device: str = "cpu", dtype: str = "float32",
+            seed: int = 1, min_time_s: float = 0.2, out=None, timeout: float = 900.0,
+            progress: bool = False) -> Measured:
+    """Measure a workload in every mode that can run it (or ``modes``), each cell in ``repeat``
+    worker processes.
+
+    ``workload`` is a name, ``"path/to/file.py[:NAME]"``, ``"module:NAME"``, or a ``Workload``
+    defined at the top level of a file or module. ``params`` maps parameter names to a value
+    or a list of values (a grid). The run folder is ``out`` (a run already there is kept, as
+    with ``eagerbench run --out``) or a temporary folder. Raises ``eagerbench.plan.PlanError``
+    or ``workloads.WorkloadError`` on bad input.
+    """
+    from eagerbench import plan as planner
+    from eagerbench import report
+    from eagerbench.runner import run_cells
+
+    name = _name(workload)
+    values = {k: (list(v) if isinstance(v, (list, tuple)) else [v])
+              for k, v in (params or {}).items()}
+    threads = threads or envinfo.default_threads()
+    cells, _ = planner.plan([name], list(modes or []), values, iters=iters, warmup=warmup,
+                            repeat=repeat, threads=threads, device=device, dtype=dtype,
+                            seed=seed, data=None, gc_mode="on", min_time_s=min_time_s)
+    target = Path(out) if out else Path(tempfile.mkdtemp(prefix="eagerbench-"))
+    write_dir, lock = store.begin(target)
+    try:
+        started = time.perf_counter()
+        import workloads
+
+        env = {**envinfo.record({"device": device, "dtype": dtype, "threads": threads,
+                                 "seed": seed, "repeat": repeat, "min_time_s": min_time_s,
+                                 "user_workloads": workloads.registered(),
+                                 "command": f"eagerbench.measure({name!r})"}),
+               "plan": [c.to_json() for c in cells]}
+        with results.RunWriter(write_dir / RAW, results.RunHeader.new(env)) as writer:
+            run_cells(cells, writer, timeout, progress=progress)
+            writer.footer({"run_wall_s": time.perf_counter() - started})
+        report.build(write_dir)
+        if write_dir != target:
+            store.promote(write_dir, target)
+    finally:
+        lock.release()
+    run = results.load(target)
+    records = run.latest()
+    return Measured(tuple(records), tables.cells_table(records, run.env().get("limits")), target)

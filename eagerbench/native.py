@@ -1,0 +1,121 @@
+"""Framework-native workloads: a step written once in PyTorch, JAX or TensorFlow, measured in
+every mode of that framework.
+
+The user writes two functions in their framework and hands them to ``workload``::
+
+    def setup(params, env):            # env.device, env.dtype (the framework's), env.rng, env.seed
+        ...                            # build the model, optimizer and a batch
+        return st, mem                 # dicts of tensors (mem: buffers a step may update)
+
+    def step(st, mem):                 # one training step: the unit that is timed
+        ...
+        return st, mem                 # every output consumed by the next call
+
+    WORKLOAD = eagerbench.native.workload("my-step", "torch", setup, step,
+                                          params={"batch": (32,), "dim": (256,)})
+
+eagerbench compiles the step the way each mode does (``torch.compile``, CUDA-graph capture,
+``tf.function`` with and without XLA, ``jax.jit`` donating ``mem``), and gives it everything an
+article workload gets: isolation, warm-up and compile cost, retrace and recompile guards,
+intervals, and a check that every mode's outputs after the warm-up agree with its eager twin's.
+PyTorch and TensorFlow steps may keep their model and optimizer in the closure and update them
+in place; a JAX step is functional (parameters in ``st`` or ``mem``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+from eagerbench.workload import Param, Task, Unsupported, Work, Workload
+
+FRAMEWORKS = {"torch": "torch", "jax": "jax", "tensorflow": "tensorflow", "tf": "tensorflow"}
+
+
+@dataclass(frozen=True)
+class Env:
+    """What ``setup`` needs to build on the cell's device with the cell's dtype."""
+
+    framework: str
+    device: Any          # torch.device, a jax Device, or a TensorFlow device string
+    dtype: Any           # the framework's float dtype (float32 unless --dtype float64)
+    seed: int
+    rng: np.random.Generator
+    backend: Any         # eagerbench's backend (``to_numpy``, ``block``), rarely needed
+
+
+def _params(params: dict | tuple) -> tuple[Param, ...]:
+    """``{"batch": (32, 64), "dim": 256, "act": ("gelu", "relu")}`` as ``Param``s."""
+    if isinstance(params, tuple):
+        return params
+    out = []
+    for name, default in params.items():
+        values = tuple(default) if isinstance(default, (tuple, list)) else (default,)
+        if all(isinstance(v, str) for v in values):
+            out.append(Param(name, values, f"{name} (one of the workload's values)",
+                             kind="choice", choices=values))
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            out.append(Param(name, values, name))
+        else:
+            out.append(Param(name, tuple(float(v) for v in values), name, minimum=0,
+                             kind="float"))
+    return tuple(out)
+
+
+def _floats(B, tree: Any, prefix: str = "") -> dict:
+    """Every floating tensor of a (nested) dict or list as its float64 norm, for the agreement
+    check; a module's or optimizer's tensors through its ``state_dict``."""
+    out = {}
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            out.update(_floats(B, value, f"{prefix}{key}."))
+    elif isinstance(tree, (list, tuple)):
+        for i, value in enumerate(tree):
+            out.update(_floats(B, value, f"{prefix}{i}."))
+    elif callable(getattr(tree, "state_dict", None)):   # a torch module or optimizer
+        out.update(_floats(B, tree.state_dict(), prefix))
+    elif hasattr(tree, "shape") and hasattr(tree, "dtype"):
+        try:
+            array = np.asarray(B.to_numpy(tree))
+        except Exception:  # noqa: BLE001 - not a tensor this backend can read
+            return out
+        if array.dtype.kind == "f":   # a norm: no cancellation to blow a difference up
+            out[f"{prefix.rstrip('.')}_norm"] = float(np.linalg.norm(array.astype(np.float64)))
+    return out
+
+
+def workload(name: str, framework: str, setup: Callable, step: Callable, *,
+             params: dict | tuple = (), summary: str = "", iters: int = 20, warmup: int = 2,
+             work: Optional[Callable[[dict], Work]] = None,
+             check: Optional[Callable[[dict, dict], dict]] = None,
+             observe: Optional[Callable[[dict, dict], dict]] = None,
+             shown: tuple[str, ...] = ()) -> Workload:
+    """A ``Workload`` from a framework-native ``setup`` and ``step`` (see the module docs).
+
+    ``work(params)`` may give the FLOPs (or bytes) of one step, for rates; ``check(st, mem)`` the
+    values compared across modes (default: the float64 norm of every floating tensor in ``st``);
+    ``observe(st, mem)`` what each sample records (default: ``loss`` when ``st`` has one).
+    """
+    if framework not in FRAMEWORKS:
+        raise ValueError(f"framework {framework!r} is not one of torch, jax, tensorflow")
+    framework = FRAMEWORKS[framework]
+
+    def build(B, values: dict, ctx: dict) -> Task:
+        if B.framework != framework:
+            raise Unsupported(f"{name} is a {framework} workload")
+        env = Env(framework, B.native_device(), B.dtype, ctx["seed"],
+                  np.random.default_rng(ctx["seed"]), B)
+        st, mem = setup(dict(values), env)
+        return Task(step=B.compile_step(step, name), st=st, mem=mem,
+                    observe=observe or (lambda s, m: {"loss": B.to_float(s["loss"])}
+                                        if "loss" in s else {}),
+                    check=check or (lambda s, m: _floats(B, s)))
+
+    return Workload(
+        name=name, summary=summary or f"{framework} step from {step.__module__}",
+        params=_params(params), build=build,
+        work=lambda values, dtype, observed: work(values) if work else Work(),
+        iters=lambda values: iters, warmup=lambda values: warmup,
+        frameworks=(framework,), step_function=step, shown=shown)
