@@ -7,6 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from eagerbench import presentation
 from eagerbench.results import CellResult, CellSpec, Facts
 
 DEFAULT_OPTIONS = {"compile_mode": "default", "allocator": "default"}
@@ -58,4 +59,5 @@ def derive(spec: CellSpec, result: CellResult) -> Facts:
                  compiled=mode.compiled,
                  flops=work.flops if work else None, bytes=work.bytes if work else None,
                  ops=work.ops if work else None, footprint=work.footprint if work else None,
-                 shown=tuple(workload.shown))
+                 shown=tuple(workload.shown),
+                 views=tuple(presentation.to_json(v) for v in workload.views))

@@ -29,6 +29,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from eagerbench.presentation import Series
 from eagerbench.workload import Param, Task, Unsupported, Work, Workload
 
 FRAMEWORKS = {"torch": "torch", "jax": "jax", "tensorflow": "tensorflow", "tf": "tensorflow"}
@@ -91,12 +92,14 @@ def workload(name: str, framework: str, setup: Callable, step: Callable, *,
              work: Optional[Callable[[dict], Work]] = None,
              check: Optional[Callable[[dict, dict], dict]] = None,
              observe: Optional[Callable[[dict, dict], dict]] = None,
-             shown: tuple[str, ...] = ()) -> Workload:
+             shown: tuple[str, ...] = (), views: Optional[tuple] = None) -> Workload:
     """A ``Workload`` from a framework-native ``setup`` and ``step`` (see the module docs).
 
     ``work(params)`` may give the FLOPs (or bytes) of one step, for rates; ``check(st, mem)`` the
     values compared across modes (default: the float64 norm of every floating tensor in ``st``);
-    ``observe(st, mem)`` what each sample records (default: ``loss`` when ``st`` has one).
+    ``observe(st, mem)`` what each sample records (default: ``loss`` when ``st`` has one);
+    ``views`` the figures and tables of its report section (``eagerbench.presentation``;
+    default: the loss curve of every mode).
     """
     if framework not in FRAMEWORKS:
         raise ValueError(f"framework {framework!r} is not one of torch, jax, tensorflow")
@@ -118,4 +121,7 @@ def workload(name: str, framework: str, setup: Callable, step: Callable, *,
         params=_params(params), build=build,
         work=lambda values, dtype, observed: work(values) if work else Work(),
         iters=lambda values: iters, warmup=lambda values: warmup,
-        frameworks=(framework,), step_function=step, shown=shown)
+        frameworks=(framework,), step_function=step, shown=shown,
+        views=views if views is not None else (
+            Series(y="loss", warmup=True, log_y=True, ylabel="loss",
+                   title=f"{name}: loss per step (every mode)", file=f"{name}_loss.png"),))

@@ -1,4 +1,5 @@
-"""Matplotlib figures of a run (PNG): slowdowns, the article's l-BFGS plots, rates per workload."""
+"""Matplotlib figures every run gets (PNG): the eager-tax heatmap and the break-even of compiles.
+A workload's own figures are declared by it and drawn by ``views``."""
 
 from __future__ import annotations
 
@@ -118,98 +119,6 @@ def heatmap(cells: pd.DataFrame, out: Path, title_suffix: str = "") -> Path | No
     return _save(fig, out / "heatmap.png")
 
 
-def _lbfgs_panels(df: pd.DataFrame):
-    keys = list(dict.fromkeys(zip(df["p_history"], df["p_batch"])))
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.8), squeeze=False)
-    return keys, fig, axes[0]
-
-
-def lbfgs_iterations(iters: pd.DataFrame, out: Path) -> Path | None:
-    """The article's plot: ms per l-BFGS iteration against iteration number, GC and spikes marked."""
-    df = iters[iters["workload"] == "lbfgs"]
-    if df.empty:
-        return None
-    keys, fig, axes = _lbfgs_panels(df)
-    colors = _colors(list(dict.fromkeys(df["mode"])))
-    for ax, (h, b) in zip(axes, keys):
-        panel = df[(df["p_history"] == h) & (df["p_batch"] == b) & (df["repeat"] == 0)]
-        for mode, g in panel.groupby("mode", sort=False):
-            t = g[g["phase"] == "timed"]
-            ax.plot(t["iteration"], t["ms"], ".-", ms=3, lw=1, label=mode, color=colors[mode])
-            gcs = t[t["gc_collections"] > 0]
-            ax.scatter(gcs["iteration"], gcs["ms"], marker="o", facecolors="none",
-                       edgecolors=colors[mode], s=40)
-            sp = t[t["spike"]]
-            ax.scatter(sp["iteration"], sp["ms"], marker="x", color="red", s=40, zorder=3)
-        ax.set_title(f"history {int(h)}, batch {int(b)}", fontsize=9)
-        ax.set_xlabel("l-BFGS iteration (warm-up excluded)")
-        ax.set_ylabel("ms per iteration")
-        ax.set_ylim(bottom=0)
-    axes[0].legend(fontsize=8, title="o = GC ran, x = spike", title_fontsize=7)
-    return _save(fig, out / "lbfgs_iterations.png")
-
-
-def lbfgs_loss(iters: pd.DataFrame, out: Path) -> Path | None:
-    """Loss per iteration per mode: the curves should lie on top of each other."""
-    df = iters[(iters["workload"] == "lbfgs") & (iters["repeat"] == 0)]
-    if df.empty or "loss" not in df:
-        return None
-    keys, fig, axes = _lbfgs_panels(df)
-    colors = _colors(list(dict.fromkeys(df["mode"])))
-    styles = ["-", "--", ":", "-."]
-    for ax, (h, b) in zip(axes, keys):
-        panel = df[(df["p_history"] == h) & (df["p_batch"] == b)]
-        for j, (mode, g) in enumerate(panel.groupby("mode", sort=False)):
-            ax.plot(g["iteration"], g["loss"], styles[j % 4], lw=1.5, label=mode,
-                    color=colors[mode])
-        ax.set_yscale("log")
-        ax.set_title(f"history {int(h)}, batch {int(b)}", fontsize=9)
-        ax.set_xlabel("l-BFGS iteration")
-        ax.set_ylabel("training loss (MSE)")
-    axes[0].legend(fontsize=8)
-    return _save(fig, out / "lbfgs_loss.png")
-
-
-def lbfgs_batch(cells: pd.DataFrame, out: Path) -> Path | None:
-    """Median ms per iteration against batch size, one line per mode and history."""
-    df = cells[(cells["workload"] == "lbfgs") & (cells["status"] == "ok")]
-    if df.empty or df["p_batch"].nunique() < 2:
-        return None
-    colors = _colors(list(dict.fromkeys(df["mode"])))
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for (mode, h), g in df.groupby(["mode", "p_history"], sort=False):
-        g = g.sort_values("p_batch")
-        ax.errorbar(g["p_batch"], g["median_ms"], yerr=quartile_bars(g), marker="o", capsize=3,
-                    color=colors[mode],
-                    ls="-" if h == df["p_history"].min() else "--", label=f"{mode}, history {int(h)}")
-    ax.set_xlabel("batch (images)")
-    ax.set_ylabel("median ms per l-BFGS iteration")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
-    ax.set_title("l-BFGS iteration time against batch size")
-    return _save(fig, out / "lbfgs_batch.png")
-
-
-def rate_plot(cells: pd.DataFrame, out: Path, workload: str, column: str, ylabel: str,
-              xparam: str, name: str, finish: bool = True) -> Path | None:
-    """A rate (GFLOP/s, us per op) against a size parameter, one line per mode, log-log."""
-    df = cells[(cells["workload"] == workload) & (cells["status"] == "ok")]
-    if df.empty:
-        return None
-    colors = _colors(list(dict.fromkeys(df["mode"])))
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for mode, g in df.groupby("mode", sort=False):
-        g = g.sort_values(f"p_{xparam}")
-        ax.plot(g[f"p_{xparam}"], g[column], "o-", label=mode, color=colors[mode])
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(xparam)
-    ax.set_ylabel(ylabel)
-    ax.set_title(f"{workload}: {ylabel}")
-    ax.legend(fontsize=8)
-    return _save(fig, out / name) if finish else out / name
-
-
 def break_even_table(cells: pd.DataFrame) -> pd.DataFrame:
     """After how many calls each compiled mode has paid back its compile cost against its eager
     twin: (compile_c - compile_e) / (time_e - time_c), where a compile cost is every warm-up
@@ -258,56 +167,9 @@ def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
     return _save(fig, out / "break_even.png")
 
 
-def crossovers(cells: pd.DataFrame) -> pd.DataFrame:
-    """Per mode, the vector size where element-wise time per op reaches twice its value at the
-    smallest size: below it the op's cost is dispatch, above it the data (log-log interpolation
-    between the sizes measured)."""
-    df = cells[(cells["workload"] == "elementwise") & (cells["status"] == "ok")]
-    rows = []
-    for mode, g in df.groupby("mode", sort=False):
-        g = g.sort_values("p_size")
-        sizes, us = g["p_size"].to_numpy(float), g["us_per_op"].to_numpy(float)
-        if len(sizes) < 2:
-            continue
-        floor, size = us[0], np.nan
-        for (s0, u0), (s1, u1) in zip(zip(sizes, us), zip(sizes[1:], us[1:])):
-            if u1 >= 2 * floor:
-                f = (np.log(2 * floor) - np.log(max(u0, 1e-12))) / (np.log(u1) - np.log(max(u0, 1e-12)))
-                size = float(np.exp(np.log(s0) + np.clip(f, 0, 1) * (np.log(s1) - np.log(s0))))
-                break
-        rows.append({"mode": mode, "us_per_op_smallest": floor, "crossover_size": size})
-    return pd.DataFrame(rows)
-
-
-def elementwise_sweep(cells: pd.DataFrame, out: Path) -> Path | None:
-    """Time per element-wise op against vector size, log-log, crossover size marked per mode."""
-    path = rate_plot(cells, out, "elementwise", "us_per_op", "microseconds per op", "size",
-                     "elementwise_us_per_op.png", finish=False)
-    if path is None:
-        return None
-    fig = plt.gcf()
-    ax = fig.axes[0]
-    cross = crossovers(cells)
-    colors = _colors(list(dict.fromkeys(cells.loc[cells["workload"] == "elementwise", "mode"])))
-    where = {r.mode: r for r in cross.itertuples()}
-    for line in ax.get_lines():
-        r = where.get(line.get_label())
-        if r is not None and np.isfinite(r.crossover_size):
-            ax.plot([r.crossover_size], [2 * r.us_per_op_smallest], marker="*", ms=11,
-                    color=colors.get(r.mode, "gray"), mec="black", mew=0.5, ls="none")
-            line.set_label(f"{r.mode} (crossover {r.crossover_size:.2g})")
-    ax.legend(fontsize=7)
-    ax.set_title("elementwise: us per op; *: size where dispatch stops dominating", fontsize=9)
-    return _save(fig, path)
-
-
 def all_plots(cells: pd.DataFrame, iters: pd.DataFrame, out: Path) -> list[Path]:
     """Every figure the run's data supports, written into ``out``."""
     if "status" not in cells or not (cells["status"] == "ok").any():
         return []   # nothing was measured: no figure to draw
-    made = [heatmap(cells, out), break_even(cells, out), lbfgs_iterations(iters, out),
-            lbfgs_loss(iters, out), lbfgs_batch(cells, out),
-            rate_plot(cells, out, "matmul", "gflops", "achieved GFLOP/s", "size",
-                      "matmul_gflops.png"),
-            elementwise_sweep(cells, out)]
+    made = [heatmap(cells, out), break_even(cells, out)]
     return [p for p in made if p is not None]

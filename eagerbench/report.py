@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from eagerbench import article, feature_report, plots, results, tables
+from eagerbench import article, plots, results, tables, views
 from eagerbench.results import Record
 
 ENV = "env.json"
@@ -53,15 +53,18 @@ def build(out_dir: Path) -> pd.DataFrame:
     cells.to_csv(out_dir / "cells.csv", index=False)
     summary = tables.summary_table(cells)
     figures = plots.all_plots(cells, iters, out_dir)
-    features = []
+    declared = views.declared(records)
+    workload_tables, crossings = [], []
     if "status" in cells and (cells["status"] == "ok").any():
-        figures += feature_report.figures(cells, iters, out_dir)
-        features = feature_report.tables(cells, iters)
+        figures += views.figures(declared, cells, iters, out_dir)
+        workload_tables = views.tables(declared, cells, iters)
+        crossings = views.crossover_tables(declared, cells)
     from eagerbench import verify
 
     suite = suite_figures(records, cells, env, verify.wall_s(out_dir))
     (out_dir / "README.md").write_text(_markdown(summary, cells, env, figures,
-                                                 verify.markdown(out_dir), features, suite))
+                                                 verify.markdown(out_dir), workload_tables,
+                                                 suite, crossings))
     return summary
 
 
@@ -186,8 +189,8 @@ def _settings(cells: pd.DataFrame) -> list[str]:
 
 
 def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures,
-              verified: str | None = None, features: list | None = None,
-              suite: dict | None = None) -> str:
+              verified: str | None = None, workload_tables: list | None = None,
+              suite: dict | None = None, crossings: list | None = None) -> str:
     failed = cells[cells["status"] != "ok"] if "status" in cells else cells.iloc[0:0]
     headline = [p for p in figures if p.name == "heatmap.png"]
     parts = ["# eagerbench results", "",
@@ -220,19 +223,19 @@ def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures,
                   "time over the steady state, so compiles in later warm-ups count), the time it "
                   "saves per call, and the calls needed to repay it.", "",
                   be.to_markdown(index=False, floatfmt=".4g"), ""]
-    cross = plots.crossovers(cells) if "status" in cells else None
-    if cross is not None and not cross.empty:
-        parts += ["## Element-wise: where dispatch stops mattering", "",
-                  "Per mode, the vector size at which time per op reaches twice its value at the "
-                  "smallest size (interpolated on log-log axes between measured sizes; blank: "
-                  "not reached).", "", cross.to_markdown(index=False, floatfmt=".3g"), ""]
-    if features:
-        parts += ["## Gradient features", "",
-                  "The article's gradient features as workloads (see `eagerbench list`). The "
-                  "values of an interleaved parameter (orders, squares, optimizers) ran "
-                  "round-robin in one process per mode (`interleaved` in `cells.csv`). Their "
-                  "times are also in the summary above, with ratios and intervals.", ""]
-        for title, text, table in features:
+    for workload, sweep, table in crossings or []:
+        parts += [f"## {workload}: where dispatch stops mattering", "",
+                  f"Per mode, the {sweep.x} at which {sweep.y} reaches twice its value at the "
+                  f"smallest {sweep.x} (interpolated on log-log axes between measured values; "
+                  f"blank: not reached).", "", table.to_markdown(index=False, floatfmt=".3g"),
+                  ""]
+    if workload_tables:
+        parts += ["## Workloads' own tables", "",
+                  "Tables each workload declares (see `eagerbench list`). The values of an "
+                  "interleaved parameter (orders, squares, optimizers) ran round-robin in one "
+                  "process per mode (`interleaved` in `cells.csv`). Their times are also in the "
+                  "summary above, with ratios and intervals.", ""]
+        for title, text, table in workload_tables:
             parts += [f"### {title}", "", text, "", table.to_markdown(index=False), ""]
     if verified:
         parts += [verified]

@@ -234,16 +234,18 @@ class Facts:
     ops: Optional[float] = None
     footprint: Optional[float] = None
     shown: tuple[str, ...] = ()     # observed values the workload's rows show ("pairs")
+    views: tuple[dict, ...] = ()    # the workload's declared figures and tables (presentation)
     derived_by: str = "measurement"  # or "upgrade from schema 1" (today's code, on load)
 
     def to_json(self) -> dict:
-        return {**dataclasses.asdict(self), "shown": list(self.shown)}
+        return {**dataclasses.asdict(self), "shown": list(self.shown), "views": list(self.views)}
 
     @classmethod
     def from_json(cls, data: dict) -> "Facts":
         if not isinstance(data, dict) or not isinstance(data.get("label"), str):
             raise ValueError("facts without a label")
-        return cls(**{**data, "shown": tuple(data.get("shown") or ())})
+        return cls(**{**data, "shown": tuple(data.get("shown") or ()),
+                      "views": tuple(data.get("views") or ())})
 
 
 @dataclass(frozen=True)

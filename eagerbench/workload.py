@@ -92,6 +92,8 @@ class Workload:
     frameworks: tuple[str, ...] = ()
     # A native workload's step, checked before anything runs (it must return (st, mem)).
     step_function: Optional[Callable] = None
+    # What its part of a report shows: generic figure and table types (``presentation``).
+    views: tuple = ()
 
     def param(self, name: str) -> Param:
         for p in self.params:

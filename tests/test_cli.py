@@ -149,10 +149,11 @@ def test_gradient_features_end_to_end_tables_and_plots(tmp_path):
     kf = iters[(iters["workload"] == "kfac") & (iters["mode"] == "torch")
                & (iters["phase"] == "timed")]
     assert kf.groupby("p_optimizer").size().to_dict() == {"adam": 3, "gd": 3, "kfac": 3}
-    for png in ("higher_order.png", "custom_gradient.png", "kfac.png", "convnet.png"):
+    for png in ("higher_order.png", "custom_gradient.png", "custom_gradient_time.png",
+                "kfac.png", "kfac_time.png", "convnet.png", "convnet_compile.png"):
         assert (out / png).stat().st_size > 1000, png
     readme = (out / "README.md").read_text()
-    assert "## Gradient features" in readme
+    assert "## Workloads' own tables" in readme
     section = readme.split("### higher-order: ms per n-th derivative (size=16)")[1]
     rows = [line for line in section.split("###")[0].splitlines() if line.startswith("|")]
     assert [r.split("|")[1].strip() for r in rows[2:]] == ["1", "3"]   # one row per order

@@ -145,11 +145,14 @@ def test_a_bad_file_is_one_error_naming_file_and_line(tmp_path, kind):
 
 def test_a_record_of_an_unknown_workload_reports_from_its_stored_facts(tmp_path):
     """Schema 2 stores what a report needs: a workload since removed still reports."""
-    rec = record(_spec(), _result())
-    gone = dataclasses.replace(rec, spec=dataclasses.replace(rec.spec, workload="retired"))
-    _write_run(tmp_path, [gone])
+    recs = [record(_spec(params={"size": n}), _result()) for n in (8, 16)]
+    gone = [dataclasses.replace(r, spec=dataclasses.replace(r.spec, workload="retired"))
+            for r in recs]
+    _write_run(tmp_path, gone)
     summary = report.build(tmp_path)
-    assert list(summary["workload"]) == ["retired"]
+    assert list(summary["workload"]) == ["retired", "retired"]
+    # the figure matmul declared when it was measured: a GFLOP/s sweep over size
+    assert (tmp_path / "matmul_gflops.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("kind", ["truncated", "newer schema", "sample not a number"])

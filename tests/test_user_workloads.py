@@ -171,6 +171,8 @@ def test_the_examples_run_in_every_mode_of_their_framework(tmp_path, example, pa
     assert "Compile cost and break-even" in readme and "heatmap.png" in readme
     assert "DISAGREES" not in readme and "RECOMPILED" not in readme
     assert (tmp_path / "run" / "break_even.png").exists()
+    name = {"transformer_block.py": "transformer-block", "jax_mlp.py": "jax-mlp"}[example]
+    assert (tmp_path / "run" / f"{name}_loss.png").stat().st_size > 1000   # declared view
 
 
 def test_an_installed_packages_entry_point_is_listed(tmp_path):

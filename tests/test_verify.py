@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eagerbench import limits, plots, tables
+from eagerbench import limits, tables, views
+from eagerbench.presentation import Sweep
 from tests.conftest import build, record
 from workloads import autoencoder, mnist
 
@@ -91,10 +92,11 @@ def test_cells_beyond_the_machine_limit_are_flagged_invalid():
 def test_crossover_is_interpolated_on_log_log_axes():
     cells = pd.DataFrame({"workload": "elementwise", "status": "ok", "mode": "m",
                           "p_size": [10, 100, 1000], "us_per_op": [1.0, 1.0, 4.0]})
-    cross = plots.crossovers(cells)
-    assert cross.loc[0, "crossover_size"] == pytest.approx(10**2.5)
-    flat = plots.crossovers(cells.assign(us_per_op=[1.0, 1.1, 1.2]))
-    assert np.isnan(flat.loc[0, "crossover_size"])
+    sweep = Sweep(x="size", y="us_per_op", crossover=True)
+    cross = views.crossovers(cells, "elementwise", sweep)
+    assert cross.loc[0, "crossover size"] == pytest.approx(10**2.5)
+    flat = views.crossovers(cells.assign(us_per_op=[1.0, 1.1, 1.2]), "elementwise", sweep)
+    assert np.isnan(flat.loc[0, "crossover size"])
 
 
 def test_median_agrees_with_an_independent_timer():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from eagerbench.presentation import Bars, Columns
 from eagerbench.workload import Param, Task, Work, Workload
 
 IMAGE, CHANNELS, CLASSES = 32, 3, 10
@@ -124,4 +125,16 @@ WORKLOAD = Workload(
     warmup=lambda p: 2,
     # torch.compile specialises again on the second call (its inputs are then its own outputs).
     min_warmup=2,
+    views=(Bars(y="median_ms", ylabel="median ms per training step",
+                title="convnet: one SGD step of a small ResNet", file="convnet.png"),
+           Bars(y="compile_ms", ylabel="compile cost, ms (every warm-up call over the steady "
+                                       "state)",
+                title="convnet: cost of compiling (tracing included)",
+                file="convnet_compile.png"),
+           Columns(("params", "mode", "median_ms", "gflops", "vs_eager", "compile_ms"),
+                   title="one training step",
+                   text="Median ms per SGD step of the small ResNet, achieved GFLOP/s "
+                        "(convolutions, forward and backward), ratio to the same framework's "
+                        "eager mode, and the compile cost (every warm-up call over the steady "
+                        "state: torch.compile compiles this step again on its second call).")),
 )

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from eagerbench.presentation import Bars, Pivot, Series
 from eagerbench.workload import Param, Task, Work, Workload
 
 SQUARES = ("plain", "custom", "noisy")
@@ -81,4 +82,20 @@ WORKLOAD = Workload(
     # torch.compile specialises again on the second call (its inputs are then its own outputs).
     min_warmup=2,
     interleave="square",
+    views=(Series(y="loss", colour="square", warmup=True, log_y=True,
+                  ylabel="training loss (MSE)",
+                  title="custom gradient: plain vs noisy square (one line style per mode)",
+                  file="custom_gradient.png"),
+           Bars(y="median_ms", groups="square", ylabel="median ms per training step",
+                title="custom gradient: time per step of each square",
+                file="custom_gradient_time.png"),
+           Pivot(index="square", title="ms per training step",
+                 text="Median ms per gradient-descent step with each square (`custom` is the "
+                      "exact gradient through the custom-gradient facility), by mode."),
+           Pivot(index="square", value="final_loss", fmt=".4g",
+                 title="loss after the last step",
+                 text="The loss after each mode's last step. Faster modes take more steps "
+                      "(every cell is timed for at least --min-time), so columns differ by "
+                      "step count; modes compared after equal steps are in `cells.csv` "
+                      "(`agreement_rel_diff`).")),
 )

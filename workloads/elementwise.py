@@ -10,6 +10,7 @@ import os
 
 import numpy as np
 
+from eagerbench.presentation import Sweep
 from eagerbench.workload import Param, Task, Work, Workload
 
 ITEM_BYTES = {"float32": 4, "float64": 8}
@@ -75,4 +76,8 @@ WORKLOAD = Workload(
     work=_work,
     iters=_iters,
     resolve=_resolve,
+    views=(Sweep(x="size", y="us_per_op", lines="ops", crossover=True,
+                 ylabel="microseconds per op",
+                 title="elementwise: us per op; *: size where dispatch stops dominating",
+                 file="elementwise_us_per_op.png"),),
 )

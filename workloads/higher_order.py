@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from eagerbench.presentation import Pivot, Sweep
 from eagerbench.workload import Param, Task, Work, Workload
 
 SPAN = 2.0   # points evenly spread over [-SPAN, SPAN], where tanh's derivatives are all O(1)
@@ -60,4 +61,10 @@ WORKLOAD = Workload(
     iters=lambda p: 20,
     warmup=lambda p: 2,
     interleave="order",
+    views=(Sweep(x="order", panels="size", log_x=False, quartiles=True,
+                 ylabel="median ms per n-th derivative", title="higher-order: d^n tanh / dx^n",
+                 file="higher_order.png"),
+           Pivot(index="order", title="ms per n-th derivative",
+                 text="Median ms to compute the n-th derivative of tanh, by mode. Each mode's "
+                      "orders ran interleaved in one process.")),
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from eagerbench.presentation import Pivot, Series
 from eagerbench.workload import Param, Task, Work, Workload
 from workloads import autoencoder
 
@@ -118,4 +119,16 @@ WORKLOAD = Workload(
     min_warmup=2,
     uses_data=True,
     interleave="optimizer",
+    views=(Series(y="loss", colour="optimizer", warmup=True, log_y=True,
+                  ylabel="training loss (MSE)", title="kfac: loss per iteration (every mode)",
+                  file="kfac.png"),
+           Series(y="loss", x="wall_s", colour="optimizer", warmup=True, log_x=True,
+                  log_y=True, ylabel="training loss (MSE)",
+                  title="kfac: loss against time spent", file="kfac_time.png"),
+           Pivot(index="optimizer", title="ms per iteration",
+                 text="Median ms per training iteration of each optimizer, by mode."),
+           Pivot(index="optimizer", value="final_loss_and_time",
+                 title="loss after the last iteration and total wall time",
+                 text="Loss after every iteration ran (warm-up included), and the seconds they "
+                      "took in all, first call included.")),
 )

@@ -10,6 +10,7 @@ medians were over mostly full memories), and the ``pairs`` column shows what it 
 
 from __future__ import annotations
 
+from eagerbench.presentation import Series, Sweep
 from eagerbench.workload import Param, Task, Work, Workload
 from workloads import autoencoder, lbfgs_optimizer
 
@@ -93,4 +94,13 @@ WORKLOAD = Workload(
     # At batch 60k PyTorch eager allocates fresh 188 MB tensors every iteration: with huge pages
     # the page faults shrink, and so does its gap to TensorFlow eager.
     companions=(({"history": 5, "batch": 60000}, "torch", {"allocator": "thp"}),),
+    views=(Series(y="ms", panels=("history", "batch"), marks=True,
+                  ylabel="ms per l-BFGS iteration", title="l-BFGS: ms per iteration",
+                  file="lbfgs_iterations.png"),
+           Series(y="loss", panels=("history", "batch"), warmup=True, log_y=True,
+                  ylabel="training loss (MSE)", title="l-BFGS: loss (every mode)",
+                  file="lbfgs_loss.png"),
+           Sweep(x="batch", lines="history", log_x=False, log_y=False, quartiles=True,
+                 ylabel="median ms per l-BFGS iteration",
+                 title="l-BFGS iteration time against batch size", file="lbfgs_batch.png")),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from eagerbench.presentation import Sweep
 from eagerbench.workload import Param, Task, Work, Workload
 
 
@@ -40,4 +41,5 @@ WORKLOAD = Workload(
     build=_build,
     work=_work,
     iters=_iters,
+    views=(Sweep(x="size", y="gflops", ylabel="achieved GFLOP/s", file="matmul_gflops.png"),),
 )
