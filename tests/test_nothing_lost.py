@@ -83,8 +83,9 @@ def test_an_interrupted_run_keeps_the_previous_run_and_resume_finishes_it(tmp_pa
     before = (out / RAW).read_bytes()
     assert _count(out) == 1
 
+    # 2 s of timed samples per cell: the run is still going when the interrupt comes
     second = _eagerbench("run", *SMALL, "--size", "16,24,32", "--repeat", "2", "--out", out,
-                         background=True)
+                         "--min-time", "2", background=True)
     deadline = time.monotonic() + 60
     while not list(out.glob("run-*.partial")) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -114,7 +115,8 @@ def test_an_interrupted_run_keeps_the_previous_run_and_resume_finishes_it(tmp_pa
 
 def test_a_runner_killed_with_sigkill_leaves_no_worker_and_every_finished_cell(tmp_path):
     out = tmp_path / "run"
-    proc = _eagerbench("run", *SMALL, "--size", "16,24,32,48", "--out", out, background=True)
+    proc = _eagerbench("run", *SMALL, "--size", "16,24,32,48", "--out", out, "--min-time", "2",
+                       background=True)
     _wait_for_records(out / RAW, 1, proc)
     workers = _workers_of(proc.pid)
     proc.kill()

@@ -191,3 +191,13 @@ def test_an_installed_packages_entry_point_is_listed(tmp_path):
                                            f"{os.environ.get('PYTHONPATH', '')}"})
     assert proc.returncode == 0, proc.stderr
     assert "tiny" in proc.stdout and "-p n=" in proc.stdout
+
+
+def test_a_worker_measuring_an_article_workload_never_loads_the_users_files(tmp_path):
+    """Cells of the article's workloads run in workers of one framework; a user's file
+    (importing another framework, or broken) must not be imported there."""
+    broken = _write(tmp_path / "heavy.py", "raise SystemExit('imported')\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import workloads; print(workloads.get_workload('matmul').name)"],
+        capture_output=True, text=True, env={**os.environ, "EAGERBENCH_WORKLOADS": str(broken)})
+    assert proc.returncode == 0 and proc.stdout.strip() == "matmul", proc.stderr
