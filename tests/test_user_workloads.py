@@ -201,3 +201,39 @@ def test_a_worker_measuring_an_article_workload_never_loads_the_users_files(tmp_
         [sys.executable, "-c", "import workloads; print(workloads.get_workload('matmul').name)"],
         capture_output=True, text=True, env={**os.environ, "EAGERBENCH_WORKLOADS": str(broken)})
     assert proc.returncode == 0 and proc.stdout.strip() == "matmul", proc.stderr
+
+
+TF_STEP = '''
+import tensorflow as tf
+from eagerbench import native
+
+
+def setup(params, env):
+    w = tf.Variable(env.rng.standard_normal((16, 4)), dtype=env.dtype)
+    x = tf.constant(env.rng.standard_normal((params["batch"], 16)), dtype=env.dtype)
+    y = tf.constant(env.rng.standard_normal((params["batch"], 4)), dtype=env.dtype)
+    return {"x": x, "y": y, "loss": tf.zeros((), env.dtype)}, {"w": w}
+
+
+def step(st, mem):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((st["x"] @ mem["w"] - st["y"]) ** 2)
+    mem["w"].assign_sub(0.1 * tape.gradient(loss, mem["w"]), read_value=False)
+    return {**st, "loss": loss}, mem
+
+
+WORKLOAD = native.workload("tf-regression", "tensorflow", setup, step, iters=5,
+                           params={"batch": (8,)},
+                           check=lambda st, mem: {"w": float(tf.norm(mem["w"]))})
+'''
+
+
+def test_a_tensorflow_step_runs_eager_as_a_graph_and_with_xla_and_agrees(tmp_path):
+    path = _write(tmp_path / "tf_step.py", TF_STEP)
+    measured = eagerbench.measure(str(path), repeat=1, min_time_s=0.0, threads=1)
+    cells = measured.cells.set_index("mode")
+    assert set(cells.index) == {"tf-eager", "tf-graph", "tf-xla"}
+    assert (cells["status"] == "ok").all()
+    for mode in ("tf-graph", "tf-xla"):
+        assert cells.loc[mode, "agreement_rel_diff"] < 1e-5
+        assert cells.loc[mode, "traces_during_timing"] == 0
