@@ -162,7 +162,7 @@ def check_after_warm_up(runs: list[Run]) -> None:
     """Every mode of a unit has now taken the same warm-up steps from the same start: their
     ``check`` values must agree (the report compares each mode with its eager twin)."""
     for run in runs:
-        if run.steps:
+        if run.steps and run.task.comparable:
             run.warm_check = run.task.check(run.st, run.mem)
 
 

@@ -53,6 +53,9 @@ class Task:
     stopped: Callable[[dict], Optional[str]] = lambda st: None
     check: Callable[[dict, dict], dict] = lambda st, mem: {}
     info: dict = field(default_factory=dict)
+    # Whether ``check`` after the same steps must agree across the framework's modes (not when
+    # it depends on random numbers, which compiled modes may draw differently).
+    comparable: bool = True
 
 
 @dataclass(frozen=True)

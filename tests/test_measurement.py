@@ -213,3 +213,17 @@ def test_gc_off_and_freeze_are_applied_during_timing():
     assert states["on"] == {"enabled": True, "frozen_objects": 0}
     assert states["off"]["enabled"] is False
     assert states["freeze"]["enabled"] is True and states["freeze"]["frozen_objects"] > 0
+
+
+def test_values_checked_after_the_warm_up_are_kept_only_where_modes_must_agree():
+    """The agreement check reads ``check`` after the warm-up; a task whose values depend on
+    random numbers a compiler may draw differently (comparable=False) records none."""
+    from dataclasses import replace
+
+    random = replace(ADD, build=lambda B, p, c: replace(ADD.build(B, p, c), comparable=False))
+    params = {"size": 8, "ops": 3, "spin_us": 0}
+    entries = [Entry(FakeBackend(compiled=False), ADD, params, {"seed": 1}, [3]),
+               Entry(FakeBackend(compiled=False), random, params, {"seed": 1}, [3])]
+    checked, skipped = measure_unit(entries, Settings(2, 0.0))
+    assert checked["warm_check"] and checked["warm_check"] != checked["check"]
+    assert skipped["warm_check"] == {}

@@ -101,7 +101,7 @@ def _build(B, params: dict, ctx: dict) -> Task:
     return Task(step=step, st=st, mem={},
                 observe=lambda st, mem: {"loss": B.to_float(st["loss"])},
                 check=lambda st, mem: {"loss": B.to_float(st["loss"]),
-                                       "w_sum": float(B.to_numpy(st["W1"]).astype(float).sum())},
+                                       "w_norm": float(np.linalg.norm(B.to_numpy(st["W1"])))},
                 info={"lr": lr, **({"lambda": LAMBDA} if opt == "kfac" else {})})
 
 
