@@ -528,7 +528,8 @@ def report(directory):
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--fail-slower", "fail_slower", type=float, metavar="PCT",
               help="Exit 1 when a cell is significantly slower than in the first run by more "
-                   "than PCT percent (a CI gate).")
+                   "than PCT percent: its ratio's whole 95% interval above 1 + PCT/100 (a CI "
+                   "gate).")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table",
               show_default=True, help="Terminal table or Markdown.")
 @click.option("--changed", is_flag=True, help="Show only cells with a significant change.")
