@@ -89,12 +89,12 @@ def test_an_interrupted_run_keeps_the_previous_run_and_resume_finishes_it(tmp_pa
     deadline = time.monotonic() + 60
     while not list(out.glob("run-*.partial")) and time.monotonic() < deadline:
         time.sleep(0.1)
-    (staging,) = out.glob("run-*.partial")
-    _wait_for_records(staging / RAW, 1, second)
+    (staging,) = out.glob("run-*.partial")   # made while the lock on D is held
     refused = _eagerbench("run", *SMALL, "--size", "8", "--out", out)
     assert refused.returncode == 2
     _one_line_error(refused, str(out), "another eagerbench run")
-    second.send_signal(signal.SIGINT)
+    _wait_for_records(staging / RAW, 1, second)
+    second.send_signal(signal.SIGINT)   # at once: five cells of 2 s each are still to come
     _, stderr = second.communicate(timeout=120)
     assert second.returncode == 130, stderr
     assert f"--resume {staging}" in stderr
