@@ -23,8 +23,11 @@ def _eagerbench(*args, env=None, background=False):
     cmd = [sys.executable, "-m", "eagerbench.cli", *map(str, args)]
     full_env = {**os.environ, **(env or {})}
     if background:
+        # A shell's background job (make test run with &) ignores SIGINT, and the child would
+        # inherit that: give it the default back, so that Python turns SIGINT into an interrupt.
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=full_env)
+                                env=full_env, preexec_fn=lambda: signal.signal(
+                                    signal.SIGINT, signal.SIG_DFL))
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env)
 
 
