@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install bench test report clean
+.PHONY: help install bench test report clean slurm-up slurm-down
 
 help:  ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,6 +31,12 @@ test: $(STAMP)  ## Run the test suite
 
 report: $(STAMP)  ## Rebuild results/ tables and plots from results/raw.jsonl
 	$(BIN)/eagerbench report results
+
+slurm-up:  ## Start a single-node Slurm on localhost (apt-get as root): the Slurm tests then run
+	scripts/slurm_local.sh up
+
+slurm-down:  ## Stop it and remove its state
+	scripts/slurm_local.sh down
 
 clean:  ## Remove the virtual environment, ad-hoc runs and caches (keeps results/)
 	rm -rf $(VENV) runs .pytest_cache build *.egg-info

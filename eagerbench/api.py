@@ -63,7 +63,7 @@ def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int 
             iters: Optional[int] = None, warmup: Optional[int] = None,
             threads: Optional[int] = None, device: str = "cpu", dtype: str = "float32",
             seed: int = 1, min_time_s: float = 0.2, out=None, timeout: float = 900.0,
-            progress: bool = False) -> Measured:
+            progress: bool = False, executor="local") -> Measured:
     """Measure a workload in every mode that can run it (or ``modes``), each cell in ``repeat``
     worker processes.
 
@@ -73,10 +73,11 @@ def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int 
     with ``eagerbench run --out``) or a temporary folder. Raises ``eagerbench.plan.PlanError``
     or ``workloads.WorkloadError`` on bad input.
     """
+    from eagerbench import executors, report
     from eagerbench import plan as planner
-    from eagerbench import report
     from eagerbench.runner import run_cells
 
+    runner = executors.create(executor) if isinstance(executor, str) else executor
     name = _name(workload)
     values = {k: (list(v) if isinstance(v, (list, tuple)) else [v])
               for k, v in (params or {}).items()}
@@ -93,11 +94,13 @@ def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int 
         env = {**envinfo.record({"device": device, "dtype": dtype, "threads": threads,
                                  "seed": seed, "repeat": repeat, "min_time_s": min_time_s,
                                  "user_workloads": workloads.registered(),
-                                 "command": f"eagerbench.measure({name!r})"}),
+                                 "command": f"eagerbench.measure({name!r})",
+                                 "executor": runner.settings()}),
                "plan": [c.to_json() for c in cells]}
         with results.RunWriter(write_dir / RAW, results.RunHeader.new(env)) as writer:
-            run_cells(cells, writer, timeout, progress=progress)
-            writer.footer({"run_wall_s": time.perf_counter() - started})
+            run_cells(cells, writer, timeout, progress=progress, executor=runner.at(write_dir))
+            writer.footer({"run_wall_s": time.perf_counter() - started,
+                           **executors.hosts_footer(runner)})
         report.build(write_dir)
         if write_dir != target:
             store.promote(write_dir, target)

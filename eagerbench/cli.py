@@ -105,6 +105,64 @@ def _param_options(command):
     return command
 
 
+def _executor_options(command):
+    """``--executor`` and the Slurm options, gathered into one ``executor`` argument."""
+    slurm = [
+        click.option("--partition", help="Slurm partition (default: the cluster's default)."),
+        click.option("--constraint", help="Slurm node features, e.g. a100 (sbatch --constraint)."),
+        click.option("--gres", help="Slurm generic resources, e.g. gpu:1 (sbatch --gres)."),
+        click.option("--time-limit", type=click.IntRange(min=1), default=60, show_default=True,
+                     help="Minutes per Slurm job (one job measures one worker's cells)."),
+        click.option("--account", help="Slurm account to charge."),
+        click.option("--max-jobs", type=click.IntRange(min=1), default=16, show_default=True,
+                     help="Slurm jobs running at once (the job array's parallelism)."),
+        click.option("--exclusive/--shared-node", default=True, show_default=True,
+                     help="Each Slurm job gets a whole node: nothing else runs beside a "
+                          "benchmark."),
+    ]
+    executor = click.option(
+        "--executor", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
+        help="Where workers run: this machine, or one exclusive-node Slurm job each (through "
+             "submitit; the output folder must be on a file system the nodes share).")
+
+    def gather(**kwargs):
+        names = ("partition", "constraint", "gres", "time_limit", "account", "max_jobs",
+                 "exclusive")
+        chosen = {name: kwargs.pop(name) for name in names}
+        kwargs["executor"] = (kwargs.pop("executor"), chosen)
+        return command(**kwargs)
+
+    import functools
+
+    wrapped = functools.wraps(command)(gather)
+    for option in reversed([executor] + slurm):
+        wrapped = option(wrapped)
+    return wrapped
+
+
+def _executor(ctx, choice, resume_settings=None, limits=True):
+    """The executor the options ask for (``--resume``: the run's own, unless options say)."""
+    from eagerbench import executors
+    from eagerbench.executors import slurm
+
+    name, options = choice
+    given = [n for n in ["executor", *options]
+             if ctx.get_parameter_source(n) == click.core.ParameterSource.COMMANDLINE]
+    if resume_settings is not None and not given:
+        return executors.from_settings(resume_settings)
+    if name == "local":
+        stray = [n for n in given if n != "executor"]
+        if stray:
+            raise UserError(f"--{stray[0].replace('_', '-')} is a Slurm option; it goes with "
+                            f"--executor slurm")
+        return executors.create("local")
+    try:
+        slurm.check_cluster(options["partition"])
+    except slurm.SlurmError as exc:
+        raise UserError(str(exc)) from None
+    return executors.create("slurm", limits=limits, **options)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="eagerbench")
 def cli():
@@ -159,12 +217,14 @@ def cli():
 @click.option("--timeout", type=float, default=900, show_default=True,
               help="Seconds before a cell is killed and recorded as failed.")
 @click.option("--limits/--no-limits", default=True, show_default=True,
-              help="Measure the machine's peak matmul rate and bandwidth first (~15 s).")
+              help="Measure the machine's peak matmul rate and bandwidth first (~15 s; on "
+                   "Slurm, once per host type, on its node).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_executor_options
 @click.pass_context
 def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, threads, device, dtype, seed,
         data, gc_mode, compile_mode, allocator, min_time, out, resume, rerun_failed, timeout,
-        limits, quiet, **param_values):
+        limits, quiet, executor, **param_values):
     """Run workloads in modes, each cell in --repeat worker processes; write tables and plots.
 
     \b
@@ -175,6 +235,7 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, threads, dev
       eagerbench run -w elementwise --size 100,1e6 --ops 10
       eagerbench run -w examples/transformer_block.py -p batch=8,32
       eagerbench run --resume runs/20261128-0930       # finish an interrupted run
+      eagerbench run --executor slurm --partition gpu --gres gpu:1 --device cuda
     """
     if resume:
         given = [name for name in list(GRID_OPTIONS) + list(param_values)
@@ -182,7 +243,7 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, threads, dev
         if given:
             raise UserError(f"--resume runs the interrupted run's own cells; drop "
                             f"{', '.join('--' + g.replace('_', '-') for g in given)}")
-        return _resume(Path(resume), rerun_failed, timeout, quiet)
+        return _resume(ctx, Path(resume), rerun_failed, timeout, quiet, executor)
     if rerun_failed:
         raise UserError("--rerun-failed goes with --resume DIR")
     if min_time < 0 or not math.isfinite(min_time):
@@ -200,6 +261,7 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, threads, dev
         _check_data(data, cells)
     for note in skipped:
         click.echo(f"eagerbench: note: {note}", err=True)
+    runner = _executor(ctx, executor, limits=limits)
     target = Path(out) if out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     write_dir, lock = _begin(target)
     settings = {"device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc_mode,
@@ -207,19 +269,23 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, threads, dev
                 "min_time_s": min_time, "allocator_choice": allocator or "default",
                 "allocator": envinfo.allocator_settings(),
                 "user_workloads": workload_registry.registered(),
-                "command": " ".join(["eagerbench"] + sys.argv[1:])}
+                "command": " ".join(["eagerbench"] + sys.argv[1:]),
+                "executor": runner.settings()}
     from eagerbench import limits as machine
 
-    if limits:
-        click.echo("eagerbench: measuring this machine's matmul peak and bandwidth ...", err=True)
-        settings["limits"] = machine.measure(threads, device)
-    settings["contention"] = {"before": machine.contention()}
+    if runner.name == "local":   # a cluster's jobs measure their own nodes
+        if limits:
+            click.echo("eagerbench: measuring this machine's matmul peak and bandwidth ...",
+                       err=True)
+            settings["limits"] = machine.measure(threads, device)
+        settings["contention"] = {"before": machine.contention()}
     # The plan goes into the header: --resume finishes exactly these cells.
     env = {**envinfo.record(settings), "plan": [c.to_json() for c in cells]}
     writer = _writer(write_dir, RunHeader.new(env), lock)
     click.echo(f"eagerbench: {len(cells)} cells, {threads} threads, {device}, {dtype} -> "
-               f"{write_dir}", err=True)
-    _measure(cells, target, write_dir, writer, lock, started, timeout, quiet, {})
+               f"{write_dir}" + (f" (on {runner.name})" if runner.name != "local" else ""),
+               err=True)
+    _measure(cells, target, write_dir, writer, lock, started, timeout, quiet, {}, runner)
 
 
 def _begin(target: Path):
@@ -237,7 +303,8 @@ def _writer(write_dir: Path, header, lock) -> RunWriter:
         raise UserError(str(exc)) from None
 
 
-def _resume(folder: Path, rerun_failed: bool, timeout: float, quiet: bool) -> None:
+def _resume(ctx, folder: Path, rerun_failed: bool, timeout: float, quiet: bool,
+            executor_choice) -> None:
     """Measure the cells an interrupted run planned and did not finish, into the same file."""
     from eagerbench.runner import variant_specs
 
@@ -257,9 +324,13 @@ def _resume(folder: Path, rerun_failed: bool, timeout: float, quiet: bool) -> No
                                f"(schema {previous.header.schema}); nothing to resume")
         workload_registry.register(previous.header.env.get("user_workloads") or [])
         cells = [results.CellSpec.from_json(spec) for spec in planned]
-    except (ResultsError, WorkloadError, ValueError, TypeError) as exc:
+        runner = _executor(ctx, executor_choice, previous.header.env.get("executor") or {},
+                           limits=bool(previous.header.env.get("limits")))
+    except (ResultsError, WorkloadError, ValueError, TypeError, UserError) as exc:
         lock.release()
-        raise UserError(str(exc)) from None
+        if parent_lock:
+            parent_lock.release()
+        raise UserError(str(exc.message if isinstance(exc, UserError) else exc)) from None
     done = {rec.spec.identity() for rec in previous.latest()
             if rec.result.ok or not rerun_failed}
     todo = [c for c in cells if not all(v.identity() in done for v in variant_specs(c))]
@@ -270,7 +341,7 @@ def _resume(folder: Path, rerun_failed: bool, timeout: float, quiet: bool) -> No
     _measure(todo, target, folder, writer, lock, time.perf_counter(), timeout, quiet,
              {"resumed": (previous.footer or {}).get("resumed", 0) + 1,
               "earlier_wall_s": (previous.footer or {}).get("run_wall_s", 0.0)},
-             parent_lock)
+             runner, parent_lock)
 
 
 def _lock(folder: Path):
@@ -281,22 +352,26 @@ def _lock(folder: Path):
 
 
 def _measure(cells, target: Path, write_dir: Path, writer: RunWriter, lock, started: float,
-             timeout: float, quiet: bool, footer: dict, extra_lock=None) -> None:
+             timeout: float, quiet: bool, footer: dict, runner, extra_lock=None) -> None:
     """Measure, then finish the run: footer, report, and its place in ``target``."""
+    from eagerbench import executors
     from eagerbench import limits as machine
 
     locks = [lk for lk in (lock, extra_lock) if lk]
     try:
-        run_cells(cells, writer, timeout, progress=not quiet)
+        run_cells(cells, writer, timeout, progress=not quiet, executor=runner.at(write_dir))
         run = results.load(write_dir)
         env = run.env()
-        if env.get("limits") and _beaten(run.latest(), env["limits"]):
+        footer.update(executors.hosts_footer(runner))
+        if runner.name == "local" and env.get("limits") and _beaten(run.latest(), env["limits"]):
             click.echo("eagerbench: a cell beat the limits measured before the run (taken in a "
                        "slow spell?): measuring them again", err=True)
             footer["limits"] = machine.merge(env["limits"], machine.measure(env["threads"],
                                                                             env["device"]))
         footer["run_wall_s"] = footer.pop("earlier_wall_s", 0.0) + time.perf_counter() - started
-        footer["contention"] = {**(env.get("contention") or {}), "after": machine.contention()}
+        if runner.name == "local":
+            footer["contention"] = {**(env.get("contention") or {}),
+                                    "after": machine.contention()}
         writer.footer(footer)
     except KeyboardInterrupt:
         writer.close()

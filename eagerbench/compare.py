@@ -30,20 +30,40 @@ class Side:
     run: results.Run
     levels: dict          # (workload, params, mode label) -> stats.Level
     pools: dict           # mode label -> stats.Pool
+    shares: dict          # (workload, params, mode label) -> share of its host's limit
+
+
+def _shares(run: results.Run) -> dict:
+    """Each cell's rate as a share of the limits measured on its own host type: what makes
+    runs on different machines (two GPU models) comparable."""
+    shares = {}
+    hosts = run.hosts()
+    for number, host in enumerate(hosts, 1):
+        if not host.limits:
+            continue
+        suffix = f" @host {number}" if len(hosts) > 1 else ""
+        table = tables.cells_table(host.records, host.limits)
+        for row in table.itertuples():
+            if isinstance(row.limit, str) and row.limit:
+                shares[(row.workload, row.params, row.mode + suffix)] = row.limit_share
+    return shares
 
 
 def load(path: Path | str, name: str | None = None) -> Side:
     run = results.load(path)
     levels = {}
-    for key, recs in tables.by_cell(run.latest()).items():
-        lv = tables.cell_level(recs)
-        if lv is not None:
-            levels[key] = lv
+    hosts = run.hosts()
+    for number, host in enumerate(hosts, 1):   # a cell is never pooled across host types
+        suffix = f" @host {number}" if len(hosts) > 1 else ""
+        for (workload, params, label), recs in tables.by_cell(host.records).items():
+            lv = tables.cell_level(recs)
+            if lv is not None:
+                levels[(workload, params, label + suffix)] = lv
     by_mode: dict[str, list] = {}
     for (_, _, label), lv in levels.items():
         by_mode.setdefault(label, []).append(lv)
     pools = {label: stats.pooled(lvs) for label, lvs in by_mode.items()}
-    return Side(name or str(path), run, levels, pools)
+    return Side(name or str(path), run, levels, pools, _shares(run))
 
 
 def cells(sides: list[Side]) -> pd.DataFrame:
@@ -53,8 +73,10 @@ def cells(sides: list[Side]) -> pd.DataFrame:
     rows = []
     for key, lv in base.levels.items():
         workload, params, mode = key
-        row = {"workload": workload, "params": params, "mode": mode, "ms_0": lv.estimate}
+        row = {"workload": workload, "params": params, "mode": mode, "ms_0": lv.estimate,
+               "share_0": base.shares.get(key, np.nan)}
         for i, side in enumerate(sides[1:], 1):
+            row[f"share_{i}"] = side.shares.get(key, np.nan)
             other = side.levels.get(key)
             if other is None:
                 row.update({f"ms_{i}": np.nan, f"ratio_{i}": np.nan, f"lo_{i}": np.nan,
@@ -109,15 +131,27 @@ def unmatched(sides: list[Side]) -> list[str]:
 
 def _env_entries(side: Side) -> dict:
     env = side.run.env()
-    host = side.run.header.host or results.host_fingerprint(env)
-    out = {"CPU": host.get("cpu"), "cores": host.get("cores"),
-           "GPU": ", ".join(f"{g.get('name')} (driver {g.get('driver')})"
-                            for g in host.get("gpus") or []) or "none"}
+    hosts = side.run.hosts() or [results.Host("", side.run.header.host or
+                                              results.host_fingerprint(env), env.get("limits"),
+                                              [])]
+    out = {}
+    for number, host in enumerate(hosts, 1):
+        name = "host" if len(hosts) == 1 else f"host {number}"
+        limits = host.limits or {}
+        out.update({name: results.host_label(host.host),
+                    f"{name} cores": host.host.get("cores"),
+                    f"{name} peak float32 GFLOP/s": _rounded((limits.get("peak_gflops") or {})
+                                                             .get("float32")),
+                    f"{name} bandwidth GB/s": _rounded(limits.get("bandwidth_gbps"))})
     out.update({k: env.get(k) for k in ENV_KEYS})
     out["allocator env"] = (env.get("allocator") or {}).get("env") or {}
     out.update({f"{name} version": v for name, v in (env.get("versions") or {}).items()})
     out["result schema"] = side.run.header.schema
     return out
+
+
+def _rounded(value) -> str | None:
+    return None if value is None else stats.significant_figures(value)
 
 
 def environment_differences(sides: list[Side]) -> pd.DataFrame:
@@ -149,7 +183,11 @@ def _change(ratio: float, significant: bool) -> str:
 
 
 def display(table: pd.DataFrame, sides: list[Side], changed_only: bool = False) -> pd.DataFrame:
-    """The human-readable table: times, ratios with intervals, and the verdict per run."""
+    """The human-readable table: times, ratios with intervals, and the verdict per run;
+    with each run's share of its own host's measured limit (peak matmul or bandwidth) when
+    the runs were measured on different host types."""
+    shares = len({_hosts_of(side) for side in sides}) > 1 and any(
+        table[f"share_{i}"].notna().any() for i in range(len(sides)))
     rows = []
     for _, r in table.iterrows():
         verdicts = [_change(r[f"ratio_{i}"], r[f"significant_{i}"]) for i in range(1, len(sides))]
@@ -157,12 +195,24 @@ def display(table: pd.DataFrame, sides: list[Side], changed_only: bool = False) 
             continue
         row = {"cell": f"{r['workload']} {r['params']}", "mode": r["mode"],
                sides[0].name: _duration(r["ms_0"])}
+        if shares:
+            row[f"{sides[0].name} of limit"] = _share(r["share_0"])
         for i, side in enumerate(sides[1:], 1):
             row[side.name] = _duration(r[f"ms_{i}"])
+            if shares:
+                row[f"{side.name} of limit"] = _share(r[f"share_{i}"])
             row[f"ratio {i}"] = tables.fmt_ratio(r[f"ratio_{i}"], r[f"lo_{i}"], r[f"hi_{i}"])
             row[f"change {i}"] = verdicts[i - 1]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _hosts_of(side: Side) -> tuple:
+    return tuple(h.key for h in side.run.hosts())
+
+
+def _share(value: float) -> str:
+    return f"{value:.0%}" if np.isfinite(value) else ""
 
 
 def display_modes(summary: pd.DataFrame, sides: list[Side]) -> pd.DataFrame:

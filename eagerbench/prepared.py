@@ -47,15 +47,15 @@ def choose_mode(modes: set[str]) -> str:
     return next((m for m in PREFERRED if m in modes), sorted(modes)[0])
 
 
-def _compute(cell, workload, path: Path, mode: str, timeout: float) -> dict:
-    from eagerbench.runner import Cell, run_cell
+def _compute(cell, workload, path: Path, mode: str, timeout: float, run_one) -> dict:
+    from eagerbench.runner import Cell
 
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.npz")
     job = Cell(cell.workload, {k: cell.params[k] for k in workload.prepare_params}, mode,
                device=cell.device, dtype=cell.dtype, threads=cell.threads, seed=cell.seed,
                data=cell.data, job="prepare", save=str(partial))
-    result = run_cell(job, timeout)
+    result = run_one(job, timeout)
     if result["status"] != "ok":
         partial.unlink(missing_ok=True)
         return {"error": f"preparing the start state in {mode} failed: {result['reason']}"}
@@ -63,10 +63,13 @@ def _compute(cell, workload, path: Path, mode: str, timeout: float) -> dict:
     return {"seconds": result["seconds"]}
 
 
-def attach(cells: list, timeout: float, say: Callable[[str], None]) -> list:
-    """The cells, each that needs a prepared state pointing at it (computed where missing)."""
+def attach(cells: list, timeout: float, say: Callable[[str], None], run_one=None) -> list:
+    """The cells, each that needs a prepared state pointing at it (computed where missing, by
+    ``run_one``: the run's executor, this machine by default)."""
+    from eagerbench.runner import run_cell
     from workloads import get_workload
 
+    run_one = run_one or run_cell
     modes = {c.mode for c in cells}
     states: dict[str, dict] = {}
     out = []
@@ -84,7 +87,7 @@ def attach(cells: list, timeout: float, say: Callable[[str], None]) -> list:
                 label = " ".join(f"{k}={v}" for k, v in state_key["params"].items())
                 say(f"eagerbench: preparing the {cell.workload} start state ({label}) in {mode}, "
                     f"once; cached in {path.parent}")
-                state.update(_compute(cell, workload, path, mode, timeout))
+                state.update(_compute(cell, workload, path, mode, timeout, run_one))
             states[name] = state
         out.append(dataclasses.replace(cell, prepared=states[name]))
     return out

@@ -330,6 +330,62 @@ class Run:
             last[_measurement_key(rec)] = i
         return [rec for i, rec in enumerate(self.records) if last[_measurement_key(rec)] == i]
 
+    def host_of(self, rec: Record) -> dict:
+        """The host a record was measured on: its own (a cluster's job) or the run's."""
+        return rec.result.process.get("host") or self.header.host
+
+    def hosts(self) -> list["Host"]:
+        """The host types of the run's latest records, in order of first appearance, each
+        with its records and the limits measured on it."""
+        env = self.env()
+        limits = {host_key(h.get("host") or {}): h.get("limits") for h in env.get("hosts") or []}
+        groups: dict[str, Host] = {}
+        records = self.latest()
+        placed = [r for r in records if r.result.process.get("host")] or records
+        for rec in placed:
+            host = self.host_of(rec)
+            key = host_key(host)
+            if key not in groups:
+                groups[key] = Host(key, host, limits.get(key) or (
+                    env.get("limits") if not limits else None), [])
+            groups[key].records.append(rec)
+        first = next(iter(groups.values()), None)
+        for rec in records:   # a cluster's job that never started says no host: its failure
+            if first is not None and rec not in placed:   # is kept with the first host
+                first.records.append(rec)
+        return list(groups.values())
+
+
+def host_key(host: dict) -> str:
+    """Which machines count as one host type: the CPU model, the GPU models and their driver.
+    Ratios are only ever taken between cells measured on one host type."""
+    import hashlib
+
+    gpus = sorted((g.get("name") or "", g.get("driver") or "") for g in host.get("gpus") or [])
+    text = json.dumps({"cpu": host.get("cpu"), "gpus": gpus}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def host_label(host: dict) -> str:
+    """A host type in words: 'CPU model' or 'CPU model + 4x GPU model (driver D)'."""
+    gpus: dict[str, int] = {}
+    for g in host.get("gpus") or []:
+        name = f"{g.get('name')} (driver {g.get('driver')})"
+        gpus[name] = gpus.get(name, 0) + 1
+    parts = [str(host.get("cpu") or "unknown CPU")]
+    parts += [f"{n}x {name}" if n > 1 else name for name, n in gpus.items()]
+    return " + ".join(parts)
+
+
+@dataclass
+class Host:
+    """One host type of a run: its fingerprint, limits and records."""
+
+    key: str
+    host: dict
+    limits: Optional[dict]
+    records: list[Record]
+
 
 def _measurement_key(rec: Record) -> str:
     return rec.spec.identity()

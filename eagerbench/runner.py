@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -261,52 +260,59 @@ def batches(cells: list[Cell]) -> list[list[Cell]]:
     return out
 
 
-def run_cells(cells: Iterable[Cell], writer: RunWriter, timeout: float,
-              progress: bool = True) -> list[Record]:
-    """Run cells in order, each record written (and flushed to disk) the moment it lands."""
-    from eagerbench import prepared
+class BarProgress:
+    """The runner's progress bar, as executors report to it (``executors.Progress``)."""
 
+    def __init__(self, bar: tqdm):
+        self.bar = bar
+        self.counts: dict[str, int] = {}
+
+    def starting(self, cell: Cell) -> None:
+        self.bar.set_description_str(cell.label())
+        self.bar.set_postfix_str(self._jobs())
+
+    def phase(self, message: dict) -> None:
+        self.bar.set_postfix_str(f"{message['phase']} {message['i']}/{message['n']}",
+                                 refresh=True)
+
+    def jobs(self, counts: dict[str, int]) -> None:
+        if counts != self.counts:
+            self.counts = dict(counts)
+            self.bar.set_postfix_str(self._jobs(), refresh=True)
+
+    def _jobs(self) -> str:
+        if not self.counts:
+            return ""
+        return "jobs: " + ", ".join(f"{n} {state}" for state, n in self.counts.items())
+
+    def say(self, line: str) -> None:
+        self.bar.write(line, file=sys.stderr)   # beside the bar, not in the tables
+
+
+def run_cells(cells: Iterable[Cell], writer: RunWriter, timeout: float,
+              progress: bool = True, executor=None) -> list[Record]:
+    """Run cells in order on ``executor`` (default: this machine), each record written (and
+    flushed to disk) the moment it lands."""
+    from eagerbench import prepared
+    from eagerbench.executors.local import LocalExecutor
+
+    executor = executor or LocalExecutor()
     cells = list(cells)
     records: list[Record] = []
     bar = tqdm(total=len(cells), unit="cell", file=sys.stderr, disable=not progress,
                bar_format="{l_bar}{bar:20}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}]"
                           "{postfix}", dynamic_ncols=True)
-    # torch.compile keeps compiled graphs on disk between processes: with the user's cache a
-    # first call would depend on what ran before. Processes start from a template holding only
-    # the compiler's one-time set-up.
-    # The processes of later repeats reuse the graphs the first compiled (their steady state is
-    # the same code; a compile cost is only ever taken from a process that compiled cold).
-    caches = tempfile.TemporaryDirectory(prefix="eagerbench-caches-")
-    template = os.path.join(caches.name, "template")
-    os.mkdir(template)
-    with caches, bar:
-        cells = prepared.attach(cells, timeout, bar.write)
-        setup = warm_compiler(cells, template)
-        if setup is not None:
-            bar.write(f"eagerbench: torch.compile's one-time set-up took {setup:.1f} s "
-                      f"(done once, kept out of every cell's compile cost)")
-        shared: dict[tuple, str] = {}
-        for group in batches(cells):
-            bar.set_description_str(group[0].label())
-
-            def show(msg, bar=bar):
-                bar.set_postfix_str(f"{msg['phase']} {msg['i']}/{msg['n']}", refresh=True)
-
-            setting = batch_key(group[0])[:1] + batch_key(group[0])[2:]   # all but the repeat
-            if setting not in shared:
-                shared[setting] = os.path.join(caches.name, str(len(shared)))
-                shutil.copytree(template, shared[setting])
-            # closing: a failed write or an interrupt stops the worker now, not at collection
-            with contextlib.closing(run_batch(group, timeout, show, shared[setting])) as landed:
-                for position, (cell, result) in enumerate(landed):
-                    for record in to_records(cell, result):
-                        writer.record(record)
-                        records.append(record)
-                    if result["status"] != "ok":
-                        bar.write(f"eagerbench: {cell.label()} {result['status']}: "
-                                  f"{result['reason']}")
-                    bar.update(1)
-                    if position + 1 < len(group):
-                        bar.set_description_str(group[position + 1].label())
-                    bar.set_postfix_str("")
+    with bar:
+        shown = BarProgress(bar)
+        cells = prepared.attach(cells, timeout, shown.say, executor.run_one)
+        # closing: a failed write or an interrupt stops every worker (or job) now
+        with contextlib.closing(executor.measure(batches(cells), timeout, shown)) as landed:
+            for cell, result in landed:
+                for record in to_records(cell, result):
+                    writer.record(record)
+                    records.append(record)
+                if result["status"] != "ok":
+                    shown.say(f"eagerbench: {cell.label()} {result['status']}: "
+                              f"{result['reason']}")
+                bar.update(1)
     return records

@@ -65,3 +65,31 @@ def run_into(cells, folder, timeout: float):
     folder.mkdir(parents=True, exist_ok=True)
     with RunWriter(folder / RAW, RunHeader.new({})) as writer:
         return run_cells(cells, writer, timeout, progress=False)
+
+
+def eagerbench_cli(*args, env=None, background=False):
+    """`eagerbench ARGS` in a subprocess (``background``: started, not waited for)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "eagerbench.cli", *map(str, args)]
+    full_env = {**os.environ, **(env or {})}
+    if background:
+        # A shell's background job (make test run with &) ignores SIGINT, and the child would
+        # inherit that: give it the default back, so that Python turns SIGINT into an interrupt.
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=full_env, preexec_fn=lambda: signal.signal(
+                                    signal.SIGINT, signal.SIG_DFL))
+    return subprocess.run(cmd, capture_output=True, text=True, env=full_env)
+
+
+def one_line_error(proc, *needles):
+    """The command failed with exactly one `eagerbench: error:` line holding ``needles``, and
+    no traceback."""
+    lines = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert any(all(n in line for n in needles) for line in lines), proc.stderr
+    errors = [line for line in lines if line.startswith("eagerbench: error:")]
+    assert len(errors) == 1, proc.stderr

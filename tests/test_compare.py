@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from eagerbench import compare
 from eagerbench.results import RAW, RunHeader, RunWriter
@@ -18,9 +19,10 @@ SIZES = (8, 16, 32, 64, 128, 256)
 
 
 def _run(folder: Path, rng, slow: dict | None = None, env: dict | None = None,
-         processes: int = 2, sizes=SIZES) -> Path:
+         processes: int = 2, sizes=SIZES, hosts: list | None = None) -> Path:
     """Matmul cells in two modes, each in ``processes`` processes whose levels differ by a
-    few percent (as real processes do), with 1% noise within a process."""
+    few percent (as real processes do), with 1% noise within a process. ``hosts``: per
+    process, the ``(fingerprint, limits)`` of the cluster node it ran on."""
     folder.mkdir(parents=True)
     header = RunHeader.new({"device": "cpu", "threads": 2, "versions": {"torch": "2.13.0"},
                             "cpu": "Test CPU", "cpu_count": 2, **(env or {})})
@@ -39,8 +41,12 @@ def _run(folder: Path, rng, slow: dict | None = None, env: dict | None = None,
                             "threads": 2, "iters": 30, "warmup": 1, "repeat": p}
                     writer.record(record(cell, {
                         "status": "ok", "warmup": samples[:1], "timed": samples,
-                        "process": {"pid": pid, "started": 0.0}}))
-        writer.footer({"run_wall_s": 10.0})
+                        "process": {"pid": pid, "started": 0.0,
+                                    **({"host": hosts[p][0]} if hosts else {})}}))
+        footer = {"run_wall_s": 10.0}
+        if hosts:
+            footer["hosts"] = [{"host": h, "limits": lim} for h, lim in hosts]
+        writer.footer(footer)
     return folder
 
 
@@ -114,3 +120,51 @@ def test_compare_of_a_missing_or_corrupt_run_is_one_line_and_exit_2(tmp_path):
         proc = _cli(a, other)
         assert proc.returncode == 2
         assert len(proc.stderr.strip().splitlines()) == 1 and str(other) in proc.stderr
+
+
+def _host(cpu: str, gpu: str, peak: float) -> tuple[dict, dict]:
+    return ({"cpu": cpu, "cores": 64, "gpus": [{"name": gpu, "driver": "580.1"}]},
+            {"device": "cuda", "matmul_n": 2048, "bandwidth_gbps": None, "llc_bytes": 1 << 25,
+             "peak_gflops": {"float32": peak, "float64": peak / 2},
+             "per_library": {"torch": {"matmul_gflops": {"float32": peak,
+                                                         "float64": peak / 2}}}})
+
+
+def test_a_run_on_two_host_types_reports_each_apart(tmp_path):
+    """Process 0 ran on one node type and process 1 on another: each gets its own report with
+    its own limits, and no cell pools the two."""
+    from eagerbench import report, results
+
+    hosts = [_host("Xeon", "A100", 1000.0), _host("EPYC", "H100", 4000.0)]
+    folder = _run(tmp_path / "run", np.random.default_rng(0), hosts=hosts)
+    assert [h.host["cpu"] for h in results.load(folder).hosts()] == ["Xeon", "EPYC"]
+    summary = report.build(folder)
+    assert sorted(summary["host"].unique()) == [1, 2]
+    top = (folder / "README.md").read_text()
+    assert "2 host types" in top and "Xeon + A100 (driver 580.1)" in top
+    for number, (host, limits) in enumerate(hosts, 1):
+        cells = pd.read_csv(folder / "hosts" / str(number) / "cells.csv")
+        assert len(cells) == len(SIZES) * len(MODES)
+        assert (cells["processes"] == 1).all()   # one process per host: nothing pooled
+        share = cells["gflops"] / limits["peak_gflops"]["float32"]
+        np.testing.assert_allclose(cells["limit_share"], share)
+        assert host["cpu"] in (folder / "hosts" / str(number) / "README.md").read_text()
+
+
+def test_compare_puts_hosts_side_by_side_with_their_own_limits(tmp_path):
+    """Two runs on different GPUs: the hosts and their measured peaks are listed, and every
+    cell shows its share of its own host's peak."""
+    rng = np.random.default_rng(1)
+    a100, h100 = _host("Xeon", "A100", 1000.0), _host("EPYC", "H100", 4000.0)
+    sides = [compare.load(_run(tmp_path / "a", rng, hosts=[a100, a100]), "a100"),
+             compare.load(_run(tmp_path / "b", rng, hosts=[h100, h100]), "h100")]
+    env = compare.environment_differences(sides).set_index("setting")
+    assert env.loc["host", "a100"] == "Xeon + A100 (driver 580.1)"
+    assert env.loc["host", "h100"] == "EPYC + H100 (driver 580.1)"
+    assert env.loc["host peak float32 GFLOP/s"].tolist() == ["1000", "4000"]
+    table = compare.cells(sides)
+    shown = compare.display(table, sides)
+    row = shown.iloc[-1]
+    ratio = table.iloc[-1]["share_0"] / table.iloc[-1]["share_1"]
+    assert row["a100 of limit"].endswith("%") and row["h100 of limit"].endswith("%")
+    np.testing.assert_allclose(ratio, 4000 / 1000 * table.iloc[-1]["ratio_1"], rtol=1e-9)

@@ -14,21 +14,10 @@ import pytest
 
 from eagerbench import results, store
 from eagerbench.results import RAW, ResultsError
+from tests.conftest import eagerbench_cli as _eagerbench, one_line_error as _one_line_error
 
 SMALL = ["-w", "matmul", "--modes", "torch", "--repeat", "1", "--iters", "2", "--warmup", "1",
          "--min-time", "0", "--threads", "1", "--no-limits", "-q"]
-
-
-def _eagerbench(*args, env=None, background=False):
-    cmd = [sys.executable, "-m", "eagerbench.cli", *map(str, args)]
-    full_env = {**os.environ, **(env or {})}
-    if background:
-        # A shell's background job (make test run with &) ignores SIGINT, and the child would
-        # inherit that: give it the default back, so that Python turns SIGINT into an interrupt.
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=full_env, preexec_fn=lambda: signal.signal(
-                                    signal.SIGINT, signal.SIG_DFL))
-    return subprocess.run(cmd, capture_output=True, text=True, env=full_env)
 
 
 def _count(folder: Path) -> int:
@@ -65,14 +54,6 @@ def _workers_of(pid: int) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def _one_line_error(proc, *needles):
-    lines = proc.stderr.strip().splitlines()
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert any(all(n in line for n in needles) for line in lines), proc.stderr
-    errors = [line for line in lines if line.startswith("eagerbench: error:")]
-    assert len(errors) == 1, proc.stderr
 
 
 def test_an_interrupted_run_keeps_the_previous_run_and_resume_finishes_it(tmp_path):
