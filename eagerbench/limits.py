@@ -19,6 +19,8 @@ from pathlib import Path
 LIBS = ["numpy", "torch", "tensorflow", "jax"]
 MATMUL_N = 2048
 STREAM_ELEMS = 1 << 25        # 128 MiB per float32 vector: far beyond any cache
+CACHE_ELEMS = 1 << 16         # 256 KiB per vector: the bandwidth of data that stays in cache
+CACHE_REPEATS = 200
 REPEATS = 5
 
 
@@ -71,18 +73,31 @@ def probe(lib: str, device: str, n: int = MATMUL_N, elems: int = STREAM_ELEMS) -
             sync = lambda: holder.pop().block_until_ready() if holder else None  # noqa: E731
         out["matmul_gflops"][dtype] = 2.0 * n**3 / _best(run, sync) / 1e9
     if lib in ("numpy", "torch"):
-        if lib == "numpy":
-            a, b = (np.ones(elems, np.float32) for _ in range(2))
-            run, sync = (lambda: np.add(b, a, out=b)), (lambda: None)
-        else:
-            import torch
-
-            dev = "cuda" if device == "cuda" else "cpu"
-            a, b = (torch.ones(elems, device=dev) for _ in range(2))
-            run = lambda: b.add_(a)  # noqa: E731
-            sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-        out["bandwidth_gbps"] = 3 * 4 * elems / _best(run, sync) / 1e9
+        out["bandwidth_gbps"] = _stream(lib, device, elems, 1)
+        out["cache_bandwidth_gbps"] = _stream(lib, device, CACHE_ELEMS, CACHE_REPEATS)
     return out
+
+
+def _stream(lib: str, device: str, elems: int, repeats: int) -> float:
+    """GB/s of ``b += a`` on float32 vectors of ``elems``, ``repeats`` adds per timing."""
+    import numpy as np
+
+    if lib == "numpy":
+        a, b = (np.ones(elems, np.float32) for _ in range(2))
+        add, sync = (lambda: np.add(b, a, out=b)), (lambda: None)
+    else:
+        import torch
+
+        dev = "cuda" if device == "cuda" else "cpu"
+        a, b = (torch.ones(elems, device=dev) for _ in range(2))
+        add = lambda: b.add_(a)  # noqa: E731
+        sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+
+    def run():
+        for _ in range(repeats):
+            add()
+
+    return 3 * 4 * elems * repeats / _best(run, sync) / 1e9
 
 
 PROBE_UNIT = 30_000     # additions of a pure-Python loop: about 1 ms here
@@ -127,6 +142,8 @@ def merge(first: dict, second: dict) -> dict:
     best = {key: max((v for v in (first["peak_gflops"].get(key), second["peak_gflops"].get(key))
                       if v), default=None) for key in first["peak_gflops"]}
     bandwidths = [b for b in (first.get("bandwidth_gbps"), second.get("bandwidth_gbps")) if b]
+    cached = [b for b in (first.get("cache_bandwidth_gbps"), second.get("cache_bandwidth_gbps"))
+              if b]
     libs = {}
     for lib in dict.fromkeys([*first["per_library"], *second["per_library"]]):
         probes = [p["per_library"][lib] for p in (first, second) if lib in p["per_library"]]
@@ -136,7 +153,8 @@ def merge(first: dict, second: dict) -> dict:
                                        for d in probes[-1]["matmul_gflops"]},
                      "bandwidth_gbps": max(gbps) if gbps else None}
     return {**first, "per_library": libs, "peak_gflops": best,
-            "bandwidth_gbps": max(bandwidths) if bandwidths else None, "probes": 2}
+            "bandwidth_gbps": max(bandwidths) if bandwidths else None,
+            "cache_bandwidth_gbps": max(cached) if cached else None, "probes": 2}
 
 
 def last_level_cache_bytes() -> int | None:
@@ -175,9 +193,13 @@ def measure(threads: int, device: str, timeout: float = 300) -> dict:
     peak = {d: max((r["matmul_gflops"][d] for r in per_lib.values()), default=None)
             for d in ("float32", "float64")}
     bandwidths = [r["bandwidth_gbps"] for r in per_lib.values() if r["bandwidth_gbps"]]
-    return {"device": device, "matmul_n": MATMUL_N, "llc_bytes": last_level_cache_bytes(), "stream_elems": STREAM_ELEMS,
+    cached = [r["cache_bandwidth_gbps"] for r in per_lib.values()
+              if r.get("cache_bandwidth_gbps")]
+    return {"device": device, "matmul_n": MATMUL_N, "llc_bytes": last_level_cache_bytes(),
+            "stream_elems": STREAM_ELEMS, "cache_elems": CACHE_ELEMS,
             "per_library": per_lib, "errors": errors, "peak_gflops": peak,
-            "bandwidth_gbps": max(bandwidths) if bandwidths else None}
+            "bandwidth_gbps": max(bandwidths) if bandwidths else None,
+            "cache_bandwidth_gbps": max(cached) if cached else None}
 
 
 if __name__ == "__main__":

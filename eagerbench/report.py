@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from eagerbench import article, plots, results, tables, views
+from eagerbench import article, explain, plots, results, tables, views
 from eagerbench.results import Record
 
 ENV = "env.json"
@@ -110,9 +110,11 @@ def _write(out_dir: Path, records: list[Record], env: dict) -> pd.DataFrame:
     from eagerbench import verify
 
     suite = suite_figures(records, cells, env, verify.wall_s(out_dir))
+    why = explain.markdown(explain.why_table(records, cells, env.get("limits")), out_dir) \
+        if "status" in cells else []
     (out_dir / "README.md").write_text(_markdown(summary, cells, env, figures,
                                                  verify.markdown(out_dir), workload_tables,
-                                                 suite, crossings))
+                                                 suite, crossings, why))
     return summary
 
 
@@ -244,7 +246,8 @@ def _settings(cells: pd.DataFrame) -> list[str]:
 
 def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures,
               verified: str | None = None, workload_tables: list | None = None,
-              suite: dict | None = None, crossings: list | None = None) -> str:
+              suite: dict | None = None, crossings: list | None = None,
+              why: list | None = None) -> str:
     failed = cells[cells["status"] != "ok"] if "status" in cells else cells.iloc[0:0]
     headline = [p for p in figures if p.name == "heatmap.png"]
     parts = ["# eagerbench results", "",
@@ -291,6 +294,7 @@ def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures,
                   "summary above, with ratios and intervals.", ""]
         for title, text, table in workload_tables:
             parts += [f"### {title}", "", text, "", table.to_markdown(index=False), ""]
+    parts += why or []
     if verified:
         parts += [verified]
     if len(failed):
@@ -305,6 +309,8 @@ def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures,
               "- `iterations.csv`: one row per sample (warm-up calls and timed blocks), GC "
               "counts, loss",
               "- `cells.csv`: one row per cell: statistics, rates, ratios with intervals",
+              "- `why.csv`: one row per cell: the time decomposition, ops and dispatches per "
+              "call, graphs and graph breaks, compile split, peak memory",
               "- `env.json`: versions, machine, settings (copied from `raw.jsonl`'s header and "
               "footer)", ""]
     return "\n".join(parts)

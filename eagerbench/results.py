@@ -16,7 +16,10 @@ Schema versions:
    recomputed work and eager twins from the code of the day. Upgraded on load: the header and
    footer come from ``env.json``, the facts from today's code (marked ``derived_by``).
 2. A ``{"header": ...}`` first line (schema, environment, host fingerprint), ``"facts"`` in
-   every record, a ``{"footer": ...}`` line when the run finished.
+   every record, a ``{"footer": ...}`` line when the run finished. Fields added since, each
+   optional (older files load with it empty): ``process.host`` and ``process.slurm`` (a
+   cluster's job), the footer's ``hosts``; ``why`` (memory, ops, dispatch cost) and
+   ``compiler`` (graphs, graph breaks, compile split) in results.
 """
 
 from __future__ import annotations
@@ -170,6 +173,8 @@ class CellResult:
     info: dict = field(default_factory=dict)
     check: dict = field(default_factory=dict)
     warm_check: dict = field(default_factory=dict)   # ``check`` after the warm-up steps
+    why: dict = field(default_factory=dict)       # memory, ops per call, dispatch cost
+    compiler: dict = field(default_factory=dict)  # graphs, graph breaks, compile split
     options: dict = field(default_factory=dict)
     data_source: Optional[str] = None
     versions: dict = field(default_factory=dict)
@@ -214,7 +219,7 @@ class CellResult:
         for name in ("reason", "stderr_tail", "device_name"):
             kwargs[name] = kwargs.get(name) or ""
         for name in ("gc_state", "threads_applied", "compile_cache", "info", "check", "warm_check",
-                     "options", "versions", "process"):
+                     "options", "versions", "process", "why", "compiler"):
             kwargs[name] = kwargs.get(name) or {}
         if kwargs.get("block_calls") is None:
             kwargs["block_calls"] = 1

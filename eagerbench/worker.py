@@ -85,6 +85,8 @@ class Run:
     host_reads: int = 0          # device values read by Python control flow, over ``steps``
     floor_ns: float = float("nan")
     warm_check: dict = field(default_factory=dict)   # ``check`` after the warm-up calls
+    final_check: dict = field(default_factory=dict)  # ``check`` after the timed calls
+    why: dict = field(default_factory=dict)          # memory, ops, dispatch cost (diagnose)
 
     def timed_ns(self) -> int:
         return sum(s.ns for s in self.timed) + sum(self.latency_ns)
@@ -99,6 +101,7 @@ class Entry:
     params: dict
     ctx: dict
     iters: list[int]
+    mode: str = ""
 
 
 # --- the phases of one unit ----------------------------------------------------------------------
@@ -254,9 +257,58 @@ def assemble(run: Run) -> dict:
         "compile_events_s": run.compiles["warmup_s"],
         "host_reads_per_call": run.host_reads / max(run.steps, 1),
         "info": run.task.info,
-        "check": run.task.check(run.st, run.mem),
+        "check": run.final_check,
         "warm_check": run.warm_check,
+        "why": run.why,
     }
+
+
+# One probe per mode and process: what a dispatch costs does not depend on the cell.
+_DISPATCH_NS: dict[str, float] = {}
+
+
+def _diagnosed(what: str, measure: Callable, fallback):
+    """A diagnostic's value, or (value, note) when it could not be taken: a diagnostic never
+    costs a measured cell its record."""
+    try:
+        return measure(), None
+    except Exception as exc:  # noqa: BLE001 - reported in the record, never raised
+        return fallback, f"{what}: {one_line(exc)}"
+
+
+def diagnose(runs: list[Run], entries: list[Entry]) -> None:
+    """After timing, outside the clock: each run's memory around one more call of its step,
+    the ops an eager mode's program dispatches per call, and what one dispatch costs in its
+    mode."""
+    from eagerbench import diagnose as diag
+
+    for run in runs:
+        run.final_check = run.task.check(run.st, run.mem)
+        notes = []
+
+        def memory(run=run):
+            found, (run.st, run.mem) = diag.step_memory(run.task.step, run.B.block, run.st,
+                                                        run.mem, run.B)
+            return found
+
+        def ops(run=run):
+            count, (run.st, run.mem) = run.B.count_ops(run.B.eager_step(run.task.step),
+                                                       run.st, run.mem)
+            run.B.block((run.st, run.mem))
+            return count
+
+        key = entries[run.entry].mode
+        # A compiled mode runs the same program as its eager twin, which counts its ops.
+        wanted = [("memory", memory, {})] + ([] if run.B.compiled else [("ops", ops, None)])
+        for name, measure, fallback in wanted:
+            run.why[name], note = _diagnosed(name, measure, fallback)
+            notes += [note] if note else []
+        if key not in _DISPATCH_NS:
+            _DISPATCH_NS[key], note = _diagnosed("dispatch probe",
+                                                 lambda: diag.dispatch_ns(run.B), float("nan"))
+            notes += [note] if note else []
+        run.why["dispatch_ns"] = _DISPATCH_NS[key]
+        run.why["notes"] = notes
 
 
 def _cache_delta(before: dict, after: dict) -> dict:
@@ -269,7 +321,10 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
     record per cell, with one entry per value under ``variants`` for a sweep."""
     from eagerbench.timer import GCWatch, wait_floor_ns
 
+    from eagerbench.diagnose import compiler_delta
+
     caches = [e.B.compile_cache() for e in entries]
+    compilers = [e.B.graph_diagnostics() for e in entries]
     runs = build_runs(entries)
     with GCWatch() as watch:
         warm_up(runs, settings.warmup, watch, channel)
@@ -278,13 +333,17 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
         gc_state = time_runs(runs, settings, watch, channel)
     for run in runs:
         run.floor_ns = wait_floor_ns(run.B.block, (run.st, run.mem))
+    compiled = [compiler_delta(before, e.B.graph_diagnostics())   # before the probes compile
+                for before, e in zip(compilers, entries)]
+    diagnose(runs, entries)
     records = []
     for index, entry in enumerate(entries):
         mine = [run for run in runs if run.entry == index]
         shared = {"status": "ok", "gc_state": gc_state, "threads_applied": entry.B.threads(),
                   "compile_cache": _cache_delta(caches[index], entry.B.compile_cache()),
                   "device_name": entry.B.device_name(), "donation": entry.B.donation(),
-                  "unit": len(entries)}
+                  "unit": len(entries),
+                  "compiler": compiled[index]}
         if entry.workload.sweeps(entry.params):
             records.append({**shared, "variants": [assemble(run) for run in mine]})
         else:
@@ -336,13 +395,19 @@ def warm_up_compiler(spec: dict) -> float:
     its compile cost is its own, whichever cell ran first. Returns the seconds it took."""
     import numpy as np
 
+    from eagerbench import diagnose as diag
+
     started = time.perf_counter()
     B, _ = _backend(spec)
     f = B.compile_function(lambda x: B.tanh(x) * 2.0 + 1.0, "compiler_warm_up")
+    x = B.asarray(np.linspace(0.0, 1.0, 7))
     for _ in range(3):
-        B.block(f(B.asarray(np.linspace(0.0, 1.0, 7))))
+        B.block(f(x))
+    seconds = time.perf_counter() - started
+    if B.compiled:   # the price of a launch, from the graph compiled anyway (see diagnose)
+        _DISPATCH_NS[spec["mode"]] = diag.dispatch_ns(B, lambda: f(x))
     B.reset()
-    return time.perf_counter() - started
+    return seconds
 
 
 def units(specs: list[dict]) -> list[list[int]]:
@@ -386,7 +451,7 @@ def measure_cells(specs: list[dict], channel) -> list[dict]:
             B, options = _backend(spec)
             ctx, source = _context(spec, workload)
             iters = spec["iters"] if isinstance(spec["iters"], list) else [spec["iters"]]
-            entries.append(Entry(B, workload, spec["params"], ctx, iters))
+            entries.append(Entry(B, workload, spec["params"], ctx, iters, spec["mode"]))
             extras.append({"options": options, "data_source": source,
                            "versions": _versions(B.framework)})
         settings = Settings(max(s["warmup"] for s in specs),

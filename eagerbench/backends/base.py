@@ -13,7 +13,7 @@ objects; functional ones (JAX) return new arrays.
 from __future__ import annotations
 
 import abc
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -32,6 +32,7 @@ class Backend(abc.ABC):
         self.dtype_name = dtype
         self.compiled = compiled
         self.host_reads = 0   # device values read by Python control flow (host syncs)
+        self._eager_steps: dict[int, Callable] = {}
 
     # --- set-up -----------------------------------------------------------------------------
     @abc.abstractmethod
@@ -225,6 +226,43 @@ class Backend(abc.ABC):
             return fn
         step = self.compile_step(lambda st, mem: (fn(st["x"]), mem), name)
         return lambda x: step({"x": x}, {})[0]
+
+    def keep_eager(self, fn: Callable, compiled: Callable) -> Callable:
+        """``compiled``, remembering the Python step it was built from (``eager_step``)."""
+        self._eager_steps[id(compiled)] = fn
+        return compiled
+
+    def eager_step(self, step: Callable) -> Callable:
+        """The Python step a compiled step was built from (an eager step is its own)."""
+        return self._eager_steps.get(id(step), step)
+
+    # --- why: what a step issues, and what it holds ---------------------------------------------
+    def count_ops(self, fn: Callable, *args: Any) -> tuple[Optional[int], Any]:
+        """The framework ops one eager call of ``fn`` dispatches, and what it returned; the
+        count is None where the framework offers no dispatch counter."""
+        return None, fn(*args)
+
+    def dispatch_probe(self) -> Callable[[], Any]:
+        """The cheapest thing this mode dispatches, as a call: one op on a one-element tensor
+        in an eager mode, one call of a trivial compiled function in a compiled mode."""
+        x = self.asarray(np.ones(1))
+        if self.compiled:
+            function = self.compile_function(lambda v: v + v, "probe")
+            return lambda: function(x)
+        return lambda: x + x
+
+    def graph_diagnostics(self) -> dict:
+        """Counters of the compiler so far in this process (cumulative; the worker takes their
+        change per cell): ``graphs`` compiled, ``graph_breaks`` by reason, and the compile
+        time split into phases where the framework times them."""
+        return {"graphs": self.trace_count()} if self.compiled else {}
+
+    def reset_peak_device_memory(self) -> None:
+        """Start a new high-water mark of device memory (GPU only)."""
+
+    def peak_device_memory(self) -> Optional[int]:
+        """Bytes of device memory at the high-water mark since the last reset (None on a CPU)."""
+        return None
 
     def trace_count(self) -> int:
         """How many times compiled steps have been traced (Python run to build a graph) so far."""

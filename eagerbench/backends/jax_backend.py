@@ -27,9 +27,13 @@ _COMPILE_PHASES = ("/jax/core/compile/jaxpr_trace_duration",
                    "/jax/core/compile/backend_compile_duration")
 
 
+_PHASE_SECONDS = {"tracing": 0.0, "lowering": 0.0, "backend": 0.0}
+
+
 def _on_duration(event: str, seconds: float, **kwargs) -> None:
     if event in _COMPILE_PHASES:
         _COMPILES["seconds"] += seconds
+        _PHASE_SECONDS[list(_PHASE_SECONDS)[_COMPILE_PHASES.index(event)]] += seconds
     if event == _COMPILE_PHASES[-1]:
         _COMPILES["count"] += 1
 
@@ -255,7 +259,7 @@ class JaxBackend(Backend):
             return fn
         step = JittedStep(fn, self._count_trace)
         self._jitted.append(step)
-        return step
+        return self.keep_eager(fn, step)
 
     def _count_trace(self) -> None:
         self._traces += 1
@@ -271,6 +275,32 @@ class JaxBackend(Backend):
         if not checked:
             return None
         return {key: sum(d[key] for d in checked) for key in ("donated", "reused", "copied_bytes")}
+
+    def count_ops(self, fn, *args):
+        """Top-level operations of the step's jaxpr: in op-by-op JAX each is one dispatch (a
+        primitive, or one call of a jitted library function such as ``jnp.linalg.solve``).
+        JAX's dispatch runs in C++ and has no counter, so this needs a step JAX can trace:
+        Python control flow on array values (a ``cond`` read on the host) gives None."""
+        try:
+            jaxpr = jax.make_jaxpr(fn)(*args)
+        except (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
+                jax.errors.TracerIntegerConversionError):
+            return None, fn(*args)
+        return len(jaxpr.jaxpr.eqns), fn(*args)
+
+    def graph_diagnostics(self) -> dict:
+        if not self.compiled:
+            return {}
+        return {"graphs": self.trace_count(), "compile_split_s": dict(_PHASE_SECONDS)}
+
+    def reset_peak_device_memory(self) -> None:
+        pass   # XLA keeps one high-water mark per device, for the process's life
+
+    def peak_device_memory(self) -> int | None:
+        if self.device != "cuda":
+            return None
+        stats = jax.devices()[0].memory_stats() or {}
+        return stats.get("peak_bytes_in_use")
 
     def reset(self) -> None:
         jax.clear_caches()

@@ -268,10 +268,38 @@ class TFBackend(Backend):
         def step(st, mem):
             return traced(st, mem), mem
 
-        return step
+        return self.keep_eager(fn, step)
 
     def trace_count(self) -> int:
         return sum(f.experimental_get_tracing_count() for f in self._compiled)
+
+    def count_ops(self, fn, *args):
+        """Every op TensorFlow executes eagerly during the call (its op callbacks, the hook
+        tf.debugging uses), variable reads and updates included."""
+        from tensorflow.python.framework import op_callbacks
+
+        count = [0]
+
+        def counted(op_type, inputs, attrs, outputs, op_name=None, graph=None):
+            if graph is None:   # executed eagerly, not built into a graph
+                count[0] += 1
+            return outputs
+
+        op_callbacks.add_op_callback(counted)
+        try:
+            out = fn(*args)
+        finally:
+            op_callbacks.remove_op_callback(counted)
+        return count[0], out
+
+    def reset_peak_device_memory(self) -> None:
+        if self.device == "cuda":
+            tf.config.experimental.reset_memory_stats("GPU:0")
+
+    def peak_device_memory(self) -> int | None:
+        if self.device != "cuda":
+            return None
+        return int(tf.config.experimental.get_memory_info("GPU:0")["peak"])
 
     def compile_events(self) -> dict:
         # Each trace is a new graph, optimised (and for tf-xla compiled) on its first call;

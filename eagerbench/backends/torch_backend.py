@@ -37,6 +37,16 @@ def _watch_compiles() -> None:
         _watch_compiles.done = True
 
 
+def _compile_split() -> dict:
+    """Dynamo's compile time so far, split: tracing Python bytecode into a graph, and the
+    backend (AOTAutograd and Inductor) compiling it."""
+    from torch._dynamo.utils import compilation_time_metrics as metrics
+
+    total = sum(metrics.get("_compile.compile_inner", []))
+    backend = sum(metrics.get("OutputGraph.call_user_compiler", []))
+    return {"tracing": total - backend, "backend": backend}
+
+
 class TorchBackend(Backend):
     framework = "torch"
 
@@ -255,9 +265,10 @@ class TorchBackend(Backend):
 
             captured = CapturedStep(fn)
             self._captured.append(captured)
-            return captured
-        return torch.compile(fn, mode=None if self.compile_mode == "default" else self.compile_mode,
-                             dynamic=False)
+            return self.keep_eager(fn, captured)
+        return self.keep_eager(fn, torch.compile(
+            fn, mode=None if self.compile_mode == "default" else self.compile_mode,
+            dynamic=False))
 
     def trace_count(self) -> int:
         if not self.compiled:
@@ -278,6 +289,43 @@ class TorchBackend(Backend):
             torch._dynamo.reset()
             _watch_compiles.done = False   # reset clears Dynamo's compile callbacks too
             _watch_compiles()
+
+    def count_ops(self, fn, *args):
+        """Every ATen op the call dispatches (views and in-place ops included), counted below
+        autograd by a dispatch mode: what eager PyTorch pays a dispatch for."""
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        class Counting(TorchDispatchMode):
+            ops = 0
+
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                Counting.ops += 1
+                return func(*args, **(kwargs or {}))
+
+        with Counting():
+            out = fn(*args)
+        return Counting.ops, out
+
+    def graph_diagnostics(self) -> dict:
+        if not self.compiled:
+            return {}
+        if self.cudagraph:
+            return {"graphs": self.trace_count()}
+        from torch._dynamo.utils import counters
+
+        return {"graphs": int(counters["stats"]["unique_graphs"]),
+                "graph_breaks": {str(reason): int(n)
+                                 for reason, n in counters["graph_break"].items()},
+                "compile_split_s": _compile_split()}
+
+    def reset_peak_device_memory(self) -> None:
+        if self.torch_device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.torch_device)
+
+    def peak_device_memory(self) -> int | None:
+        if self.torch_device.type != "cuda":
+            return None
+        return int(torch.cuda.max_memory_allocated(self.torch_device))
 
     def compile_cache(self) -> dict:
         if not self.compiled or self.cudagraph:

@@ -1,0 +1,257 @@
+"""Why a cell takes its time: the decomposition of a step into dispatch, kernels and the rest,
+its compiler's diagnostics and its memory, from stored results only.
+
+Each part is an estimate with a stated method:
+
+- **dispatch** = dispatches per call x the price of one dispatch in this mode. An eager mode
+  dispatches every framework op its program issues (counted per call: a dispatch mode in
+  PyTorch, op callbacks in TensorFlow, the jaxpr's top-level operations in JAX); a compiled mode
+  launches one graph per call, plus one per graph break. The price is the median time of the
+  mode's cheapest call (one op on a one-element tensor, or one call of a trivial compiled
+  function), measured in the same process.
+- **kernels** = the larger of memory traffic (the workload's bytes per call at the machine's
+  measured bandwidth: the cache's when the data fits in half the last-level cache, streaming
+  memory's otherwise) and compute (its FLOPs at the measured peak matmul rate): the
+  time the math needs if nothing else costs anything (a roofline).
+- **host syncs**: device values read by Python per call, counted.
+- **remainder** = the measured time minus dispatch and kernels: lost fusion, allocation, cache
+  misses, Python. Negative when the estimates explain more than the time (data in cache moves
+  faster than the streaming bandwidth).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eagerbench import stats, tables
+from eagerbench.results import Record
+
+PARTS = ("dispatch", "kernels", "remainder")
+MIB = 2**20
+
+
+def _mean(values) -> float:
+    values = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(values)) if values else np.nan
+
+
+def _dispatches(rec: Record) -> float:
+    """Dispatches per call: every op in an eager mode, one graph (and one per graph break) in
+    a compiled mode."""
+    why = rec.result.why or {}
+    if not rec.facts.compiled:
+        ops = why.get("ops")
+        return float(ops) if ops is not None else np.nan
+    breaks = sum((rec.result.compiler or {}).get("graph_breaks", {}).values())
+    return 1.0 + breaks
+
+
+def bandwidth_gbps(facts, limits: dict) -> float | None:
+    """The bandwidth the cell's data moves at: the cache's when its footprint fits in half the
+    last-level cache (measured on 256 KiB vectors), memory's (streaming) otherwise."""
+    llc = limits.get("llc_bytes") or 0
+    if facts.footprint and llc and facts.footprint <= llc / 2 and \
+            limits.get("cache_bandwidth_gbps"):
+        return limits["cache_bandwidth_gbps"]
+    return limits.get("bandwidth_gbps")
+
+
+def _kernels_ms(facts, dtype: str, limits: dict | None) -> tuple[float, float, float]:
+    if not limits:
+        return np.nan, np.nan, np.nan
+    bandwidth = bandwidth_gbps(facts, limits)
+    memory = facts.bytes / bandwidth / 1e6 if facts.bytes and bandwidth else np.nan
+    peak = (limits.get("peak_gflops") or {}).get(dtype)
+    compute = facts.flops / peak / 1e6 if facts.flops and peak else np.nan
+    both = [v for v in (memory, compute) if np.isfinite(v)]
+    return memory, compute, max(both) if both else np.nan
+
+
+def _memory(ok: list[Record]) -> dict:
+    mem = [r.result.why.get("memory") or {} for r in ok if r.result.why]
+    peak = _mean([m.get("rss_peak_bytes") for m in mem])
+    before = _mean([m.get("rss_before_bytes") for m in mem])
+    return {"rss_peak_mib": peak / MIB, "step_transient_mib": (peak - before) / MIB,
+            "device_peak_mib": _mean([m.get("device_peak_bytes") for m in mem]) / MIB}
+
+
+def _compiler(ok: list[Record]) -> dict:
+    first = next((r.result.compiler for r in ok if r.result.compiler), {})
+    breaks = first.get("graph_breaks") or {}
+    split = first.get("compile_split_s") or {}
+    return {"graphs": first.get("graphs", np.nan),
+            "graph_breaks": sum(breaks.values()) if "graph_breaks" in first else np.nan,
+            "graph_break_reasons": "; ".join(f"{reason} (x{n})" for reason, n in breaks.items()),
+            "compile_split": ", ".join(f"{phase} {s:.3g} s" for phase, s in split.items())}
+
+
+def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
+    """One cell's decomposition, diagnostics and memory (its processes averaged)."""
+    ok = [r for r in recs if r.result.ok]
+    facts, spec = ok[0].facts, ok[0].spec
+    ops = _mean([(r.result.why or {}).get("ops") for r in ok])
+    dispatch_us = _mean([(r.result.why or {}).get("dispatch_ns") for r in ok]) / 1e3
+    dispatches = _mean([_dispatches(r) for r in ok])
+    memory_ms, compute_ms, kernels_ms = _kernels_ms(facts, spec.dtype, limits)
+    dispatch_ms = dispatches * dispatch_us / 1e3
+    explained = np.nansum([dispatch_ms, kernels_ms]) if np.isfinite(dispatch_ms) else np.nan
+    remainder_ms = median_ms - explained
+    row = {"ops_per_call": ops, "dispatches_per_call": dispatches,
+           "us_per_dispatch": dispatch_us, "dispatch_ms": dispatch_ms,
+           "memory_ms": memory_ms, "compute_ms": compute_ms, "kernels_ms": kernels_ms,
+           "bound": "" if not np.isfinite(kernels_ms) else
+           ("memory" if kernels_ms == memory_ms else "compute"),
+           "host_syncs_per_call": _mean([r.result.host_reads_per_call for r in ok]),
+           "remainder_ms": remainder_ms,
+           "notes": "; ".join(sorted({n for r in ok for n in (r.result.why or {}).get("notes", [])}))}
+    for part in PARTS:
+        row[f"{part}_share"] = row[f"{part}_ms"] / median_ms if median_ms else np.nan
+    return {**row, **_compiler(ok), **_memory(ok)}
+
+
+def why_table(records: list[Record], cells: pd.DataFrame, limits: dict | None) -> pd.DataFrame:
+    """One row per measured cell: its time, the decomposition, the compiler's diagnostics and
+    memory."""
+    groups = tables.by_cell(records)
+    rows = []
+    for r in cells.itertuples():
+        if getattr(r, "status", "ok") != "ok":
+            continue
+        recs = groups.get((r.workload, r.params, r.mode))
+        if not recs:
+            continue
+        rows.append({"workload": r.workload, "params": r.params, "mode": r.mode,
+                     "eager_twin": r.eager_twin, "compiled": r.compiled,
+                     "median_ms": r.median_ms,
+                     "vs_eager_significant": bool(getattr(r, "vs_eager_significant", False)),
+                     **cell_row(recs, r.median_ms, limits)})
+    return pd.DataFrame(rows)
+
+
+def tax_table(why: pd.DataFrame) -> pd.DataFrame:
+    """For each compiled cell and its eager twin: the eager tax (ms per call) and the share of
+    it each part's difference explains."""
+    if why.empty:
+        return why
+    index = {(r.workload, r.params, r.mode): r for r in why.itertuples()}
+    rows = []
+    for r in why.itertuples():
+        twin = index.get((r.workload, r.params, r.eager_twin)) if r.compiled else None
+        if twin is None:
+            continue
+        tax = twin.median_ms - r.median_ms
+        row = {"workload": r.workload, "params": r.params, "eager": twin.mode,
+               "compiled": r.mode, "eager_ms": twin.median_ms, "compiled_ms": r.median_ms,
+               "tax_ms": tax}
+        # Shares of a tax: none when compiling made the cell slower, or the difference is
+        # within its interval (a share of noise says nothing).
+        paid = tax > 0 and r.vs_eager_significant
+        for part in PARTS:
+            diff = getattr(twin, f"{part}_ms") - getattr(r, f"{part}_ms")
+            row[f"{part}_explains"] = diff / tax if paid else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _percent(value: float) -> str:
+    return f"{value:.0%}" if np.isfinite(value) else ""
+
+
+def sentences(why: pd.DataFrame) -> list[str]:
+    """The leading sentence of each eager cell at the ends of its workload's grid:
+    "tf-eager at elementwise size=10 ops=100: 97% dispatch, 14 us per op"."""
+    out = []
+    eager = why[~why["compiled"].astype(bool)] if len(why) else why
+    for (workload, mode), group in eager.groupby(["workload", "mode"], sort=False):
+        ends = group.iloc[[0, -1]] if len(group) > 1 else group
+        for r in ends.itertuples():
+            parts = [f"{_percent(r.dispatch_share)} dispatch"]
+            if np.isfinite(r.kernels_ms):
+                parts.append(f"{_percent(r.kernels_share)} {r.bound}")
+            parts.append(f"{_percent(r.remainder_share)} unexplained")
+            per_op = (f", {stats.significant_figures(r.us_per_dispatch)} us per op over "
+                      f"{r.ops_per_call:.0f} ops" if np.isfinite(r.ops_per_call) else
+                      ", ops not counted (JAX cannot trace Python control flow on values)")
+            syncs = (f", {r.host_syncs_per_call:.3g} host syncs per call"
+                     if np.isfinite(r.host_syncs_per_call) and r.host_syncs_per_call else "")
+            out.append(f"{mode} at {workload} {r.params}: " + ", ".join(parts) + per_op
+                       + syncs)
+    return out
+
+
+def figure(why: pd.DataFrame, workload: str, path: Path) -> Path:
+    """Stacked bars per cell and mode: the share of its time each part explains."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    group = why[why["workload"] == workload]
+    labels = [f"{r.params} [{r.mode}]" for r in group.itertuples()]
+    y = np.arange(len(group))
+    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.2 * len(group) + 1.2)))
+    left = np.zeros(len(group))
+    colours = {"dispatch": "tab:orange", "kernels": "tab:blue", "remainder": "0.7"}
+    for part in PARTS:
+        share = np.clip(group[f"{part}_share"].to_numpy(float), 0, None)
+        share = np.nan_to_num(share)
+        ax.barh(y, share * 100, left=left, color=colours[part], label=part, height=0.8)
+        left += share * 100
+    ax.axvline(100, color="k", lw=0.8)
+    ax.set_yticks(y)
+    ax.set_yticklabels(labels, fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlabel("% of the time per call (past 100%: the estimates explain more than all)")
+    ax.set_title(f"{workload}: where the time goes", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
+    """The report's "Why" section: leading sentences, the eager tax explained per pair, and a
+    figure per workload; ``why.csv`` holds every column."""
+    if why.empty:
+        return []
+    why.to_csv(out_dir / "why.csv", index=False)
+    taxes = tax_table(why)
+    parts = ["## Why: where each eager tax comes from", "",
+             "Each cell's time per call split into estimates (method in `eagerbench/explain.py`):"
+             " **dispatch** = dispatches per call (every framework op in an eager mode, counted; "
+             "one graph per call, plus one per graph break, in a compiled mode) x the measured "
+             "price of one dispatch in that mode; **kernels** = the larger of the workload's "
+             "bytes at the measured bandwidth and its FLOPs at the measured peak; the "
+             "**remainder** is what neither explains (lost fusion, allocation, caches, Python; "
+             "negative when data in cache beats the streaming bandwidth). Every column, with the "
+             "compiler's graphs, graph breaks (with reasons) and compile split, and each cell's "
+             "peak memory, is in `why.csv`.", ""]
+    parts += [f"- {s}" for s in sentences(why)] + [""]
+    if not taxes.empty:
+        shown = taxes.assign(**{
+            "tax": taxes["tax_ms"].map(lambda v: f"{stats.significant_figures(v)} ms"),
+            **{f"{p} explains": taxes[f"{p}_explains"].map(_percent) for p in PARTS}})
+        parts += ["### The eager tax, explained", "",
+                  "Per compiled cell against its eager twin: the tax (eager minus compiled, ms "
+                  "per call) and the share of it that each part's difference explains (blank "
+                  "where there is no tax to explain: the compiled cell is slower, or the "
+                  "difference lies within its 95% interval).", "",
+                  shown[["workload", "params", "eager", "compiled", "tax"] +
+                        [f"{p} explains" for p in PARTS]].to_markdown(index=False), ""]
+    memory = why[["workload", "params", "mode", "median_ms", "rss_peak_mib",
+                  "step_transient_mib", "device_peak_mib"]].copy()
+    if memory["rss_peak_mib"].notna().any():
+        parts += ["### Time and memory", "",
+                  "Peak resident memory of the worker process during one more call of the step "
+                  "(its high-water mark, reset before the call), what that call allocated on top "
+                  "of what was held, and the device's peak on a GPU: compiled modes often trade "
+                  "one for the other.", "",
+                  memory.to_markdown(index=False, floatfmt=".4g"), ""]
+    for workload in dict.fromkeys(why["workload"]):
+        path = figure(why, workload, out_dir / f"why_{workload}.png")
+        parts += [f"![why {workload}]({path.name})", ""]
+    return parts
