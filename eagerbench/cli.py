@@ -324,8 +324,9 @@ def _resume(ctx, folder: Path, rerun_failed: bool, timeout: float, quiet: bool,
                                f"(schema {previous.header.schema}); nothing to resume")
         workload_registry.register(previous.header.env.get("user_workloads") or [])
         cells = [results.CellSpec.from_json(spec) for spec in planned]
-        runner = _executor(ctx, executor_choice, previous.header.env.get("executor") or {},
-                           limits=bool(previous.header.env.get("limits")))
+        where = previous.header.env.get("executor") or {}
+        runner = _executor(ctx, executor_choice, where,
+                           limits=where.get("limits", bool(previous.header.env.get("limits"))))
     except (ResultsError, WorkloadError, ValueError, TypeError, UserError) as exc:
         lock.release()
         if parent_lock:

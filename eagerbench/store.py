@@ -21,8 +21,10 @@ LOCK = ".eagerbench.lock"
 PREVIOUS = "previous"
 STAGING_SUFFIX = ".partial"
 # What a run folder's run consists of (moved together when a newer run takes its place).
-RUN_FILES = (RAW, RAW + ".torn", "env.json", "cells.csv", "iterations.csv", "README.md",
-             "verify.json")
+# What a run writes into its folder (and what moves with it): files, the per-host reports of a
+# run over several host types, and a cluster's job files.
+RUN_FILES = (RAW, RAW + ".torn", "env.json", "cells.csv", "iterations.csv", "why.csv",
+             "README.md", "verify.json", "hosts", "slurm")
 
 
 def _stamp() -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import eagerbench
 from eagerbench import diagnose, explain, tables
 from tests.conftest import build, record
 from tests.fake_backend import FakeBackend
@@ -79,43 +78,43 @@ RECOMPILING = native.workload("recompiling", "torch", setup, recompiling, iters=
 '''
 
 
-@pytest.fixture
-def planted(tmp_path, monkeypatch):
-    import workloads
-
-    monkeypatch.delenv(workloads.ENV, raising=False)
-    path = tmp_path / "planted.py"
-    path.write_text(PLANTED)
-    return path
-
-
-def _why(measured) -> dict:
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    """Both planted workloads measured in one run (one torch.compile set-up), in torch and
+    torch-compile: the run's records and its cells table."""
     from eagerbench import results
+    from tests.conftest import eagerbench_cli
 
-    run = results.load(measured.folder)
-    table = explain.why_table(run.latest(), measured.cells, None)
-    return {r.mode: r for r in table.itertuples()}
+    folder = tmp_path_factory.mktemp("planted")
+    path = folder / "planted.py"
+    path.write_text(PLANTED)
+    proc = eagerbench_cli("run", "-w", f"{path}:BREAKING,{path}:RECOMPILING", "--modes",
+                          "torch,torch-compile", "--repeat", "1", "--min-time", "0",
+                          "--threads", "1", "--no-limits", "-q", "--out", folder / "run")
+    assert proc.returncode == 0, proc.stderr
+    run = results.load(folder / "run")
+    cells = tables.cells_table(run.latest())
+    why = explain.why_table(run.latest(), cells, None)
+    return {(r.workload, r.mode): r for r in why.itertuples()}, cells
 
 
-def test_a_planted_graph_break_is_reported_with_its_reason(planted, tmp_path):
-    measured = eagerbench.measure(f"{planted}:BREAKING", modes=["torch", "torch-compile"],
-                                  repeat=1, min_time_s=0, threads=1, out=tmp_path / "run")
-    why = _why(measured)
-    compiled = why["torch-compile"]
+def test_a_planted_graph_break_is_reported_with_its_reason(planted):
+    why, _ = planted
+    compiled = why[("breaking", "torch-compile")]
     assert compiled.graph_breaks >= 1
     assert "graph_break" in compiled.graph_break_reasons
     assert compiled.dispatches_per_call >= 2   # a graph on each side of the break
     assert compiled.graphs >= 2
-    assert why["torch"].ops_per_call == 2   # mul and add: the break is nothing in eager
+    assert why[("breaking", "torch")].ops_per_call == 2   # mul and add: no break in eager
 
 
-def test_a_planted_recompile_is_counted(planted, tmp_path):
-    measured = eagerbench.measure(f"{planted}:RECOMPILING", modes=["torch-compile"], repeat=1,
-                                  min_time_s=0, threads=1, out=tmp_path / "run")
-    compiled = _why(measured)["torch-compile"]
-    assert compiled.graphs >= 3   # one per warm-up call at least: each saw a new value
-    assert measured.cells.iloc[0]["compiles_during_timing"] > 0
-    assert "RECOMPILED" in measured.summary().iloc[0]["note"]
+def test_a_planted_recompile_is_counted(planted):
+    why, cells = planted
+    assert why[("recompiling", "torch-compile")].graphs >= 3   # each warm-up saw a new value
+    row = cells.set_index(["workload", "mode"]).loc[("recompiling", "torch-compile")]
+    assert row["compiles_during_timing"] > 0
+    assert "RECOMPILED" in tables.summary_table(cells).set_index(
+        ["workload", "mode"]).loc[("recompiling", "torch-compile"), "note"]
 
 
 LIMITS = {"bandwidth_gbps": 10.0, "cache_bandwidth_gbps": 100.0, "llc_bytes": 32 << 20,

@@ -176,3 +176,28 @@ def test_a_spec_identity_ignores_where_arrays_go():
 def test_an_unknown_field_in_a_result_is_kept_not_dropped():
     res = CellResult.from_json({**_result(), "seconds": 3.5})
     assert res.extra == {"seconds": 3.5} and res.to_json()["seconds"] == 3.5
+
+
+def test_promoting_a_finished_run_moves_everything_it_wrote(tmp_path):
+    """The tables, the why table, the per-host reports and a cluster's job files all move with
+    the run: the staging folder is gone, and the run that was there is whole in previous/."""
+    from eagerbench import store
+
+    def fill(folder: Path, tag: str) -> None:
+        for name in (RAW, "env.json", "cells.csv", "why.csv", "README.md", "heatmap.png"):
+            (folder / name).write_text(tag)
+        for sub in ("hosts/1/README.md", "slurm/jobs/7_0/7_0_log.out"):
+            (folder / sub).parent.mkdir(parents=True, exist_ok=True)
+            (folder / sub).write_text(tag)
+
+    target = tmp_path / "D"
+    target.mkdir()
+    fill(target, "old")
+    staging = target / "run-1.partial"
+    staging.mkdir()
+    fill(staging, "new")
+    kept = store.promote(staging, target)
+    assert not staging.exists()
+    for name in (RAW, "why.csv", "heatmap.png", "hosts/1/README.md", "slurm/jobs/7_0/7_0_log.out"):
+        assert (target / name).read_text() == "new"
+        assert (kept / name).read_text() == "old"

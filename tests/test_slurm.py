@@ -25,7 +25,7 @@ GRID = ["-w", "matmul", "--size", "32,64", "--modes", "torch,jax", "--repeat", "
         "3", "--warmup", "1", "--min-time", "0", "--threads", "1", "-q"]
 # A torch cell that takes some seconds, then a jax one: time to cancel or fail the first job.
 SLOW = ["-w", "matmul", "--size", "384", "--modes", "torch,jax", "--repeat", "1", "--iters",
-        "1500", "--warmup", "1", "--min-time", "0", "--threads", "1", "--no-limits",
+        "600", "--warmup", "1", "--min-time", "0", "--threads", "1", "--no-limits",
         "--max-jobs", "1", "-q"]
 
 
@@ -125,6 +125,27 @@ def test_a_grid_through_slurm_matches_the_local_run(tmp_path, slurm_env):
             np.testing.assert_allclose(value, twin[key], rtol=1e-6)
     report = (tmp_path / "slurm" / "README.md").read_text()
     assert "measured through Slurm: 2 jobs" in report
+
+
+@needs_slurm
+def test_a_prepared_start_state_is_computed_by_a_slurm_job(tmp_path, slurm_env):
+    """l-BFGS cells start from a state prepared once: on a cluster a job prepares it, into the
+    shared cache, and the measuring jobs load it."""
+    cache = tmp_path / "cache"
+    out = tmp_path / "run"
+    proc = _slurm("-w", "lbfgs", "--history", "2", "--batch", "100", "--modes", "torch",
+                  "--repeat", "1", "--iters", "2", "--warmup", "1", "--min-time", "0",
+                  "--threads", "1", "--no-limits", "-q", "--out", out,
+                  env={**slurm_env, "EAGERBENCH_CACHE": str(cache)})
+    assert proc.returncode == 0, proc.stderr
+    assert "preparing the lbfgs start state" in proc.stderr
+    (rec,) = results.load(out).latest()
+    assert rec.result.ok and rec.result.process["slurm"]["job_id"]
+    assert rec.spec.prepared["cached"] is False
+    assert Path(rec.spec.prepared["path"]).is_file()
+    assert str(cache) in rec.spec.prepared["path"]
+    jobs = [p for p in (out / "slurm" / "jobs").iterdir() if p.name[0].isdigit()]
+    assert len(jobs) >= 2   # the preparing job, then the measuring one
 
 
 @needs_slurm
