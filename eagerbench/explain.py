@@ -168,10 +168,12 @@ def sentences(why: pd.DataFrame) -> list[str]:
     for (workload, mode), group in eager.groupby(["workload", "mode"], sort=False):
         ends = group.iloc[[0, -1]] if len(group) > 1 else group
         for r in ends.itertuples():
-            parts = [f"{_percent(r.dispatch_share)} dispatch"]
+            counted = np.isfinite(r.dispatch_share)
+            parts = [f"{_percent(r.dispatch_share)} dispatch"] if counted else []
             if np.isfinite(r.kernels_ms):
                 parts.append(f"{_percent(r.kernels_share)} {r.bound}")
-            parts.append(f"{_percent(r.remainder_share)} unexplained")
+            if counted:
+                parts.append(f"{_percent(r.remainder_share)} unexplained")
             per_op = (f", {stats.significant_figures(r.us_per_dispatch)} us per op over "
                       f"{r.ops_per_call:.0f} ops" if np.isfinite(r.ops_per_call) else
                       ", ops not counted (JAX cannot trace Python control flow on values)")
