@@ -6,7 +6,7 @@ Each part is an estimate with a stated method:
 - **dispatch** = dispatches per call x the price of one dispatch in this mode. An eager mode
   dispatches every framework op its program issues (counted per call: a dispatch mode in
   PyTorch, op callbacks in TensorFlow, the jaxpr's top-level operations in JAX); a compiled mode
-  launches one graph per call, plus one per graph break. The price is the median time of the
+  launches one graph per call for each graph compiled for its step (a graph break makes more). The price is the median time of the
   mode's cheapest call (one op on a one-element tensor, or one call of a trivial compiled
   function), measured in the same process.
 - **kernels** = the larger of memory traffic (the workload's bytes per call at the machine's
@@ -39,14 +39,14 @@ def _mean(values) -> float:
 
 
 def _dispatches(rec: Record) -> float:
-    """Dispatches per call: every op in an eager mode, one graph (and one per graph break) in
-    a compiled mode."""
+    """Dispatches per call: every op in an eager mode; in a compiled mode one launch per graph
+    compiled for the step (a graph break splits it into more; recompiles in the warm-up
+    overcount), one when the compiler does not say."""
     why = rec.result.why or {}
     if not rec.facts.compiled:
         ops = why.get("ops")
         return float(ops) if ops is not None else np.nan
-    breaks = sum((rec.result.compiler or {}).get("graph_breaks", {}).values())
-    return 1.0 + breaks
+    return float(max(1, (rec.result.compiler or {}).get("graphs") or 1))
 
 
 def bandwidth_gbps(facts, limits: dict) -> float | None:
@@ -84,7 +84,9 @@ def _compiler(ok: list[Record]) -> dict:
     split = first.get("compile_split_s") or {}
     return {"graphs": first.get("graphs", np.nan),
             "graph_breaks": sum(breaks.values()) if "graph_breaks" in first else np.nan,
-            "graph_break_reasons": "; ".join(f"{reason} (x{n})" for reason, n in breaks.items()),
+            # Dynamo's reasons run to paragraphs (explanation, hints, a link): the first line
+            "graph_break_reasons": "; ".join(f"{reason.strip().splitlines()[0]} (x{n})"
+                                             for reason, n in breaks.items()),
             "compile_split": ", ".join(f"{phase} {s:.3g} s" for phase, s in split.items())}
 
 
@@ -225,7 +227,7 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
     parts = ["## Why: where each eager tax comes from", "",
              "Each cell's time per call split into estimates (method in `eagerbench/explain.py`):"
              " **dispatch** = dispatches per call (every framework op in an eager mode, counted; "
-             "one graph per call, plus one per graph break, in a compiled mode) x the measured "
+             "in a compiled mode one launch per graph compiled for the step) x the measured "
              "price of one dispatch in that mode; **kernels** = the larger of the workload's "
              "bytes at the measured bandwidth and its FLOPs at the measured peak; the "
              "**remainder** is what neither explains (lost fusion, allocation, caches, Python; "
@@ -244,6 +246,14 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
                   "difference lies within its 95% interval).", "",
                   shown[["workload", "params", "eager", "compiled", "tax"] +
                         [f"{p} explains" for p in PARTS]].to_markdown(index=False), ""]
+    broken = why[why["graph_breaks"].fillna(0) > 0]
+    if len(broken):
+        parts += ["### Graph breaks", "",
+                  "Compiled cells whose compiler split the step (Dynamo's reasons, first line; "
+                  "counts over every compile of the cell): each break is one more graph launched "
+                  "per call, with eager code between.", "",
+                  broken[["workload", "params", "mode", "graphs", "graph_breaks",
+                          "graph_break_reasons"]].to_markdown(index=False), ""]
     memory = why[["workload", "params", "mode", "median_ms", "rss_peak_mib",
                   "step_transient_mib", "device_peak_mib"]].copy()
     if memory["rss_peak_mib"].notna().any():

@@ -9,8 +9,8 @@ JSON lines on the stdout it was started with (``start`` per unit, ``progress``, 
 cell); anything the frameworks print goes to stderr.
 
 A unit goes through the phases of ``measure_unit``: build, warm up (every compile happens here,
-and is counted and timed), calibrate the block size, time round-robin, then assemble a record
-per cell.
+and is counted and timed), calibrate the block size, time round-robin, diagnose (memory, op
+counts and the price of a dispatch, outside the clock), then assemble a record per cell.
 """
 
 from __future__ import annotations
@@ -319,9 +319,8 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
     """Measure cells together, their runs round-robin: the modes of one framework on one
     parameter set (eager next to compiled), each possibly an interleaved sweep. Returns one
     record per cell, with one entry per value under ``variants`` for a sweep."""
-    from eagerbench.timer import GCWatch, wait_floor_ns
-
     from eagerbench.diagnose import compiler_delta
+    from eagerbench.timer import GCWatch, wait_floor_ns
 
     caches = [e.B.compile_cache() for e in entries]
     compilers = [e.B.graph_diagnostics() for e in entries]
