@@ -5,8 +5,11 @@ and what the compiler did. ``explain`` turns these into the time decomposition o
 
 from __future__ import annotations
 
+import mmap
 import re
+import resource
 import time
+from contextlib import contextmanager
 from typing import Any, Callable, Optional
 
 PROBE_CALLS = 200     # calls of the dispatch probe per sample
@@ -32,26 +35,104 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def step_memory(step: Callable, block: Callable, st: Any, mem: Any, backend) -> tuple[dict, Any]:
-    """Host and device memory around one call of the step: resident before, and the
-    high-water mark during it (the step's transient allocations on top of what is held)."""
+def minor_faults() -> int:
+    """Page faults this process has taken that mapped memory without reading a disk: each is
+    a fresh page the kernel zeroed, most often because an allocator returned memory to the
+    system and asked for it again."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def huge_page_faults() -> Optional[int]:
+    """Faults that mapped a 2 MiB transparent huge page, machine-wide (Linux counts these
+    only for the whole system; on a benchmark machine they are the worker's)."""
+    try:
+        with open("/proc/vmstat") as vmstat:
+            match = re.search(r"^thp_fault_alloc (\d+)$", vmstat.read(), re.M)
+    except OSError:
+        return None
+    return int(match.group(1)) if match else None
+
+
+@contextmanager
+def watch_memory(backend, calls: int = 1):
+    """Host and device memory around ``calls`` calls of a step made inside: resident before,
+    the high-water mark during them (the step's transient allocations on top of what is
+    held), and the page faults per call (fresh pages, small and huge). Reading them costs
+    nothing while the calls run, so a timed sample can be watched."""
+    found: dict = {}
     rss_before = _status_kib("VmRSS")
     fresh = reset_peak_rss()
     backend.reset_peak_device_memory()
-    st, mem = step(st, mem)
-    block((st, mem))
+    faults, huge = minor_faults(), huge_page_faults()
+    yield found
+    faults, huge_after = minor_faults() - faults, huge_page_faults()
     peak = _status_kib("VmHWM") if fresh else None
-    out = {"rss_before_bytes": rss_before * 1024 if rss_before is not None else None,
-           "rss_peak_bytes": peak * 1024 if peak is not None else None,
-           "device_peak_bytes": backend.peak_device_memory()}
-    return out, (st, mem)
+    found.update({
+        "rss_before_bytes": rss_before * 1024 if rss_before is not None else None,
+        "rss_peak_bytes": peak * 1024 if peak is not None else None,
+        "device_peak_bytes": backend.peak_device_memory(),
+        "page_faults": faults / calls,
+        "huge_page_faults": (huge_after - huge) / calls
+        if huge is not None and huge_after is not None else None})
 
 
-def dispatch_ns(backend, probe: Optional[Callable[[], Any]] = None) -> float:
-    """Median nanoseconds of one call of ``probe`` (by default the backend's dispatch probe),
-    waited on in blocks: the price of one op in an eager mode, of one graph launch in a
-    compiled mode."""
-    probe = probe or backend.dispatch_probe()
+def step_memory(step: Callable, block: Callable, st: Any, mem: Any, backend) -> tuple[dict, Any]:
+    """``watch_memory`` around one call of the step."""
+    with watch_memory(backend) as found:
+        st, mem = step(st, mem)
+        block((st, mem))
+    return found, (st, mem)
+
+
+FAULT_PROBE_BYTES = 64 << 20
+
+
+def _touch_fresh_pages(huge: bool) -> tuple[int, int, Optional[int]]:
+    """Touch every page of a fresh anonymous mapping once: nanoseconds, faults taken, and
+    how many of them mapped a huge page."""
+    import numpy as np
+
+    # Private, as an allocator maps it (a shared anonymous mapping is shmem, never huge).
+    area = mmap.mmap(-1, FAULT_PROBE_BYTES, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        if huge:
+            area.madvise(mmap.MADV_HUGEPAGE)
+        view = np.frombuffer(area, dtype=np.uint8)
+        faults, huge_faults = minor_faults(), huge_page_faults()
+        started = time.perf_counter_ns()
+        view[::4096] = 1
+        elapsed = time.perf_counter_ns() - started
+        faults, huge_after = minor_faults() - faults, huge_page_faults()
+        del view
+    finally:
+        area.close()
+    return elapsed, faults, (huge_after - huge_faults if huge_faults is not None and
+                             huge_after is not None else None)
+
+
+def fault_ns() -> dict:
+    """What one fresh page costs this process, in ns: ``small``, touching each page of a
+    fresh anonymous 64 MiB mapping once (the fault, and the kernel zeroing the page), per
+    fault, the median of three; ``huge``, a 2 MiB transparent huge page priced the same way
+    (asked for with ``madvise``; the small pages at the mapping's unaligned ends are taken out
+    at the small price), None where none could be had."""
+    small = sorted(ns / max(n, 1) for ns, n, _ in
+                   (_touch_fresh_pages(False) for _ in range(3)))[1]
+    huge = []
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        for ns, n, hugepages in (_touch_fresh_pages(True) for _ in range(3)):
+            if hugepages:
+                huge.append((ns - (n - hugepages) * small) / hugepages)
+    return {"small": small, "huge": sorted(huge)[len(huge) // 2] if huge else None}
+
+
+def dispatch_ns(backend, probe: Callable[[], Any] | str = "new") -> Optional[float]:
+    """Median nanoseconds of one call of ``probe`` (or of the backend's dispatch probe of that
+    kind), waited on in blocks: the price of one op in an eager mode, of one graph launch in a
+    compiled mode. None where the backend has no probe of that kind."""
+    probe = backend.dispatch_probe(probe) if isinstance(probe, str) else probe
+    if probe is None:
+        return None
     for _ in range(3):   # compile, and warm
         backend.block(probe())
     samples = []

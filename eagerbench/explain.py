@@ -5,18 +5,22 @@ Each part is an estimate with a stated method:
 
 - **dispatch** = dispatches per call x the price of one dispatch in this mode. An eager mode
   dispatches every framework op its program issues (counted per call: a dispatch mode in
-  PyTorch, op callbacks in TensorFlow, the jaxpr's top-level operations in JAX); a compiled mode
-  launches one graph per call for each graph compiled for its step (a graph break makes more). The price is the median time of the
-  mode's cheapest call (one op on a one-element tensor, or one call of a trivial compiled
-  function), measured in the same process.
+  PyTorch, op callbacks in TensorFlow, the jaxpr's top-level operations in JAX); a compiled
+  mode launches one graph per call for each graph compiled for its step (a graph break makes
+  more). The price is the median time of the mode's cheapest call, measured in the same
+  process: one op on a one-element tensor, making a new tensor or (for the ops that do)
+  updating one in place; or one call of a trivial compiled function.
 - **kernels** = the larger of memory traffic (the workload's bytes per call at the machine's
   measured bandwidth: the cache's when the data fits in half the last-level cache, streaming
-  memory's otherwise) and compute (its FLOPs at the measured peak matmul rate): the
-  time the math needs if nothing else costs anything (a roofline).
+  memory's otherwise) and compute (its FLOPs at the matmul rate the framework's own library
+  reaches on products of its FLOPs per op, the price of calling a product left out, or at
+  that library's peak): the time the math needs if nothing else costs anything (a roofline).
+- **allocation** = the page faults one call takes x the measured price of a fresh page (small
+  and huge pages apart): an allocator that returns memory to the system and asks for it
+  again pays the kernel to zero every page each time.
 - **host syncs**: device values read by Python per call, counted.
-- **remainder** = the measured time minus dispatch and kernels: lost fusion, allocation, cache
-  misses, Python. Negative when the estimates explain more than the time (data in cache moves
-  faster than the streaming bandwidth).
+- **remainder** = the measured time minus dispatch, kernels and allocation: lost fusion, cache
+  misses, Python. Negative when the estimates explain more than the time.
 """
 
 from __future__ import annotations
@@ -27,9 +31,10 @@ import numpy as np
 import pandas as pd
 
 from eagerbench import stats, tables
+from eagerbench.limits import matmul_rate
 from eagerbench.results import Record
 
-PARTS = ("dispatch", "kernels", "remainder")
+PARTS = ("dispatch", "kernels", "allocation", "remainder")
 MIB = 2**20
 
 
@@ -49,6 +54,40 @@ def _dispatches(rec: Record) -> float:
     return float(max(1, (rec.result.compiler or {}).get("graphs") or 1))
 
 
+def _why_mean(recs: list[Record], key: str) -> float:
+    return _mean([(r.result.why or {}).get(key) for r in recs])
+
+
+def _dispatch_ms(recs: list[Record]) -> tuple[float, float]:
+    """A cell's dispatches per call, and their time at the measured prices (the processes'
+    means: the first repeat counts the ops, every process prices them). An eager op that
+    updates a tensor in place is priced by the in-place probe (it makes no new tensor, and
+    costs less), every other dispatch by the mode's plain probe."""
+    dispatches = _mean([_dispatches(r) for r in recs])
+    price = _why_mean(recs, "dispatch_ns")
+    if not np.isfinite(price) or not np.isfinite(dispatches):
+        return dispatches, np.nan
+    in_place = 0.0 if recs[0].facts.compiled else \
+        min(np.nan_to_num(_why_mean(recs, "ops_in_place")), dispatches)
+    in_place_price = _why_mean(recs, "dispatch_ns_in_place")
+    in_place_price = in_place_price if np.isfinite(in_place_price) else price
+    return dispatches, ((dispatches - in_place) * price + in_place * in_place_price) / 1e6
+
+
+def _allocation_ms(rec: Record) -> float:
+    """Fresh pages per call at their measured prices: the page faults one call took (an
+    allocator that hands memory back to the system and asks for it again pays the kernel to
+    zero every page, each time), small and huge pages priced apart."""
+    why = rec.result.why or {}
+    memory, prices = why.get("memory") or {}, why.get("fault_ns") or {}
+    faults, small = memory.get("page_faults"), prices.get("small")
+    if faults is None or small is None:
+        return np.nan
+    huge = min(memory.get("huge_page_faults") or 0, faults)
+    huge_price = prices.get("huge") or small * 512   # a 2 MiB page is 512 small ones
+    return ((faults - huge) * small + huge * huge_price) / 1e6
+
+
 def bandwidth_gbps(facts, limits: dict) -> float | None:
     """The bandwidth the cell's data moves at: the cache's when its footprint fits in half the
     last-level cache (measured on 256 KiB vectors), memory's (streaming) otherwise."""
@@ -64,7 +103,11 @@ def _kernels_ms(facts, dtype: str, limits: dict | None) -> tuple[float, float, f
         return np.nan, np.nan, np.nan
     bandwidth = bandwidth_gbps(facts, limits)
     memory = facts.bytes / bandwidth / 1e6 if facts.bytes and bandwidth else np.nan
-    peak = (limits.get("peak_gflops") or {}).get(dtype)
+    # A workload that declares its ops gets the rate of a product of its FLOPs per op: a small
+    # matmul cannot run at the peak of a large one. The rate is the framework's own library's
+    # (probed in each), the kernels it runs.
+    peak = matmul_rate(limits, dtype, facts.flops / facts.ops if facts.flops and facts.ops
+                       else None, facts.framework)
     compute = facts.flops / peak / 1e6 if facts.flops and peak else np.nan
     both = [v for v in (memory, compute) if np.isfinite(v)]
     return memory, compute, max(both) if both else np.nan
@@ -94,18 +137,24 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
     """One cell's decomposition, diagnostics and memory (its processes averaged)."""
     ok = [r for r in recs if r.result.ok]
     facts, spec = ok[0].facts, ok[0].spec
-    ops = _mean([(r.result.why or {}).get("ops") for r in ok])
-    dispatch_us = _mean([(r.result.why or {}).get("dispatch_ns") for r in ok]) / 1e3
-    dispatches = _mean([_dispatches(r) for r in ok])
+    ops = _why_mean(ok, "ops")
+    dispatches, dispatch_ms = _dispatch_ms(ok)
+    dispatch_us = dispatch_ms / dispatches * 1e3 if dispatches else np.nan
     memory_ms, compute_ms, kernels_ms = _kernels_ms(facts, spec.dtype, limits)
-    dispatch_ms = dispatches * dispatch_us / 1e3
-    explained = np.nansum([dispatch_ms, kernels_ms]) if np.isfinite(dispatch_ms) else np.nan
+    allocation_ms = _mean([_allocation_ms(r) for r in ok])
+    explained = np.nansum([dispatch_ms, kernels_ms, allocation_ms]) \
+        if np.isfinite(dispatch_ms) else np.nan
     remainder_ms = median_ms - explained
-    row = {"ops_per_call": ops, "dispatches_per_call": dispatches,
+    row = {"ops_per_call": ops,
+           "in_place_ops_per_call": _why_mean(ok, "ops_in_place"),
+           "dispatches_per_call": dispatches,
            "us_per_dispatch": dispatch_us, "dispatch_ms": dispatch_ms,
            "memory_ms": memory_ms, "compute_ms": compute_ms, "kernels_ms": kernels_ms,
            "bound": "" if not np.isfinite(kernels_ms) else
            ("memory" if kernels_ms == memory_ms else "compute"),
+           "page_faults_per_call": _mean([((r.result.why or {}).get("memory") or {})
+                                          .get("page_faults") for r in ok]),
+           "allocation_ms": allocation_ms,
            "host_syncs_per_call": _mean([r.result.host_reads_per_call for r in ok]),
            "remainder_ms": remainder_ms,
            "notes": "; ".join(sorted({n for r in ok for n in (r.result.why or {}).get("notes", [])}))}
@@ -174,6 +223,8 @@ def sentences(why: pd.DataFrame) -> list[str]:
             parts = [f"{_percent(r.dispatch_share)} dispatch"] if counted else []
             if np.isfinite(r.kernels_ms):
                 parts.append(f"{_percent(r.kernels_share)} {r.bound}")
+            if np.isfinite(r.allocation_ms) and r.allocation_share >= 0.005:
+                parts.append(f"{_percent(r.allocation_share)} fresh pages")
             if counted:
                 parts.append(f"{_percent(r.remainder_share)} unexplained")
             per_op = (f", {stats.significant_figures(r.us_per_dispatch)} us per op over "
@@ -198,7 +249,8 @@ def figure(why: pd.DataFrame, workload: str, path: Path) -> Path:
     y = np.arange(len(group))
     fig, ax = plt.subplots(figsize=(8, max(2.5, 0.2 * len(group) + 1.2)))
     left = np.zeros(len(group))
-    colours = {"dispatch": "tab:orange", "kernels": "tab:blue", "remainder": "0.7"}
+    colours = {"dispatch": "tab:orange", "kernels": "tab:blue", "allocation": "tab:green",
+               "remainder": "0.7"}
     for part in PARTS:
         share = np.clip(group[f"{part}_share"].to_numpy(float), 0, None)
         share = np.nan_to_num(share)
@@ -228,10 +280,12 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
              "Each cell's time per call split into estimates (method in `eagerbench/explain.py`):"
              " **dispatch** = dispatches per call (every framework op in an eager mode, counted; "
              "in a compiled mode one launch per graph compiled for the step) x the measured "
-             "price of one dispatch in that mode; **kernels** = the larger of the workload's "
-             "bytes at the measured bandwidth and its FLOPs at the measured peak; the "
-             "**remainder** is what neither explains (lost fusion, allocation, caches, Python; "
-             "negative when data in cache beats the streaming bandwidth). Every column, with the "
+             "price of one dispatch in that mode (in-place updates priced apart); **kernels** = "
+             "the larger of the workload's bytes at the measured bandwidth and its FLOPs at the "
+             "matmul rate its framework reaches at its size; **allocation** = the page faults one call "
+             "takes x the measured price of a fresh page; the **remainder** is what none "
+             "explains (lost fusion, caches, Python; negative when the estimates explain more "
+             "than the time). Every column, with the "
              "compiler's graphs, graph breaks (with reasons) and compile split, and each cell's "
              "peak memory, is in `why.csv`.", ""]
     parts += [f"- {s}" for s in sentences(why)] + [""]

@@ -18,6 +18,9 @@ from pathlib import Path
 
 LIBS = ["numpy", "torch", "tensorflow", "jax"]
 MATMUL_N = 2048
+# Square matmuls smaller than the peak's: a small product runs below the peak in every library
+# (its blocks do not fill the cores), and a kernel estimate should know the rate at its size.
+MATMUL_LADDER = (128, 256, 512, 1024)
 STREAM_ELEMS = 1 << 25        # 128 MiB per float32 vector: far beyond any cache
 CACHE_ELEMS = 1 << 16         # 256 KiB per vector: the bandwidth of data that stays in cache
 CACHE_REPEATS = 200
@@ -42,44 +45,66 @@ def probe(lib: str, device: str, n: int = MATMUL_N, elems: int = STREAM_ELEMS) -
     import numpy as np
 
     rng = np.random.default_rng(0)
-    out = {"matmul_gflops": {}, "bandwidth_gbps": None}
+    out = {"matmul_gflops": {}, "bandwidth_gbps": None, "matmul_ladder": {}}
     for dtype in ("float32", "float64"):
-        a = rng.standard_normal((n, n)).astype(dtype)
-        if lib == "numpy":
-            run, sync = (lambda: a @ a), (lambda: None)
-        elif lib == "torch":
-            import torch
+        def seconds(side):
+            return _matmul_s(lib, device, rng.standard_normal((side, side)).astype(dtype))
 
-            dev = "cuda" if device == "cuda" else "cpu"
-            t = torch.from_numpy(a).to(dev)
-            run = lambda t=t: torch.mm(t, t)  # noqa: E731
-            sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
-        elif lib == "tensorflow":
-            import tensorflow as tf
-
-            with tf.device("/GPU:0" if device == "cuda" else "/CPU:0"):
-                t = tf.constant(a)
-                holder = []
-                run = lambda t=t: holder.append(tf.matmul(t, t))  # noqa: E731
-                sync = lambda: holder.pop().numpy() if holder else None  # noqa: E731
-        else:
-            import jax
-
-            if dtype == "float64":
-                jax.config.update("jax_enable_x64", True)
-            t = jax.device_put(a)
-            holder = []
-            run = lambda t=t: holder.append(t @ t)  # noqa: E731
-            sync = lambda: holder.pop().block_until_ready() if holder else None  # noqa: E731
-        out["matmul_gflops"][dtype] = 2.0 * n**3 / _best(run, sync) / 1e9
+        out["matmul_gflops"][dtype] = 2.0 * n**3 / seconds(n) / 1e9
+        # The ladder's kernels without the price of calling a product (an 8 x 8 one's): in
+        # TensorFlow eager that call costs more than a 128 x 128 kernel.
+        call = seconds(8)
+        out["matmul_ladder"][dtype] = {
+            str(side): 2.0 * side**3 / (lambda s: s - min(call, s / 2))(seconds(side)) / 1e9
+            for side in MATMUL_LADDER}
     if lib in ("numpy", "torch"):
         out["bandwidth_gbps"] = _stream(lib, device, elems, 1)
         out["cache_bandwidth_gbps"] = _stream(lib, device, CACHE_ELEMS, CACHE_REPEATS)
     return out
 
 
-def _stream(lib: str, device: str, elems: int, repeats: int) -> float:
-    """GB/s of ``b += a`` on float32 vectors of ``elems``, ``repeats`` adds per timing."""
+def _matmul_s(lib: str, device: str, a) -> float:
+    """Best seconds per call of ``a @ a`` in ``lib``, each timing over enough products to last
+    milliseconds (a 128 x 128 product takes tens of microseconds)."""
+    n, dtype = a.shape[0], str(a.dtype)
+    calls = max(1, min(512, (1024 // n) ** 3))
+    if lib == "numpy":
+        run, sync = (lambda: a @ a), (lambda: None)
+    elif lib == "torch":
+        import torch
+
+        dev = "cuda" if device == "cuda" else "cpu"
+        t = torch.from_numpy(a).to(dev)
+        run = lambda t=t: torch.mm(t, t)  # noqa: E731
+        sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
+    elif lib == "tensorflow":
+        import tensorflow as tf
+
+        with tf.device("/GPU:0" if device == "cuda" else "/CPU:0"):
+            t = tf.constant(a)
+            holder = []
+            run = lambda t=t: holder.append(tf.matmul(t, t))  # noqa: E731
+            sync = lambda: [holder.pop().numpy() for _ in list(holder)]  # noqa: E731
+    else:
+        import jax
+
+        if dtype == "float64":
+            jax.config.update("jax_enable_x64", True)
+        t = jax.device_put(a)
+        holder = []
+        run = lambda t=t: holder.append(t @ t)  # noqa: E731
+        sync = lambda: [holder.pop().block_until_ready() for _ in list(holder)]  # noqa: E731
+
+    def products():
+        for _ in range(calls):
+            run()
+        sync()
+
+    return _best(products, sync) / calls
+
+
+def _adds_s(lib: str, device: str, elems: int, repeats: int) -> float:
+    """Best seconds of ``repeats`` adds ``b += a`` on float32 vectors of ``elems``."""
     import numpy as np
 
     if lib == "numpy":
@@ -97,7 +122,17 @@ def _stream(lib: str, device: str, elems: int, repeats: int) -> float:
         for _ in range(repeats):
             add()
 
-    return 3 * 4 * elems * repeats / _best(run, sync) / 1e9
+    return _best(run, sync)
+
+
+def _stream(lib: str, device: str, elems: int, repeats: int) -> float:
+    """GB/s of ``b += a`` on float32 vectors of ``elems``, ``repeats`` adds per timing. With
+    several adds (data in cache, each add microseconds) the price of calling an add, timed on
+    16-element vectors, is taken out: the cache's bandwidth, not the library's dispatch."""
+    seconds = _adds_s(lib, device, elems, repeats)
+    if repeats > 1:
+        seconds -= min(_adds_s(lib, device, 16, repeats), seconds / 2)
+    return 3 * 4 * elems * repeats / seconds / 1e9
 
 
 PROBE_UNIT = 30_000     # additions of a pure-Python loop: about 1 ms here
@@ -153,8 +188,44 @@ def merge(first: dict, second: dict) -> dict:
                                        for d in probes[-1]["matmul_gflops"]},
                      "bandwidth_gbps": max(gbps) if gbps else None}
     return {**first, "per_library": libs, "peak_gflops": best,
+            "matmul_ladder": best_ladder([first, second]),
             "bandwidth_gbps": max(bandwidths) if bandwidths else None,
             "cache_bandwidth_gbps": max(cached) if cached else None, "probes": 2}
+
+
+def best_ladder(probes: list[dict]) -> dict:
+    """Per dtype and matmul side, the best GFLOP/s any probe reached."""
+    out: dict = {}
+    for probe in probes:
+        for dtype, rates in (probe.get("matmul_ladder") or {}).items():
+            for side, rate in rates.items():
+                if rate:
+                    out.setdefault(dtype, {})[side] = max(rate, out.get(dtype, {}).get(side, 0))
+    return out
+
+
+def matmul_rate(limits: dict, dtype: str, flops_per_op: float | None,
+                library: str | None = None) -> float | None:
+    """The GFLOP/s measured for a square product of ``flops_per_op`` (its side from
+    2 n^3 = flops; log-log between the ladder's sides, the peak from the peak's side up): the
+    compute rate a kernel of that size has on this machine, in ``library`` where it was
+    probed (the kernels a framework runs are its own), else the best of any library."""
+    import numpy as np
+
+    own = (limits.get("per_library") or {}).get(library or "") or {}
+    source = own if own.get("matmul_ladder") else limits
+    peak = ((own.get("matmul_gflops") if own.get("matmul_ladder") else None)
+            or limits.get("peak_gflops") or {}).get(dtype)
+    rates = {int(side): rate for side, rate in
+             ((source.get("matmul_ladder") or {}).get(dtype) or {}).items()}
+    if not peak or not rates or not flops_per_op:
+        return peak
+    rates[int(limits.get("matmul_n") or MATMUL_N)] = peak
+    sides = sorted(rates)
+    side = (flops_per_op / 2) ** (1 / 3)
+    rate = float(np.exp(np.interp(np.log(side), np.log(sides),
+                                  np.log([rates[s] for s in sides]))))
+    return min(rate, peak)
 
 
 def last_level_cache_bytes() -> int | None:
@@ -198,6 +269,7 @@ def measure(threads: int, device: str, timeout: float = 300) -> dict:
     return {"device": device, "matmul_n": MATMUL_N, "llc_bytes": last_level_cache_bytes(),
             "stream_elems": STREAM_ELEMS, "cache_elems": CACHE_ELEMS,
             "per_library": per_lib, "errors": errors, "peak_gflops": peak,
+            "matmul_ladder": best_ladder(list(per_lib.values())),
             "bandwidth_gbps": max(bandwidths) if bandwidths else None,
             "cache_bandwidth_gbps": max(cached) if cached else None}
 

@@ -16,7 +16,7 @@ ENV = "env.json"
 def suite_figures(records: list[Record], cells: pd.DataFrame, env: dict,
                   verify_wall_s: float | None) -> dict:
     """How the run spent its time, and how many rows carry a noise warning."""
-    walls, timed = {}, 0
+    walls, timed, phases = {}, 0, {}
     for rec in records:
         res = rec.result
         key = (res.process_id(), res.process.get("position"),
@@ -24,15 +24,23 @@ def suite_figures(records: list[Record], cells: pd.DataFrame, env: dict,
                rec.spec.repeat)
         walls[key] = res.wall_s or 0.0   # interleaved values share their cell's wall
         timed += sum(s.ns for s in res.timed) + sum(res.latency_ns)
+        # the cells of a unit share one phase clock
+        phases[(res.process_id(), json.dumps(rec.spec.interleaved or rec.spec.params),
+                rec.spec.repeat)] = res.phases_s or {}
     ok = cells[cells["status"] == "ok"] if "status" in cells else cells
     flagged = ok["warnings"].fillna("").ne("") | ok["bimodal"].fillna("").ne("") \
         if len(ok) else pd.Series(dtype=bool)
     cell_wall = sum(walls.values())
     run_wall = env.get("run_wall_s")
+    phase_s: dict = {}
+    for unit in phases.values():
+        for phase, seconds in unit.items():
+            phase_s[phase] = phase_s.get(phase, 0.0) + seconds
     return {"run_wall_s": run_wall, "verify_wall_s": verify_wall_s,
             "suite_wall_s": (run_wall or 0) + (verify_wall_s or 0) if run_wall else None,
             "cell_wall_s": cell_wall, "timed_s": timed / 1e9,
             "timed_share": timed / 1e9 / cell_wall if cell_wall else float("nan"),
+            "phases_s": phase_s,
             "rows": int(len(ok)), "noisy_rows": int(flagged.sum()),
             "processes": len({r.result.process_id() for r in records})}
 
@@ -148,8 +156,12 @@ def _machine(env: dict, cells: pd.DataFrame) -> str:
             f"- measured limits ({lim['device']}, {when}): matmul {lim['matmul_n']}^3 float32 "
             f"{lim['peak_gflops']['float32']:.0f} GFLOP/s ({best['float32']}), float64 "
             f"{lim['peak_gflops']['float64']:.0f} GFLOP/s ({best['float64']}); streaming "
-            f"`b += a` bandwidth {lim['bandwidth_gbps'] or float('nan'):.1f} GB/s; largest cache "
-            f"{(lim.get('llc_bytes') or 0) / 2**20:.0f} MiB")
+            f"`b += a` bandwidth {lim['bandwidth_gbps'] or float('nan'):.1f} GB/s, in cache "
+            f"{lim.get('cache_bandwidth_gbps') or float('nan'):.0f} GB/s; largest cache "
+            f"{(lim.get('llc_bytes') or 0) / 2**20:.0f} MiB"
+            + (("; float32 matmul by side: " + ", ".join(
+                f"{side} {rate:.0f}" for side, rate in lim["matmul_ladder"]["float32"].items())
+                + " GFLOP/s") if (lim.get("matmul_ladder") or {}).get("float32") else ""))
     if "floor_us" in cells and cells["floor_us"].notna().any():
         floor = cells["floor_us"]
         lines.append(f"- wait floor per sample (the clock and each backend's wait on the cell's "
@@ -189,9 +201,15 @@ def _suite(suite: dict) -> list[str]:
                      f"{suite['run_wall_s']:.0f} s{verify}), {suite['processes']} worker "
                      f"processes")
     if suite["cell_wall_s"]:
+        phases = suite.get("phases_s") or {}
+        rest = ("; the rest is process start, framework import, building, warm-up and compiles"
+                if not phases else
+                "; the workers' phases: " + ", ".join(
+                    f"{phase} {seconds:.0f} s" for phase, seconds in phases.items())
+                + f", outside them (process start, imports, compiler set-up, data) "
+                  f"{suite['cell_wall_s'] - sum(phases.values()):.0f} s")
         lines.append(f"- {suite['timed_share']:.0%} of the workers' wall time was timed samples "
-                     f"({suite['timed_s']:.0f} of {suite['cell_wall_s']:.0f} s; the rest is "
-                     f"process start, framework import, building, warm-up and compiles)")
+                     f"({suite['timed_s']:.0f} of {suite['cell_wall_s']:.0f} s{rest})")
     if suite["rows"]:
         lines.append(f"- {suite['noisy_rows']} of {suite['rows']} rows "
                      f"({suite['noisy_rows'] / suite['rows']:.0%}) carry a noise warning "

@@ -163,6 +163,7 @@ class CellResult:
     host_reads_per_call: Optional[float] = None
     setup_s: Optional[float] = None
     cell_s: Optional[float] = None
+    phases_s: dict = field(default_factory=dict)  # the unit's wall seconds per phase (shared)
     wall_s: Optional[float] = None
     unit: int = 1                                 # cells measured together in the process
     gc_state: dict = field(default_factory=dict)
@@ -219,7 +220,7 @@ class CellResult:
         for name in ("reason", "stderr_tail", "device_name"):
             kwargs[name] = kwargs.get(name) or ""
         for name in ("gc_state", "threads_applied", "compile_cache", "info", "check", "warm_check",
-                     "options", "versions", "process", "why", "compiler"):
+                     "options", "versions", "process", "why", "compiler", "phases_s"):
             kwargs[name] = kwargs.get(name) or {}
         if kwargs.get("block_calls") is None:
             kwargs["block_calls"] = 1

@@ -102,9 +102,27 @@ class Entry:
     ctx: dict
     iters: list[int]
     mode: str = ""
+    # The ops a program dispatches do not change between processes: the first repeat counts
+    # them (an l-BFGS call at batch 60k under a dispatch counter takes seconds).
+    count_ops: bool = True
 
 
 # --- the phases of one unit ----------------------------------------------------------------------
+
+class PhaseClock:
+    """Wall seconds a unit spends in each phase (the suite's own efficiency, in the report)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, phase: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
+
 
 def build_runs(entries: list[Entry]) -> list[Run]:
     """Build one task per variant of every cell (the unit's runs share the process)."""
@@ -191,10 +209,17 @@ def calibrate(runs: list[Run], watch) -> None:
 
 def _timed_round(run: Run, watch) -> None:
     """One sample of ``run``: a block (after one untimed call that wakes idle worker threads),
-    then, for blocked steps, ``LATENCY_CALLS`` single calls waited on one by one."""
+    then, for blocked steps, ``LATENCY_CALLS`` single calls waited on one by one. The first
+    sample's memory is watched (outside the clock): a long step then needs no extra call."""
+    from eagerbench.diagnose import watch_memory
+
     if run.calls > 1:
         _counted_call(run, 1, watch, "timed")
-    sample = _counted_call(run, run.calls, watch, "timed")
+    if "memory" in run.why:
+        sample = _counted_call(run, run.calls, watch, "timed")
+    else:
+        with watch_memory(run.B, run.calls) as run.why["memory"]:
+            sample = _counted_call(run, run.calls, watch, "timed")
     if run.calls > 1:
         with _charged(run, "timed", LATENCY_CALLS):
             for _ in range(LATENCY_CALLS):
@@ -265,6 +290,7 @@ def assemble(run: Run) -> dict:
 
 # One probe per mode and process: what a dispatch costs does not depend on the cell.
 _DISPATCH_NS: dict[str, float] = {}
+_FAULT_NS: Optional[dict] = None      # what a fresh page costs, once per process
 
 
 def _diagnosed(what: str, measure: Callable, fallback):
@@ -277,37 +303,42 @@ def _diagnosed(what: str, measure: Callable, fallback):
 
 
 def diagnose(runs: list[Run], entries: list[Entry]) -> None:
-    """After timing, outside the clock: each run's memory around one more call of its step,
-    the ops an eager mode's program dispatches per call, and what one dispatch costs in its
-    mode."""
+    """After timing, outside the clock: the ops an eager mode's program dispatches per call
+    (one more call), and what one dispatch and one fresh page cost in this process (the
+    memory was watched around the first timed sample)."""
     from eagerbench import diagnose as diag
 
+    global _FAULT_NS
     for run in runs:
         run.final_check = run.task.check(run.st, run.mem)
         notes = []
-
-        def memory(run=run):
-            found, (run.st, run.mem) = diag.step_memory(run.task.step, run.B.block, run.st,
-                                                        run.mem, run.B)
-            return found
 
         def ops(run=run):
             count, (run.st, run.mem) = run.B.count_ops(run.B.eager_step(run.task.step),
                                                        run.st, run.mem)
             run.B.block((run.st, run.mem))
-            return count
+            run.why["ops_in_place"] = count["in_place"] if count else None
+            return count["ops"] if count else None
 
         key = entries[run.entry].mode
         # A compiled mode runs the same program as its eager twin, which counts its ops.
-        wanted = [("memory", memory, {})] + ([] if run.B.compiled else [("ops", ops, None)])
-        for name, measure, fallback in wanted:
-            run.why[name], note = _diagnosed(name, measure, fallback)
+        if not run.B.compiled and entries[run.entry].count_ops:
+            run.why["ops"], note = _diagnosed("ops", ops, None)
             notes += [note] if note else []
         if key not in _DISPATCH_NS:
             _DISPATCH_NS[key], note = _diagnosed("dispatch probe",
                                                  lambda: diag.dispatch_ns(run.B), float("nan"))
             notes += [note] if note else []
+        if not run.B.compiled and key + " in place" not in _DISPATCH_NS:
+            _DISPATCH_NS[key + " in place"], note = _diagnosed(
+                "in-place dispatch probe", lambda: diag.dispatch_ns(run.B, "in_place"), None)
+            notes += [note] if note else []
+        if _FAULT_NS is None:
+            _FAULT_NS, note = _diagnosed("page fault probe", diag.fault_ns, {})
+            notes += [note] if note else []
         run.why["dispatch_ns"] = _DISPATCH_NS[key]
+        run.why["fault_ns"] = _FAULT_NS
+        run.why["dispatch_ns_in_place"] = _DISPATCH_NS.get(key + " in place")
         run.why["notes"] = notes
 
 
@@ -322,19 +353,26 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
     from eagerbench.diagnose import compiler_delta
     from eagerbench.timer import GCWatch, wait_floor_ns
 
+    phases = PhaseClock()
     caches = [e.B.compile_cache() for e in entries]
     compilers = [e.B.graph_diagnostics() for e in entries]
-    runs = build_runs(entries)
+    with phases("build"):
+        runs = build_runs(entries)
     with GCWatch() as watch:
-        warm_up(runs, settings.warmup, watch, channel)
-        check_after_warm_up(runs)
-        calibrate(runs, watch)
-        gc_state = time_runs(runs, settings, watch, channel)
-    for run in runs:
-        run.floor_ns = wait_floor_ns(run.B.block, (run.st, run.mem))
+        with phases("warm-up"):
+            warm_up(runs, settings.warmup, watch, channel)
+            check_after_warm_up(runs)
+        with phases("calibrate"):
+            calibrate(runs, watch)
+        with phases("timed"):
+            gc_state = time_runs(runs, settings, watch, channel)
+    with phases("floor"):
+        for run in runs:
+            run.floor_ns = wait_floor_ns(run.B.block, (run.st, run.mem))
     compiled = [compiler_delta(before, e.B.graph_diagnostics())   # before the probes compile
                 for before, e in zip(compilers, entries)]
-    diagnose(runs, entries)
+    with phases("diagnose"):
+        diagnose(runs, entries)
     records = []
     for index, entry in enumerate(entries):
         mine = [run for run in runs if run.entry == index]
@@ -342,7 +380,7 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
                   "compile_cache": _cache_delta(caches[index], entry.B.compile_cache()),
                   "device_name": entry.B.device_name(), "donation": entry.B.donation(),
                   "unit": len(entries),
-                  "compiler": compiled[index]}
+                  "compiler": compiled[index], "phases_s": phases.seconds}
         if entry.workload.sweeps(entry.params):
             records.append({**shared, "variants": [assemble(run) for run in mine]})
         else:
@@ -450,7 +488,8 @@ def measure_cells(specs: list[dict], channel) -> list[dict]:
             B, options = _backend(spec)
             ctx, source = _context(spec, workload)
             iters = spec["iters"] if isinstance(spec["iters"], list) else [spec["iters"]]
-            entries.append(Entry(B, workload, spec["params"], ctx, iters, spec["mode"]))
+            entries.append(Entry(B, workload, spec["params"], ctx, iters, spec["mode"],
+                                 count_ops=not spec.get("repeat")))
             extras.append({"options": options, "data_source": source,
                            "versions": _versions(B.framework)})
         settings = Settings(max(s["warmup"] for s in specs),

@@ -73,8 +73,13 @@ FakeBackend.__abstractmethods__ = frozenset()
 def _add_build(B, params: dict, ctx: dict) -> Task:
     """``b += a`` ``ops`` times per step, with an optional busy wait per call (a slower step)."""
     spin = params.get("spin_us", 0) / 1e6
+    fresh = params.get("fresh_mib", 0) << 20
+    calls = {"steps": 0}
 
     def chain(st, mem):
+        calls["steps"] += 1
+        if fresh:   # past glibc's largest mmap threshold (32 MiB): fresh pages every call
+            np.ones(fresh, dtype=np.uint8)
         b = mem["b"]
         for _ in range(params["ops"]):
             b = b + st["a"]
@@ -87,12 +92,13 @@ def _add_build(B, params: dict, ctx: dict) -> Task:
     return Task(step=B.compile_step(chain), st={"a": np.ones(params["size"])},
                 mem={"b": np.zeros(params["size"])},
                 observe=lambda st, mem: {"b0": float(mem["b"][0])},
-                check=lambda st, mem: {"b0": float(mem["b"][0])})
+                check=lambda st, mem: {"b0": float(mem["b"][0])}, info=calls)
 
 
 ADD = Workload(
     name="fake-add", summary="b += a in NumPy",
     params=(Param("size", (8,), "vector length"), Param("ops", (3,), "adds per step"),
-            Param("spin_us", (0,), "busy wait per call, microseconds", minimum=0)),
+            Param("spin_us", (0,), "busy wait per call, microseconds", minimum=0),
+            Param("fresh_mib", (0,), "MiB allocated afresh per call", minimum=0)),
     build=_add_build, work=lambda params, dtype, observed: Work(ops=params["ops"]),
     iters=lambda params: 5)

@@ -3,10 +3,13 @@ break and a planted recompile), memory around a step, and the decomposition's ar
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from eagerbench import diagnose, explain, tables
+from eagerbench import limits as machine
 from tests.conftest import build, record
 from tests.fake_backend import FakeBackend
 
@@ -17,23 +20,43 @@ ELEMENTWISE = {"size": 10, "ops": 5}
                                   "jax-jit"])
 def test_each_framework_counts_the_ops_a_known_step_dispatches(mode):
     """``b += a`` five times: five dispatches of the eager program, in every framework (a
-    compiled mode's count is its eager program's, run once eagerly)."""
+    compiled mode's count is its eager program's, run once eagerly); in PyTorch and TensorFlow
+    all five update ``b`` in place, in JAX none can."""
     B, task = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
     count, (st, mem) = B.count_ops(B.eager_step(task.step), task.st, task.mem)
     B.block((st, mem))
-    assert count == 5
+    assert count == {"ops": 5, "in_place": 0 if B.framework == "jax" else 5}
 
 
-def test_the_torch_count_sees_every_aten_op_of_an_autoencoder_step():
+@pytest.mark.parametrize("mode", ["torch", "tf-eager", "jax"])
+def test_the_in_place_probe_updates_a_tensor_and_jax_has_none(mode):
+    B, _ = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
+    probe = B.dispatch_probe("in_place")
+    if B.framework == "jax":
+        assert probe is None and diagnose.dispatch_ns(B, "in_place") is None
+        return
+    count, _ = B.count_ops(probe)
+    assert count == {"ops": 1, "in_place": 1}
+    assert B.count_ops(B.dispatch_probe())[0] == {"ops": 1, "in_place": 0}
+    assert diagnose.dispatch_ns(B, "in_place") > 0
+
+
+@pytest.mark.parametrize("mode", ["torch", "tf-eager", "jax"])
+def test_the_count_sees_every_op_of_an_autoencoder_step(mode):
     """The l-BFGS step issues hundreds of ops (matmuls, sigmoids, the two-loop recursion's
-    dots and axpys); the count grows with the history it walks."""
+    dots and axpys); the count grows with the history it walks. JAX's eager step reads values
+    in Python (its cond, its loop bounds, list indices), so the count replays them in a
+    trace; the state it hands back holds no tracer, and the step goes on."""
     counts = []
     for history in (2, 4):
-        B, task = build("torch", "lbfgs", {"history": history, "batch": 20})
+        B, task = build(mode, "lbfgs", {"history": history, "batch": 20})
         st, mem = task.st, task.mem
         for _ in range(history + 1):   # fill the memory
             st, mem = task.step(st, mem)
-        counts.append(B.count_ops(task.step, st, mem)[0])
+        count, (st, mem) = B.count_ops(task.step, st, mem)
+        counts.append(count["ops"])
+        st, mem = task.step(st, mem)
+        assert np.isfinite(task.check(st, mem)["loss"])
     assert 50 < counts[0] < counts[1]
 
 
@@ -48,6 +71,67 @@ def test_the_memory_of_a_step_is_its_high_water_mark_above_what_was_held():
     assert st["total"] == 12_500_001
     assert found["rss_peak_bytes"] - found["rss_before_bytes"] >= 90e6
     assert found["device_peak_bytes"] is None
+    # 100 MB of fresh pages: 4 KiB ones, or 2 MiB ones where NumPy asked for huge pages
+    huge = found["huge_page_faults"] or 0
+    assert (found["page_faults"] - huge) * 4096 + huge * (2 << 20) >= 90e6
+
+
+def test_a_step_that_reuses_its_memory_takes_no_page_faults():
+    buffer = np.zeros(12_500_000)
+    buffer += 1   # mapped now
+
+    def step(st, mem):
+        np.add(buffer, 1.0, out=buffer)
+        return st, mem
+
+    found, _ = diagnose.step_memory(step, lambda tree: None, {}, {}, FakeBackend())
+    assert found["page_faults"] < 100
+
+
+def test_a_long_steps_memory_is_watched_in_its_first_timed_sample_not_an_extra_call():
+    """A 64 MiB allocation per call (16,384 fresh 4 KiB pages, fewer where huge): the record
+    holds its faults per call, and the step ran only for warm-up, timing and the op count."""
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from tests.fake_backend import ADD
+
+    params = {"size": 8, "ops": 1, "spin_us": 0, "fresh_mib": 64}
+    (res,) = measure_unit([Entry(FakeBackend(compiled=False), ADD, params, {"seed": 1}, [3])],
+                          Settings(2, 0.0))
+    memory = res["why"]["memory"]
+    huge = memory["huge_page_faults"] or 0
+    assert (memory["page_faults"] - huge) * 4096 + huge * (2 << 20) >= 60 * 2**20
+    assert res["block_calls"] == 1
+    assert res["info"]["steps"] == len(res["warmup"]) + len(res["timed"]) + 1   # + op count
+
+
+def test_a_blocked_steps_faults_are_per_call():
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from tests.fake_backend import ADD
+
+    params = {"size": 8, "ops": 1, "spin_us": 0, "fresh_mib": 0}
+    (res,) = measure_unit([Entry(FakeBackend(compiled=False), ADD, params, {"seed": 1}, [3])],
+                          Settings(2, 0.0))
+    assert res["block_calls"] > 100
+    assert res["why"]["memory"]["page_faults"] < 1   # a few faults over the block, per call
+
+
+def test_only_the_first_repeat_counts_the_ops_every_process_prices_them():
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from tests.fake_backend import ADD
+
+    params = {"size": 8, "ops": 1, "spin_us": 500, "fresh_mib": 0}
+    first, later = (Entry(FakeBackend(compiled=False), ADD, params, {"seed": 1}, [3],
+                          count_ops=count) for count in (True, False))
+    (counted,), (skipped,) = (measure_unit([e], Settings(1, 0.0)) for e in (first, later))
+    assert "ops" in counted["why"] and "ops" not in skipped["why"]
+    assert counted["info"]["steps"] == skipped["info"]["steps"] + 1   # the counted call
+    assert "dispatch_ns" in skipped["why"] and "fault_ns" in skipped["why"]
+
+
+def test_a_fresh_page_has_a_measured_price():
+    prices = diagnose.fault_ns()
+    assert 0 < prices["small"] < 1e6
+    assert prices["huge"] is None or prices["huge"] > prices["small"]
 
 
 PLANTED = '''
@@ -121,14 +205,82 @@ LIMITS = {"bandwidth_gbps": 10.0, "cache_bandwidth_gbps": 100.0, "llc_bytes": 32
           "peak_gflops": {"float32": 100.0, "float64": 50.0}}
 
 
-def _cell(size: int, mode: str, ms: float, ops: int, dispatch_us: float):
+def _cell(size: int, mode: str, ms: float, ops: int, dispatch_us: float, **why):
     samples = [{"ns": int(ms * 1e6), "calls": 1, "step": i + 2, "gc_collections": 0,
                 "gc_ns": 0} for i in range(10)]
     return record({"workload": "elementwise", "params": {"size": size, "ops": ops},
                    "mode": mode, "dtype": "float32"},
                   {"status": "ok", "warmup": samples[:1], "timed": samples,
                    "process": {"pid": 1, "started": 0.0},
-                   "why": {"ops": ops, "dispatch_ns": dispatch_us * 1e3}})
+                   "why": {"ops": ops, "dispatch_ns": dispatch_us * 1e3, **why}})
+
+
+def test_in_place_ops_are_priced_by_the_in_place_probe():
+    """Ten ops, four of them in place: 6 x 20 us + 4 x 5 us."""
+    records = [_cell(1000, "torch", 1.0, 10, 20.0, ops_in_place=4, dispatch_ns_in_place=5e3)]
+    why = explain.why_table(records, tables.cells_table(records, LIMITS), LIMITS)
+    assert why["dispatch_ms"].iloc[0] == pytest.approx(0.14)
+    assert why["us_per_dispatch"].iloc[0] == pytest.approx(14.0)
+    assert why["in_place_ops_per_call"].iloc[0] == 4
+
+
+def test_ops_counted_in_one_process_are_priced_with_every_processs_probe():
+    """The second repeat does not count its ops again: the cell's count is the first's, and
+    its price the mean of both processes' probes."""
+    first = _cell(1000, "torch", 1.0, 10, 20.0)
+    second = _cell(1000, "torch", 1.0, 10, 40.0)
+    second = replace(second, result=replace(second.result, why={"dispatch_ns": 40e3},
+                                            process={"pid": 2, "started": 0.0}))
+    records = [first, second]
+    why = explain.why_table(records, tables.cells_table(records, LIMITS), LIMITS)
+    assert why["ops_per_call"].iloc[0] == 10
+    assert why["dispatch_ms"].iloc[0] == pytest.approx(10 * 30e-3)
+
+
+def test_page_faults_are_priced_as_allocation():
+    """1,000 small faults at 2 us and 3 huge ones at 300 us: 2.9 ms of the call's 10 ms; a
+    huge page with no measured price costs 512 small ones."""
+    memory = {"page_faults": 1003, "huge_page_faults": 3}
+    records = [_cell(1 << 24, "torch", 10.0, 10, 1.0, memory=memory,
+                     fault_ns={"small": 2e3, "huge": 300e3}),
+               _cell(1000, "torch", 10.0, 10, 1.0, memory=memory,
+                     fault_ns={"small": 2e3, "huge": None})]
+    why = explain.why_table(records, tables.cells_table(records, LIMITS), LIMITS)
+    rows = {r.params: r for r in why.itertuples()}
+    big = rows[f"size={1 << 24} ops=10"]
+    assert big.allocation_ms == pytest.approx(2.9)
+    assert big.page_faults_per_call == 1003
+    assert big.remainder_ms == pytest.approx(10.0 - big.dispatch_ms - big.kernels_ms - 2.9)
+    assert rows["size=1000 ops=10"].allocation_ms == pytest.approx(2.0 + 3 * 512 * 2e-3)
+    assert "fresh pages" in " ".join(explain.sentences(why))
+
+
+def test_a_small_product_is_held_to_the_rate_measured_at_its_size():
+    limits = {**LIMITS, "matmul_n": 2048,
+              "matmul_ladder": {"float32": {"128": 25.0, "512": 50.0, "1024": 80.0}}}
+    assert machine.matmul_rate(limits, "float32", 2 * 128**3) == pytest.approx(25.0)
+    assert machine.matmul_rate(limits, "float32", 2 * 256**3) == pytest.approx(
+        np.sqrt(25.0 * 50.0))                                       # log-log halfway
+    assert machine.matmul_rate(limits, "float32", 2 * 4096**3) == 100.0   # the peak
+    assert machine.matmul_rate(limits, "float32", 2.0) == pytest.approx(25.0)
+    assert machine.matmul_rate(LIMITS, "float32", 2 * 128**3) == 100.0   # no ladder: peak
+    # a framework's own library, where it was probed: its ladder and its peak
+    limits["per_library"] = {"tensorflow": {"matmul_gflops": {"float32": 60.0},
+                                            "matmul_ladder": {"float32": {"128": 10.0}}}}
+    assert machine.matmul_rate(limits, "float32", 2 * 128**3, "tensorflow") == pytest.approx(10.0)
+    assert machine.matmul_rate(limits, "float32", 2 * 4096**3, "tensorflow") == 60.0
+    assert machine.matmul_rate(limits, "float32", 2 * 128**3, "jax") == pytest.approx(25.0)
+
+
+def test_the_cache_bandwidth_leaves_out_the_price_of_calling_an_add(monkeypatch):
+    """200 adds of 2^16 floats in 2 ms, 200 adds of 16 floats in 0.5 ms: the data moved in
+    1.5 ms, not 2."""
+    monkeypatch.setattr(machine, "_adds_s",
+                        lambda lib, device, elems, repeats: 2e-3 if elems > 16 else 0.5e-3)
+    assert machine._stream("numpy", "cpu", 1 << 16, 200) == pytest.approx(
+        3 * 4 * (1 << 16) * 200 / 1.5e-3 / 1e9)
+    assert machine._stream("numpy", "cpu", 1 << 16, 1) == pytest.approx(
+        3 * 4 * (1 << 16) / 2e-3 / 1e9)   # streaming: one add, nothing to take out
 
 
 def test_the_decomposition_is_dispatch_plus_kernels_and_the_rest():

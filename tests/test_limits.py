@@ -21,6 +21,13 @@ def test_merged_limits_keep_the_best_of_two_probes():
     assert limits.merge(fast, slow)["bandwidth_gbps"] == 40.0
 
 
+def test_merged_limits_keep_the_best_matmul_rate_at_each_side():
+    slow, fast = _probe(120.0, 26.0), _probe(200.0, 40.0)
+    slow["matmul_ladder"] = {"float32": {"128": 30.0, "512": 90.0}}
+    fast["matmul_ladder"] = {"float32": {"128": 20.0, "512": 110.0}}
+    assert limits.merge(slow, fast)["matmul_ladder"] == {"float32": {"128": 30.0, "512": 110.0}}
+
+
 def test_a_probe_wholly_in_a_slow_spell_shows_against_another():
     """Against its own fastest tenth a probe taken wholly in a slow spell looks steady; against
     the fastest tenth of a probe taken later, every unit of it is slow."""

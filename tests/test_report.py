@@ -27,6 +27,7 @@ def _record(workload, params, mode, ms, process, repeat, options=None, warmup_ms
               "traces_during_timing": 0, "compiles_before_timing": 1, "compiles_during_timing": 0,
               "compile_events_s": 0.0, "host_reads_per_call": 0.0, "threads_applied": {},
               "device_name": "cpu", "check": {}, "wall_s": 1.0, "donation": None,
+              "phases_s": {"warm-up": 0.2, "timed": 0.5},
               "process": {"pid": process, "started": 0, "position": 0}}
     return record(cell, result)
 
@@ -84,6 +85,7 @@ def test_report_opens_with_the_suite_figures_and_the_article_table(tmp_path):
     assert "## This run" in head and "## The article beside today" in head
     assert "10.0 min" in head                     # the run's wall time, in minutes
     assert "wall time was timed samples" in head and "carry a noise warning" in head
+    assert "the workers' phases: warm-up 2 s, timed 5 s" in head
     assert "article measured on a GPU" in head     # said plainly on a CPU run
     assert head.index("## The article beside today") < head.index("heatmap.png")
     table = [line for line in head.splitlines() if line.startswith("| l-BFGS, batch 60k")]
@@ -116,6 +118,8 @@ def test_suite_figures_count_timed_time_and_noisy_rows():
     assert figures["timed_s"] == timed
     assert figures["timed_share"] == timed / len(records)   # each record's wall is 1 s
     assert figures["noisy_rows"] == 0 and figures["rows"] == len(cells)
+    # ten units (tf-eager and tf-graph share theirs), each with its own phase clock
+    assert figures["phases_s"] == {"warm-up": pytest.approx(2.0), "timed": pytest.approx(5.0)}
 
 
 def test_break_even_uses_the_whole_compile_cost():

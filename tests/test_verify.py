@@ -61,7 +61,9 @@ def test_gradient_check_catches_a_wrong_gradient():
 def test_limit_probe_measures_positive_rates():
     out = limits.probe("numpy", "cpu", n=128, elems=1 << 16)
     assert out["matmul_gflops"]["float32"] > 0 and out["matmul_gflops"]["float64"] > 0
-    assert out["bandwidth_gbps"] > 0
+    assert out["bandwidth_gbps"] > 0 and out["cache_bandwidth_gbps"] > 0
+    assert set(out["matmul_ladder"]["float32"]) == {str(n) for n in limits.MATMUL_LADDER}
+    assert all(rate > 0 for rate in out["matmul_ladder"]["float64"].values())
 
 
 def _cells(limit_args, size=8, workload="matmul"):

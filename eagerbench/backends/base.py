@@ -204,6 +204,10 @@ class Backend(abc.ABC):
         self.host_reads += 1
         return bool(value)
 
+    def host_int(self, value: Any) -> int:
+        """A device integer read by Python (a loop bound)."""
+        return int(value)
+
     def cond(self, pred: Any, true_fn: Callable, false_fn: Callable, *operands: Any) -> Any:
         """``true_fn(*operands) if pred else false_fn(*operands)``. Both branches return a tuple
         aligned with ``operands`` (an updated value in each position, buffers included)."""
@@ -211,7 +215,7 @@ class Backend(abc.ABC):
 
     def fori_loop(self, lower: Any, upper: Any, body: Callable[[Any, Any], Any], carry: Any) -> Any:
         """``for i in range(lower, upper): carry = body(i, carry)``; returns the carry."""
-        for i in range(int(lower), int(upper)):
+        for i in range(self.host_int(lower), self.host_int(upper)):
             carry = body(i, carry)
         return carry
 
@@ -237,18 +241,30 @@ class Backend(abc.ABC):
         return self._eager_steps.get(id(step), step)
 
     # --- why: what a step issues, and what it holds ---------------------------------------------
-    def count_ops(self, fn: Callable, *args: Any) -> tuple[Optional[int], Any]:
-        """The framework ops one eager call of ``fn`` dispatches, and what it returned; the
-        count is None where the framework offers no dispatch counter."""
+    # Frameworks whose eager ops can update a tensor in place (JAX's never do): such an op
+    # makes no new tensor and costs less to dispatch, so it is counted and priced apart.
+    updates_in_place = True
+
+    def count_ops(self, fn: Callable, *args: Any) -> tuple[Optional[dict], Any]:
+        """The framework ops one eager call of ``fn`` dispatches, as ``{"ops": all of them,
+        "in_place": those updating a tensor in place}``, and what it returned; None where the
+        framework offers no dispatch counter."""
         return None, fn(*args)
 
-    def dispatch_probe(self) -> Callable[[], Any]:
-        """The cheapest thing this mode dispatches, as a call: one op on a one-element tensor
-        in an eager mode, one call of a trivial compiled function in a compiled mode."""
+    def dispatch_probe(self, kind: str = "new") -> Optional[Callable[[], Any]]:
+        """The cheapest thing this mode dispatches, as a call: in an eager mode one op on a
+        one-element tensor, making a new one (``kind="new"``) or updating one in place
+        (``"in_place"``: None where the framework has no such op); in a compiled mode one call
+        of a trivial compiled function."""
         x = self.asarray(np.ones(1))
         if self.compiled:
             function = self.compile_function(lambda v: v + v, "probe")
             return lambda: function(x)
+        if kind == "in_place":
+            if not self.updates_in_place:
+                return None
+            buf, zero = self.buffer(np.zeros(1)), self.asarray(np.zeros(1))
+            return lambda: self.add_inplace(buf, zero)
         return lambda: x + x
 
     def graph_diagnostics(self) -> dict:

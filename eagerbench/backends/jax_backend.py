@@ -83,8 +83,13 @@ class JittedStep:
         return jax.tree_util.tree_unflatten(self.st_def, leaves), new_mem
 
 
+_HOST_READ_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
+                     jax.errors.TracerIntegerConversionError)
+
+
 class JaxBackend(Backend):
     framework = "jax"
+    updates_in_place = False   # every op makes a new array (donation is jit's alone)
 
     def __init__(self, device: str, dtype: str, compiled: bool, threads: int):
         super().__init__(device, dtype, compiled)
@@ -97,6 +102,7 @@ class JaxBackend(Backend):
             raise RuntimeError(f"JAX sees no {platform.upper()} device here "
                                f"(install jax[cuda12])") from None
         jax.config.update("jax_default_device", self.jax_device)
+        self._host_values = None   # values Python reads, recorded or replayed by count_ops
         self.dtype = {"float32": jnp.float32, "float64": jnp.float64}[dtype]
         self._traces = 0
         self._jitted: list[JittedStep] = []
@@ -279,14 +285,57 @@ class JaxBackend(Backend):
     def count_ops(self, fn, *args):
         """Top-level operations of the step's jaxpr: in op-by-op JAX each is one dispatch (a
         primitive, or one call of a jitted library function such as ``jnp.linalg.solve``).
-        JAX's dispatch runs in C++ and has no counter, so this needs a step JAX can trace:
-        Python control flow on array values (a ``cond`` read on the host) gives None."""
+        JAX's dispatch runs in C++ and has no counter, so the step is traced. Where its Python
+        reads values (l-BFGS's ``cond`` and loop bounds, through ``host_bool``/``host_int``),
+        the step first runs eagerly with each value read recorded, and the trace then takes
+        the same path, reading the recorded values; a read outside those gives None. Only the
+        arrays are traced: a Python number in the state (an eager counter) stays one, as it is
+        when the step runs, so its arithmetic dispatches nothing. Each trace gets its own copy
+        of the containers (an op-by-op history is a Python list the step writes into), so no
+        tracer leaks into the state."""
+        leaves, tree = jax.tree_util.tree_flatten(args)
+        traced = [isinstance(leaf, jax.Array) for leaf in leaves]
+
+        def with_arrays(*arrays):
+            given = iter(arrays)
+            return fn(*jax.tree_util.tree_unflatten(
+                tree, [next(given) if is_array else leaf
+                       for leaf, is_array in zip(leaves, traced)]))
+
+        def trace():
+            return jax.make_jaxpr(with_arrays)(*[leaf for leaf, is_array in zip(leaves, traced)
+                                                 if is_array])
+
         try:
-            jaxpr = jax.make_jaxpr(fn)(*args)
-        except (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
-                jax.errors.TracerIntegerConversionError):
-            return None, fn(*args)
-        return len(jaxpr.jaxpr.eqns), fn(*args)
+            return {"ops": len(trace().jaxpr.eqns), "in_place": 0}, fn(*args)
+        except _HOST_READ_ERRORS:
+            pass
+        self._host_values = ("record", [])
+        try:
+            out = fn(*args)
+            self._host_values = ("replay", iter(self._host_values[1]))
+            jaxpr = trace()
+        except (*_HOST_READ_ERRORS, StopIteration):
+            return None, out
+        finally:
+            self._host_values = None
+        return {"ops": len(jaxpr.jaxpr.eqns), "in_place": 0}, out
+
+    def host_bool(self, value):
+        return self._host_value(super().host_bool, value)
+
+    def host_int(self, value):
+        return self._host_value(super().host_int, value)
+
+    def _host_value(self, read: Callable, value):
+        """A value read by Python; recorded, or replayed, while ``count_ops`` traces."""
+        if self._host_values is None:
+            return read(value)
+        action, values = self._host_values
+        if action == "replay":
+            return next(values)
+        values.append(read(value))
+        return values[-1]
 
     def graph_diagnostics(self) -> dict:
         if not self.compiled:

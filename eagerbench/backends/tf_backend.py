@@ -275,14 +275,16 @@ class TFBackend(Backend):
 
     def count_ops(self, fn, *args):
         """Every op TensorFlow executes eagerly during the call (its op callbacks, the hook
-        tf.debugging uses), variable reads and updates included."""
+        tf.debugging uses), variable reads and updates included; an op that returns nothing
+        (``AssignAddVariableOp``, ``ResourceScatterUpdate``) updated a variable in place."""
         from tensorflow.python.framework import op_callbacks
 
-        count = [0]
+        count = {"ops": 0, "in_place": 0}
 
         def counted(op_type, inputs, attrs, outputs, op_name=None, graph=None):
             if graph is None:   # executed eagerly, not built into a graph
-                count[0] += 1
+                count["ops"] += 1
+                count["in_place"] += not outputs
             return outputs
 
         op_callbacks.add_op_callback(counted)
@@ -290,7 +292,7 @@ class TFBackend(Backend):
             out = fn(*args)
         finally:
             op_callbacks.remove_op_callback(counted)
-        return count[0], out
+        return count, out
 
     def reset_peak_device_memory(self) -> None:
         if self.device == "cuda":

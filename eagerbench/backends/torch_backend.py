@@ -295,16 +295,17 @@ class TorchBackend(Backend):
         autograd by a dispatch mode: what eager PyTorch pays a dispatch for."""
         from torch.utils._python_dispatch import TorchDispatchMode
 
-        class Counting(TorchDispatchMode):
-            ops = 0
+        count = {"ops": 0, "in_place": 0}
 
+        class Counting(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                Counting.ops += 1
+                count["ops"] += 1
+                count["in_place"] += bool(func._schema.is_mutable)   # add_, copy_, out=
                 return func(*args, **(kwargs or {}))
 
         with Counting():
             out = fn(*args)
-        return Counting.ops, out
+        return count, out
 
     def graph_diagnostics(self) -> dict:
         if not self.compiled:
