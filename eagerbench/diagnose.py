@@ -12,7 +12,8 @@ import time
 from contextlib import contextmanager
 from typing import Any, Callable, Optional
 
-PROBE_CALLS = 200     # calls of the dispatch probe per sample
+PROBE_CALLS = 200     # calls of the dispatch probe per sample, at most
+PROBE_SAMPLE_NS = 2_000_000   # a sample lasts about 2 ms (a graph launch costs ~0.5 ms)
 PROBE_SAMPLES = 7     # samples; the median is kept
 
 
@@ -85,11 +86,15 @@ def step_memory(step: Callable, block: Callable, st: Any, mem: Any, backend) -> 
 
 
 FAULT_PROBE_BYTES = 64 << 20
+HUGE_WARM_UP = 6      # mappings of huge pages touched before the huge price is taken
 
 
-def _touch_fresh_pages(huge: bool) -> tuple[int, int, Optional[int]]:
-    """Touch every page of a fresh anonymous mapping once: nanoseconds, faults taken, and
-    how many of them mapped a huge page."""
+def _touch_fresh_pages(huge: bool, threads: int) -> tuple[int, int, Optional[int]]:
+    """Touch every page of a fresh anonymous mapping once, from ``threads`` threads (a kernel
+    writing a fresh tensor faults from all its threads at once, and faults run in parallel):
+    wall nanoseconds, faults taken, and how many of them mapped a huge page."""
+    import threading
+
     import numpy as np
 
     # Private, as an allocator maps it (a shared anonymous mapping is shmem, never huge).
@@ -98,29 +103,41 @@ def _touch_fresh_pages(huge: bool) -> tuple[int, int, Optional[int]]:
         if huge:
             area.madvise(mmap.MADV_HUGEPAGE)
         view = np.frombuffer(area, dtype=np.uint8)
+        share = FAULT_PROBE_BYTES // threads // (2 << 20) * (2 << 20)   # huge-page aligned
+        parts = [view[i * share:(i + 1) * share if i < threads - 1 else None:4096]
+                 for i in range(threads)]
+        workers = [threading.Thread(target=part.fill, args=(1,)) for part in parts]
         faults, huge_faults = minor_faults(), huge_page_faults()
         started = time.perf_counter_ns()
-        view[::4096] = 1
+        for worker in workers:   # NumPy lets the GIL go while it fills
+            worker.start()
+        for worker in workers:
+            worker.join()
         elapsed = time.perf_counter_ns() - started
         faults, huge_after = minor_faults() - faults, huge_page_faults()
-        del view
+        del view, parts
     finally:
         area.close()
     return elapsed, faults, (huge_after - huge_faults if huge_faults is not None and
                              huge_after is not None else None)
 
 
-def fault_ns() -> dict:
-    """What one fresh page costs this process, in ns: ``small``, touching each page of a
-    fresh anonymous 64 MiB mapping once (the fault, and the kernel zeroing the page), per
-    fault, the median of three; ``huge``, a 2 MiB transparent huge page priced the same way
-    (asked for with ``madvise``; the small pages at the mapping's unaligned ends are taken out
-    at the small price), None where none could be had."""
+def fault_ns(threads: int = 1) -> dict:
+    """What one fresh page costs this process, in wall ns with ``threads`` threads faulting
+    at once: ``small``, touching each page of a fresh anonymous 64 MiB mapping once (the
+    fault, and the kernel zeroing the page), per fault, the median of three; ``huge``, a
+    2 MiB transparent huge page priced the same way after ``HUGE_WARM_UP`` mappings
+    (asked for with ``madvise``; the small pages at the mapping's unaligned ends are taken
+    out at the small price), None where none could be had."""
     small = sorted(ns / max(n, 1) for ns, n, _ in
-                   (_touch_fresh_pages(False) for _ in range(3)))[1]
+                   (_touch_fresh_pages(False, threads) for _ in range(3)))[1]
     huge = []
     if hasattr(mmap, "MADV_HUGEPAGE"):
-        for ns, n, hugepages in (_touch_fresh_pages(True) for _ in range(3)):
+        # A process's first few hundred MiB of huge pages cost ~10x more (the kernel compacts
+        # memory to find them); a step that faults huge pages every call gets those it freed.
+        for _ in range(HUGE_WARM_UP):
+            _touch_fresh_pages(True, threads)
+        for ns, n, hugepages in (_touch_fresh_pages(True, threads) for _ in range(3)):
             if hugepages:
                 huge.append((ns - (n - hugepages) * small) / hugepages)
     return {"small": small, "huge": sorted(huge)[len(huge) // 2] if huge else None}
@@ -133,15 +150,19 @@ def dispatch_ns(backend, probe: Callable[[], Any] | str = "new") -> Optional[flo
     probe = backend.dispatch_probe(probe) if isinstance(probe, str) else probe
     if probe is None:
         return None
-    for _ in range(3):   # compile, and warm
+    for _ in range(2):   # compile, and warm
         backend.block(probe())
+    started = time.perf_counter_ns()
+    backend.block(probe())
+    calls = int(min(PROBE_CALLS, max(5, PROBE_SAMPLE_NS / max(time.perf_counter_ns() - started,
+                                                              1))))
     samples = []
     for _ in range(PROBE_SAMPLES):
         started = time.perf_counter_ns()
-        for _ in range(PROBE_CALLS - 1):
+        for _ in range(calls - 1):
             probe()
         backend.block(probe())
-        samples.append((time.perf_counter_ns() - started) / PROBE_CALLS)
+        samples.append((time.perf_counter_ns() - started) / calls)
     samples.sort()
     return samples[len(samples) // 2]
 

@@ -288,9 +288,33 @@ def assemble(run: Run) -> dict:
     }
 
 
-# One probe per mode and process: what a dispatch costs does not depend on the cell.
-_DISPATCH_NS: dict[str, float] = {}
+# A compiled mode's launch is priced once per process, from the compiler warm-up's graph (a
+# probe compiled per unit would cost a compile each time); an eager op is priced after each
+# unit's timing, close in time to its samples (this VM's speed drifts by up to 2x in minutes).
+_LAUNCH_NS: dict[str, float] = {}
 _FAULT_NS: Optional[dict] = None      # what a fresh page costs, once per process
+
+
+def _prices(B, mode: str, prices: dict) -> list[str]:
+    """Fill ``prices[mode]`` (ns per dispatch: ``new`` and ``in_place``) once per unit; returns
+    notes on probes that could not run."""
+    from eagerbench import diagnose as diag
+
+    if mode in prices:
+        return []
+    if B.compiled and mode in _LAUNCH_NS:
+        prices[mode] = {"new": _LAUNCH_NS[mode], "in_place": None}
+        return []
+    notes = []
+    prices[mode] = {}
+    for kind, fallback in (("new", float("nan")), ("in_place", None)):
+        if kind == "in_place" and B.compiled:
+            prices[mode][kind] = None
+            continue
+        prices[mode][kind], note = _diagnosed(f"{kind} dispatch probe",
+                                              lambda: diag.dispatch_ns(B, kind), fallback)
+        notes += [note] if note else []
+    return notes
 
 
 def _diagnosed(what: str, measure: Callable, fallback):
@@ -309,6 +333,7 @@ def diagnose(runs: list[Run], entries: list[Entry]) -> None:
     from eagerbench import diagnose as diag
 
     global _FAULT_NS
+    prices: dict = {}
     for run in runs:
         run.final_check = run.task.check(run.st, run.mem)
         notes = []
@@ -325,20 +350,14 @@ def diagnose(runs: list[Run], entries: list[Entry]) -> None:
         if not run.B.compiled and entries[run.entry].count_ops:
             run.why["ops"], note = _diagnosed("ops", ops, None)
             notes += [note] if note else []
-        if key not in _DISPATCH_NS:
-            _DISPATCH_NS[key], note = _diagnosed("dispatch probe",
-                                                 lambda: diag.dispatch_ns(run.B), float("nan"))
+        notes += _prices(run.B, key, prices)
+        if _FAULT_NS is None:   # at the threads the kernels fault with (the worker's CPUs)
+            _FAULT_NS, note = _diagnosed("page fault probe", lambda: diag.fault_ns(
+                len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1), {})
             notes += [note] if note else []
-        if not run.B.compiled and key + " in place" not in _DISPATCH_NS:
-            _DISPATCH_NS[key + " in place"], note = _diagnosed(
-                "in-place dispatch probe", lambda: diag.dispatch_ns(run.B, "in_place"), None)
-            notes += [note] if note else []
-        if _FAULT_NS is None:
-            _FAULT_NS, note = _diagnosed("page fault probe", diag.fault_ns, {})
-            notes += [note] if note else []
-        run.why["dispatch_ns"] = _DISPATCH_NS[key]
+        run.why["dispatch_ns"] = prices[key]["new"]
+        run.why["dispatch_ns_in_place"] = prices[key]["in_place"]
         run.why["fault_ns"] = _FAULT_NS
-        run.why["dispatch_ns_in_place"] = _DISPATCH_NS.get(key + " in place")
         run.why["notes"] = notes
 
 
@@ -441,8 +460,8 @@ def warm_up_compiler(spec: dict) -> float:
     for _ in range(3):
         B.block(f(x))
     seconds = time.perf_counter() - started
-    if B.compiled:   # the price of a launch, from the graph compiled anyway (see diagnose)
-        _DISPATCH_NS[spec["mode"]] = diag.dispatch_ns(B, lambda: f(x))
+    if B.compiled:   # the price of a launch, from the graph compiled anyway (see _prices)
+        _LAUNCH_NS[spec["mode"]] = diag.dispatch_ns(B, lambda: f(x))
     B.reset()
     return seconds
 
