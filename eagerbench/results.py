@@ -18,8 +18,9 @@ Schema versions:
 2. A ``{"header": ...}`` first line (schema, environment, host fingerprint), ``"facts"`` in
    every record, a ``{"footer": ...}`` line when the run finished. Fields added since, each
    optional (older files load with it empty): ``process.host`` and ``process.slurm`` (a
-   cluster's job), the footer's ``hosts``; ``why`` (memory, ops, dispatch cost) and
-   ``compiler`` (graphs, graph breaks, compile split) in results.
+   cluster's job), the footer's ``hosts``; ``why`` (memory with page faults, ops and in-place
+   ops, dispatch and fresh-page prices) and ``compiler`` (graphs, graph breaks, compile split)
+   in results; ``phases_s`` (the unit's wall seconds per phase); ``matmul_ladder`` in limits.
 """
 
 from __future__ import annotations
