@@ -17,13 +17,18 @@ PROBE_SAMPLE_NS = 2_000_000   # a sample lasts about 2 ms (a graph launch costs 
 PROBE_SAMPLES = 7     # samples; the median is kept
 
 
-def _status_kib(field: str) -> Optional[int]:
+def _proc_number(path: str, pattern: str) -> Optional[int]:
+    """The number ``pattern``'s group matches in a /proc file, None where there is none."""
     try:
-        with open("/proc/self/status") as status:
-            match = re.search(rf"^{field}:\s+(\d+) kB", status.read(), re.M)
+        with open(path) as proc:
+            match = re.search(pattern, proc.read(), re.M)
     except OSError:
         return None
     return int(match.group(1)) if match else None
+
+
+def _status_kib(field: str) -> Optional[int]:
+    return _proc_number("/proc/self/status", rf"^{field}:\s+(\d+) kB")
 
 
 def reset_peak_rss() -> bool:
@@ -46,12 +51,7 @@ def minor_faults() -> int:
 def huge_page_faults() -> Optional[int]:
     """Faults that mapped a 2 MiB transparent huge page, machine-wide (Linux counts these
     only for the whole system; on a benchmark machine they are the worker's)."""
-    try:
-        with open("/proc/vmstat") as vmstat:
-            match = re.search(r"^thp_fault_alloc (\d+)$", vmstat.read(), re.M)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
+    return _proc_number("/proc/vmstat", r"^thp_fault_alloc (\d+)$")
 
 
 @contextmanager
