@@ -67,8 +67,14 @@ def _describe_exit(rc: int, stderr_tail: str) -> str:
 
 
 def _cache_env(root: str) -> dict:
+    """The compilers' on-disk caches, all under ``root``: torch.compile's graphs and kernels,
+    and XLA executables compiled by JAX (every compile kept, however short: a later repeat of
+    the same cell then loads what the first compiled, and never a user's own cache)."""
     return {"TORCHINDUCTOR_CACHE_DIR": os.path.join(root, "inductor"),
-            "TRITON_CACHE_DIR": os.path.join(root, "triton")}
+            "TRITON_CACHE_DIR": os.path.join(root, "triton"),
+            "JAX_COMPILATION_CACHE_DIR": os.path.join(root, "jax"),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
 
 def _worker_env(cell: Cell, cache: str) -> dict:

@@ -75,19 +75,20 @@ def test_cuda_device_is_refused_clearly_without_a_gpu():
             all_modes()[mode].make("cuda", "float32", 1)
 
 
-def test_torch_compile_cells_compile_cold_and_later_repeats_reuse_their_graphs(tmp_path):
+@pytest.mark.parametrize("mode", ["torch-compile", "jax-jit"])
+def test_compiled_cells_compile_cold_and_later_repeats_reuse_their_graphs(tmp_path, mode):
     """In the first repeat every cell compiles cold: no graph another cell or an earlier run
     compiled is found, in memory or on disk (the process starts from the run's template, which
-    holds only the compiler's one-time set-up). A later repeat's process reuses the graphs the
-    first compiled (the same code runs in the steady state), and the compile cost in the table
-    comes from the cold process alone."""
+    holds only the compiler's one-time set-up). A later repeat's process reuses the graphs
+    (torch.compile) or executables (JAX's persistent cache) the first compiled: the same code
+    runs in the steady state, and the compile cost in the table comes from the cold process
+    alone."""
     from dataclasses import replace
 
     from eagerbench import tables
     from tests.conftest import run_into
 
-    cell = Cell("elementwise", {"size": 64, "ops": 3}, "torch-compile", threads=1, iters=2,
-                warmup=1)
+    cell = Cell("elementwise", {"size": 64, "ops": 3}, mode, threads=1, iters=2, warmup=1)
     cells = [cell, replace(cell, params={"size": 96, "ops": 3}), replace(cell, repeat=1)]
     records = run_into(cells, tmp_path, timeout=600)
     assert all(r.result.ok for r in records), records
@@ -100,3 +101,4 @@ def test_torch_compile_cells_compile_cold_and_later_repeats_reuse_their_graphs(t
     assert again.compile_cache["graph_hits"] >= 1
     row = tables.cells_table(records).set_index("params").loc["size=64 ops=3"]
     assert row["compile_ms"] == pytest.approx(tables.compile_ms(first))
+    assert row["first_call_ms"] == pytest.approx(first.warmup[0].ns / 1e6)

@@ -40,6 +40,20 @@ def _on_duration(event: str, seconds: float, **kwargs) -> None:
 
 jax.monitoring.register_event_duration_secs_listener(_on_duration)
 
+# The persistent compilation cache (the runner points it at the run's own folder): a hit loads
+# an executable another process of the run compiled, so this process's compile cost is not cold.
+_CACHE_EVENTS = {"/jax/compilation_cache/cache_hits": "graph_hits",
+                 "/jax/compilation_cache/cache_misses": "graph_misses"}
+_CACHE = {"graph_hits": 0, "graph_misses": 0}
+
+
+def _on_event(event: str, **kwargs) -> None:
+    if event in _CACHE_EVENTS:
+        _CACHE[_CACHE_EVENTS[event]] += 1
+
+
+jax.monitoring.register_event_listener(_on_event)
+
 
 class JittedStep:
     """A step ``(st, mem) -> (st, mem)`` under ``jax.jit`` with the buffers in ``mem`` donated.
@@ -134,6 +148,12 @@ class JaxBackend(Backend):
 
     def int_min(self, a, b):
         return jnp.minimum(a, b) if self.compiled else min(a, b)
+
+    def full(self, n: int, value: float):
+        return jnp.full((n,), value, self.dtype, device=self.jax_device)
+
+    def buffer_full(self, n: int, value: float):
+        return self.full(n, value)   # XLA's own memory: it can be donated
 
     def buffer(self, array):
         array = np.asarray(array)
@@ -275,6 +295,11 @@ class JaxBackend(Backend):
 
     def compile_events(self) -> dict:
         return dict(_COMPILES)
+
+    def compile_cache(self) -> dict:
+        if jax.config.jax_compilation_cache_dir is None:
+            return {}
+        return dict(_CACHE)
 
     def donation(self) -> dict | None:
         checked = [s.donation for s in self._jitted if s.donation is not None]
