@@ -38,9 +38,9 @@ def _resolve(params: dict) -> dict:
 
 def _build(B, params: dict, ctx: dict) -> Task:
     n, ops = params["size"], params["ops"]
-    # Made in the working dtype: a float64 copy of the 1 GiB vectors first took seconds.
-    a = B.asarray(np.full(n, 1.0 / 1024, dtype=B.dtype_name))  # exact: sums stay exact
-    b = B.buffer(np.zeros(n, dtype=B.dtype_name))
+    # Made by the framework: copying the 1 GiB vectors from NumPy took seconds each.
+    a = B.full(n, 1.0 / 1024)  # exact: sums stay exact
+    b = B.buffer_full(n, 0.0)
 
     def chain(st, mem):
         b = mem["b"]

@@ -64,6 +64,12 @@ class TFBackend(Backend):
             return tf.constant(array, dtype=self.dtype)
         return tf.constant(array)
 
+    def full(self, n: int, value: float) -> Any:
+        return tf.fill([n], tf.constant(value, dtype=self.dtype))
+
+    def buffer_full(self, n: int, value: float) -> Any:
+        return tf.Variable(self.full(n, value), trainable=False)
+
     def to_numpy(self, tensor: Any) -> np.ndarray:
         return tensor.numpy()
 
