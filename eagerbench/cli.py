@@ -277,7 +277,7 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, threads, dev
         if limits:
             click.echo("eagerbench: measuring this machine's matmul peak and bandwidth ...",
                        err=True)
-            settings["limits"] = machine.measure(threads, device)
+            settings["limits"] = machine.measure(threads, device, dtypes=(dtype,))
         settings["contention"] = {"before": machine.contention()}
     # The plan goes into the header: --resume finishes exactly these cells.
     env = {**envinfo.record(settings), "plan": [c.to_json() for c in cells]}
@@ -367,8 +367,8 @@ def _measure(cells, target: Path, write_dir: Path, writer: RunWriter, lock, star
         if runner.name == "local" and env.get("limits") and _beaten(run.latest(), env["limits"]):
             click.echo("eagerbench: a cell beat the limits measured before the run (taken in a "
                        "slow spell?): measuring them again", err=True)
-            footer["limits"] = machine.merge(env["limits"], machine.measure(env["threads"],
-                                                                            env["device"]))
+            footer["limits"] = machine.merge(env["limits"], machine.measure(
+                env["threads"], env["device"], dtypes=(env["dtype"],)))
         footer["run_wall_s"] = footer.pop("earlier_wall_s", 0.0) + time.perf_counter() - started
         if runner.name == "local":
             footer["contention"] = {**(env.get("contention") or {}),

@@ -39,14 +39,18 @@ def _best(fn, sync) -> float:
     return best
 
 
-def probe(lib: str, device: str, n: int = MATMUL_N, elems: int = STREAM_ELEMS) -> dict:
+DTYPES = ("float32", "float64")
+
+
+def probe(lib: str, device: str, n: int = MATMUL_N, elems: int = STREAM_ELEMS,
+          dtypes: tuple[str, ...] = DTYPES) -> dict:
     """Best matmul GFLOP/s per dtype and, where the library allows it, the bandwidth of
     ``b += a`` (reads a and b, writes b in place: no write-allocate traffic to hide)."""
     import numpy as np
 
     rng = np.random.default_rng(0)
     out = {"matmul_gflops": {}, "bandwidth_gbps": None, "matmul_ladder": {}}
-    for dtype in ("float32", "float64"):
+    for dtype in dtypes:
         def seconds(side):
             return _matmul_s(lib, device, rng.standard_normal((side, side)).astype(dtype))
 
@@ -175,7 +179,8 @@ def slow_against(probe: dict, fast_us: float) -> float:
 def merge(first: dict, second: dict) -> dict:
     """The best of two probes of the limits (a probe taken in a slow spell understates them)."""
     best = {key: max((v for v in (first["peak_gflops"].get(key), second["peak_gflops"].get(key))
-                      if v), default=None) for key in first["peak_gflops"]}
+                      if v), default=None)
+            for key in dict.fromkeys([*first["peak_gflops"], *second["peak_gflops"]])}
     bandwidths = [b for b in (first.get("bandwidth_gbps"), second.get("bandwidth_gbps")) if b]
     cached = [b for b in (first.get("cache_bandwidth_gbps"), second.get("cache_bandwidth_gbps"))
               if b]
@@ -184,8 +189,9 @@ def merge(first: dict, second: dict) -> dict:
         probes = [p["per_library"][lib] for p in (first, second) if lib in p["per_library"]]
         gbps = [p["bandwidth_gbps"] for p in probes if p.get("bandwidth_gbps")]
         libs[lib] = {**probes[-1],   # per library, the better probe of each figure
-                     "matmul_gflops": {d: max(p["matmul_gflops"][d] for p in probes)
-                                       for d in probes[-1]["matmul_gflops"]},
+                     "matmul_gflops": {d: max(p["matmul_gflops"].get(d) or 0 for p in probes)
+                                       for d in dict.fromkeys(
+                                           d for p in probes for d in p["matmul_gflops"])},
                      "bandwidth_gbps": max(gbps) if gbps else None}
     return {**first, "per_library": libs, "peak_gflops": best,
             "matmul_ladder": best_ladder([first, second]),
@@ -241,8 +247,10 @@ def last_level_cache_bytes() -> int | None:
     return max(sizes) if sizes else None
 
 
-def measure(threads: int, device: str, timeout: float = 300) -> dict:
-    """Probe every installed library (one process each); the best of each figure is the limit."""
+def measure(threads: int, device: str, timeout: float = 300,
+            dtypes: tuple[str, ...] = DTYPES) -> dict:
+    """Probe every installed library (one process each) in ``dtypes`` (a run's own: the float64
+    products took TensorFlow 6 of its 17 s); the best of each figure is the limit."""
     from eagerbench.runner import thread_env
 
     root = str(Path(__file__).resolve().parent.parent)
@@ -256,13 +264,13 @@ def measure(threads: int, device: str, timeout: float = 300) -> dict:
             continue
         try:
             proc = subprocess.run([sys.executable, "-m", "eagerbench.limits", lib, str(threads),
-                                   device], capture_output=True, text=True, env=env,
-                                  timeout=timeout)
+                                   device, ",".join(dtypes)], capture_output=True, text=True,
+                                  env=env, timeout=timeout)
             per_lib[lib] = json.loads(proc.stdout.strip().splitlines()[-1])
         except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as exc:
             errors[lib] = type(exc).__name__
     peak = {d: max((r["matmul_gflops"][d] for r in per_lib.values()), default=None)
-            for d in ("float32", "float64")}
+            for d in dtypes}
     bandwidths = [r["bandwidth_gbps"] for r in per_lib.values() if r["bandwidth_gbps"]]
     cached = [r["cache_bandwidth_gbps"] for r in per_lib.values()
               if r.get("cache_bandwidth_gbps")]
@@ -278,4 +286,5 @@ if __name__ == "__main__":
     from eagerbench.worker import _pin_cpus
 
     _pin_cpus(int(sys.argv[2]))
-    print(json.dumps(probe(sys.argv[1], sys.argv[3])))
+    print(json.dumps(probe(sys.argv[1], sys.argv[3], dtypes=tuple(
+        sys.argv[4].split(",")) if len(sys.argv) > 4 else DTYPES)))

@@ -148,14 +148,16 @@ def _machine(env: dict, cells: pd.DataFrame) -> str:
                      + ("exclusive nodes" if options.get("exclusive") else "shared nodes"))
     lim = env.get("limits") or {}
     if lim.get("peak_gflops"):
-        best = {d: max(lim["per_library"], key=lambda k: lim["per_library"][k]["matmul_gflops"][d])
-                for d in ("float32", "float64")}
+        peaks = {d: peak for d, peak in lim["peak_gflops"].items() if peak}
+        best = {d: max(lim["per_library"],
+                       key=lambda k: lim["per_library"][k]["matmul_gflops"].get(d) or 0)
+                for d in peaks}
         when = ("best of the probes before and after the run (a cell beat the first)"
                 if lim.get("probes") == 2 else "probed before the run")
         lines.append(
-            f"- measured limits ({lim['device']}, {when}): matmul {lim['matmul_n']}^3 float32 "
-            f"{lim['peak_gflops']['float32']:.0f} GFLOP/s ({best['float32']}), float64 "
-            f"{lim['peak_gflops']['float64']:.0f} GFLOP/s ({best['float64']}); streaming "
+            f"- measured limits ({lim['device']}, {when}): matmul {lim['matmul_n']}^3 "
+            + ", ".join(f"{d} {peak:.0f} GFLOP/s ({best[d]})" for d, peak in peaks.items())
+            + "; streaming "
             f"`b += a` bandwidth {lim['bandwidth_gbps'] or float('nan'):.1f} GB/s, in cache "
             f"{lim.get('cache_bandwidth_gbps') or float('nan'):.0f} GB/s; largest cache "
             f"{(lim.get('llc_bytes') or 0) / 2**20:.0f} MiB"

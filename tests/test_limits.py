@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from eagerbench import limits
 
 
@@ -19,6 +21,23 @@ def test_merged_limits_keep_the_best_of_two_probes():
     assert merged["bandwidth_gbps"] == 40.0 and merged["probes"] == 2
     assert merged["per_library"]["torch"]["matmul_gflops"]["float32"] == 200.0
     assert limits.merge(fast, slow)["bandwidth_gbps"] == 40.0
+
+
+def test_limits_are_probed_in_the_run_dtype_only():
+    """A float32 run probes float32 products alone (the float64 ones took TensorFlow 6 of its
+    17 s), and the probes of two runs merge and print whatever dtypes they hold."""
+    from eagerbench import report
+
+    probe = limits.probe("numpy", "cpu", n=64, elems=1 << 12, dtypes=("float32",))
+    assert set(probe["matmul_gflops"]) == set(probe["matmul_ladder"]) == {"float32"}
+    only32 = _probe(150.0, 30.0)
+    for table in (only32["peak_gflops"], only32["per_library"]["torch"]["matmul_gflops"]):
+        del table["float64"]
+    merged = limits.merge(only32, _probe(120.0, 26.0))
+    assert merged["peak_gflops"] == {"float32": 150.0, "float64": 60.0}
+    text = report._machine({"limits": {**only32, "matmul_n": 2048}}, pd.DataFrame())
+    line = next(x for x in text.splitlines() if "measured limits" in x)
+    assert "float32 150 GFLOP/s (torch)" in line and "float64" not in line
 
 
 def test_merged_limits_keep_the_best_matmul_rate_at_each_side():

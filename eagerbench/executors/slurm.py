@@ -114,7 +114,8 @@ def _measure_limits_once(cells: list[CellSpec], folder: Path, host: dict) -> Non
     path = folder / f"{host_key(host)}.json"
     if path.exists():
         return
-    measured = limits.measure(cells[0].threads, cells[0].device)
+    measured = limits.measure(cells[0].threads, cells[0].device,
+                              dtypes=tuple(dict.fromkeys(c.dtype for c in cells)))
     partial = path.with_suffix(f".{os.getpid()}.partial")
     partial.write_text(json.dumps({"host": host, "limits": measured}))
     os.replace(partial, path)
