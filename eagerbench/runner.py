@@ -119,7 +119,7 @@ def _one_process(specs: list[dict], first: Cell, timeout: float, on_progress,
                                 env=_worker_env(first, cache_dir), start_new_session=True)
         completed = False
         try:
-            job = {"job": first.job, "cells": specs} if first.job == "measure" else specs[0]
+            job = {"job": first.job, "cells": specs}
             proc.stdin.write(json.dumps(job))
             proc.stdin.close()
             failure = None

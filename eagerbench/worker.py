@@ -631,7 +631,7 @@ def verify(spec: dict, channel) -> dict:
     if spec["mode"] == "torch.optim.LBFGS":
         losses, x = lbfgs_reference.run(data(params["batch"]), x0, params["history"], iters)
         np.save(spec["save"], x)
-        return {"status": "ok", "losses": losses, "data_source": source}
+        return {"status": "ok", "losses": losses, "data_source": source, "pid": os.getpid()}
     mode = get_mode(spec["mode"])
     B = mode.make(spec["device"], "float64", spec["threads"])
     task = get_workload("lbfgs").build(B, params, {"seed": spec["seed"], "data": data})
@@ -642,7 +642,7 @@ def verify(spec: dict, channel) -> dict:
         channel.send("progress", phase="verify", i=i + 1, n=iters)
     np.save(spec["save"], B.to_numpy(st["x"]))
     small = data(spec.get("gradcheck_batch", 20))
-    return {"status": "ok", "losses": losses, "data_source": source,
+    return {"status": "ok", "losses": losses, "data_source": source, "pid": os.getpid(),
             "gradcheck": autoencoder.gradient_check(B, small, x0)}
 
 
@@ -689,13 +689,22 @@ def main() -> int:
     channel.send("hello", pid=os.getpid(), protocol=PROTOCOL_VERSION)
     if spec.get("job", "measure") == "measure":
         return run_batch(spec, channel)
-    channel.send("start", indices=[0])
-    try:
-        result = JOBS[spec["job"]](spec, channel)
-    except Exception as exc:  # noqa: BLE001 - a job's failure is data, reported upward
-        result = _failure(exc)
-    channel.send("result", index=0, **result)
-    return 0 if result["status"] != "failed" else 1
+    return run_jobs(spec.get("cells") or [spec], channel)
+
+
+def run_jobs(specs: list[dict], channel) -> int:
+    """Run other jobs (verify, prepare) one after another in this process: a ``result``
+    message each, a failure reported as data."""
+    failed = 0
+    for index, spec in enumerate(specs):
+        channel.send("start", indices=[index])
+        try:
+            result = JOBS[spec["job"]](spec, channel)
+        except Exception as exc:  # noqa: BLE001 - a job's failure is data, reported upward
+            result = _failure(exc)
+        failed += result["status"] == "failed"
+        channel.send("result", index=index, **result)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

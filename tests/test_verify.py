@@ -22,12 +22,15 @@ def eagerbench(*args):
 
 
 def test_verify_passes_across_frameworks_and_writes_json(tmp_path):
-    proc = eagerbench("verify", "--modes", "tf-graph,jax-jit", "--batch", "200", "--iters", "5",
-                      "--threads", "1", "--out", str(tmp_path))
+    """The modes of one framework share a worker process (one import), each framework its own."""
+    proc = eagerbench("verify", "--modes", "tf-eager,tf-graph,jax-jit", "--batch", "200",
+                      "--iters", "5", "--threads", "1", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     saved = json.loads((tmp_path / "verify.json").read_text())
     rows = {r["mode"]: r for r in saved["rows"]}
-    assert set(rows) == {"torch", "tf-graph", "jax-jit"}
+    assert set(rows) == {"torch", "tf-eager", "tf-graph", "jax-jit"}
+    assert rows["tf-eager"]["pid"] == rows["tf-graph"]["pid"]
+    assert len({rows[m]["pid"] for m in ("torch", "tf-eager", "jax-jit")}) == 3
     assert rows["torch"]["against"] == "torch.optim.LBFGS"
     for r in rows.values():
         assert r["pass"] and r["iterations"] == 5
