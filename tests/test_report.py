@@ -112,8 +112,13 @@ def test_article_rows_show_each_mode_and_skip_cases_not_measured():
 def test_suite_figures_count_timed_time_and_noisy_rows():
     records = _run(np.random.default_rng(3))
     cells = tables.cells_table(records)
-    figures = report.suite_figures(records, cells, {"run_wall_s": 100.0}, 20.0)
+    contention = {"before": {"iqr_share": 0.54}, "after": {"iqr_share": 0.31}}
+    figures = report.suite_figures(records, cells, {"run_wall_s": 100.0,
+                                                    "contention": contention}, 20.0)
     assert figures["suite_wall_s"] == 120.0
+    assert figures["machine_iqr"] == {"before": 0.54, "after": 0.31}
+    line = next(x for x in report._suite(figures) if "noise warning" in x)
+    assert "an IQR of 54% (before) and 31% (after) of its median" in line
     timed = sum(s.ns for r in records for s in r.result.timed) / 1e9
     assert figures["timed_s"] == timed
     assert figures["timed_share"] == timed / len(records)   # each record's wall is 1 s
