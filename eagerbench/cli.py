@@ -600,6 +600,32 @@ def report(directory):
     click.echo(summary.to_markdown(index=False))
 
 
+@cli.command("machine")
+@click.option("--seconds", type=float, default=20.0, show_default=True,
+              help="How long to run the fixed loop.")
+def machine_cmd(seconds):
+    """How steady this host is: a fixed pure-Python loop's spread at each sample length.
+
+    A cell whose samples take about as long as a block inherits at least this spread; the run's
+    noise warning fires at an IQR over 10% of the median."""
+    import pandas as pd
+
+    from eagerbench import limits, stats
+
+    if not (0 < seconds <= 3600):
+        raise UserError(f"--seconds must be more than 0 and at most 3600 (got {seconds:g})")
+    spread = limits.spread_by_block(limits.probe_units(seconds))
+    rows = [{"sample length": f"{block_ms} ms", "samples": s["blocks"],
+             "IQR / median": f"{s['iqr_share']:.1%}", "slowest / fastest":
+             f"{s['max_over_min']:.2f}x"} for block_ms, s in spread.items()]
+    click.echo(pd.DataFrame(rows).to_markdown(index=False))
+    noisy = [b for b, s in spread.items() if s["iqr_share"] > stats.NOISY_IQR]
+    if noisy:
+        click.echo(f"eagerbench: at {', '.join(f'{b} ms' for b in noisy)} this host alone "
+                   f"spreads a fixed loop over {stats.NOISY_IQR:.0%} of its median: cells "
+                   f"timed there will carry noise warnings whatever they run")
+
+
 @cli.command("compare")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--fail-slower", "fail_slower", type=float, metavar="PCT",

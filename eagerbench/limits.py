@@ -150,15 +150,7 @@ def contention(seconds: float = 2.0) -> dict:
     fastest tenth, ``slowdown`` how much slower those are (median). ``percentiles_us`` keeps the
     distribution, so that probes can be compared (``slow_against``): a probe that fell wholly in
     a slow spell looks steady against itself."""
-    units = []
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t0 = time.perf_counter_ns()
-        total = 0
-        for i in range(PROBE_UNIT):
-            total += i
-        units.append(time.perf_counter_ns() - t0)
-    units.sort()
+    units = sorted(probe_units(seconds))
     fast = units[len(units) // 10]
     slow = [u for u in units if u > SLOW * fast]
     q1, med, q3 = (units[int(len(units) * q)] for q in (0.25, 0.5, 0.75))
@@ -167,6 +159,45 @@ def contention(seconds: float = 2.0) -> dict:
             "slowdown": (slow[len(slow) // 2] / fast) if slow else 1.0,
             "percentiles_us": [units[min(int(len(units) * q / 100), len(units) - 1)] / 1e3
                                for q in range(101)]}
+
+
+def probe_units(seconds: float) -> list[int]:
+    """Nanoseconds of each unit of a fixed pure-Python loop, run back to back for ``seconds``."""
+    units = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        t0 = time.perf_counter_ns()
+        total = 0
+        for i in range(PROBE_UNIT):
+            total += i
+        units.append(time.perf_counter_ns() - t0)
+    return units
+
+
+STEADINESS_BLOCKS_MS = (1, 10, 100, 1000)
+
+
+def spread_by_block(units_ns: list[int], blocks_ms=STEADINESS_BLOCKS_MS) -> dict[int, dict]:
+    """The IQR over the median of a fixed workload's time, as samples of each length would see
+    it: consecutive units summed into blocks of about ``block_ms``. Noise that averages out
+    within a block shrinks; a slow spell longer than the block does not."""
+    import numpy as np
+
+    units = np.asarray(units_ns, dtype=float)
+    if units.size == 0:
+        return {}
+    unit_ms = float(np.median(units)) / 1e6
+    out = {}
+    for block_ms in blocks_ms:
+        size = max(1, round(block_ms / unit_ms))
+        count = units.size // size
+        if count < 8:    # too few blocks for quartiles
+            continue
+        blocks = units[:count * size].reshape(count, size).sum(axis=1)
+        q1, median, q3 = np.percentile(blocks, [25, 50, 75])
+        out[block_ms] = {"blocks": int(count), "iqr_share": float((q3 - q1) / median),
+                         "max_over_min": float(blocks.max() / blocks.min())}
+    return out
 
 
 def slow_against(probe: dict, fast_us: float) -> float:

@@ -73,3 +73,27 @@ def test_a_cell_beating_the_limits_asks_for_a_second_probe():
     records = [_record("matmul", {"size": 1024}, "torch", [10.0] * 6, 1, 0)]  # 215 GFLOP/s
     assert _beaten(records, _probe(120.0, 26.0))
     assert not _beaten(records, _probe(300.0, 26.0))
+
+
+def test_spread_by_block_shrinks_noise_shorter_than_a_block_and_keeps_longer_spells():
+    """Units alternating 0.9 and 1.1 ms scatter 1 ms samples but not 10 ms ones; a slow spell
+    of half the run spreads every sample length."""
+    flicker = [900_000, 1_100_000] * 2000
+    spread = limits.spread_by_block(flicker, blocks_ms=(1, 10))
+    assert spread[1]["iqr_share"] > 0.15
+    assert spread[10]["iqr_share"] == 0.0
+    spell = [1_000_000] * 2000 + [2_000_000] * 2000
+    assert limits.spread_by_block(spell, blocks_ms=(10,))[10]["iqr_share"] > 0.5
+    assert limits.spread_by_block(flicker[:10], blocks_ms=(100,)) == {}   # too few blocks
+
+
+def test_the_machine_command_prints_the_spread_at_each_sample_length():
+    from click.testing import CliRunner
+
+    from eagerbench.cli import cli
+
+    out = CliRunner().invoke(cli, ["machine", "--seconds", "0.5"])
+    assert out.exit_code == 0, out.output
+    assert "| 1 ms" in out.output and "| 10 ms" in out.output
+    bad = CliRunner().invoke(cli, ["machine", "--seconds", "-1"])
+    assert bad.exit_code != 0 and "--seconds" in bad.output and "Traceback" not in bad.output
