@@ -16,9 +16,12 @@ ENV = "env.json"
 def suite_figures(records: list[Record], cells: pd.DataFrame, env: dict,
                   verify_wall_s: float | None) -> dict:
     """How the run spent its time, and how many rows carry a noise warning."""
-    walls, timed, phases = {}, 0, {}
+    walls, timed, phases, prepared = {}, 0, {}, {}
     for rec in records:
         res = rec.result
+        state = rec.spec.prepared or {}
+        if not state.get("cached") and state.get("seconds") is not None:
+            prepared[state["path"]] = state["seconds"]
         key = (res.process_id(), res.process.get("position"),
                json.dumps(rec.spec.interleaved or rec.spec.params), rec.spec.mode,
                rec.spec.repeat)
@@ -39,6 +42,7 @@ def suite_figures(records: list[Record], cells: pd.DataFrame, env: dict,
     return {"run_wall_s": run_wall, "verify_wall_s": verify_wall_s,
             "suite_wall_s": (run_wall or 0) + (verify_wall_s or 0) if run_wall else None,
             "cell_wall_s": cell_wall, "timed_s": timed / 1e9,
+            "prepare_s": sum(prepared.values()),
             "timed_share": timed / 1e9 / cell_wall if cell_wall else float("nan"),
             "phases_s": phase_s,
             "rows": int(len(ok)), "noisy_rows": int(flagged.sum()),
@@ -204,9 +208,11 @@ def _suite(suite: dict) -> list[str]:
     if suite.get("suite_wall_s"):
         verify = (f" + verify {suite['verify_wall_s']:.0f} s" if suite.get("verify_wall_s")
                   else "")
+        prepare = (f", of which {suite['prepare_s']:.0f} s computing start states that later "
+                   f"runs on this machine load from its cache" if suite.get("prepare_s") else "")
         lines.append(f"- wall time: {suite['suite_wall_s'] / 60:.1f} min (run "
-                     f"{suite['run_wall_s']:.0f} s{verify}), {suite['processes']} worker "
-                     f"processes")
+                     f"{suite['run_wall_s']:.0f} s{prepare}{verify}), {suite['processes']} "
+                     f"worker processes")
     if suite["cell_wall_s"]:
         phases = suite.get("phases_s") or {}
         rest = ("; the rest is process start, framework import, building, warm-up and compiles"

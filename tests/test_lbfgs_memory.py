@@ -80,3 +80,17 @@ def test_a_run_prepares_once_and_every_row_shows_a_full_memory(tmp_path, monkeyp
     # a second run finds the state cached
     again = prepared.attach(cells[:1], 600, said.append)
     assert again[0].prepared["cached"] and said == []
+
+
+def test_a_prepared_state_depends_on_its_own_program_only():
+    """The cache key hashes the modules l-BFGS is made of (a change to one recomputes minutes
+    of l-BFGS at batch 60k), not every workload: editing the element-wise one keeps it."""
+    from workloads import get_workload
+
+    names = [m.__name__ for m in prepared._program_modules(get_workload("lbfgs"))]
+    assert names == ["workloads.autoencoder", "workloads.lbfgs", "workloads.lbfgs_optimizer",
+                     "workloads.mnist"]
+    assert [m.__name__ for m in prepared._program_modules(get_workload("elementwise"))] == [
+        "workloads.elementwise"]
+    assert prepared._code_hash(get_workload("lbfgs")) != prepared._code_hash(
+        get_workload("elementwise"))

@@ -110,13 +110,20 @@ def test_article_rows_show_each_mode_and_skip_cases_not_measured():
 
 
 def test_suite_figures_count_timed_time_and_noisy_rows():
-    records = _run(np.random.default_rng(3))
+    from dataclasses import replace
+
+    # every l-BFGS cell loads one start state, computed in this run in 42 s
+    state = {"path": "/cache/lbfgs-1.npz", "by": "tf-graph", "cached": False, "seconds": 42.0}
+    records = [replace(r, spec=replace(r.spec, prepared=state)) if r.spec.workload == "lbfgs"
+               else r for r in _run(np.random.default_rng(3))]
     cells = tables.cells_table(records)
     contention = {"before": {"iqr_share": 0.54}, "after": {"iqr_share": 0.31}}
     figures = report.suite_figures(records, cells, {"run_wall_s": 100.0,
                                                     "contention": contention}, 20.0)
     assert figures["suite_wall_s"] == 120.0
     assert figures["machine_iqr"] == {"before": 0.54, "after": 0.31}
+    assert figures["prepare_s"] == 42.0
+    assert "of which 42 s computing start states" in report._suite(figures)[2]
     line = next(x for x in report._suite(figures) if "noise warning" in x)
     assert "an IQR of 54% (before) and 31% (after) of its median" in line
     timed = sum(s.ns for r in records for s in r.result.timed) / 1e9
