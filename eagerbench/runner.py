@@ -72,7 +72,7 @@ def _cache_env(root: str) -> dict:
     the same cell then loads what the first compiled, and never a user's own cache)."""
     return {"TORCHINDUCTOR_CACHE_DIR": os.path.join(root, "inductor"),
             "TRITON_CACHE_DIR": os.path.join(root, "triton"),
-            "JAX_COMPILATION_CACHE_DIR": os.path.join(root, "jax"),
+            "EAGERBENCH_JAX_CACHE": os.path.join(root, "jax"),   # a folder per unit in it
             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
 
