@@ -544,7 +544,7 @@ def verify_cmd(modes, history, batch, iters, rtol, threads, seed, data, out, tim
                       lambda mode, msg: click.echo(f"  {mode}: {msg['i']}/{msg['n']}", err=True)
                       if msg["i"] == msg["n"] else None)
     table = verify.compare(runs, rtol)
-    click.echo(table.to_markdown(index=False, floatfmt=".3g"))
+    click.echo(verify.printable(table))
     if out:
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)

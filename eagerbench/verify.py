@@ -75,6 +75,11 @@ def compare(runs: dict, rtol: float) -> pd.DataFrame:
     return pd.DataFrame([r for r in rows if r["mode"] != OPTIM])
 
 
+def printable(table: pd.DataFrame) -> str:
+    """The table as markdown, without the worker pids (kept in verify.json)."""
+    return table.drop(columns=["pid"], errors="ignore").to_markdown(index=False, floatfmt=".3g")
+
+
 def save(table: pd.DataFrame, settings: dict, out_dir: Path, wall_s: float) -> None:
     """verify.json beside a run's tables; the report shows it."""
     (out_dir / "verify.json").write_text(json.dumps(
@@ -103,5 +108,4 @@ def markdown(out_dir: Path) -> str | None:
         f"(over all iterations) and of the final weights against `{REFERENCE}` (and `{REFERENCE}` "
         f"against `{OPTIM}` itself); `gradcheck` is `|g_fd - g| / |g_fd + g|` on a 20-image "
         f"instance. Pass: differences <= {s['rtol']:g}, gradcheck <= {GRADCHECK_TOL:g}.", "",
-        table.drop(columns=["pid"], errors="ignore").to_markdown(index=False, floatfmt=".3g"),
-        ""])
+        printable(table), ""])

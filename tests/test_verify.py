@@ -30,6 +30,7 @@ def test_verify_passes_across_frameworks_and_writes_json(tmp_path):
     rows = {r["mode"]: r for r in saved["rows"]}
     assert set(rows) == {"torch", "tf-eager", "tf-graph", "jax-jit"}
     assert rows["tf-eager"]["pid"] == rows["tf-graph"]["pid"]
+    assert "pid" not in proc.stdout   # kept in verify.json, not printed
     assert len({rows[m]["pid"] for m in ("torch", "tf-eager", "jax-jit")}) == 3
     assert rows["torch"]["against"] == "torch.optim.LBFGS"
     for r in rows.values():
