@@ -67,14 +67,13 @@ def _describe_exit(rc: int, stderr_tail: str) -> str:
 
 
 def _cache_env(root: str) -> dict:
-    """The compilers' on-disk caches, all under ``root``: torch.compile's graphs and kernels,
-    and XLA executables compiled by JAX (every compile kept, however short: a later repeat of
-    the same cell then loads what the first compiled, and never a user's own cache)."""
+    """torch.compile's on-disk caches, under ``root`` (never the user's own). JAX's persistent
+    cache stays off: JAX compiles identical programs again within a process (an interleaved
+    sweep's variants, a cell after another), and with the cache on those became loads, so no
+    process of a run compiled cold."""
     return {"TORCHINDUCTOR_CACHE_DIR": os.path.join(root, "inductor"),
             "TRITON_CACHE_DIR": os.path.join(root, "triton"),
-            "EAGERBENCH_JAX_CACHE": os.path.join(root, "jax"),   # a folder per unit in it
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+            "JAX_ENABLE_COMPILATION_CACHE": "false"}
 
 
 def _worker_env(cell: Cell, cache: str) -> dict:

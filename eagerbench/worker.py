@@ -16,7 +16,6 @@ counts and the price of a dispatch, outside the clock), then assemble a record p
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import os
 import sys
@@ -502,13 +501,10 @@ def measure_cells(specs: list[dict], channel) -> list[dict]:
 
     started = time.perf_counter()
     entries, extras = [], []
-    unit = hashlib.sha256(json.dumps([{k: v for k, v in spec.items() if k != "repeat"}
-                                      for spec in specs], sort_keys=True).encode()).hexdigest()
     try:
         for spec in specs:
             workload = get_workload(spec["workload"])
             B, options = _backend(spec)
-            B.isolate_compile_cache(unit[:20])
             ctx, source = _context(spec, workload)
             iters = spec["iters"] if isinstance(spec["iters"], list) else [spec["iters"]]
             entries.append(Entry(B, workload, spec["params"], ctx, iters, spec["mode"],

@@ -75,20 +75,19 @@ def test_cuda_device_is_refused_clearly_without_a_gpu():
             all_modes()[mode].make("cuda", "float32", 1)
 
 
-@pytest.mark.parametrize("mode", ["torch-compile", "jax-jit"])
-def test_compiled_cells_compile_cold_and_later_repeats_reuse_their_graphs(tmp_path, mode):
+def test_torch_compile_cells_compile_cold_and_later_repeats_reuse_their_graphs(tmp_path):
     """In the first repeat every cell compiles cold: no graph another cell or an earlier run
     compiled is found, in memory or on disk (the process starts from the run's template, which
-    holds only the compiler's one-time set-up). A later repeat's process reuses the graphs
-    (torch.compile) or executables (JAX's persistent cache) the first compiled: the same code
-    runs in the steady state, and the compile cost in the table comes from the cold process
-    alone."""
+    holds only the compiler's one-time set-up). A later repeat's process reuses the graphs the
+    first compiled: the same code runs in the steady state, and the compile cost in the table
+    comes from the cold process alone."""
     from dataclasses import replace
 
     from eagerbench import tables
     from tests.conftest import run_into
 
-    cell = Cell("elementwise", {"size": 64, "ops": 3}, mode, threads=1, iters=2, warmup=1)
+    cell = Cell("elementwise", {"size": 64, "ops": 3}, "torch-compile", threads=1, iters=2,
+                warmup=1)
     # the second cell makes its vectors as the first did (the same small programs, compiled
     # again after the reset between cells): it must compile them, not load the first's
     cells = [cell, replace(cell, params={"size": 64, "ops": 4}), replace(cell, repeat=1)]
@@ -104,3 +103,22 @@ def test_compiled_cells_compile_cold_and_later_repeats_reuse_their_graphs(tmp_pa
     row = tables.cells_table(records).set_index("params").loc["size=64 ops=3"]
     assert row["compile_ms"] == pytest.approx(tables.compile_ms(first))
     assert row["first_call_ms"] == pytest.approx(first.warmup[0].ns / 1e6)
+
+
+def test_jax_compiles_every_program_in_every_process_even_with_a_users_cache(tmp_path,
+                                                                           monkeypatch):
+    """JAX's persistent cache stays off in the workers, whatever the user set: with it on, an
+    interleaved sweep's variants and a cell after another loaded identical programs their own
+    process had compiled, no process compiled cold, and compile costs went missing."""
+    from eagerbench import tables
+    from tests.conftest import run_into
+
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "users-cache"))
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    cells = [Cell("higher-order", {"order": [1, 2], "size": 8}, "jax-jit", threads=1, iters=2,
+                  warmup=1, repeat=repeat) for repeat in (0, 1)]
+    records = run_into(cells, tmp_path / "run", timeout=600)
+    assert all(r.result.ok for r in records), records
+    assert not (tmp_path / "users-cache").exists()
+    table = tables.cells_table(records)
+    assert table["compile_ms"].notna().all() and (table["compile_ms"] > 0).all(), table

@@ -310,10 +310,6 @@ class Backend(abc.ABC):
         """Forget compiled graphs and caches, so that the next cell in this process compiles
         its own from scratch (``torch._dynamo.reset``, ``jax.clear_caches``)."""
 
-    def isolate_compile_cache(self, unit: str) -> None:
-        """Point an on-disk compile cache shared between processes at ``unit``'s own folder,
-        where the framework keeps one that can move (JAX's)."""
-
     def compile_cache(self) -> dict:
         """Hits and misses of an on-disk compile cache, where the framework keeps one."""
         return {}

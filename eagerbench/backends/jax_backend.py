@@ -40,20 +40,6 @@ def _on_duration(event: str, seconds: float, **kwargs) -> None:
 
 jax.monitoring.register_event_duration_secs_listener(_on_duration)
 
-# The persistent compilation cache (the runner points it at the run's own folder, a folder per
-# unit): a hit loads an executable another process of the run compiled for the same cells, so
-# this process's compile cost is not cold.
-_CACHE_EVENTS = {"/jax/compilation_cache/cache_hits": "graph_hits",
-                 "/jax/compilation_cache/cache_misses": "graph_misses"}
-_CACHE = {"graph_hits": 0, "graph_misses": 0}
-
-
-def _on_event(event: str, **kwargs) -> None:
-    if event in _CACHE_EVENTS:
-        _CACHE[_CACHE_EVENTS[event]] += 1
-
-
-jax.monitoring.register_event_listener(_on_event)
 
 
 class JittedStep:
@@ -297,10 +283,6 @@ class JaxBackend(Backend):
     def compile_events(self) -> dict:
         return dict(_COMPILES)
 
-    def compile_cache(self) -> dict:
-        if jax.config.jax_compilation_cache_dir is None:
-            return {}
-        return dict(_CACHE)
 
     def donation(self) -> dict | None:
         checked = [s.donation for s in self._jitted if s.donation is not None]
@@ -380,17 +362,6 @@ class JaxBackend(Backend):
     def reset(self) -> None:
         jax.clear_caches()
 
-    def isolate_compile_cache(self, unit: str) -> None:
-        # One folder per unit: a later repeat loads what the first compiled for the same cells,
-        # and a unit never loads what another unit of its own process compiled (after
-        # ``reset`` cleared the memory caches, that would make its compile look cheaper).
-        root = os.environ.get("EAGERBENCH_JAX_CACHE")
-        if not root:
-            return
-        from jax.experimental.compilation_cache import compilation_cache
-
-        compilation_cache.reset_cache()
-        jax.config.update("jax_compilation_cache_dir", os.path.join(root, unit))
 
     def block(self, tree: Any) -> None:
         jax.block_until_ready(tree)

@@ -26,11 +26,11 @@ class LocalExecutor:
 
     def measure(self, batches: list[list[CellSpec]], timeout: float,
                 progress) -> Iterator[tuple[CellSpec, dict]]:
-        # torch.compile and JAX keep compiled graphs on disk between processes: with the
-        # user's cache a first call would depend on what ran before. Processes start from a
-        # template holding only torch.compile's one-time set-up. The processes of later repeats
-        # reuse the graphs the first compiled (their steady state is the same code; a compile
-        # cost and a first call are only ever taken from a process that compiled cold).
+        # torch.compile keeps compiled graphs on disk between processes: with the user's cache
+        # a first call would depend on what ran before. Processes start from a template holding
+        # only the compiler's one-time set-up. The processes of later repeats reuse the graphs
+        # the first compiled (their steady state is the same code; a compile cost and a first
+        # call are only ever taken from a process that compiled cold).
         with tempfile.TemporaryDirectory(prefix="eagerbench-caches-") as caches:
             template = os.path.join(caches, "template")
             os.mkdir(template)
