@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Optional
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3               # 3: every job comes as {"job", "cells"}
 CALIBRATION_NS = 20_000_000      # single calls timed to choose the block size, at most
 LONG_CALL_NS = 50_000_000        # a steady call this long needs no calibration
 LATENCY_CALLS = 10               # waited calls timed after each block, back to back
@@ -689,7 +689,7 @@ def main() -> int:
     channel.send("hello", pid=os.getpid(), protocol=PROTOCOL_VERSION)
     if spec.get("job", "measure") == "measure":
         return run_batch(spec, channel)
-    return run_jobs(spec.get("cells") or [spec], channel)
+    return run_jobs(spec["cells"], channel)
 
 
 def run_jobs(specs: list[dict], channel) -> int:

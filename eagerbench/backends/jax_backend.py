@@ -41,7 +41,6 @@ def _on_duration(event: str, seconds: float, **kwargs) -> None:
 jax.monitoring.register_event_duration_secs_listener(_on_duration)
 
 
-
 class JittedStep:
     """A step ``(st, mem) -> (st, mem)`` under ``jax.jit`` with the buffers in ``mem`` donated.
 
@@ -283,7 +282,6 @@ class JaxBackend(Backend):
     def compile_events(self) -> dict:
         return dict(_COMPILES)
 
-
     def donation(self) -> dict | None:
         checked = [s.donation for s in self._jitted if s.donation is not None]
         if not checked:
@@ -361,7 +359,6 @@ class JaxBackend(Backend):
 
     def reset(self) -> None:
         jax.clear_caches()
-
 
     def block(self, tree: Any) -> None:
         jax.block_until_ready(tree)
