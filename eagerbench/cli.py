@@ -365,8 +365,9 @@ def _measure(cells, target: Path, write_dir: Path, writer: RunWriter, lock, star
         env = run.env()
         footer.update(executors.hosts_footer(runner))
         if runner.name == "local" and env.get("limits") and _beaten(run.latest(), env["limits"]):
-            click.echo("eagerbench: a cell beat the limits measured before the run (taken in a "
-                       "slow spell?): measuring them again", err=True)
+            click.echo("eagerbench: a cell beat the limits measured before the run, or ran faster "
+                       "than its kernels at their rates (taken in a slow spell?): measuring them "
+                       "again", err=True)
             footer["limits"] = machine.merge(env["limits"], machine.measure(
                 env["threads"], env["device"], dtypes=(env["dtype"],)))
         footer["run_wall_s"] = footer.pop("earlier_wall_s", 0.0) + time.perf_counter() - started
@@ -414,11 +415,16 @@ def _finish_partial(out_dir: Path) -> None:
 
 
 def _beaten(records: list, limits: dict) -> bool:
-    """Whether a measured cell claims more than the machine's limits allow."""
+    """Whether a measured cell claims more than the machine's limits allow, or ran faster than
+    the time its kernels need at the measured rates (the probe ran in a slow spell)."""
+    from eagerbench.explain import why_table
     from eagerbench.tables import cells_table
 
     cells = cells_table(records, limits)
-    return "invalid" in cells and cells["invalid"].fillna("").ne("").any()
+    if "invalid" in cells and cells["invalid"].fillna("").ne("").any():
+        return True
+    why = why_table(records, cells, limits)
+    return bool(not why.empty and (why["kernels_ms"] > why["median_ms"]).any())
 
 
 def _warn_noisy(out_dir: Path) -> None:

@@ -9,12 +9,13 @@ import mmap
 import re
 import resource
 import time
+from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Callable, Optional
 
 PROBE_CALLS = 200     # calls of the dispatch probe per sample, at most
 PROBE_SAMPLE_NS = 2_000_000   # a sample lasts about 2 ms (a graph launch costs ~0.5 ms)
-PROBE_SAMPLES = 7     # samples; the median is kept
+PROBE_SAMPLES = 15    # samples; the median is kept (7 swung by 2x on this VM)
 
 
 def _proc_number(path: str, pattern: str) -> Optional[int]:
@@ -167,11 +168,40 @@ def dispatch_ns(backend, probe: Callable[[], Any] | str = "new") -> Optional[flo
     return samples[len(samples) // 2]
 
 
+# An op's size costs more than its traffic once the framework splits it over its intra-op
+# thread pool (TensorFlow's eager add: 107 us per op at 92,682 elements, 248 us at 100,000, here).
+# Sizes are priced from this many elements up (below, the extra is within the probe's noise), at
+# most this many (a larger probe would leave the cache: a larger op is priced at this size).
+SIZE_MIN_ELEMENTS = 1 << 12
+SIZE_MAX_ELEMENTS = 1 << 17
+SIZE_PROBES = 6        # the sizes with the most ops; the others take the nearest one's price
+
+
+def probe_sizes(sizes: dict) -> list[int]:
+    """The op sizes to price (elements), from ``count_ops``'s ``{elements: ops}``."""
+    clipped: Counter = Counter()
+    for elements, ops in sizes.items():
+        if int(elements) >= SIZE_MIN_ELEMENTS:
+            clipped[min(int(elements), SIZE_MAX_ELEMENTS)] += ops
+    return sorted(n for n, _ in clipped.most_common(SIZE_PROBES))
+
+
+def size_ns(backend, sizes: dict) -> dict[str, float]:
+    """Median ns of one eager add on tensors of each size to price (in place where the
+    framework updates in place, as its cheapest op is priced): what an op of that size costs
+    in dispatch, traffic and the framework's handing it to its threads."""
+    kind = "in_place" if backend.updates_in_place else "new"
+    return {str(n): dispatch_ns(backend, backend.dispatch_probe(kind, n))
+            for n in probe_sizes(sizes)}
+
+
 def compiler_delta(before: dict, after: dict) -> dict:
     """The change of ``Backend.graph_diagnostics`` counters over one cell."""
     out: dict = {}
     if "graphs" in after:
         out["graphs"] = after["graphs"] - before.get("graphs", 0)
+    if "bytes_accessed" in after:
+        out["bytes_accessed"] = after["bytes_accessed"] - before.get("bytes_accessed", 0.0)
     if "graph_breaks" in after:
         old = before.get("graph_breaks", {})
         out["graph_breaks"] = {reason: n - old.get(reason, 0)

@@ -10,11 +10,21 @@ Each part is an estimate with a stated method:
   more). The price is the median time of the mode's cheapest call, measured in the same
   process: one op on a one-element tensor, making a new tensor or (for the ops that do)
   updating one in place; or one call of a trivial compiled function.
-- **kernels** = the larger of memory traffic (the workload's bytes per call at the machine's
-  measured bandwidth: the cache's when the data fits in half the last-level cache, streaming
-  memory's otherwise) and compute (its FLOPs at the matmul rate the framework's own library
-  reaches on products of its FLOPs per op, the price of calling a product left out, or at
-  that library's peak): the time the math needs if nothing else costs anything (a roofline).
+- **kernels** = the larger of memory traffic (bytes per call at the machine's measured
+  bandwidth: the cache's when the data fits in half the last-level cache, streaming memory's
+  otherwise) and compute (FLOPs at the measured rate of their kind): the time the math needs
+  if nothing else costs anything (a roofline). The bytes are the workload's count of what its
+  ops read and write, or in a compiled mode whose compiler counts them (XLA's cost analysis,
+  Inductor's graph metrics) the compiled graphs' own, after fusion. Matmul FLOPs are priced at
+  the rate the framework's own library reaches on products of their FLOPs per op (the price
+  of calling a product left out), element-wise FLOPs at the rate of a fused chain of adds on
+  data in cache.
+- **pool** = what the size of each counted op costs beyond a one-element op and its traffic,
+  in an eager mode: an add on tensors of the op's size (in cache, at most 2^17 elements) is
+  timed in the process that counted the ops, and the one-element op's price and the add's
+  traffic at the cache's bandwidth are taken out. The rest is mostly the framework handing
+  the op to its intra-op threads (TensorFlow's add: +140 us per op from 100,000 elements on a
+  2-core VM). Ops under 4,096 elements are not priced; compiled modes' ops are not counted.
 - **allocation** = the page faults one call takes x the measured price of a fresh page (small
   and huge pages apart): an allocator that returns memory to the system and asks for it
   again pays the kernel to zero every page each time.
@@ -31,10 +41,11 @@ import numpy as np
 import pandas as pd
 
 from eagerbench import stats, tables
-from eagerbench.limits import matmul_rate
+from eagerbench.diagnose import SIZE_MAX_ELEMENTS, SIZE_MIN_ELEMENTS
+from eagerbench.limits import elementwise_rate, matmul_rate
 from eagerbench.results import Record
 
-PARTS = ("dispatch", "kernels", "allocation", "remainder")
+PARTS = ("dispatch", "pool", "kernels", "allocation", "remainder")
 MIB = 2**20
 
 
@@ -74,6 +85,29 @@ def _dispatch_ms(recs: list[Record]) -> tuple[float, float]:
     return dispatches, ((dispatches - in_place) * price + in_place * in_place_price) / 1e6
 
 
+def _pool_ms(rec: Record, dtype: str, limits: dict | None) -> float:
+    """What the counted ops' sizes cost beyond a one-element op and their traffic (see the
+    module's docstring); NaN where the process counted no op sizes or priced none."""
+    why = rec.result.why or {}
+    sizes, prices = why.get("op_sizes") or {}, why.get("size_ns") or {}
+    base = why.get("dispatch_ns_in_place") or why.get("dispatch_ns")
+    bandwidth = (limits or {}).get("cache_bandwidth_gbps") or (limits or {}).get("bandwidth_gbps")
+    if not sizes or not prices or base is None or not bandwidth:
+        return np.nan
+    item = np.dtype(dtype).itemsize
+    excess = {int(n): max(0.0, ns - base - 3 * item * int(n) / bandwidth)
+              for n, ns in prices.items()}
+    probed = np.array(sorted(excess))
+    total = 0.0
+    for elements, ops in sizes.items():
+        if int(elements) < SIZE_MIN_ELEMENTS:
+            continue
+        size = min(int(elements), SIZE_MAX_ELEMENTS)
+        nearest = probed[np.argmin(np.abs(np.log(probed) - np.log(size)))]
+        total += ops * excess[int(nearest)]
+    return total / 1e6
+
+
 def _allocation_ms(rec: Record) -> float:
     """Fresh pages per call at their measured prices: the page faults one call took (an
     allocator that hands memory back to the system and asks for it again pays the kernel to
@@ -98,16 +132,31 @@ def bandwidth_gbps(facts, limits: dict) -> float | None:
     return limits.get("bandwidth_gbps")
 
 
-def _kernels_ms(facts, dtype: str, limits: dict | None) -> tuple[float, float, float]:
-    if not limits:
-        return np.nan, np.nan, np.nan
-    bandwidth = bandwidth_gbps(facts, limits)
-    memory = facts.bytes / bandwidth / 1e6 if facts.bytes and bandwidth else np.nan
+def compiled_bytes(recs: list[Record]) -> float | None:
+    """The bytes per call the compiler counted in its graphs (the most any process saw: one
+    that loaded its graphs from a cache counted none), None where it counted none."""
+    counted = [(r.result.compiler or {}).get("bytes_accessed") or 0 for r in recs]
+    return max(counted) if counted and max(counted) > 0 else None
+
+
+def _compute_rate(facts, dtype: str, limits: dict) -> float | None:
+    if facts.arithmetic == "elementwise" and elementwise_rate(limits, dtype):
+        return elementwise_rate(limits, dtype)
     # A workload that declares its ops gets the rate of a product of its FLOPs per op: a small
     # matmul cannot run at the peak of a large one. The rate is the framework's own library's
     # (probed in each), the kernels it runs.
-    peak = matmul_rate(limits, dtype, facts.flops / facts.ops if facts.flops and facts.ops
+    return matmul_rate(limits, dtype, facts.flops / facts.ops if facts.flops and facts.ops
                        else None, facts.framework)
+
+
+def _kernels_ms(facts, dtype: str, limits: dict | None,
+                graph_bytes: float | None = None) -> tuple[float, float, float]:
+    if not limits:
+        return np.nan, np.nan, np.nan
+    bandwidth = bandwidth_gbps(facts, limits)
+    moved = graph_bytes or facts.bytes
+    memory = moved / bandwidth / 1e6 if moved and bandwidth else np.nan
+    peak = _compute_rate(facts, dtype, limits)
     compute = facts.flops / peak / 1e6 if facts.flops and peak else np.nan
     both = [v for v in (memory, compute) if np.isfinite(v)]
     return memory, compute, max(both) if both else np.nan
@@ -140,15 +189,18 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
     ops = _why_mean(ok, "ops")
     dispatches, dispatch_ms = _dispatch_ms(ok)
     dispatch_us = dispatch_ms / dispatches * 1e3 if dispatches else np.nan
-    memory_ms, compute_ms, kernels_ms = _kernels_ms(facts, spec.dtype, limits)
+    graph_bytes = compiled_bytes(ok) if facts.compiled else None
+    memory_ms, compute_ms, kernels_ms = _kernels_ms(facts, spec.dtype, limits, graph_bytes)
     allocation_ms = _mean([_allocation_ms(r) for r in ok])
-    explained = np.nansum([dispatch_ms, kernels_ms, allocation_ms]) \
+    pool_ms = _mean([_pool_ms(r, spec.dtype, limits) for r in ok])
+    explained = np.nansum([dispatch_ms, pool_ms, kernels_ms, allocation_ms]) \
         if np.isfinite(dispatch_ms) else np.nan
     remainder_ms = median_ms - explained
     row = {"ops_per_call": ops,
            "in_place_ops_per_call": _why_mean(ok, "ops_in_place"),
            "dispatches_per_call": dispatches,
-           "us_per_dispatch": dispatch_us, "dispatch_ms": dispatch_ms,
+           "us_per_dispatch": dispatch_us, "dispatch_ms": dispatch_ms, "pool_ms": pool_ms,
+           "compiled_bytes_per_call": graph_bytes if graph_bytes else np.nan,
            "memory_ms": memory_ms, "compute_ms": compute_ms, "kernels_ms": kernels_ms,
            "bound": "" if not np.isfinite(kernels_ms) else
            ("memory" if kernels_ms == memory_ms else "compute"),
@@ -221,6 +273,8 @@ def sentences(why: pd.DataFrame) -> list[str]:
         for r in ends.itertuples():
             counted = np.isfinite(r.dispatch_share)
             parts = [f"{_percent(r.dispatch_share)} dispatch"] if counted else []
+            if np.isfinite(r.pool_ms) and r.pool_share >= 0.005:
+                parts.append(f"{_percent(r.pool_share)} op sizes (thread pool)")
             if np.isfinite(r.kernels_ms):
                 parts.append(f"{_percent(r.kernels_share)} {r.bound}")
             if np.isfinite(r.allocation_ms) and r.allocation_share >= 0.005:
@@ -249,8 +303,8 @@ def figure(why: pd.DataFrame, workload: str, path: Path) -> Path:
     y = np.arange(len(group))
     fig, ax = plt.subplots(figsize=(8, max(2.5, 0.2 * len(group) + 1.2)))
     left = np.zeros(len(group))
-    colours = {"dispatch": "tab:orange", "kernels": "tab:blue", "allocation": "tab:green",
-               "remainder": "0.7"}
+    colours = {"dispatch": "tab:orange", "pool": "tab:purple", "kernels": "tab:blue",
+               "allocation": "tab:green", "remainder": "0.7"}
     for part in PARTS:
         share = np.clip(group[f"{part}_share"].to_numpy(float), 0, None)
         share = np.nan_to_num(share)
@@ -280,9 +334,13 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
              "Each cell's time per call split into estimates (method in `eagerbench/explain.py`):"
              " **dispatch** = dispatches per call (every framework op in an eager mode, counted; "
              "in a compiled mode one launch per graph compiled for the step) x the measured "
-             "price of one dispatch in that mode (in-place updates priced apart); **kernels** = "
-             "the larger of the workload's bytes at the measured bandwidth and its FLOPs at the "
-             "matmul rate its framework reaches at its size; **allocation** = the page faults one call "
+             "price of one dispatch in that mode (in-place updates priced apart); **pool** = "
+             "what each counted op's size costs beyond a one-element op and its traffic (an add "
+             "of that size, timed: mostly handing the op to the framework's threads); "
+             "**kernels** = the larger of the bytes moved (the workload's count, or the "
+             "compiler's for its fused graphs) at the measured bandwidth and the FLOPs at the "
+             "measured rate of their kind (matmuls of their size in the framework's library, or "
+             "a fused chain of adds); **allocation** = the page faults one call "
              "takes x the measured price of a fresh page; the **remainder** is what none "
              "explains (lost fusion, caches, Python; negative when the estimates explain more "
              "than the time). Every column, with the "

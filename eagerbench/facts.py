@@ -59,5 +59,6 @@ def derive(spec: CellSpec, result: CellResult) -> Facts:
                  compiled=mode.compiled,
                  flops=work.flops if work else None, bytes=work.bytes if work else None,
                  ops=work.ops if work else None, footprint=work.footprint if work else None,
+                 arithmetic=work.arithmetic if work else "matmul",
                  shown=tuple(workload.shown),
                  views=tuple(presentation.to_json(v) for v in workload.views))

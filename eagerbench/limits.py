@@ -25,6 +25,10 @@ STREAM_ELEMS = 1 << 25        # 128 MiB per float32 vector: far beyond any cache
 CACHE_ELEMS = 1 << 16         # 256 KiB per vector: the bandwidth of data that stays in cache
 CACHE_REPEATS = 200
 REPEATS = 5
+# A fused chain of dependent adds on vectors that stay in cache: the rate of element-wise
+# arithmetic when no memory traffic limits it (a compiled element-wise chain's roofline).
+CHAIN_ELEMS = 1 << 17
+CHAIN_ADDS = (20, 80)
 
 
 def _best(fn, sync) -> float:
@@ -64,7 +68,40 @@ def probe(lib: str, device: str, n: int = MATMUL_N, elems: int = STREAM_ELEMS,
     if lib in ("numpy", "torch"):
         out["bandwidth_gbps"] = _stream(lib, device, elems, 1)
         out["cache_bandwidth_gbps"] = _stream(lib, device, CACHE_ELEMS, CACHE_REPEATS)
+    if lib == "jax":   # the compiler that fuses a chain into one loop at the least cost to probe
+        out["elementwise_gflops"] = {dtype: _chain_gflops(dtype) for dtype in dtypes}
     return out
+
+
+def _chain_gflops(dtype: str) -> float:
+    """GFLOP/s of ``b + a + a + ...`` fused by ``jax.jit`` into one loop over in-cache vectors:
+    the difference between chains of 80 and 20 adds (longer chains compile to slower code), so that neither the call nor the
+    vectors' traffic counts."""
+    import jax
+    import jax.numpy as jnp
+
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    a, b = jnp.full(CHAIN_ELEMS, 1.0 / 1024, dtype), jnp.zeros(CHAIN_ELEMS, dtype)
+
+    def seconds(adds: int) -> float:
+        def chain(a, b):
+            for _ in range(adds):
+                b = b + a
+            return b
+
+        jitted = jax.jit(chain)
+        calls = 20
+
+        def run():
+            for _ in range(calls):
+                out = jitted(a, b)
+            out.block_until_ready()
+
+        return _best(run, lambda: None) / calls
+
+    short, long = (seconds(adds) for adds in CHAIN_ADDS)
+    return (CHAIN_ADDS[1] - CHAIN_ADDS[0]) * CHAIN_ELEMS / max(long - short, 1e-9) / 1e9
 
 
 def _matmul_s(lib: str, device: str, a) -> float:
@@ -84,20 +121,22 @@ def _matmul_s(lib: str, device: str, a) -> float:
     elif lib == "tensorflow":
         import tensorflow as tf
 
+        # Only the last product is kept, and waited on: holding all 512 made a 128 x 128 product in JAX 1.7x slower than a cell's, every
+        # output a fresh buffer.
+        last = [None]
         with tf.device("/GPU:0" if device == "cuda" else "/CPU:0"):
             t = tf.constant(a)
-            holder = []
-            run = lambda t=t: holder.append(tf.matmul(t, t))  # noqa: E731
-            sync = lambda: [holder.pop().numpy() for _ in list(holder)]  # noqa: E731
+            run = lambda t=t: last.__setitem__(0, tf.matmul(t, t))  # noqa: E731
+            sync = lambda: last[0].numpy()  # noqa: E731
     else:
         import jax
 
         if dtype == "float64":
             jax.config.update("jax_enable_x64", True)
         t = jax.device_put(a)
-        holder = []
-        run = lambda t=t: holder.append(t @ t)  # noqa: E731
-        sync = lambda: [holder.pop().block_until_ready() for _ in list(holder)]  # noqa: E731
+        last = [None]
+        run = lambda t=t: last.__setitem__(0, t @ t)  # noqa: E731
+        sync = lambda: last[0].block_until_ready()  # noqa: E731
 
     def products():
         for _ in range(calls):
@@ -223,9 +262,12 @@ def merge(first: dict, second: dict) -> dict:
                      "matmul_gflops": {d: max(p["matmul_gflops"].get(d) or 0 for p in probes)
                                        for d in dict.fromkeys(
                                            d for p in probes for d in p["matmul_gflops"])},
+                     "matmul_ladder": best_ladder(probes),
+                     "elementwise_gflops": best_elementwise(probes),
                      "bandwidth_gbps": max(gbps) if gbps else None}
     return {**first, "per_library": libs, "peak_gflops": best,
             "matmul_ladder": best_ladder([first, second]),
+            "elementwise_gflops": best_elementwise([first, second]),
             "bandwidth_gbps": max(bandwidths) if bandwidths else None,
             "cache_bandwidth_gbps": max(cached) if cached else None, "probes": 2}
 
@@ -239,6 +281,21 @@ def best_ladder(probes: list[dict]) -> dict:
                 if rate:
                     out.setdefault(dtype, {})[side] = max(rate, out.get(dtype, {}).get(side, 0))
     return out
+
+
+def best_elementwise(probes: list[dict]) -> dict:
+    """Per dtype, the best fused element-wise GFLOP/s any probe reached."""
+    out: dict = {}
+    for probe in probes:
+        for dtype, rate in (probe.get("elementwise_gflops") or {}).items():
+            if rate:
+                out[dtype] = max(rate, out.get(dtype, 0))
+    return out
+
+
+def elementwise_rate(limits: dict, dtype: str) -> float | None:
+    """The GFLOP/s of fused element-wise arithmetic measured on this machine, if probed."""
+    return (limits.get("elementwise_gflops") or {}).get(dtype)
 
 
 def matmul_rate(limits: dict, dtype: str, flops_per_op: float | None,
@@ -306,6 +363,7 @@ def measure(threads: int, device: str, timeout: float = 300,
     cached = [r["cache_bandwidth_gbps"] for r in per_lib.values()
               if r.get("cache_bandwidth_gbps")]
     return {"device": device, "matmul_n": MATMUL_N, "llc_bytes": last_level_cache_bytes(),
+            "elementwise_gflops": best_elementwise(list(per_lib.values())),
             "stream_elems": STREAM_ELEMS, "cache_elems": CACHE_ELEMS,
             "per_library": per_lib, "errors": errors, "peak_gflops": peak,
             "matmul_ladder": best_ladder(list(per_lib.values())),

@@ -240,6 +240,7 @@ class Facts:
     bytes: Optional[float] = None
     ops: Optional[float] = None
     footprint: Optional[float] = None
+    arithmetic: str = "matmul"       # what the FLOPs are ("elementwise": priced as fused adds)
     shown: tuple[str, ...] = ()     # observed values the workload's rows show ("pairs")
     views: tuple[dict, ...] = ()    # the workload's declared figures and tables (presentation)
     derived_by: str = "measurement"  # or "upgrade from schema 1" (today's code, on load)

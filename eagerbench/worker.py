@@ -288,10 +288,11 @@ def assemble(run: Run) -> dict:
     }
 
 
-# A compiled mode's launch is priced once per process, from the compiler warm-up's graph (a
-# probe compiled per unit would cost a compile each time); an eager op is priced after each
-# unit's timing, close in time to its samples (this VM's speed drifts by up to 2x in minutes).
-_LAUNCH_NS: dict[str, float] = {}
+# A dispatch is priced after each unit's timing, close in time to its samples: this VM's speed
+# drifts by up to 2x in minutes, and a compiled launch priced once at the process's start came
+# out dearer than a whole call of the cells timed later (jax-jit: 24 against 18 us). A compiled
+# mode's probe is compiled again for each unit, once its compile costs are taken (48 ms in
+# torch.compile, its caches warm).
 _FAULT_NS: Optional[dict] = None      # what a fresh page costs, once per process
 
 
@@ -301,9 +302,6 @@ def _prices(B, mode: str, prices: dict) -> list[str]:
     from eagerbench import diagnose as diag
 
     if mode in prices:
-        return []
-    if B.compiled and mode in _LAUNCH_NS:
-        prices[mode] = {"new": _LAUNCH_NS[mode], "in_place": None}
         return []
     notes = []
     prices[mode] = {}
@@ -343,6 +341,7 @@ def diagnose(runs: list[Run], entries: list[Entry]) -> None:
                                                        run.st, run.mem)
             run.B.block((run.st, run.mem))
             run.why["ops_in_place"] = count["in_place"] if count else None
+            run.why["op_sizes"] = {str(n): k for n, k in (count or {}).get("sizes", {}).items()}
             return count["ops"] if count else None
 
         key = entries[run.entry].mode
@@ -350,6 +349,10 @@ def diagnose(runs: list[Run], entries: list[Entry]) -> None:
         if not run.B.compiled and entries[run.entry].count_ops:
             run.why["ops"], note = _diagnosed("ops", ops, None)
             notes += [note] if note else []
+            if run.why.get("op_sizes"):   # priced in the process that counted them
+                run.why["size_ns"], note = _diagnosed(
+                    "op size probes", lambda: diag.size_ns(run.B, run.why["op_sizes"]), None)
+                notes += [note] if note else []
         notes += _prices(run.B, key, prices)
         if _FAULT_NS is None:   # at the threads the kernels fault with (the worker's CPUs)
             _FAULT_NS, note = _diagnosed("page fault probe", lambda: diag.fault_ns(
@@ -388,15 +391,17 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
     with phases("floor"):
         for run in runs:
             run.floor_ns = wait_floor_ns(run.B.block, (run.st, run.mem))
-    compiled = [compiler_delta(before, e.B.graph_diagnostics())   # before the probes compile
+    # Taken before the probes compile (and hit the compile cache) in ``diagnose``
+    compiled = [compiler_delta(before, e.B.graph_diagnostics())
                 for before, e in zip(compilers, entries)]
+    cache_hits = [_cache_delta(before, e.B.compile_cache()) for before, e in zip(caches, entries)]
     with phases("diagnose"):
         diagnose(runs, entries)
     records = []
     for index, entry in enumerate(entries):
         mine = [run for run in runs if run.entry == index]
         shared = {"status": "ok", "gc_state": gc_state, "threads_applied": entry.B.threads(),
-                  "compile_cache": _cache_delta(caches[index], entry.B.compile_cache()),
+                  "compile_cache": cache_hits[index],
                   "device_name": entry.B.device_name(), "donation": entry.B.donation(),
                   "unit": len(entries),
                   "compiler": compiled[index], "phases_s": phases.seconds}
@@ -451,8 +456,6 @@ def warm_up_compiler(spec: dict) -> float:
     its compile cost is its own, whichever cell ran first. Returns the seconds it took."""
     import numpy as np
 
-    from eagerbench import diagnose as diag
-
     started = time.perf_counter()
     B, _ = _backend(spec)
     f = B.compile_function(lambda x: B.tanh(x) * 2.0 + 1.0, "compiler_warm_up")
@@ -460,8 +463,6 @@ def warm_up_compiler(spec: dict) -> float:
     for _ in range(3):
         B.block(f(x))
     seconds = time.perf_counter() - started
-    if B.compiled:   # the price of a launch, from the graph compiled anyway (see _prices)
-        _LAUNCH_NS[spec["mode"]] = diag.dispatch_ns(B, lambda: f(x))
     B.reset()
     return seconds
 

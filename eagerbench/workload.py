@@ -35,6 +35,9 @@ class Work:
     bytes: Optional[float] = None   # bytes moved to and from memory (lower bound)
     ops: Optional[int] = None       # framework ops dispatched (for time per op)
     footprint: Optional[float] = None  # bytes of data one iteration touches (cache or DRAM?)
+    # What kind of arithmetic the FLOPs are, for the rate they are priced at: "matmul" (the
+    # library's products of their size) or "elementwise" (a fused chain of adds in cache).
+    arithmetic: str = "matmul"
 
 
 @dataclass

@@ -21,11 +21,21 @@ ELEMENTWISE = {"size": 10, "ops": 5}
 def test_each_framework_counts_the_ops_a_known_step_dispatches(mode):
     """``b += a`` five times: five dispatches of the eager program, in every framework (a
     compiled mode's count is its eager program's, run once eagerly); in PyTorch and TensorFlow
-    all five update ``b`` in place, in JAX none can."""
+    all five update ``b`` in place, in JAX none can. Each op's size is its vectors' (10
+    elements; a TensorFlow variable's handle is not a tensor of elements)."""
     B, task = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
     count, (st, mem) = B.count_ops(B.eager_step(task.step), task.st, task.mem)
     B.block((st, mem))
-    assert count == {"ops": 5, "in_place": 0 if B.framework == "jax" else 5}
+    assert count == {"ops": 5, "in_place": 0 if B.framework == "jax" else 5, "sizes": {10: 5}}
+
+
+@pytest.mark.parametrize("mode", ["torch", "tf-eager", "jax"])
+def test_an_ops_size_is_its_largest_operand_or_result(mode):
+    """A product of a 3 x 4 and a 4 x 5 matrix has 20 elements out, 12 and 20 in: size 20."""
+    B, _ = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
+    a, b = B.asarray(np.ones((3, 4))), B.asarray(np.ones((4, 5)))
+    count, product = B.count_ops(B.matmul, a, b)
+    assert count["sizes"] == {20: 1} and B.to_numpy(product).shape == (3, 5)
 
 
 @pytest.mark.parametrize("mode", ["torch", "tf-eager", "jax"])
@@ -36,8 +46,9 @@ def test_the_in_place_probe_updates_a_tensor_and_jax_has_none(mode):
         assert probe is None and diagnose.dispatch_ns(B, "in_place") is None
         return
     count, _ = B.count_ops(probe)
-    assert count == {"ops": 1, "in_place": 1}
-    assert B.count_ops(B.dispatch_probe())[0] == {"ops": 1, "in_place": 0}
+    assert count == {"ops": 1, "in_place": 1, "sizes": {1: 1}}
+    assert B.count_ops(B.dispatch_probe())[0] == {"ops": 1, "in_place": 0, "sizes": {1: 1}}
+    assert B.count_ops(B.dispatch_probe("in_place", 4096))[0]["sizes"] == {4096: 1}
     assert diagnose.dispatch_ns(B, "in_place") > 0
 
 
@@ -139,15 +150,43 @@ def test_an_eager_op_is_priced_after_each_units_timing_not_once_per_process():
     asked = []
 
     class Probed(FakeBackend):
-        def dispatch_probe(self, kind="new"):
+        def dispatch_probe(self, kind="new", elements=1):
             asked.append(kind)
-            return super().dispatch_probe(kind)
+            return super().dispatch_probe(kind, elements)
 
     params = {"size": 8, "ops": 1, "spin_us": 2000, "fresh_mib": 0}
     for _ in range(2):
         measure_unit([Entry(Probed(compiled=False), ADD, params, {"seed": 1}, [3])],
                      Settings(1, 0.0))
     assert asked == ["new", "in_place"] * 2
+
+
+def test_a_compiled_launch_is_priced_after_each_units_timing_too(monkeypatch):
+    """A launch priced once, at the process's start (after the compiler's warm-up), came out
+    dearer than whole calls of the cells timed later (jax-jit: 24 against 18 us per call)."""
+    from eagerbench import worker
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from tests.fake_backend import ADD
+
+    prices = iter([5e4, 1e4, 3e4, 2e4])   # ns, in the order they are asked for
+
+    class Drifting(FakeBackend):
+        def dispatch_probe(self, kind="new", elements=1):
+            return super().dispatch_probe(kind, elements)
+
+    monkeypatch.setattr(worker, "_backend", lambda spec: (Drifting(compiled=True), {}))
+    monkeypatch.setattr(diagnose, "dispatch_ns", lambda B, probe="new": next(prices))
+    worker.warm_up_compiler({"mode": "fake-compiled"})
+    seen = []
+    for _ in range(2):
+        record, = measure_unit([Entry(Drifting(compiled=True), ADD, params_of_add(),
+                                      {"seed": 1}, [3], mode="fake-compiled")], Settings(1, 0.0))
+        seen.append(record["why"]["dispatch_ns"])
+    assert seen[0] != seen[1]   # once per process, both units carried the warm-up's price
+
+
+def params_of_add() -> dict:
+    return {"size": 8, "ops": 1, "spin_us": 200, "fresh_mib": 0}
 
 
 def test_a_fresh_page_has_a_measured_price():
@@ -324,6 +363,104 @@ def test_the_decomposition_is_dispatch_plus_kernels_and_the_rest():
     assert cached.memory_ms == pytest.approx(3 * 4 * small * 10 / 100e9 * 1e3)
     assert "torch at elementwise size=16777216 ops=10: 0% dispatch, 81% memory, 19% unexplained, 20.0 us per op over 10 ops" in \
         " ".join(explain.sentences(why))
+
+
+def test_an_ops_size_is_priced_beyond_its_traffic_and_the_one_element_op():
+    """100 adds of 100,000 floats, each add of that size timed at 130 us against a one-element
+    in-place add's 20 us; its traffic (1.2 MB at 100 GB/s in cache) is 12 us: 98 us per op is
+    the pool's, 9.8 ms. Ops under 4,096 elements are not priced, and an op beyond the probed
+    sizes takes the price of the largest."""
+    n = 100_000
+    priced = _cell(n, "torch", 30.0, 100, 20.0, dispatch_ns_in_place=20e3,
+                   op_sizes={str(n): 100, "10": 7, str(1 << 22): 2}, size_ns={str(n): 130e3})
+    why = explain.why_table([priced], tables.cells_table([priced], LIMITS), LIMITS)
+    row = why.iloc[0]
+    excess_ns = 130e3 - 20e3 - 3 * 4 * n / 100.0
+    assert row.pool_ms == pytest.approx((100 + 2) * excess_ns / 1e6)
+    assert row.remainder_ms == pytest.approx(30.0 - row.dispatch_ms - row.pool_ms
+                                             - row.kernels_ms)
+    assert row.pool_share + row.dispatch_share + row.kernels_share + row.remainder_share == \
+        pytest.approx(1.0)
+    assert "op sizes (thread pool)" in " ".join(explain.sentences(why))
+    unpriced = _cell(n, "torch", 30.0, 100, 20.0)   # no sizes counted: no pool, not zero
+    assert np.isnan(explain.why_table([unpriced], tables.cells_table([unpriced], LIMITS),
+                                      LIMITS)["pool_ms"].iloc[0])
+
+
+def test_the_probe_prices_the_ops_largest_sizes_clipped_to_the_cache():
+    sizes = {"10": 50, "4096": 3, "100000": 100, str(1 << 24): 9, "2000": 40}
+    assert diagnose.probe_sizes(sizes) == [4096, 100_000, 1 << 17]
+    many = {str(5000 + i): 10 + i for i in range(10)}
+    assert diagnose.probe_sizes(many) == [5004 + i for i in range(6)]   # the six with most ops
+
+
+def test_the_worker_prices_the_sizes_of_the_ops_it_counted():
+    """A unit whose step adds 8,192-element vectors records that size and its probe's price,
+    in the process that counted the ops; a unit of 8-element adds prices no size."""
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from tests.fake_backend import ADD
+
+    class Counted(FakeBackend):
+        updates_in_place = False   # priced by new-tensor adds (the fake has no buffers)
+
+        def count_ops(self, fn, *args):
+            out = fn(*args)
+            size = int(np.size(args[1]["b"]))
+            return {"ops": 2, "in_place": 2, "sizes": {size: 2}}, out
+
+    for size, priced in ((8192, True), (8, False)):
+        record, = measure_unit([Entry(Counted(compiled=False), ADD,
+                                      {"size": size, "ops": 2, "spin_us": 100, "fresh_mib": 0},
+                                      {"seed": 1}, [3])], Settings(1, 0.0))
+        assert record["why"]["op_sizes"] == {str(size): 2}
+        assert (list(record["why"].get("size_ns") or {}) == [str(size)]) == priced
+
+
+def test_a_compiled_cell_moves_the_bytes_its_compiler_counted_after_fusion():
+    """100 fused adds of 100,000 floats read a and b and write b once: 1.2 MB per call (XLA's
+    count, Inductor's), not the 120 MB of 100 separate adds; the process that loaded its graph
+    from a cache counted none, and the other's count is kept."""
+    n, fused = 100_000, 1.2e6
+    cells = []
+    for mode, counted in (("jax-jit", [fused, 0.0]), ("jax", [None, None])):
+        for pid, bytes_accessed in enumerate(counted):
+            cell = _cell(n, mode, 0.5, 100, 20.0)
+            compiler = {} if bytes_accessed is None else {"graphs": 1,
+                                                          "bytes_accessed": bytes_accessed}
+            cells.append(replace(cell, result=replace(cell.result, compiler=compiler,
+                                                      process={"pid": pid, "started": 0.0})))
+    why = explain.why_table(cells, tables.cells_table(cells, LIMITS), LIMITS)
+    rows = {r.mode: r for r in why.itertuples()}
+    assert rows["jax-jit"].compiled_bytes_per_call == fused
+    assert rows["jax-jit"].memory_ms == pytest.approx(fused / 100e9 * 1e3)
+    assert rows["jax"].memory_ms == pytest.approx(3 * 4 * n * 100 / 100e9 * 1e3)
+
+
+def test_element_wise_flops_are_priced_at_the_fused_add_rate():
+    """An element-wise workload's FLOPs are adds: priced at the fused chain's 20 GFLOP/s, not a
+    matmul rate; a workload that says nothing keeps the matmul rate."""
+    limits = {**LIMITS, "elementwise_gflops": {"float32": 20.0}}
+    records = [_cell(100_000, "jax-jit", 1.0, 100, 20.0)]
+    why = explain.why_table(records, tables.cells_table(records, limits), limits)
+    assert why["compute_ms"].iloc[0] == pytest.approx(100_000 * 100 / 20e9 * 1e3)
+    matmul = record({"workload": "matmul", "params": {"size": 128}, "mode": "jax",
+                     "dtype": "float32"}, records[0].result.to_json())
+    why = explain.why_table([matmul], tables.cells_table([matmul], limits), limits)
+    assert why["compute_ms"].iloc[0] == pytest.approx(2 * 128**3 / 100e9 * 1e3)
+
+
+@pytest.mark.parametrize("mode", ["jax-jit", "torch-compile"])
+def test_the_compiler_counts_a_fused_chains_bytes_without_compiling_again(mode):
+    """Five adds of 4,096 floats, fused: 3 x 4 B x 4,096 per call, once. Taking XLA's count
+    compiles nothing (its executable is the first call's)."""
+    B, task = build(mode, "elementwise", {"size": 4096, "ops": 5}, dtype="float32")
+    before = B.graph_diagnostics()
+    st, mem = task.step(task.st, task.mem)
+    st, mem = task.step(st, mem)
+    compiles = B.compile_events()["count"]
+    delta = diagnose.compiler_delta(before, B.graph_diagnostics())
+    assert delta["bytes_accessed"] == 3 * 4 * 4096
+    assert B.compile_events()["count"] == compiles
 
 
 def test_the_tax_is_explained_only_where_there_is_one():

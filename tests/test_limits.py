@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from eagerbench import limits
 
@@ -47,6 +48,31 @@ def test_merged_limits_keep_the_best_matmul_rate_at_each_side():
     assert limits.merge(slow, fast)["matmul_ladder"] == {"float32": {"128": 30.0, "512": 110.0}}
 
 
+def test_merged_limits_keep_each_librarys_best_ladder_and_chain_rate():
+    """Each library's ladder (the rates its own cells are held to) and the fused-add rate are
+    the better probe's, not the last one's: JAX's 128 x 128 product measured at 49 GFLOP/s in
+    one probe, while its cells ran it at 69."""
+    first, second = _probe(120.0, 26.0), _probe(120.0, 26.0)
+    first["per_library"]["torch"].update(matmul_ladder={"float32": {"128": 69.0}},
+                                         elementwise_gflops={"float32": 36.0})
+    second["per_library"]["torch"].update(matmul_ladder={"float32": {"128": 49.0}},
+                                          elementwise_gflops={"float32": 20.0})
+    first["elementwise_gflops"], second["elementwise_gflops"] = {"float32": 36.0}, \
+        {"float32": 20.0}
+    merged = limits.merge(first, second)
+    assert merged["per_library"]["torch"]["matmul_ladder"] == {"float32": {"128": 69.0}}
+    assert merged["per_library"]["torch"]["elementwise_gflops"] == {"float32": 36.0}
+    assert merged["elementwise_gflops"] == {"float32": 36.0}
+
+
+def test_the_fused_add_rate_leaves_out_the_call_and_the_traffic(monkeypatch):
+    """Chains of 20 and 80 adds of 2^17 floats, 1 and 2.5 ms per call: the 60 extra adds per
+    element took 1.5 ms, whatever the call and the vectors' traffic cost."""
+    timings = iter([20 * 1e-3, 20 * 2.5e-3])   # seconds of 20 calls, short chain first
+    monkeypatch.setattr(limits, "_best", lambda run, sync: next(timings))
+    assert limits._chain_gflops("float32") == pytest.approx(60 * (1 << 17) / 1.5e-3 / 1e9)
+
+
 def test_a_probe_wholly_in_a_slow_spell_shows_against_another():
     """Against its own fastest tenth a probe taken wholly in a slow spell looks steady; against
     the fastest tenth of a probe taken later, every unit of it is slow."""
@@ -73,6 +99,9 @@ def test_a_cell_beating_the_limits_asks_for_a_second_probe():
     records = [_record("matmul", {"size": 1024}, "torch", [10.0] * 6, 1, 0)]  # 215 GFLOP/s
     assert _beaten(records, _probe(120.0, 26.0))
     assert not _beaten(records, _probe(300.0, 26.0))
+    # Under the peak, but faster than the rate measured at its size: also a slow spell's probe
+    slow_ladder = {**_probe(300.0, 26.0), "matmul_ladder": {"float32": {"1024": 150.0}}}
+    assert _beaten(records, slow_ladder)
 
 
 def test_spread_by_block_shrinks_noise_shorter_than_a_block_and_keeps_longer_spells():

@@ -60,7 +60,7 @@ def _work(params: dict, dtype: str, observed: dict) -> Work:
     item = ITEM_BYTES[dtype]
     return Work(flops=float(params["size"] * params["ops"]),
                 bytes=3.0 * item * params["size"] * params["ops"], ops=params["ops"],
-                footprint=2.0 * item * params["size"])
+                footprint=2.0 * item * params["size"], arithmetic="elementwise")
 
 
 def _iters(params: dict) -> int:

@@ -256,25 +256,40 @@ class Backend(abc.ABC):
 
     def count_ops(self, fn: Callable, *args: Any) -> tuple[Optional[dict], Any]:
         """The framework ops one eager call of ``fn`` dispatches, as ``{"ops": all of them,
-        "in_place": those updating a tensor in place}``, and what it returned; None where the
-        framework offers no dispatch counter."""
+        "in_place": those updating a tensor in place, "sizes": {elements: ops}}`` (an op's size
+        is the most elements any of its operands or results has), and what it returned; None
+        where the framework offers no dispatch counter."""
         return None, fn(*args)
 
-    def dispatch_probe(self, kind: str = "new") -> Optional[Callable[[], Any]]:
-        """The cheapest thing this mode dispatches, as a call: in an eager mode one op on a
-        one-element tensor, making a new one (``kind="new"``) or updating one in place
-        (``"in_place"``: None where the framework has no such op); in a compiled mode one call
-        of a trivial compiled function."""
-        x = self.asarray(np.ones(1))
+    def dispatch_probe(self, kind: str = "new", elements: int = 1) -> Optional[Callable[[], Any]]:
+        """The cheapest thing this mode dispatches, as a call: in an eager mode one add on
+        tensors of ``elements`` (one, by default), making a new one (``kind="new"``) or updating
+        one in place (``"in_place"``: None where the framework has no such op); in a compiled
+        mode one call of a trivial compiled function."""
+        x = self.asarray(np.ones(elements))
+        # Each call takes the one before's result, as a step's calls and ops do: independent
+        # calls, queued by an asynchronous framework (JAX), would run side by side on its threads.
+        last = [x]
         if self.compiled:
-            function = self.compile_function(lambda v: v + v, "probe")
-            return lambda: function(x)
+            function = self.compile_function(lambda v: v * 0.5 + 0.5, "probe")   # 1 stays 1
+
+            def launch():
+                last[0] = function(last[0])
+                return last[0]
+
+            return launch
+        zero = self.asarray(np.zeros(elements))
         if kind == "in_place":
             if not self.updates_in_place:
                 return None
-            buf, zero = self.buffer(np.zeros(1)), self.asarray(np.zeros(1))
+            buf = self.buffer(np.zeros(elements))
             return lambda: self.add_inplace(buf, zero)
-        return lambda: x + x
+
+        def add():
+            last[0] = last[0] + zero
+            return last[0]
+
+        return add
 
     def graph_diagnostics(self) -> dict:
         """Counters of the compiler so far in this process (cumulative; the worker takes their

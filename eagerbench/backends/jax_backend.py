@@ -10,6 +10,7 @@ it.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from typing import Any, Callable
 
 import jax
@@ -58,6 +59,8 @@ class JittedStep:
         self.forwarded: list = []     # per output leaf of st: the st input leaf it passes on
         self.st_def = None
         self.donation: dict | None = None
+        self.arguments = None   # shapes and dtypes of the first call's arguments
+        self._bytes_accessed: float | None = None
         self._jitted = jax.jit(self._traced, donate_argnums=(1,))
 
     def _traced(self, st, mem):
@@ -72,6 +75,7 @@ class JittedStep:
         first = self.donation is None
         if first:   # read before the call: donated inputs are deleted by it
             donated = {x.unsafe_buffer_pointer(): x.nbytes for x in jax.tree_util.tree_leaves(mem)}
+            self.arguments = jax.tree_util.tree_map(_argument_shape, (st, mem))
         st_in = jax.tree_util.tree_leaves(st)
         new_mem, computed = self._jitted(st, mem)
         computed = iter(computed)
@@ -81,6 +85,37 @@ class JittedStep:
             self.donation = {"donated": len(donated), "reused": len(donated.keys() & kept),
                              "copied_bytes": sum(n for p, n in donated.items() if p not in kept)}
         return jax.tree_util.tree_unflatten(self.st_def, leaves), new_mem
+
+    def bytes_accessed(self) -> float | None:
+        """Bytes one call reads and writes, as XLA's cost analysis of the compiled program
+        counts them (after fusion); None before the first call. Taken from the executable the
+        first call compiled (a cache hit: no compile), so call it before ``jax.clear_caches``."""
+        if self._bytes_accessed is None and self.arguments is not None:
+            try:
+                cost = self._jitted.lower(*self.arguments).compile().cost_analysis()
+                cost = cost[0] if isinstance(cost, list) else cost
+                self._bytes_accessed = float(cost["bytes accessed"])
+            except Exception:  # noqa: BLE001 - a diagnostic; the backend may offer no analysis
+                self.arguments = None
+        return self._bytes_accessed
+
+
+def _counted(jaxpr) -> dict:
+    """``count_ops``'s answer for a traced step: its top-level operations and their sizes (the
+    most elements any operand or result of each has)."""
+    sizes = Counter(max([int(np.prod(getattr(v.aval, "shape", ()) or (1,)))
+                         for v in (*eqn.invars, *eqn.outvars)] or [1])
+                    for eqn in jaxpr.eqns)
+    return {"ops": len(jaxpr.eqns), "in_place": 0, "sizes": dict(sizes)}
+
+
+def _argument_shape(x):
+    """What ``lower`` needs of an argument to find the executable its call compiled: a shape
+    and dtype (a committed array's device too: it is part of the cache key)."""
+    if not isinstance(x, jax.Array):
+        return x
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=x.weak_type,
+                                sharding=x.sharding if x.committed else None)
 
 
 _HOST_READ_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,
@@ -313,7 +348,7 @@ class JaxBackend(Backend):
                                                  if is_array])
 
         try:
-            return {"ops": len(trace().jaxpr.eqns), "in_place": 0}, fn(*args)
+            return _counted(trace().jaxpr), fn(*args)
         except _HOST_READ_ERRORS:
             pass
         self._host_values = ("record", [])
@@ -325,7 +360,7 @@ class JaxBackend(Backend):
             return None, out
         finally:
             self._host_values = None
-        return {"ops": len(jaxpr.jaxpr.eqns), "in_place": 0}, out
+        return _counted(jaxpr.jaxpr), out
 
     def host_bool(self, value):
         return self._host_value(super().host_bool, value)
@@ -346,7 +381,10 @@ class JaxBackend(Backend):
     def graph_diagnostics(self) -> dict:
         if not self.compiled:
             return {}
-        return {"graphs": self.trace_count(), "compile_split_s": dict(_PHASE_SECONDS)}
+        split = dict(_PHASE_SECONDS)   # read first: a cost analysis that compiled would add to it
+        costs = [s.bytes_accessed() for s in self._jitted]
+        return {"graphs": self.trace_count(), "compile_split_s": split,
+                "bytes_accessed": float(sum(c for c in costs if c is not None))}
 
     def reset_peak_device_memory(self) -> None:
         pass   # XLA keeps one high-water mark per device, for the process's life
@@ -358,6 +396,8 @@ class JaxBackend(Backend):
         return stats.get("peak_bytes_in_use")
 
     def reset(self) -> None:
+        for step in self._jitted:   # costed while their executables are still cached
+            step.bytes_accessed()
         jax.clear_caches()
 
     def block(self, tree: Any) -> None:

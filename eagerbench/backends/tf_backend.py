@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any, Callable
 
 import numpy as np
@@ -286,11 +287,15 @@ class TFBackend(Backend):
         from tensorflow.python.framework import op_callbacks
 
         count = {"ops": 0, "in_place": 0}
+        sizes: Counter = Counter()
 
         def counted(op_type, inputs, attrs, outputs, op_name=None, graph=None):
             if graph is None:   # executed eagerly, not built into a graph
                 count["ops"] += 1
                 count["in_place"] += not outputs
+                # A variable's handle is a scalar: its op's size is its other operands'
+                sizes[max([int(t.shape.num_elements() or 1) for t in (*inputs, *(outputs or ()))
+                           if t.dtype != tf.resource] or [1])] += 1
             return outputs
 
         op_callbacks.add_op_callback(counted)
@@ -298,7 +303,7 @@ class TFBackend(Backend):
             out = fn(*args)
         finally:
             op_callbacks.remove_op_callback(counted)
-        return count, out
+        return {**count, "sizes": dict(sizes)}, out
 
     def reset_peak_device_memory(self) -> None:
         if self.device == "cuda":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 import types
 from typing import Any, Callable
 
@@ -34,7 +35,24 @@ def _watch_compiles() -> None:
 
         torch._dynamo.callback.on_compile_start(_compile_started)
         torch._dynamo.callback.on_compile_end(_compile_ended)
+        _count_graph_bytes()
         _watch_compiles.done = True
+
+
+def _count_graph_bytes() -> None:
+    """Have Inductor add up the bytes each graph it compiles reads and writes
+    (``metrics.num_bytes_accessed``): it does so only while its metrics log is enabled. The
+    log's records are dropped, not printed. A graph loaded from the FX graph cache is not
+    counted."""
+    import logging
+
+    from torch._inductor import compile_fx
+
+    log = compile_fx.inductor_metrics_log
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
+        log.addHandler(logging.NullHandler())
 
 
 def _compile_split() -> dict:
@@ -294,18 +312,23 @@ class TorchBackend(Backend):
         """Every ATen op the call dispatches (views and in-place ops included), counted below
         autograd by a dispatch mode: what eager PyTorch pays a dispatch for."""
         from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_leaves
 
         count = {"ops": 0, "in_place": 0}
+        sizes: Counter = Counter()
 
         class Counting(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 count["ops"] += 1
                 count["in_place"] += bool(func._schema.is_mutable)   # add_, copy_, out=
-                return func(*args, **(kwargs or {}))
+                result = func(*args, **(kwargs or {}))
+                sizes[max([t.numel() for t in tree_leaves((args, kwargs, result))
+                           if isinstance(t, torch.Tensor)] or [1])] += 1
+                return result
 
         with Counting():
             out = fn(*args)
-        return count, out
+        return {**count, "sizes": dict(sizes)}, out
 
     def graph_diagnostics(self) -> dict:
         if not self.compiled:
@@ -313,8 +336,10 @@ class TorchBackend(Backend):
         if self.cudagraph:
             return {"graphs": self.trace_count()}
         from torch._dynamo.utils import counters
+        from torch._inductor import metrics
 
         return {"graphs": int(counters["stats"]["unique_graphs"]),
+                "bytes_accessed": float(metrics.num_bytes_accessed),
                 "graph_breaks": {str(reason): int(n)
                                  for reason, n in counters["graph_break"].items()},
                 "compile_split_s": _compile_split()}
