@@ -15,7 +15,8 @@ Each part is an estimate with a stated method:
   otherwise) and compute (FLOPs at the measured rate of their kind): the time the math needs
   if nothing else costs anything (a roofline). The bytes are the workload's count of what its
   ops read and write, or in a compiled mode whose compiler counts them (XLA's cost analysis,
-  Inductor's graph metrics) the compiled graphs' own, after fusion. Matmul FLOPs are priced at
+  Inductor's graph metrics) the compiled graphs' own, after fusion (not for the values of an
+  interleaved sweep: their graphs are counted together). Matmul FLOPs are priced at
   the rate the framework's own library reaches on products of their FLOPs per op (the price
   of calling a product left out), element-wise FLOPs at the rate of a fused chain of adds on
   data in cache.
@@ -189,7 +190,8 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
     ops = _why_mean(ok, "ops")
     dispatches, dispatch_ms = _dispatch_ms(ok)
     dispatch_us = dispatch_ms / dispatches * 1e3 if dispatches else np.nan
-    graph_bytes = compiled_bytes(ok) if facts.compiled else None
+    # A sweep's values share one process and one count of the graphs compiled for them all
+    graph_bytes = compiled_bytes(ok) if facts.compiled and not spec.interleaved else None
     memory_ms, compute_ms, kernels_ms = _kernels_ms(facts, spec.dtype, limits, graph_bytes)
     allocation_ms = _mean([_allocation_ms(r) for r in ok])
     pool_ms = _mean([_pool_ms(r, spec.dtype, limits) for r in ok])

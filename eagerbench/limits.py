@@ -75,8 +75,8 @@ def probe(lib: str, device: str, n: int = MATMUL_N, elems: int = STREAM_ELEMS,
 
 def _chain_gflops(dtype: str) -> float:
     """GFLOP/s of ``b + a + a + ...`` fused by ``jax.jit`` into one loop over in-cache vectors:
-    the difference between chains of 80 and 20 adds (longer chains compile to slower code), so that neither the call nor the
-    vectors' traffic counts."""
+    the difference between chains of 80 and 20 adds, so that neither the call nor the vectors'
+    traffic counts (a chain of 200 compiled to code half as fast per add as one of 100)."""
     import jax
     import jax.numpy as jnp
 
@@ -121,8 +121,8 @@ def _matmul_s(lib: str, device: str, a) -> float:
     elif lib == "tensorflow":
         import tensorflow as tf
 
-        # Only the last product is kept, and waited on: holding all 512 made a 128 x 128 product in JAX 1.7x slower than a cell's, every
-        # output a fresh buffer.
+        # Only the last product is kept, and waited on: holding all 512 made a 128 x 128
+        # product in JAX 1.7x slower than a cell's, every output a fresh buffer.
         last = [None]
         with tf.device("/GPU:0" if device == "cuda" else "/CPU:0"):
             t = tf.constant(a)

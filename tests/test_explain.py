@@ -434,6 +434,10 @@ def test_a_compiled_cell_moves_the_bytes_its_compiler_counted_after_fusion():
     assert rows["jax-jit"].compiled_bytes_per_call == fused
     assert rows["jax-jit"].memory_ms == pytest.approx(fused / 100e9 * 1e3)
     assert rows["jax"].memory_ms == pytest.approx(3 * 4 * n * 100 / 100e9 * 1e3)
+    # The values of an interleaved sweep share one count: it is not any one value's
+    swept = [replace(c, spec=replace(c.spec, interleaved={"ops": [100, 200]})) for c in cells]
+    why = explain.why_table(swept, tables.cells_table(swept, LIMITS), LIMITS)
+    assert why.set_index("mode")["compiled_bytes_per_call"].isna().all()
 
 
 def test_element_wise_flops_are_priced_at_the_fused_add_rate():
