@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
 import types
+from collections import Counter
 from typing import Any, Callable
 
 import numpy as np
