@@ -13,6 +13,8 @@ from collections import Counter
 from contextlib import contextmanager
 from typing import Any, Callable, Optional
 
+import numpy as np
+
 PROBE_CALLS = 200     # calls of the dispatch probe per sample, at most
 PROBE_SAMPLE_NS = 2_000_000   # a sample lasts about 2 ms (a graph launch costs ~0.5 ms)
 PROBE_SAMPLES = 15    # samples; the median is kept (7 swung by 2x on this VM)
@@ -144,28 +146,69 @@ def fault_ns(threads: int = 1) -> dict:
     return {"small": small, "huge": sorted(huge)[len(huge) // 2] if huge else None}
 
 
-def dispatch_ns(backend, probe: Callable[[], Any] | str = "new") -> Optional[float]:
-    """Median nanoseconds of one call of ``probe`` (or of the backend's dispatch probe of that
-    kind), waited on in blocks: the price of one op in an eager mode, of one graph launch in a
-    compiled mode. None where the backend has no probe of that kind."""
-    probe = backend.dispatch_probe(probe) if isinstance(probe, str) else probe
-    if probe is None:
-        return None
-    for _ in range(2):   # compile, and warm
-        backend.block(probe())
-    started = time.perf_counter_ns()
-    backend.block(probe())
-    calls = int(min(PROBE_CALLS, max(5, PROBE_SAMPLE_NS / max(time.perf_counter_ns() - started,
-                                                              1))))
-    samples = []
-    for _ in range(PROBE_SAMPLES):
+class Probe:
+    """Samples of one dispatch probe's price: ns per call, waited on in blocks. ``sample`` may
+    be called between a unit's timed rounds, so that the price sees the machine as the cell's
+    samples did (on this VM, a probe run just after a cell priced its ops 25% dearer than the
+    cell's whole ops took)."""
+
+    def __init__(self, backend, call: Callable[[], Any]) -> None:
+        self.backend, self.call, self.samples = backend, call, []
+        for _ in range(2):   # compile, and warm
+            backend.block(call())
         started = time.perf_counter_ns()
-        for _ in range(calls - 1):
-            probe()
-        backend.block(probe())
-        samples.append((time.perf_counter_ns() - started) / calls)
-    samples.sort()
-    return samples[len(samples) // 2]
+        backend.block(call())
+        elapsed = max(time.perf_counter_ns() - started, 1)
+        self.calls = int(min(PROBE_CALLS, max(5, PROBE_SAMPLE_NS / elapsed)))
+
+    def sample(self) -> None:
+        """One block of calls, after a waited call that leaves the queue empty and wakes the
+        framework's threads, as a cell's block starts."""
+        call, block = self.call, self.backend.block
+        block(call())
+        started = time.perf_counter_ns()
+        for _ in range(self.calls - 1):
+            call()
+        block(call())
+        self.samples.append((time.perf_counter_ns() - started) / self.calls)
+
+    def price(self) -> float:
+        """The median sample, after topping the samples up to ``PROBE_SAMPLES``."""
+        while len(self.samples) < PROBE_SAMPLES:
+            self.sample()
+        ordered = sorted(self.samples)
+        return ordered[len(ordered) // 2]
+
+
+def probe(backend, kind: str = "new", elements: int = 1) -> Optional[Probe]:
+    """A ``Probe`` of the backend's dispatch probe of that kind (an op in an eager mode, a
+    launch in a compiled mode, compiled here), or None where the backend has none."""
+    call = backend.dispatch_probe(kind, elements)
+    return None if call is None else Probe(backend, call)
+
+
+def dispatch_ns(backend, kind: str = "new", elements: int = 1) -> Optional[float]:
+    """Median nanoseconds of one call of the backend's dispatch probe of that kind, taken now:
+    the price of one op in an eager mode, of one graph launch in a compiled mode. None where
+    the backend has no probe of that kind."""
+    taken = probe(backend, kind, elements)
+    return None if taken is None else taken.price()
+
+
+def product_probes(backend, side: int) -> tuple[Probe, Probe]:
+    """Probes of the framework's own eager product of two ``side`` x ``side`` matrices, and of
+    a 1 x 1 product: the second is the price of calling a product, which the first's kernel
+    time leaves out. Each product takes the one before's (its values stay ``1 / side``)."""
+    def chained(n: int) -> Callable[[], Any]:
+        a = backend.asarray(np.full((n, n), 1.0 / n))
+        last = [a]
+
+        def product():
+            last[0] = backend.matmul(a, last[0])
+            return last[0]
+        return product
+
+    return Probe(backend, chained(side)), Probe(backend, chained(1))
 
 
 # An op's size costs more than its traffic once the framework splits it over its intra-op
@@ -191,8 +234,7 @@ def size_ns(backend, sizes: dict) -> dict[str, float]:
     framework updates in place, as its cheapest op is priced): what an op of that size costs
     in dispatch, traffic and the framework's handing it to its threads."""
     kind = "in_place" if backend.updates_in_place else "new"
-    return {str(n): dispatch_ns(backend, backend.dispatch_probe(kind, n))
-            for n in probe_sizes(sizes)}
+    return {str(n): dispatch_ns(backend, kind, n) for n in probe_sizes(sizes)}
 
 
 def compiler_delta(before: dict, after: dict) -> dict:

@@ -8,8 +8,8 @@ Each part is an estimate with a stated method:
   PyTorch, op callbacks in TensorFlow, the jaxpr's top-level operations in JAX); a compiled
   mode launches one graph per call for each graph compiled for its step (a graph break makes
   more). The price is the median time of the mode's cheapest call, measured in the same
-  process: one op on a one-element tensor, making a new tensor or (for the ops that do)
-  updating one in place; or one call of a trivial compiled function.
+  process, between the cell's samples: one op on a one-element tensor, making a new tensor
+  or (for the ops that do) updating one in place; or one call of a trivial compiled function.
 - **kernels** = the larger of memory traffic (bytes per call at the machine's measured
   bandwidth: the cache's when the data fits in half the last-level cache, streaming memory's
   otherwise) and compute (FLOPs at the measured rate of their kind): the time the math needs
@@ -17,9 +17,9 @@ Each part is an estimate with a stated method:
   ops read and write, or in a compiled mode whose compiler counts them (XLA's cost analysis,
   Inductor's graph metrics) the compiled graphs' own, after fusion (not for the values of an
   interleaved sweep: their graphs are counted together). Matmul FLOPs are priced at
-  the rate the framework's own library reaches on products of their FLOPs per op (the price
-  of calling a product left out), element-wise FLOPs at the rate of a fused chain of adds on
-  data in cache.
+  the rate of the framework's own product of their FLOPs per op, timed between the cell's
+  samples (the price of calling a product left out), or without it on the machine's ladder;
+  element-wise FLOPs at the rate of a fused chain of adds on data in cache.
 - **pool** = what the size of each counted op costs beyond a one-element op and its traffic,
   in an eager mode: an add on tensors of the op's size (in cache, at most 2^17 elements) is
   timed in the process that counted the ops, and the one-element op's price and the add's
@@ -140,27 +140,47 @@ def compiled_bytes(recs: list[Record]) -> float | None:
     return max(counted) if counted and max(counted) > 0 else None
 
 
-def _compute_rate(facts, dtype: str, limits: dict) -> float | None:
+def product_gflops(recs: list[Record]) -> float | None:
+    """GFLOP/s of the framework's own product of the cell's FLOPs per op, timed between the
+    cell's samples in each of its processes, the price of calling a product (a 1 x 1 one's)
+    left out; None where no process timed one."""
+    kernel_ns, side = [], None
+    for rec in recs:
+        product = (rec.result.why or {}).get("product")
+        if product and product["ns"] > product["call_ns"]:
+            kernel_ns.append(product["ns"] - product["call_ns"])
+            side = product["side"]
+    return 2.0 * side**3 / float(np.mean(kernel_ns)) if kernel_ns else None
+
+
+def _compute_rate(facts, dtype: str, limits: dict,
+                  product_rate: float | None) -> tuple[float | None, str]:
+    """GFLOP/s for the cell's FLOPs, and what it was measured on."""
     if facts.arithmetic == "elementwise" and elementwise_rate(limits, dtype):
-        return elementwise_rate(limits, dtype)
-    # A workload that declares its ops gets the rate of a product of its FLOPs per op: a small
-    # matmul cannot run at the peak of a large one. The rate is the framework's own library's
-    # (probed in each), the kernels it runs.
+        return elementwise_rate(limits, dtype), "fused adds"
+    # A product timed alongside the cell saw the machine as the cell did: two processes ten
+    # seconds apart ran torch's 512 x 512 product at 1.9 and 3.1 ms here.
+    if product_rate:
+        return product_rate, "product alongside"
+    # Else, for a workload that declares its ops, the rate of a product of its FLOPs per op
+    # from the machine's ladder: a small matmul cannot run at the peak of a large one. The rate
+    # is the framework's own library's (probed in each), the kernels it runs.
     return matmul_rate(limits, dtype, facts.flops / facts.ops if facts.flops and facts.ops
-                       else None, facts.framework)
+                       else None, facts.framework), "machine ladder"
 
 
-def _kernels_ms(facts, dtype: str, limits: dict | None,
-                graph_bytes: float | None = None) -> tuple[float, float, float]:
-    if not limits:
-        return np.nan, np.nan, np.nan
+def _kernels_ms(facts, dtype: str, limits: dict | None, graph_bytes: float | None = None,
+                product_rate: float | None = None) -> tuple[float, float, float, str]:
+    """Memory traffic, compute and kernels (the larger) in ms per call, and what the compute
+    rate was measured on."""
+    limits = limits or {}
     bandwidth = bandwidth_gbps(facts, limits)
     moved = graph_bytes or facts.bytes
     memory = moved / bandwidth / 1e6 if moved and bandwidth else np.nan
-    peak = _compute_rate(facts, dtype, limits)
+    peak, source = _compute_rate(facts, dtype, limits, product_rate)
     compute = facts.flops / peak / 1e6 if facts.flops and peak else np.nan
     both = [v for v in (memory, compute) if np.isfinite(v)]
-    return memory, compute, max(both) if both else np.nan
+    return memory, compute, max(both) if both else np.nan, source if np.isfinite(compute) else ""
 
 
 def _memory(ok: list[Record]) -> dict:
@@ -192,7 +212,8 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
     dispatch_us = dispatch_ms / dispatches * 1e3 if dispatches else np.nan
     # A sweep's values share one process and one count of the graphs compiled for them all
     graph_bytes = compiled_bytes(ok) if facts.compiled and not spec.interleaved else None
-    memory_ms, compute_ms, kernels_ms = _kernels_ms(facts, spec.dtype, limits, graph_bytes)
+    memory_ms, compute_ms, kernels_ms, rate_source = _kernels_ms(
+        facts, spec.dtype, limits, graph_bytes, product_gflops(ok))
     allocation_ms = _mean([_allocation_ms(r) for r in ok])
     pool_ms = _mean([_pool_ms(r, spec.dtype, limits) for r in ok])
     explained = np.nansum([dispatch_ms, pool_ms, kernels_ms, allocation_ms]) \
@@ -203,7 +224,8 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
            "dispatches_per_call": dispatches,
            "us_per_dispatch": dispatch_us, "dispatch_ms": dispatch_ms, "pool_ms": pool_ms,
            "compiled_bytes_per_call": graph_bytes if graph_bytes else np.nan,
-           "memory_ms": memory_ms, "compute_ms": compute_ms, "kernels_ms": kernels_ms,
+           "memory_ms": memory_ms, "compute_ms": compute_ms, "compute_rate_from": rate_source,
+           "kernels_ms": kernels_ms,
            "bound": "" if not np.isfinite(kernels_ms) else
            ("memory" if kernels_ms == memory_ms else "compute"),
            "page_faults_per_call": _mean([((r.result.why or {}).get("memory") or {})

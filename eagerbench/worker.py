@@ -231,9 +231,17 @@ def _timed_round(run: Run, watch) -> None:
     run.stopped = run.task.stopped(run.st)
 
 
-def time_runs(runs: list[Run], settings: Settings, watch, channel) -> dict:
+def _progress(run: Run, target_ns: int) -> float:
+    """How far a run's timing has gone, 0 to 1: the lesser share of its samples and its time."""
+    if run.stopped or len(run.timed) >= MAX_SAMPLES_FACTOR * run.iters:
+        return 1.0
+    return min(1.0, len(run.timed) / run.iters, run.timed_ns() / target_ns if target_ns else 1.0)
+
+
+def time_runs(runs: list[Run], settings: Settings, watch, channel, prices: UnitPrices) -> dict:
     """Round-robin over the runs until each has its samples and its minimum time: slow spells
-    of the machine and of the process then hit every mode and value of the unit alike."""
+    of the machine and of the process then hit every mode and value of the unit alike, and
+    the dispatch probes, sampled between rounds."""
     target = int(settings.min_time_s * 1e9)
     if settings.gc == "off":
         gc.disable()
@@ -255,6 +263,7 @@ def time_runs(runs: list[Run], settings: Settings, watch, channel) -> dict:
                 break
             for run in active:
                 _timed_round(run, watch)
+            prices.sample(min(_progress(run, target) for run in runs))
             if time.perf_counter() - last > 0.25:
                 done = min(len(run.timed) for run in runs)
                 channel.send("progress", phase="timed", i=done, n=max(r.iters for r in runs))
@@ -288,31 +297,93 @@ def assemble(run: Run) -> dict:
     }
 
 
-# A dispatch is priced after each unit's timing, close in time to its samples: this VM's speed
-# drifts by up to 2x in minutes, and a compiled launch priced once at the process's start came
-# out dearer than a whole call of the cells timed later (jax-jit: 24 against 18 us). A compiled
-# mode's probe is compiled again for each unit, once its compile costs are taken (48 ms in
-# torch.compile, its caches warm).
+# A dispatch is priced while its unit is timed, a probe's sample after each of the unit's rounds
+# as the timing goes on: this VM's speed drifts by up to 2x in minutes and by 25% in seconds (a
+# probe run just after a cell priced its ops dearer than the cell's whole ops took), and a
+# compiled launch priced once, at the process's start, came out dearer than a whole call of the
+# cells timed later (jax-jit: 24 against 18 us). A compiled mode's probe is compiled again for
+# each unit, before the unit's compiler counters are read, so that its graph is not the cells'.
 _FAULT_NS: Optional[dict] = None      # what a fresh page costs, once per process
+_PRICE_KINDS = (("new", float("nan")), ("in_place", None))   # a kind, and its price on failure
 
 
-def _prices(B, mode: str, prices: dict) -> list[str]:
-    """Fill ``prices[mode]`` (ns per dispatch: ``new`` and ``in_place``) once per unit; returns
-    notes on probes that could not run."""
-    from eagerbench import diagnose as diag
+def product_side(entry: Entry) -> Optional[int]:
+    """The side of the square product whose FLOPs are the cell's per op, for a workload whose
+    FLOPs are matrix products; None for any other."""
+    work = entry.workload.work(entry.params, entry.B.dtype_name, {})
+    if work.arithmetic != "matmul" or not work.flops or not work.ops:
+        return None
+    return max(1, round((work.flops / work.ops / 2) ** (1 / 3)))
 
-    if mode in prices:
-        return []
-    notes = []
-    prices[mode] = {}
-    for kind, fallback in (("new", float("nan")), ("in_place", None)):
-        if kind == "in_place" and B.compiled:
-            prices[mode][kind] = None
-            continue
-        prices[mode][kind], note = _diagnosed(f"{kind} dispatch probe",
-                                              lambda: diag.dispatch_ns(B, kind), fallback)
-        notes += [note] if note else []
-    return notes
+
+class UnitPrices:
+    """What one dispatch costs in each mode of a unit (ns per op made new and per op in place;
+    per launch in a compiled mode), and what the framework's own product of the cell's FLOPs
+    per op costs, sampled between the unit's timed rounds."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        from eagerbench import diagnose as diag
+
+        self.probes: dict[str, dict] = {}
+        self.notes: dict[str, list[str]] = {}
+        self.failed: set = set()
+        self.sides: dict[str, Optional[int]] = {}
+        for entry in entries:
+            if entry.mode in self.probes:
+                continue
+            mode, B = entry.mode, entry.B
+            self.probes[mode], self.notes[mode] = {}, []
+            for kind, _ in _PRICE_KINDS:
+                if kind == "in_place" and B.compiled:
+                    continue
+                self.probes[mode][kind] = self._diagnosed(mode, kind,
+                                                          lambda: diag.probe(B, kind))
+            self.sides[mode] = self._diagnosed(mode, "product", lambda: product_side(entry))
+            if self.sides[mode]:
+                products = self._diagnosed(
+                    mode, "product", lambda: diag.product_probes(B, self.sides[mode]))
+                self.probes[mode]["product"], self.probes[mode]["product_call"] = \
+                    products or (None, None)
+
+    def _diagnosed(self, mode: str, kind: str, measure: Callable):
+        value, note = _diagnosed(f"{kind} {'dispatch ' if kind in ('new', 'in_place') else ''}"
+                                 "probe", measure, None)
+        if note:
+            self.notes[mode].append(note)
+            self.failed.add((mode, kind))
+            self.probes[mode][kind] = None
+        return value
+
+    def sample(self, progress: float) -> None:
+        """A sample of each probe behind the unit's progress (0 to 1) through its timing: the
+        samples spread over the timed window, ``PROBE_SAMPLES`` of each over the whole."""
+        from eagerbench.diagnose import PROBE_SAMPLES
+
+        for mode, kinds in self.probes.items():
+            for kind, probe in list(kinds.items()):
+                if probe is not None and len(probe.samples) < PROBE_SAMPLES * progress:
+                    self._diagnosed(mode, kind, probe.sample)
+
+    def _price(self, mode: str, kind: str) -> Optional[float]:
+        probe = self.probes[mode].get(kind)
+        return None if probe is None else self._diagnosed(mode, kind, probe.price)
+
+    def prices(self, mode: str) -> dict:
+        """``{"new": ns, "in_place": ns or None}`` for a mode, its samples topped up now."""
+        out = {}
+        for kind, fallback in _PRICE_KINDS:
+            price = self._price(mode, kind)
+            out[kind] = fallback if (mode, kind) in self.failed else price
+        return out
+
+    def product(self, mode: str) -> Optional[dict]:
+        """``{"side", "ns", "call_ns"}``: the mode's framework's product of the cell's FLOPs
+        per op and a 1 x 1 product, ns per call; None where the cell has no such FLOPs."""
+        prices = [self._price(mode, kind) for kind in ("product", "product_call")]
+        if None in prices:
+            return None
+        return {"side": self.sides[mode], "ns": prices[0], "call_ns": prices[1]}
+
 
 
 def _diagnosed(what: str, measure: Callable, fallback):
@@ -324,14 +395,13 @@ def _diagnosed(what: str, measure: Callable, fallback):
         return fallback, f"{what}: {one_line(exc)}"
 
 
-def diagnose(runs: list[Run], entries: list[Entry]) -> None:
+def diagnose(runs: list[Run], entries: list[Entry], prices: UnitPrices) -> None:
     """After timing, outside the clock: the ops an eager mode's program dispatches per call
     (one more call), and what one dispatch and one fresh page cost in this process (the
     memory was watched around the first timed sample)."""
     from eagerbench import diagnose as diag
 
     global _FAULT_NS
-    prices: dict = {}
     for run in runs:
         run.final_check = run.task.check(run.st, run.mem)
         notes = []
@@ -353,15 +423,16 @@ def diagnose(runs: list[Run], entries: list[Entry]) -> None:
                 run.why["size_ns"], note = _diagnosed(
                     "op size probes", lambda: diag.size_ns(run.B, run.why["op_sizes"]), None)
                 notes += [note] if note else []
-        notes += _prices(run.B, key, prices)
         if _FAULT_NS is None:   # at the threads the kernels fault with (the worker's CPUs)
             _FAULT_NS, note = _diagnosed("page fault probe", lambda: diag.fault_ns(
                 len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1), {})
             notes += [note] if note else []
-        run.why["dispatch_ns"] = prices[key]["new"]
-        run.why["dispatch_ns_in_place"] = prices[key]["in_place"]
+        price = prices.prices(key)
+        run.why["dispatch_ns"] = price["new"]
+        run.why["dispatch_ns_in_place"] = price["in_place"]
+        run.why["product"] = prices.product(key)
         run.why["fault_ns"] = _FAULT_NS
-        run.why["notes"] = notes
+        run.why["notes"] = notes + prices.notes[key]
 
 
 def _cache_delta(before: dict, after: dict) -> dict:
@@ -376,6 +447,8 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
     from eagerbench.timer import GCWatch, wait_floor_ns
 
     phases = PhaseClock()
+    with phases("probes"):
+        prices = UnitPrices(entries)
     caches = [e.B.compile_cache() for e in entries]
     compilers = [e.B.graph_diagnostics() for e in entries]
     with phases("build"):
@@ -387,16 +460,16 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
         with phases("calibrate"):
             calibrate(runs, watch)
         with phases("timed"):
-            gc_state = time_runs(runs, settings, watch, channel)
+            gc_state = time_runs(runs, settings, watch, channel, prices)
     with phases("floor"):
         for run in runs:
             run.floor_ns = wait_floor_ns(run.B.block, (run.st, run.mem))
-    # Taken before the probes compile (and hit the compile cache) in ``diagnose``
+    # Taken before the op size probes run in ``diagnose``
     compiled = [compiler_delta(before, e.B.graph_diagnostics())
                 for before, e in zip(compilers, entries)]
     cache_hits = [_cache_delta(before, e.B.compile_cache()) for before, e in zip(caches, entries)]
     with phases("diagnose"):
-        diagnose(runs, entries)
+        diagnose(runs, entries, prices)
     records = []
     for index, entry in enumerate(entries):
         mine = [run for run in runs if run.entry == index]

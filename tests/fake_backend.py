@@ -23,7 +23,6 @@ class FakeBackend(Backend):
         super().__init__("cpu", "float64", compiled)
         self.block_s, self.compile_s = block_s, compile_s
         self.compiles_at, self.traced_compiles = set(compiles_at), traced_compiles
-        self.calls = 0
         self._traces = self._compiles = 0
         self.blocked: list = []
 
@@ -46,12 +45,14 @@ class FakeBackend(Backend):
         if not self.compiled:
             return fn
 
+        calls = [0]    # each compiled function's own (the dispatch probe's are not the step's)
+
         def step(st, mem):
-            self.calls += 1
-            if self.calls == 1 or self.calls in self.compiles_at:
+            calls[0] += 1
+            if calls[0] == 1 or calls[0] in self.compiles_at:
                 time.sleep(self.compile_s)      # a compile: slow, and counted
                 self._compiles += 1
-                self._traces += self.traced_compiles or self.calls == 1
+                self._traces += self.traced_compiles or calls[0] == 1
             return fn(st, mem)
 
         return step

@@ -3,6 +3,7 @@ break and a planted recompile), memory around a step, and the decomposition's ar
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -141,7 +142,7 @@ def test_only_the_first_repeat_counts_the_ops_every_process_prices_them():
     assert "dispatch_ns" in skipped["why"] and "fault_ns" in skipped["why"]
 
 
-def test_an_eager_op_is_priced_after_each_units_timing_not_once_per_process():
+def test_an_eager_op_is_priced_in_each_unit_not_once_per_process():
     """This VM's speed drifts by up to 2x within minutes: a price taken at a process's start
     misjudged cells timed later."""
     from eagerbench.worker import Entry, Settings, measure_unit
@@ -161,28 +162,63 @@ def test_an_eager_op_is_priced_after_each_units_timing_not_once_per_process():
     assert asked == ["new", "in_place"] * 2
 
 
-def test_a_compiled_launch_is_priced_after_each_units_timing_too(monkeypatch):
+def test_a_compiled_launch_is_priced_in_each_unit_too():
     """A launch priced once, at the process's start (after the compiler's warm-up), came out
     dearer than whole calls of the cells timed later (jax-jit: 24 against 18 us per call)."""
-    from eagerbench import worker
     from eagerbench.worker import Entry, Settings, measure_unit
     from tests.fake_backend import ADD
 
-    prices = iter([5e4, 1e4, 3e4, 2e4])   # ns, in the order they are asked for
+    units = []
 
-    class Drifting(FakeBackend):
+    class Drifting(FakeBackend):   # each unit's launch is slower than the last's
         def dispatch_probe(self, kind="new", elements=1):
-            return super().dispatch_probe(kind, elements)
+            units.append(kind)
+            call, wait_s = super().dispatch_probe(kind, elements), 20e-6 * len(units)
 
-    monkeypatch.setattr(worker, "_backend", lambda spec: (Drifting(compiled=True), {}))
-    monkeypatch.setattr(diagnose, "dispatch_ns", lambda B, probe="new": next(prices))
-    worker.warm_up_compiler({"mode": "fake-compiled"})
+            def slow():
+                end = time.perf_counter() + wait_s
+                while time.perf_counter() < end:
+                    pass
+                return call()
+            return slow
+
     seen = []
     for _ in range(2):
         record, = measure_unit([Entry(Drifting(compiled=True), ADD, params_of_add(),
                                       {"seed": 1}, [3], mode="fake-compiled")], Settings(1, 0.0))
         seen.append(record["why"]["dispatch_ns"])
-    assert seen[0] != seen[1]   # once per process, both units carried the warm-up's price
+    assert units == ["new", "new"] and seen[1] > seen[0] + 10e3
+
+
+def test_the_probes_are_sampled_between_the_units_timed_rounds(monkeypatch):
+    """A probe run just after a cell priced its ops 25% dearer than the cell's whole ops took:
+    the VM had changed pace within seconds. Samples taken between the cell's rounds see the
+    machine as the cell did. A compiled probe is compiled before the unit's compiler counters
+    are read: the cell's graph count is its own."""
+    from eagerbench import worker
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from tests.fake_backend import ADD
+
+    log = []
+    timed_round = worker._timed_round
+    monkeypatch.setattr(worker, "_timed_round",
+                        lambda run, watch: (log.append("round"), timed_round(run, watch)))
+
+    class Logged(FakeBackend):
+        def dispatch_probe(self, kind="new", elements=1):
+            call = super().dispatch_probe(kind, elements)
+
+            def logged():
+                log.append("probe")
+                return call()
+            return logged
+
+    record, = measure_unit([Entry(Logged(compiled=True), ADD, params_of_add(), {"seed": 1},
+                                  [6], mode="fake-compiled")], Settings(1, 0.0))
+    rounds = [i for i, event in enumerate(log) if event == "round"]
+    between = [i for i, event in enumerate(log) if event == "probe" and rounds[0] < i < rounds[-1]]
+    assert len(rounds) == 6 and len(between) >= 4 * 5   # a sample (5+ calls) after most rounds
+    assert record["compiler"]["graphs"] == 1
 
 
 def params_of_add() -> dict:
@@ -274,6 +310,44 @@ def _cell(size: int, mode: str, ms: float, ops: int, dispatch_us: float, **why):
                   {"status": "ok", "warmup": samples[:1], "timed": samples,
                    "process": {"pid": 1, "started": 0.0},
                    "why": {"ops": ops, "dispatch_ns": dispatch_us * 1e3, **why}})
+
+
+def test_matmul_flops_are_priced_at_the_product_timed_alongside_the_cell():
+    """Two processes ten seconds apart ran torch's 512 x 512 product at 1.9 and 3.1 ms here:
+    the machine's ladder, probed once per run, misjudged cells timed later. A product of the
+    cell's FLOPs per op timed between its samples (a 1 x 1 product's call price left out) sets
+    the rate, each process's kernel time averaged."""
+    from tests.test_report import _record
+
+    side, flops = 512, 2 * 512**3
+    cells = []
+    for process, kernel_ms in ((1, 3.0), (2, 2.0)):
+        cell = _record("matmul", {"size": side}, "torch", [3.0] * 6, process, process - 1)
+        product = {"side": side, "ns": kernel_ms * 1e6 + 4e3, "call_ns": 4e3}
+        cells.append(replace(cell, result=replace(cell.result, why={"product": product})))
+    why = explain.why_table(cells, tables.cells_table(cells, LIMITS), LIMITS)
+    assert why["compute_ms"].iloc[0] == pytest.approx(2.5)
+    assert why["compute_rate_from"].iloc[0] == "product alongside"
+    assert explain.product_gflops(cells) == pytest.approx(flops / 2.5e6)
+    bare = [_record("matmul", {"size": side}, "torch", [3.0] * 6, 1, 0)]   # the ladder's rate
+    ladder = explain.why_table(bare, tables.cells_table(bare, LIMITS), LIMITS)
+    assert ladder["compute_rate_from"].iloc[0] == "machine ladder"
+    assert ladder["compute_ms"].iloc[0] != pytest.approx(2.5)
+
+
+def test_the_worker_times_a_product_of_the_cells_flops_per_op_alongside_it():
+    from eagerbench.worker import Entry, Settings, measure_unit, product_side
+    from tests.conftest import build
+    from workloads.elementwise import WORKLOAD as ELEMENTWISE_WORKLOAD
+    from workloads.matmul import WORKLOAD as MATMUL
+
+    B, _ = build("torch", "matmul", {"size": 64}, dtype="float32")
+    entry = Entry(B, MATMUL, {"size": 64}, {"seed": 1}, [3], mode="torch")
+    assert product_side(entry) == 64
+    assert product_side(replace(entry, workload=ELEMENTWISE_WORKLOAD, params=ELEMENTWISE)) is None
+    record, = measure_unit([entry], Settings(1, 0.0))
+    product = record["why"]["product"]
+    assert product["side"] == 64 and product["ns"] > product["call_ns"] > 0
 
 
 def test_in_place_ops_are_priced_by_the_in_place_probe():

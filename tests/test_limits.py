@@ -126,3 +126,18 @@ def test_the_machine_command_prints_the_spread_at_each_sample_length():
     assert "| 1 ms" in out.output and "| 10 ms" in out.output
     bad = CliRunner().invoke(cli, ["machine", "--seconds", "-1"])
     assert bad.exit_code != 0 and "--seconds" in bad.output and "Traceback" not in bad.output
+
+
+def test_a_cell_faster_than_the_product_timed_alongside_it_asks_for_no_second_probe():
+    """The product timed between a cell's samples shares its noise: a cell a little faster
+    than it is no sign that the machine's probe ran in a slow spell."""
+    from dataclasses import replace
+
+    from eagerbench.cli import _beaten
+    from tests.test_report import _record
+
+    cell = _record("matmul", {"size": 1024}, "torch", [10.0] * 6, 1, 0)   # 215 GFLOP/s
+    product = {"side": 1024, "ns": 10.5e6, "call_ns": 3e3}              # 205 GFLOP/s
+    alongside = [replace(cell, result=replace(cell.result, why={"product": product}))]
+    assert not _beaten(alongside, _probe(300.0, 26.0))
+    assert _beaten([cell], {**_probe(300.0, 26.0), "matmul_ladder": {"float32": {"1024": 150.0}}})
