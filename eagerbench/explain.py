@@ -25,7 +25,10 @@ Each part is an estimate with a stated method:
   timed in the process that counted the ops, and the one-element op's price and the add's
   traffic at the cache's bandwidth are taken out. The rest is mostly the framework handing
   the op to its intra-op threads (TensorFlow's add: +140 us per op from 100,000 elements on a
-  2-core VM). Ops under 4,096 elements are not priced; compiled modes' ops are not counted.
+  2-core VM). Ops under 4,096 elements are not priced. A graph that runs its ops one by one
+  (tf-graph) counts its program's ops too and prices them inside a graph (chains of adds):
+  the one-element op's price is then dispatch, the rest of each size's price pool. Fusing
+  compiled modes' ops are not counted.
 - **allocation** = the page faults one call takes x the measured price of a fresh page (small
   and huge pages apart): an allocator that returns memory to the system and asks for it
   again pays the kernel to zero every page each time.
@@ -86,12 +89,11 @@ def _dispatch_ms(recs: list[Record]) -> tuple[float, float]:
     return dispatches, ((dispatches - in_place) * price + in_place * in_place_price) / 1e6
 
 
-def _pool_ms(rec: Record, dtype: str, limits: dict | None) -> float:
-    """What the counted ops' sizes cost beyond a one-element op and their traffic (see the
-    module's docstring); NaN where the process counted no op sizes or priced none."""
-    why = rec.result.why or {}
-    sizes, prices = why.get("op_sizes") or {}, why.get("size_ns") or {}
-    base = why.get("dispatch_ns_in_place") or why.get("dispatch_ns")
+def _size_excess_ms(sizes: dict, prices: dict, base: float | None, dtype: str,
+                    limits: dict | None) -> float:
+    """What ops of the counted sizes (``{elements: ops}``) cost beyond a one-element op's
+    ``base`` price and their traffic at the cache's bandwidth, each at the price (ns) of the
+    nearest probed size; NaN without sizes, prices or a bandwidth."""
     bandwidth = (limits or {}).get("cache_bandwidth_gbps") or (limits or {}).get("bandwidth_gbps")
     if not sizes or not prices or base is None or not bandwidth:
         return np.nan
@@ -107,6 +109,30 @@ def _pool_ms(rec: Record, dtype: str, limits: dict | None) -> float:
         nearest = probed[np.argmin(np.abs(np.log(probed) - np.log(size)))]
         total += ops * excess[int(nearest)]
     return total / 1e6
+
+
+def _pool_ms(rec: Record, dtype: str, limits: dict | None) -> float:
+    """An eager mode's counted ops: what their sizes cost beyond a one-element op and their
+    traffic (see the module's docstring); NaN where the process counted no op sizes or
+    priced none."""
+    why = rec.result.why or {}
+    return _size_excess_ms(why.get("op_sizes") or {}, why.get("size_ns") or {},
+                           why.get("dispatch_ns_in_place") or why.get("dispatch_ns"),
+                           dtype, limits)
+
+
+def _graph_ops_ms(rec: Record, dtype: str, limits: dict | None) -> tuple[float, float]:
+    """A graph that runs its ops one by one: its ops at the price of one inside a graph (the
+    executor's dispatch), and what their sizes cost beyond that and their traffic; NaN where
+    the process priced no graph ops."""
+    why = rec.result.why or {}
+    prices, ops = why.get("graph_op_ns") or {}, why.get("ops")
+    if "1" not in prices or ops is None:
+        return np.nan, np.nan
+    sized = {n: ns for n, ns in prices.items() if n != "1"}
+    pool = _size_excess_ms(why.get("op_sizes") or {}, sized, prices["1"], dtype, limits) \
+        if sized else 0.0
+    return ops * prices["1"] / 1e6, pool
 
 
 def _allocation_ms(rec: Record) -> float:
@@ -216,13 +242,21 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
         facts, spec.dtype, limits, graph_bytes, product_gflops(ok))
     allocation_ms = _mean([_allocation_ms(r) for r in ok])
     pool_ms = _mean([_pool_ms(r, spec.dtype, limits) for r in ok])
+    in_graph = [_graph_ops_ms(r, spec.dtype, limits) for r in ok]
+    graph_ops_ms = _mean([ms for ms, _ in in_graph])
+    if np.isfinite(graph_ops_ms):   # the graph's own dispatches, and its ops' sizes
+        dispatch_ms += graph_ops_ms
+        pool_ms = _mean([pool for _, pool in in_graph])
     explained = np.nansum([dispatch_ms, pool_ms, kernels_ms, allocation_ms]) \
         if np.isfinite(dispatch_ms) else np.nan
     remainder_ms = median_ms - explained
     row = {"ops_per_call": ops,
            "in_place_ops_per_call": _why_mean(ok, "ops_in_place"),
            "dispatches_per_call": dispatches,
-           "us_per_dispatch": dispatch_us, "dispatch_ms": dispatch_ms, "pool_ms": pool_ms,
+           "us_per_dispatch": dispatch_us,
+           "us_per_graph_op": _mean([((r.result.why or {}).get("graph_op_ns") or {}).get("1")
+                                     for r in ok]) / 1e3,
+           "dispatch_ms": dispatch_ms, "pool_ms": pool_ms,
            "compiled_bytes_per_call": graph_bytes if graph_bytes else np.nan,
            "memory_ms": memory_ms, "compute_ms": compute_ms, "compute_rate_from": rate_source,
            "kernels_ms": kernels_ms,

@@ -395,6 +395,34 @@ def _diagnosed(what: str, measure: Callable, fallback):
         return fallback, f"{what}: {one_line(exc)}"
 
 
+def _count_and_price_ops(run: Run) -> list[str]:
+    """One more call, under the framework's dispatch counter: the ops the program issues per
+    call and their sizes; then the sizes' prices, in this process (an eager add of each size,
+    or in a graph that runs its ops one by one, chains of adds in a graph). Returns notes on
+    what could not be taken."""
+    from eagerbench import diagnose as diag
+
+    def ops():
+        count, (run.st, run.mem) = run.B.count_ops(run.B.eager_step(run.task.step),
+                                                   run.st, run.mem)
+        run.B.block((run.st, run.mem))
+        run.why["ops_in_place"] = count["in_place"] if count else None
+        run.why["op_sizes"] = {str(n): k for n, k in (count or {}).get("sizes", {}).items()}
+        return count["ops"] if count else None
+
+    run.why["ops"], note = _diagnosed("ops", ops, None)
+    notes = [note] if note else []
+    if run.B.compiled and run.why["ops"]:
+        run.why["graph_op_ns"], note = _diagnosed(
+            "graph op probes", lambda: diag.graph_op_ns(run.B, run.why["op_sizes"]), None)
+        notes += [note] if note else []
+    elif run.why.get("op_sizes"):
+        run.why["size_ns"], note = _diagnosed(
+            "op size probes", lambda: diag.size_ns(run.B, run.why["op_sizes"]), None)
+        notes += [note] if note else []
+    return notes
+
+
 def diagnose(runs: list[Run], entries: list[Entry], prices: UnitPrices) -> None:
     """After timing, outside the clock: the ops an eager mode's program dispatches per call
     (one more call), and what one dispatch and one fresh page cost in this process (the
@@ -405,24 +433,11 @@ def diagnose(runs: list[Run], entries: list[Entry], prices: UnitPrices) -> None:
     for run in runs:
         run.final_check = run.task.check(run.st, run.mem)
         notes = []
-
-        def ops(run=run):
-            count, (run.st, run.mem) = run.B.count_ops(run.B.eager_step(run.task.step),
-                                                       run.st, run.mem)
-            run.B.block((run.st, run.mem))
-            run.why["ops_in_place"] = count["in_place"] if count else None
-            run.why["op_sizes"] = {str(n): k for n, k in (count or {}).get("sizes", {}).items()}
-            return count["ops"] if count else None
-
         key = entries[run.entry].mode
-        # A compiled mode runs the same program as its eager twin, which counts its ops.
-        if not run.B.compiled and entries[run.entry].count_ops:
-            run.why["ops"], note = _diagnosed("ops", ops, None)
-            notes += [note] if note else []
-            if run.why.get("op_sizes"):   # priced in the process that counted them
-                run.why["size_ns"], note = _diagnosed(
-                    "op size probes", lambda: diag.size_ns(run.B, run.why["op_sizes"]), None)
-                notes += [note] if note else []
+        # A compiled mode that fuses runs the same program as its eager twin, which counts its
+        # ops; one whose graph runs them one by one counts (and prices) them itself.
+        if (not run.B.compiled or run.B.runs_graph_ops) and entries[run.entry].count_ops:
+            notes += _count_and_price_ops(run)
         if _FAULT_NS is None:   # at the threads the kernels fault with (the worker's CPUs)
             _FAULT_NS, note = _diagnosed("page fault probe", lambda: diag.fault_ns(
                 len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1), {})

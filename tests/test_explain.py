@@ -490,6 +490,47 @@ def test_the_worker_prices_the_sizes_of_the_ops_it_counted():
         assert (list(record["why"].get("size_ns") or {}) == [str(size)]) == priced
 
 
+@pytest.mark.parametrize("mode", ["tf-graph", "tf-xla", "tf-eager", "torch-compile",
+                                  "jax-jit"])
+def test_only_a_graph_that_runs_its_ops_one_by_one_has_a_graph_op_probe(mode):
+    """tf.function's executor runs each op of its graph; XLA and Inductor fuse them. The
+    probe's chain of 7 adds of ones runs all 7 in each call (none is pruned)."""
+    B, _ = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
+    probe = B.graph_op_probe(7, 3)
+    assert (probe is not None) == (mode == "tf-graph") == B.runs_graph_ops
+    if probe is not None:
+        probe()
+        assert B.to_numpy(probe()).tolist() == [14.0] * 3
+
+
+def test_a_graph_that_runs_its_ops_one_by_one_counts_and_prices_them():
+    """A tf-graph cell counts its program's ops (five adds) and prices an op inside a graph,
+    at one element and at the counted size when it is large enough; tf-xla counts none."""
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from workloads.elementwise import WORKLOAD
+
+    for mode, counted in (("tf-graph", True), ("tf-xla", False)):
+        B, _ = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
+        record, = measure_unit([Entry(B, WORKLOAD, ELEMENTWISE, {"seed": 1}, [3], mode=mode)],
+                               Settings(1, 0.0))
+        assert (record["why"].get("ops") == 5) == counted
+        assert (list(record["why"].get("graph_op_ns") or {}) == ["1"]) == counted
+
+
+def test_a_graphs_ops_are_priced_inside_a_graph():
+    """tf-graph, 100 adds of 100,000 elements: one launch (400 us) and 100 ops at 0.5 us
+    each are dispatch; each op's 20 us at its size, less the one-element op and its traffic
+    (12 us at 100 GB/s), is pool: 0.75 ms."""
+    n = 100_000
+    cell = _cell(n, "tf-graph", 2.0, 100, 400.0, op_sizes={str(n): 100},
+                 graph_op_ns={"1": 500.0, str(n): 20e3})
+    row = explain.why_table([cell], tables.cells_table([cell], LIMITS), LIMITS).iloc[0]
+    assert row["dispatch_ms"] == pytest.approx(0.45)
+    assert row["us_per_dispatch"] == pytest.approx(400.0)
+    assert row["us_per_graph_op"] == pytest.approx(0.5)
+    assert row["pool_ms"] == pytest.approx(0.75)
+
+
 def test_a_compiled_cell_moves_the_bytes_its_compiler_counted_after_fusion():
     """100 fused adds of 100,000 floats read a and b and write b once: 1.2 MB per call (XLA's
     count, Inductor's), not the 120 MB of 100 separate adds; the process that loaded its graph

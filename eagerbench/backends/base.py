@@ -291,6 +291,27 @@ class Backend(abc.ABC):
 
         return add
 
+    # Whether a compiled graph runs its ops one by one, each handed to a kernel by the
+    # framework's executor (tf.function without XLA), rather than fused into a few loops: its
+    # ops are then counted and priced inside a graph.
+    runs_graph_ops = False
+
+    def graph_op_probe(self, ops: int, elements: int = 1) -> Optional[Callable[[], Any]]:
+        """In a mode whose graphs run their ops one by one: a call of a compiled chain of
+        ``ops`` in-place adds of ones on a buffer of ``elements``, which returns the buffer's
+        value (each call adds ``ops``); None in other modes."""
+        if not self.runs_graph_ops:
+            return None
+        buf, ones = self.buffer(np.zeros(elements)), self.asarray(np.ones(elements))
+
+        def chain(v):
+            for _ in range(ops):
+                self.add_inplace(buf, v)
+            return buf
+
+        function = self.compile_function(chain, f"graph_op_probe_{ops}")
+        return lambda: function(ones)
+
     def graph_diagnostics(self) -> dict:
         """Counters of the compiler so far in this process (cumulative; the worker takes their
         change per cell): ``graphs`` compiled, ``graph_breaks`` by reason, and the compile

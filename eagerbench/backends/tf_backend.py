@@ -45,6 +45,11 @@ class TFBackend(Backend):
         self._compiled: list = []
         self._tracing_s = 0.0
 
+    @property
+    def runs_graph_ops(self) -> bool:
+        """tf.function's executor runs a graph's ops one by one; XLA fuses them."""
+        return self.compiled and not self.jit_compile
+
     def native_device(self):
         return self.tf_device
 
