@@ -9,7 +9,8 @@ Each part is an estimate with a stated method:
   mode launches one graph per call for each graph compiled for its step (a graph break makes
   more). The price is the median time of the mode's cheapest call, measured in the same
   process, between the cell's samples: one op on a one-element tensor, making a new tensor
-  or (for the ops that do) updating one in place; or one call of a trivial compiled function.
+  or (for the ops that do) updating one in place; or one call of a trivial compiled function
+  that takes and returns as many tensors as the step.
 - **kernels** = the larger of memory traffic (bytes per call at the machine's measured
   bandwidth: the cache's when the data fits in half the last-level cache, streaming memory's
   otherwise) and compute (FLOPs at the measured rate of their kind): the time the math needs
@@ -391,14 +392,16 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
     parts = ["## Why: where each eager tax comes from", "",
              "Each cell's time per call split into estimates (method in `eagerbench/explain.py`):"
              " **dispatch** = dispatches per call (every framework op in an eager mode, counted; "
-             "in a compiled mode one launch per graph compiled for the step) x the measured "
-             "price of one dispatch in that mode (in-place updates priced apart); **pool** = "
+             "in a compiled mode one launch per graph compiled for the step, and in tf-graph "
+             "its graph's ops) x the measured price of one dispatch in that mode, sampled "
+             "between the cell's own samples (in-place updates priced apart); **pool** = "
              "what each counted op's size costs beyond a one-element op and its traffic (an add "
              "of that size, timed: mostly handing the op to the framework's threads); "
              "**kernels** = the larger of the bytes moved (the workload's count, or the "
              "compiler's for its fused graphs) at the measured bandwidth and the FLOPs at the "
-             "measured rate of their kind (matmuls of their size in the framework's library, or "
-             "a fused chain of adds); **allocation** = the page faults one call "
+             "measured rate of their kind (the framework's own product of their FLOPs per op "
+             "timed alongside the cell, or a fused chain of adds); **allocation** = the page "
+             "faults one call "
              "takes x the measured price of a fresh page; the **remainder** is what none "
              "explains (lost fusion, caches, Python; negative when the estimates explain more "
              "than the time). Every column, with the "

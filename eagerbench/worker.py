@@ -307,6 +307,16 @@ _FAULT_NS: Optional[dict] = None      # what a fresh page costs, once per proces
 _PRICE_KINDS = (("new", float("nan")), ("in_place", None))   # a kind, and its price on failure
 
 
+def _tensor_count(tree: Any) -> int:
+    """The tensors in a step's state: every leaf of its dicts, lists and tuples that is not a
+    Python scalar or string."""
+    if isinstance(tree, dict):
+        return sum(_tensor_count(v) for v in tree.values())
+    if isinstance(tree, (list, tuple)):
+        return sum(_tensor_count(v) for v in tree)
+    return 0 if tree is None or isinstance(tree, (bool, int, float, str)) else 1
+
+
 def product_side(entry: Entry) -> Optional[int]:
     """The side of the square product whose FLOPs are the cell's per op, for a workload whose
     FLOPs are matrix products; None for any other."""
@@ -321,7 +331,7 @@ class UnitPrices:
     per launch in a compiled mode), and what the framework's own product of the cell's FLOPs
     per op costs, sampled between the unit's timed rounds."""
 
-    def __init__(self, entries: list[Entry]) -> None:
+    def __init__(self, entries: list[Entry], runs: list[Run]) -> None:
         from eagerbench import diagnose as diag
 
         self.probes: dict[str, dict] = {}
@@ -333,11 +343,14 @@ class UnitPrices:
                 continue
             mode, B = entry.mode, entry.B
             self.probes[mode], self.notes[mode] = {}, []
+            # A compiled call is priced with as many tensors in and out as the step's
+            tensors = max(_tensor_count((run.st, run.mem)) for run in runs
+                          if entries[run.entry].mode == mode) if B.compiled else 1
             for kind, _ in _PRICE_KINDS:
                 if kind == "in_place" and B.compiled:
                     continue
-                self.probes[mode][kind] = self._diagnosed(mode, kind,
-                                                          lambda: diag.probe(B, kind))
+                self.probes[mode][kind] = self._diagnosed(
+                    mode, kind, lambda: diag.probe(B, kind, tensors=tensors))
             self.sides[mode] = self._diagnosed(mode, "product", lambda: product_side(entry))
             if self.sides[mode]:
                 products = self._diagnosed(
@@ -462,12 +475,12 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
     from eagerbench.timer import GCWatch, wait_floor_ns
 
     phases = PhaseClock()
+    with phases("build"):   # compiles nothing: a step compiles at its first call
+        runs = build_runs(entries)
     with phases("probes"):
-        prices = UnitPrices(entries)
+        prices = UnitPrices(entries, runs)
     caches = [e.B.compile_cache() for e in entries]
     compilers = [e.B.graph_diagnostics() for e in entries]
-    with phases("build"):
-        runs = build_runs(entries)
     with GCWatch() as watch:
         with phases("warm-up"):
             warm_up(runs, settings.warmup, watch, channel)

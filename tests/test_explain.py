@@ -151,9 +151,9 @@ def test_an_eager_op_is_priced_in_each_unit_not_once_per_process():
     asked = []
 
     class Probed(FakeBackend):
-        def dispatch_probe(self, kind="new", elements=1):
+        def dispatch_probe(self, kind="new", elements=1, tensors=1):
             asked.append(kind)
-            return super().dispatch_probe(kind, elements)
+            return super().dispatch_probe(kind, elements, tensors)
 
     params = {"size": 8, "ops": 1, "spin_us": 2000, "fresh_mib": 0}
     for _ in range(2):
@@ -171,9 +171,9 @@ def test_a_compiled_launch_is_priced_in_each_unit_too():
     units = []
 
     class Drifting(FakeBackend):   # each unit's launch is slower than the last's
-        def dispatch_probe(self, kind="new", elements=1):
+        def dispatch_probe(self, kind="new", elements=1, tensors=1):
             units.append(kind)
-            call, wait_s = super().dispatch_probe(kind, elements), 20e-6 * len(units)
+            call, wait_s = super().dispatch_probe(kind, elements, tensors), 20e-6 * len(units)
 
             def slow():
                 end = time.perf_counter() + wait_s
@@ -205,8 +205,8 @@ def test_the_probes_are_sampled_between_the_units_timed_rounds(monkeypatch):
                         lambda run, watch: (log.append("round"), timed_round(run, watch)))
 
     class Logged(FakeBackend):
-        def dispatch_probe(self, kind="new", elements=1):
-            call = super().dispatch_probe(kind, elements)
+        def dispatch_probe(self, kind="new", elements=1, tensors=1):
+            call = super().dispatch_probe(kind, elements, tensors)
 
             def logged():
                 log.append("probe")
@@ -219,6 +219,26 @@ def test_the_probes_are_sampled_between_the_units_timed_rounds(monkeypatch):
     between = [i for i, event in enumerate(log) if event == "probe" and rounds[0] < i < rounds[-1]]
     assert len(rounds) == 6 and len(between) >= 4 * 5   # a sample (5+ calls) after most rounds
     assert record["compiler"]["graphs"] == 1
+
+
+def test_a_compiled_launch_is_priced_with_as_many_tensors_as_the_step_takes():
+    """tf.function's call cost 100 us more per tensor here (a matmul step takes three): a
+    launch of one tensor underpriced the steps. ``b += a`` holds two."""
+    from eagerbench.worker import Entry, Settings, _tensor_count, measure_unit
+    from tests.fake_backend import ADD
+
+    asked = []
+
+    class Counted(FakeBackend):
+        def dispatch_probe(self, kind="new", elements=1, tensors=1):
+            asked.append((self.compiled, kind, tensors))
+            return super().dispatch_probe(kind, elements, tensors)
+
+    for compiled in (True, False):
+        measure_unit([Entry(Counted(compiled=compiled), ADD, params_of_add(), {"seed": 1}, [3],
+                            mode=f"fake-{compiled}")], Settings(1, 0.0))
+    assert asked == [(True, "new", 2), (False, "new", 1), (False, "in_place", 1)]
+    assert _tensor_count(({"a": np.ones(2), "b": [np.ones(1)] * 2, "n": 3, "s": None}, {})) == 3
 
 
 def params_of_add() -> dict:

@@ -261,17 +261,21 @@ class Backend(abc.ABC):
         where the framework offers no dispatch counter."""
         return None, fn(*args)
 
-    def dispatch_probe(self, kind: str = "new", elements: int = 1) -> Optional[Callable[[], Any]]:
+    def dispatch_probe(self, kind: str = "new", elements: int = 1,
+                       tensors: int = 1) -> Optional[Callable[[], Any]]:
         """The cheapest thing this mode dispatches, as a call: in an eager mode one add on
         tensors of ``elements`` (one, by default), making a new one (``kind="new"``) or updating
         one in place (``"in_place"``: None where the framework has no such op); in a compiled
-        mode one call of a trivial compiled function."""
+        mode one call of a trivial compiled function that takes and returns ``tensors`` tensors
+        (a step's many: a call's price grows with them, 100 us each in tf.function here)."""
         x = self.asarray(np.ones(elements))
         # Each call takes the one before's result, as a step's calls and ops do: independent
         # calls, queued by an asynchronous framework (JAX), would run side by side on its threads.
         last = [x]
         if self.compiled:
-            function = self.compile_function(lambda v: v * 0.5 + 0.5, "probe")   # 1 stays 1
+            last = [tuple(self.asarray(np.ones(elements)) for _ in range(max(1, tensors)))]
+            function = self.compile_function(   # 1 stays 1; the others pass through
+                lambda vs: (vs[0] * 0.5 + 0.5,) + tuple(vs[1:]), "probe")
 
             def launch():
                 last[0] = function(last[0])
