@@ -426,8 +426,10 @@ def _beaten(records: list, limits: dict) -> bool:
     why = why_table(records, cells, limits)
     if why.empty:
         return False
-    # A product timed alongside a cell is no limit: the cell may beat it by its noise.
-    alongside = (why["bound"] == "compute") & (why["compute_rate_from"] == "product alongside")
+    # A product or a stream timed alongside a cell is no limit: the cell may beat it by its
+    # noise.
+    alongside = ((why["bound"] == "compute") & (why["compute_rate_from"] == "product alongside")
+                 | (why["bound"] == "memory") & (why["bandwidth_from"] == "stream alongside"))
     return bool((~alongside & (why["kernels_ms"] > why["median_ms"])).any())
 
 

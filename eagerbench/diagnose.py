@@ -213,6 +213,15 @@ def product_probes(backend, side: int) -> tuple[Probe, Probe]:
     return Probe(backend, chained(side)), Probe(backend, chained(1))
 
 
+STREAM_ELEMENTS = 1 << 25   # as the machine's probe: 128 MiB per float32 vector, past any cache
+
+
+def stream_probe(backend, elements: int = STREAM_ELEMENTS) -> Probe:
+    """A ``Probe`` of the framework's ``b += a`` on vectors of ``elements``, in place: what the
+    machine's memory streams at in this process (3 x the vectors' bytes per call)."""
+    return Probe(backend, backend.stream_add(elements))
+
+
 # An op's size costs more than its traffic once the framework splits it over its intra-op
 # thread pool (TensorFlow's eager add: 107 us per op at 92,682 elements, 248 us at 100,000, here).
 # Sizes are priced from this many elements up (below, the extra is within the probe's noise), at

@@ -11,9 +11,9 @@ Each part is an estimate with a stated method:
   process, between the cell's samples: one op on a one-element tensor, making a new tensor
   or (for the ops that do) updating one in place; or one call of a trivial compiled function
   that takes and returns as many tensors as the step.
-- **kernels** = the larger of memory traffic (bytes per call at the machine's measured
-  bandwidth: the cache's when the data fits in half the last-level cache, streaming memory's
-  otherwise) and compute (FLOPs at the measured rate of their kind): the time the math needs
+- **kernels** = the larger of memory traffic (bytes per call at the measured bandwidth: the
+  machine's cache's when the data fits in half the last-level cache, otherwise the stream of
+  the framework's ``b += a`` timed between the cell's samples, or the machine's) and compute (FLOPs at the measured rate of their kind): the time the math needs
   if nothing else costs anything (a roofline). The bytes are the workload's count of what its
   ops read and write, or in a compiled mode whose compiler counts them (XLA's cost analysis,
   Inductor's graph metrics) the compiled graphs' own, after fusion (not for the values of an
@@ -150,14 +150,25 @@ def _allocation_ms(rec: Record) -> float:
     return ((faults - huge) * small + huge * huge_price) / 1e6
 
 
-def bandwidth_gbps(facts, limits: dict) -> float | None:
-    """The bandwidth the cell's data moves at: the cache's when its footprint fits in half the
-    last-level cache (measured on 256 KiB vectors), memory's (streaming) otherwise."""
+def bandwidth_gbps(facts, limits: dict, stream: float | None = None) -> tuple[float | None, str]:
+    """The bandwidth the cell's data moves at, and what it was measured on: the cache's when
+    its footprint fits in half the last-level cache (measured on 256 KiB vectors), memory's
+    (streaming) otherwise, from the ``b += a`` timed alongside the cell where there is one."""
     llc = limits.get("llc_bytes") or 0
     if facts.footprint and llc and facts.footprint <= llc / 2 and \
             limits.get("cache_bandwidth_gbps"):
-        return limits["cache_bandwidth_gbps"]
-    return limits.get("bandwidth_gbps")
+        return limits["cache_bandwidth_gbps"], "machine cache"
+    if stream:
+        return stream, "stream alongside"
+    return limits.get("bandwidth_gbps"), "machine stream"
+
+
+def stream_gbps(recs: list[Record]) -> float | None:
+    """GB/s of the framework's ``b += a`` past the caches, timed between the cell's samples in
+    each of its processes (their mean time per byte); None where none was timed."""
+    rates = [(r.result.why or {}).get("stream_gbps") for r in recs]
+    rates = [rate for rate in rates if rate]
+    return len(rates) / float(np.sum([1.0 / rate for rate in rates])) if rates else None
 
 
 def compiled_bytes(recs: list[Record]) -> float | None:
@@ -197,17 +208,20 @@ def _compute_rate(facts, dtype: str, limits: dict,
 
 
 def _kernels_ms(facts, dtype: str, limits: dict | None, graph_bytes: float | None = None,
-                product_rate: float | None = None) -> tuple[float, float, float, str]:
-    """Memory traffic, compute and kernels (the larger) in ms per call, and what the compute
-    rate was measured on."""
+                product_rate: float | None = None, stream: float | None = None) -> dict:
+    """Memory traffic, compute and kernels (the larger) in ms per call, and what the
+    bandwidth and the compute rate were measured on."""
     limits = limits or {}
-    bandwidth = bandwidth_gbps(facts, limits)
+    bandwidth, bandwidth_from = bandwidth_gbps(facts, limits, stream)
     moved = graph_bytes or facts.bytes
     memory = moved / bandwidth / 1e6 if moved and bandwidth else np.nan
-    peak, source = _compute_rate(facts, dtype, limits, product_rate)
+    peak, rate_from = _compute_rate(facts, dtype, limits, product_rate)
     compute = facts.flops / peak / 1e6 if facts.flops and peak else np.nan
     both = [v for v in (memory, compute) if np.isfinite(v)]
-    return memory, compute, max(both) if both else np.nan, source if np.isfinite(compute) else ""
+    return {"memory_ms": memory, "compute_ms": compute,
+            "kernels_ms": max(both) if both else np.nan,
+            "bandwidth_from": bandwidth_from if np.isfinite(memory) else "",
+            "compute_rate_from": rate_from if np.isfinite(compute) else ""}
 
 
 def _memory(ok: list[Record]) -> dict:
@@ -239,8 +253,9 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
     dispatch_us = dispatch_ms / dispatches * 1e3 if dispatches else np.nan
     # A sweep's values share one process and one count of the graphs compiled for them all
     graph_bytes = compiled_bytes(ok) if facts.compiled and not spec.interleaved else None
-    memory_ms, compute_ms, kernels_ms, rate_source = _kernels_ms(
-        facts, spec.dtype, limits, graph_bytes, product_gflops(ok))
+    kernels = _kernels_ms(facts, spec.dtype, limits, graph_bytes, product_gflops(ok),
+                          stream_gbps(ok))
+    memory_ms, kernels_ms = kernels["memory_ms"], kernels["kernels_ms"]
     allocation_ms = _mean([_allocation_ms(r) for r in ok])
     pool_ms = _mean([_pool_ms(r, spec.dtype, limits) for r in ok])
     in_graph = [_graph_ops_ms(r, spec.dtype, limits) for r in ok]
@@ -259,8 +274,7 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
                                      for r in ok]) / 1e3,
            "dispatch_ms": dispatch_ms, "pool_ms": pool_ms,
            "compiled_bytes_per_call": graph_bytes if graph_bytes else np.nan,
-           "memory_ms": memory_ms, "compute_ms": compute_ms, "compute_rate_from": rate_source,
-           "kernels_ms": kernels_ms,
+           **kernels,
            "bound": "" if not np.isfinite(kernels_ms) else
            ("memory" if kernels_ms == memory_ms else "compute"),
            "page_faults_per_call": _mean([((r.result.why or {}).get("memory") or {})
@@ -398,7 +412,8 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
              "what each counted op's size costs beyond a one-element op and its traffic (an add "
              "of that size, timed: mostly handing the op to the framework's threads); "
              "**kernels** = the larger of the bytes moved (the workload's count, or the "
-             "compiler's for its fused graphs) at the measured bandwidth and the FLOPs at the "
+             "compiler's for its fused graphs) at the measured bandwidth (past the caches, "
+             "the framework's stream timed alongside the cell) and the FLOPs at the "
              "measured rate of their kind (the framework's own product of their FLOPs per op "
              "timed alongside the cell, or a fused chain of adds); **allocation** = the page "
              "faults one call "

@@ -317,19 +317,29 @@ def _tensor_count(tree: Any) -> int:
     return 0 if tree is None or isinstance(tree, (bool, int, float, str)) else 1
 
 
-def product_side(entry: Entry) -> Optional[int]:
-    """The side of the square product whose FLOPs are the cell's per op, for a workload whose
-    FLOPs are matrix products; None for any other."""
-    work = entry.workload.work(entry.params, entry.B.dtype_name, {})
+def product_side(work) -> Optional[int]:
+    """The side of the square product whose FLOPs are a cell's per op (its ``Work``), for a
+    workload whose FLOPs are matrix products; None for any other."""
     if work.arithmetic != "matmul" or not work.flops or not work.ops:
         return None
     return max(1, round((work.flops / work.ops / 2) ** (1 / 3)))
 
 
+def streams(work) -> bool:
+    """Whether a cell's data (its ``Work``) moves at streaming bandwidth: larger than half
+    the last-level cache, or the cache's size unknown."""
+    from eagerbench.limits import last_level_cache_bytes
+
+    llc = last_level_cache_bytes()
+    return bool(work.bytes and work.footprint and (not llc or work.footprint > llc / 2))
+
+
 class UnitPrices:
     """What one dispatch costs in each mode of a unit (ns per op made new and per op in place;
-    per launch in a compiled mode), and what the framework's own product of the cell's FLOPs
-    per op costs, sampled between the unit's timed rounds."""
+    per launch in a compiled mode), what the framework's own product of the cell's FLOPs per
+    op costs, and the bandwidth its ``b += a`` streams at, sampled between the unit's timed
+    rounds. The stream's vectors are made at its first sample, after each run's first sample
+    (whose memory is watched)."""
 
     def __init__(self, entries: list[Entry], runs: list[Run]) -> None:
         from eagerbench import diagnose as diag
@@ -338,6 +348,7 @@ class UnitPrices:
         self.notes: dict[str, list[str]] = {}
         self.failed: set = set()
         self.sides: dict[str, Optional[int]] = {}
+        self.streaming: dict[str, Any] = {}   # mode -> its backend, while its stream is unmade
         for entry in entries:
             if entry.mode in self.probes:
                 continue
@@ -351,7 +362,11 @@ class UnitPrices:
                     continue
                 self.probes[mode][kind] = self._diagnosed(
                     mode, kind, lambda: diag.probe(B, kind, tensors=tensors))
-            self.sides[mode] = self._diagnosed(mode, "product", lambda: product_side(entry))
+            work = self._diagnosed(mode, "work", lambda: entry.workload.work(
+                entry.params, B.dtype_name, {}))
+            self.sides[mode] = product_side(work) if work else None
+            if work and streams(work):
+                self.streaming[mode] = B
             if self.sides[mode]:
                 products = self._diagnosed(
                     mode, "product", lambda: diag.product_probes(B, self.sides[mode]))
@@ -372,10 +387,33 @@ class UnitPrices:
         samples spread over the timed window, ``PROBE_SAMPLES`` of each over the whole."""
         from eagerbench.diagnose import PROBE_SAMPLES
 
+        self._make_streams()
         for mode, kinds in self.probes.items():
             for kind, probe in list(kinds.items()):
                 if probe is not None and len(probe.samples) < PROBE_SAMPLES * progress:
                     self._diagnosed(mode, kind, probe.sample)
+
+    def _make_streams(self) -> None:
+        from eagerbench import diagnose as diag
+
+        for mode, B in self.streaming.items():
+            self.probes[mode]["stream"] = self._diagnosed(mode, "stream",
+                                                          lambda: diag.stream_probe(B))
+        self.streaming = {}
+
+    def stream_gbps(self, mode: str) -> Optional[float]:
+        """GB/s of the mode's framework's ``b += a`` on vectors past the caches (3 x a vector's
+        bytes per call); None where the cell's data fits in the cache."""
+        import numpy as np
+
+        from eagerbench.diagnose import STREAM_ELEMENTS
+
+        self._make_streams()
+        price = self._price(mode, "stream")
+        if not price:
+            return None
+        return 3 * np.dtype(self.probes[mode]["stream"].backend.dtype_name).itemsize \
+            * STREAM_ELEMENTS / price
 
     def _price(self, mode: str, kind: str) -> Optional[float]:
         probe = self.probes[mode].get(kind)
@@ -459,6 +497,7 @@ def diagnose(runs: list[Run], entries: list[Entry], prices: UnitPrices) -> None:
         run.why["dispatch_ns"] = price["new"]
         run.why["dispatch_ns_in_place"] = price["in_place"]
         run.why["product"] = prices.product(key)
+        run.why["stream_gbps"] = prices.stream_gbps(key)
         run.why["fault_ns"] = _FAULT_NS
         run.why["notes"] = notes + prices.notes[key]
 

@@ -363,11 +363,64 @@ def test_the_worker_times_a_product_of_the_cells_flops_per_op_alongside_it():
 
     B, _ = build("torch", "matmul", {"size": 64}, dtype="float32")
     entry = Entry(B, MATMUL, {"size": 64}, {"seed": 1}, [3], mode="torch")
-    assert product_side(entry) == 64
-    assert product_side(replace(entry, workload=ELEMENTWISE_WORKLOAD, params=ELEMENTWISE)) is None
+    assert product_side(MATMUL.work({"size": 64}, "float32", {})) == 64
+    assert product_side(ELEMENTWISE_WORKLOAD.work(ELEMENTWISE, "float32", {})) is None
     record, = measure_unit([entry], Settings(1, 0.0))
     product = record["why"]["product"]
     assert product["side"] == 64 and product["ns"] > product["call_ns"] > 0
+
+
+def test_streaming_traffic_is_priced_at_the_stream_timed_alongside_the_cell():
+    """1e7 floats, one add: 120 MB per call. At the 20 and 30 GB/s two processes' streams
+    ran at (their mean time per byte: 24 GB/s), 5 ms; a cell whose data fits in the cache
+    keeps the cache's bandwidth."""
+    from tests.test_report import _record
+
+    cells = []
+    for process, gbps in ((1, 20.0), (2, 30.0)):
+        cell = _record("elementwise", {"size": 10**7, "ops": 1}, "torch", [6.0] * 6, process,
+                       process - 1)
+        cells.append(replace(cell, result=replace(cell.result, why={"stream_gbps": gbps})))
+    row = explain.why_table(cells, tables.cells_table(cells, LIMITS), LIMITS).iloc[0]
+    assert row["memory_ms"] == pytest.approx(5.0) and row["bandwidth_from"] == "stream alongside"
+    small = _record("elementwise", {"size": 1000, "ops": 1}, "torch", [0.01] * 6, 1, 0)
+    small = [replace(small, result=replace(small.result, why={"stream_gbps": 20.0}))]
+    row = explain.why_table(small, tables.cells_table(small, LIMITS), LIMITS).iloc[0]
+    assert row["bandwidth_from"] == "machine cache"
+    assert row["memory_ms"] == pytest.approx(1.2e4 / 100.0 / 1e6)
+
+
+def test_the_stream_is_timed_alongside_a_cell_whose_data_streams_after_its_watched_sample(
+        monkeypatch):
+    """The stream's two 128 MiB vectors are made after each run's first sample, whose memory
+    is watched (the cell's peak is its own); a cell whose data fits in the cache has none."""
+    from dataclasses import replace as replaced
+
+    from eagerbench import worker
+    from eagerbench.workload import Work
+    from tests.fake_backend import ADD
+
+    log = []
+    timed_round = worker._timed_round
+    monkeypatch.setattr(worker, "_timed_round",
+                        lambda run, watch: (log.append("round"), timed_round(run, watch)))
+
+    class Streamed(FakeBackend):
+        def stream_add(self, elements):
+            log.append("stream")
+            buf, x = np.zeros(4), np.ones(4)
+            return lambda: np.add(buf, x, out=buf)
+
+    for footprint, streamed in ((1e12, True), (1e3, False)):
+        log.clear()
+        work = replaced(ADD, work=lambda p, d, o, f=footprint: Work(ops=1, bytes=1e3, footprint=f))
+        record, = worker.measure_unit([worker.Entry(Streamed(compiled=False), work,
+                                                    params_of_add(), {"seed": 1}, [3])],
+                                      worker.Settings(1, 0.0))
+        assert (record["why"]["stream_gbps"] is not None) == streamed
+        assert ("stream" in log) == streamed
+        if streamed:
+            assert log.index("stream") > log.index("round")
 
 
 def test_in_place_ops_are_priced_by_the_in_place_probe():

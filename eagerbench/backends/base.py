@@ -295,6 +295,12 @@ class Backend(abc.ABC):
 
         return add
 
+    def stream_add(self, elements: int) -> Callable[[], Any]:
+        """A call of ``b += a`` on vectors of ``elements``, updating ``b`` in place: memory
+        traffic at streaming bandwidth when the vectors are larger than the caches."""
+        buf, x = self.buffer_full(elements, 0.0), self.full(elements, 1.0 / 1024)
+        return lambda: self.add_inplace(buf, x)
+
     # Whether a compiled graph runs its ops one by one, each handed to a kernel by the
     # framework's executor (tf.function without XLA), rather than fused into a few loops: its
     # ops are then counted and priced inside a graph.
