@@ -15,9 +15,12 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-PROBE_CALLS = 200     # calls of the dispatch probe per sample, at most
-PROBE_SAMPLE_NS = 2_000_000   # a sample lasts about 2 ms (a graph launch costs ~0.5 ms)
-PROBE_SAMPLES = 15    # samples; the median is kept (7 swung by 2x on this VM)
+from eagerbench.timer import BLOCK_TARGET_NS, MAX_BLOCK_CALLS
+
+# A sample is a block as long as a cell's, of as many calls at most (a one-element op: ~1 us)
+PROBE_CALLS = MAX_BLOCK_CALLS
+PROBE_SAMPLE_NS = BLOCK_TARGET_NS
+PROBE_SAMPLES = 15    # samples at least; the median is kept (7 swung by 2x on this VM)
 
 
 def _proc_number(path: str, pattern: str) -> Optional[int]:

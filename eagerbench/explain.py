@@ -13,11 +13,12 @@ Each part is an estimate with a stated method:
   that takes and returns as many tensors as the step.
 - **kernels** = the larger of memory traffic (bytes per call at the measured bandwidth: the
   machine's cache's when the data fits in half the last-level cache, otherwise the stream of
-  the framework's ``b += a`` timed between the cell's samples, or the machine's) and compute (FLOPs at the measured rate of their kind): the time the math needs
+  the framework's ``b += a`` timed between the cell's samples, or the machine's) and compute
+  (FLOPs at the measured rate of their kind): the time the math needs
   if nothing else costs anything (a roofline). The bytes are the workload's count of what its
   ops read and write, or in a compiled mode whose compiler counts them (XLA's cost analysis,
-  Inductor's graph metrics) the compiled graphs' own, after fusion (not for the values of an
-  interleaved sweep: their graphs are counted together). Matmul FLOPs are priced at
+  Inductor's graph metrics, tf-xla's optimised HLO) the compiled graphs' own, after fusion
+  (not for the values of an interleaved sweep: their graphs are counted together). Matmul FLOPs are priced at
   the rate of the framework's own product of their FLOPs per op, timed between the cell's
   samples (the price of calling a product left out), or without it on the machine's ladder;
   element-wise FLOPs at the rate of a fused chain of adds on data in cache.

@@ -383,14 +383,19 @@ class UnitPrices:
         return value
 
     def sample(self, progress: float) -> None:
-        """A sample of each probe behind the unit's progress (0 to 1) through its timing: the
-        samples spread over the timed window, ``PROBE_SAMPLES`` of each over the whole."""
+        """After a round of the unit's runs: a sample of each dispatch probe (a block as long
+        as a cell's, so that both medians see the same spells: 15 samples of 2 ms priced a
+        launch 1.7x a cell's whole call in the same process), and of each costlier probe (a
+        product, a stream) behind the unit's ``progress`` (0 to 1) through its timing, so
+        that ``PROBE_SAMPLES`` of them spread over the timed window."""
         from eagerbench.diagnose import PROBE_SAMPLES
 
         self._make_streams()
         for mode, kinds in self.probes.items():
             for kind, probe in list(kinds.items()):
-                if probe is not None and len(probe.samples) < PROBE_SAMPLES * progress:
+                every_round = kind in ("new", "in_place")
+                if probe is not None and (every_round
+                                          or len(probe.samples) < PROBE_SAMPLES * progress):
                     self._diagnosed(mode, kind, probe.sample)
 
     def _make_streams(self) -> None:

@@ -655,6 +655,47 @@ def test_the_compiler_counts_a_fused_chains_bytes_without_compiling_again(mode):
     assert B.compile_events()["count"] == compiles
 
 
+def test_tensorflows_xla_bytes_are_read_from_its_optimised_hlo_without_tracing_again():
+    """tf-xla: five adds of 4,096 floats into a variable fuse into one loop (a and b in, b
+    out), and XLA copies the input the step hands back unchanged: 3 + 2 reads and writes of
+    4 B x 4,096 per call. TensorFlow has no cost analysis; its HLO says as much."""
+    B, task = build("tf-xla", "elementwise", {"size": 4096, "ops": 5}, dtype="float32")
+    before = B.graph_diagnostics()
+    st, mem = task.step(task.st, task.mem)
+    traces = B.trace_count()
+    delta = diagnose.compiler_delta(before, B.graph_diagnostics())
+    assert delta["bytes_accessed"] == 5 * 4 * 4096
+    assert B.trace_count() == traces
+
+
+HLO = """HloModule step, entry_computation_layout={(f32[10]{0}, f32[10]{0})->(f32[10]{0})}
+
+%fused (p0: f32[10], p1: f32[10]) -> f32[10] {
+  %p0 = f32[10]{0} parameter(0)
+  ROOT %add = f32[10]{0} add(%p0, %p0)
+}
+
+ENTRY %main (a: f32[10], b: f32[20]) -> (f32[10], f32[10]) {
+  %a = f32[10]{0} parameter(0), parameter_replication={false}
+  %b = f32[20]{0} parameter(1)
+  %copy = f32[10]{0} copy(%a)
+  %fusion = f32[10]{0} fusion(%a, %b), kind=kLoop, calls=%fused, metadata={op_name="x(y)"}
+  ROOT %tuple = (f32[10]{0}, f32[10]{0}) tuple(%copy, %fusion)
+}
+"""
+
+
+def test_an_hlo_programs_bytes_are_its_top_level_instructions_operands_and_results():
+    """A copy (40 B in, 40 out) and a fusion (40 + 80 in, 40 out); parameters and tuples
+    move nothing, and a fused computation's inside is not counted again. A loop's count is
+    unknown."""
+    from eagerbench.backends.hlo import entry_bytes
+
+    assert entry_bytes(HLO) == 80 + 160
+    looping = HLO.replace("copy(%a)", "while(%a), condition=%c, body=%fused")
+    assert entry_bytes(looping) is None and entry_bytes("HloModule empty") is None
+
+
 def test_the_tax_is_explained_only_where_there_is_one():
     records = [_cell(1000, "torch", 1.0, 100, 9.0), _cell(1000, "torch-compile", 0.2, 100, 30.0),
                _cell(10, "torch", 0.1, 10, 9.0), _cell(10, "torch-compile", 0.3, 10, 30.0)]

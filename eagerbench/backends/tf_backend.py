@@ -10,6 +10,57 @@ import numpy as np
 import tensorflow as tf
 
 from eagerbench.backends.base import Backend
+from eagerbench.backends.hlo import entry_bytes
+
+
+# XLA's HLO is asked for with arguments like the first call's, made afresh: no larger than this
+COSTED_ARGUMENT_BYTES = 64 << 20
+
+
+class _Argument:
+    """A step's tensor or variable argument, as its shape and dtype (a leaf to ``tf.nest``)."""
+
+    def __init__(self, x: Any) -> None:
+        self.variable, self.shape, self.dtype = isinstance(x, tf.Variable), x.shape, x.dtype
+
+    def bytes(self) -> int | None:
+        elements = self.shape.num_elements()
+        return None if elements is None else elements * self.dtype.size
+
+    def make(self) -> Any:
+        zeros = tf.zeros(self.shape, self.dtype)
+        return tf.Variable(zeros, trainable=False) if self.variable else zeros
+
+
+def _argument_spec(x: Any) -> Any:
+    return _Argument(x) if isinstance(x, (tf.Variable, tf.Tensor)) else x
+
+
+class XlaCost:
+    """The bytes a tf-xla step's compiled program reads and writes per call, from the HLO
+    XLA optimised for the first call's argument shapes (TensorFlow exposes no cost analysis):
+    None where its arguments are too large to make again, or its program loops."""
+
+    def __init__(self, traced) -> None:
+        self.traced, self.arguments = traced, None
+        self._bytes: float | None = None
+        self._costed = False
+
+    def bytes_accessed(self) -> float | None:
+        if self._costed or self.arguments is None:
+            return self._bytes
+        self._costed = True
+        sizes = [a.bytes() for a in tf.nest.flatten(self.arguments) if isinstance(a, _Argument)]
+        if None in sizes or sum(sizes) > COSTED_ARGUMENT_BYTES:
+            return None
+        try:
+            arguments = tf.nest.map_structure(
+                lambda a: a.make() if isinstance(a, _Argument) else a, self.arguments)
+            hlo = self.traced.experimental_get_compiler_ir(*arguments)(stage="optimized_hlo")
+            self._bytes = entry_bytes(hlo)
+        except Exception:  # noqa: BLE001 - a diagnostic: the workload's own count stands
+            self._bytes = None
+        return self._bytes
 
 
 class TFBackend(Backend):
@@ -43,6 +94,7 @@ class TFBackend(Backend):
         self.dtype = {"float32": tf.float32, "float64": tf.float64}[dtype]
         self.jit_compile = jit_compile
         self._compiled: list = []
+        self._costed: list[XlaCost] = []
         self._tracing_s = 0.0
 
     @property
@@ -276,14 +328,26 @@ class TFBackend(Backend):
 
         traced = tf.function(graph_step, autograph=False, jit_compile=self.jit_compile)
         self._compiled.append(traced)
+        costed = XlaCost(traced) if self.jit_compile else None
+        if costed is not None:
+            self._costed.append(costed)
 
         def step(st, mem):
+            if costed is not None and costed.arguments is None:
+                costed.arguments = tf.nest.map_structure(_argument_spec, (st, mem))
             return traced(st, mem), mem
 
         return self.keep_eager(fn, step)
 
     def trace_count(self) -> int:
         return sum(f.experimental_get_tracing_count() for f in self._compiled)
+
+    def graph_diagnostics(self) -> dict:
+        out = super().graph_diagnostics()   # the traces first: a costing may trace again
+        if self.jit_compile:
+            costs = [c.bytes_accessed() for c in self._costed]
+            out["bytes_accessed"] = float(sum(c for c in costs if c is not None))
+        return out
 
     def count_ops(self, fn, *args):
         """Every op TensorFlow executes eagerly during the call (its op callbacks, the hook
