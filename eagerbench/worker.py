@@ -342,36 +342,38 @@ class UnitPrices:
     (whose memory is watched)."""
 
     def __init__(self, entries: list[Entry], runs: list[Run]) -> None:
-        from eagerbench import diagnose as diag
-
         self.probes: dict[str, dict] = {}
         self.notes: dict[str, list[str]] = {}
         self.failed: set = set()
         self.sides: dict[str, Optional[int]] = {}
         self.streaming: dict[str, Any] = {}   # mode -> its backend, while its stream is unmade
         for entry in entries:
-            if entry.mode in self.probes:
+            if entry.mode not in self.probes:
+                # A compiled call is priced with as many tensors in and out as the step's
+                tensors = max(_tensor_count((run.st, run.mem)) for run in runs
+                              if entries[run.entry].mode == entry.mode)
+                self._add_mode(entry, tensors if entry.B.compiled else 1)
+
+    def _add_mode(self, entry: Entry, tensors: int) -> None:
+        from eagerbench import diagnose as diag
+
+        mode, B = entry.mode, entry.B
+        self.probes[mode], self.notes[mode] = {}, []
+        for kind, _ in _PRICE_KINDS:
+            if kind == "in_place" and B.compiled:
                 continue
-            mode, B = entry.mode, entry.B
-            self.probes[mode], self.notes[mode] = {}, []
-            # A compiled call is priced with as many tensors in and out as the step's
-            tensors = max(_tensor_count((run.st, run.mem)) for run in runs
-                          if entries[run.entry].mode == mode) if B.compiled else 1
-            for kind, _ in _PRICE_KINDS:
-                if kind == "in_place" and B.compiled:
-                    continue
-                self.probes[mode][kind] = self._diagnosed(
-                    mode, kind, lambda: diag.probe(B, kind, tensors=tensors))
-            work = self._diagnosed(mode, "work", lambda: entry.workload.work(
-                entry.params, B.dtype_name, {}))
-            self.sides[mode] = product_side(work) if work else None
-            if work and streams(work):
-                self.streaming[mode] = B
-            if self.sides[mode]:
-                products = self._diagnosed(
-                    mode, "product", lambda: diag.product_probes(B, self.sides[mode]))
-                self.probes[mode]["product"], self.probes[mode]["product_call"] = \
-                    products or (None, None)
+            self.probes[mode][kind] = self._diagnosed(
+                mode, kind, lambda: diag.probe(B, kind, tensors=tensors))
+        work = self._diagnosed(mode, "work", lambda: entry.workload.work(
+            entry.params, B.dtype_name, {}))
+        self.sides[mode] = product_side(work) if work else None
+        if work and streams(work):
+            self.streaming[mode] = B
+        if self.sides[mode]:
+            products = self._diagnosed(
+                mode, "product", lambda: diag.product_probes(B, self.sides[mode]))
+            self.probes[mode]["product"], self.probes[mode]["product_call"] = \
+                products or (None, None)
 
     def _diagnosed(self, mode: str, kind: str, measure: Callable):
         value, note = _diagnosed(f"{kind} {'dispatch ' if kind in ('new', 'in_place') else ''}"
@@ -439,7 +441,6 @@ class UnitPrices:
         if None in prices:
             return None
         return {"side": self.sides[mode], "ns": prices[0], "call_ns": prices[1]}
-
 
 
 def _diagnosed(what: str, measure: Callable, fallback):
