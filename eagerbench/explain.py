@@ -18,10 +18,10 @@ Each part is an estimate with a stated method:
   if nothing else costs anything (a roofline). The bytes are the workload's count of what its
   ops read and write, or in a compiled mode whose compiler counts them (XLA's cost analysis,
   Inductor's graph metrics, tf-xla's optimised HLO) the compiled graphs' own, after fusion
-  (not for the values of an interleaved sweep: their graphs are counted together). Matmul FLOPs are priced at
-  the rate of the framework's own product of their FLOPs per op, timed between the cell's
-  samples (the price of calling a product left out), or without it on the machine's ladder;
-  element-wise FLOPs at the rate of a fused chain of adds on data in cache.
+  (not for the values of an interleaved sweep: their graphs are counted together). Matmul
+  FLOPs are priced at the rate of the framework's own product of their FLOPs per op, timed
+  between the cell's samples (the price of calling a product left out), or without it on the
+  machine's ladder; element-wise FLOPs at the rate of a fused chain of adds on data in cache.
 - **pool** = what the size of each counted op costs beyond a one-element op and its traffic,
   in an eager mode: an add on tensors of the op's size (in cache, at most 2^17 elements) is
   timed in the process that counted the ops, and the one-element op's price and the add's
