@@ -187,8 +187,7 @@ def probe(backend, kind: str = "new", elements: int = 1, tensors: int = 1) -> Op
     """A ``Probe`` of the backend's dispatch probe of that kind (an op in an eager mode, a
     launch of ``tensors`` tensors in a compiled mode, compiled here), or None where the
     backend has none."""
-    call = backend.dispatch_probe(kind, elements, tensors) if tensors > 1 else \
-        backend.dispatch_probe(kind, elements)
+    call = backend.dispatch_probe(kind, elements, tensors)
     return None if call is None else Probe(backend, call)
 
 

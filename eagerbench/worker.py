@@ -305,6 +305,7 @@ def assemble(run: Run) -> dict:
 # each unit, before the unit's compiler counters are read, so that its graph is not the cells'.
 _FAULT_NS: Optional[dict] = None      # what a fresh page costs, once per process
 _PRICE_KINDS = (("new", float("nan")), ("in_place", None))   # a kind, and its price on failure
+_LLC_BYTES: Optional[int] = None      # the last-level cache's size, 0 where unknown
 
 
 def _tensor_count(tree: Any) -> int:
@@ -328,9 +329,12 @@ def product_side(work) -> Optional[int]:
 def streams(work) -> bool:
     """Whether a cell's data (its ``Work``) moves at streaming bandwidth: larger than half
     the last-level cache, or the cache's size unknown."""
-    from eagerbench.limits import last_level_cache_bytes
+    global _LLC_BYTES
+    if _LLC_BYTES is None:   # read from sysfs once per process
+        from eagerbench.limits import last_level_cache_bytes
 
-    llc = last_level_cache_bytes()
+        _LLC_BYTES = last_level_cache_bytes() or 0
+    llc = _LLC_BYTES
     return bool(work.bytes and work.footprint and (not llc or work.footprint > llc / 2))
 
 
@@ -351,8 +355,9 @@ class UnitPrices:
             if entry.mode not in self.probes:
                 # A compiled call is priced with as many tensors in and out as the step's
                 tensors = max(_tensor_count((run.st, run.mem)) for run in runs
-                              if entries[run.entry].mode == entry.mode)
-                self._add_mode(entry, tensors if entry.B.compiled else 1)
+                              if entries[run.entry].mode == entry.mode) \
+                    if entry.B.compiled else 1
+                self._add_mode(entry, tensors)
 
     def _add_mode(self, entry: Entry, tensors: int) -> None:
         from eagerbench import diagnose as diag
@@ -364,8 +369,9 @@ class UnitPrices:
                 continue
             self.probes[mode][kind] = self._diagnosed(
                 mode, kind, lambda: diag.probe(B, kind, tensors=tensors))
-        work = self._diagnosed(mode, "work", lambda: entry.workload.work(
-            entry.params, B.dtype_name, {}))
+        work, note = _diagnosed("work", lambda: entry.workload.work(entry.params,
+                                                                   B.dtype_name, {}), None)
+        self.notes[mode] += [note] if note else []
         self.sides[mode] = product_side(work) if work else None
         if work and streams(work):
             self.streaming[mode] = B

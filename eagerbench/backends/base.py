@@ -269,10 +269,8 @@ class Backend(abc.ABC):
         mode one call of a trivial compiled function that takes and returns ``tensors`` tensors
         (a step's many: a call's price grows with them, in tf.function here 497 us with one
         tensor, 556 us with three)."""
-        x = self.asarray(np.ones(elements))
         # Each call takes the one before's result, as a step's calls and ops do: independent
         # calls, queued by an asynchronous framework (JAX), would run side by side on its threads.
-        last = [x]
         if self.compiled:
             last = [tuple(self.asarray(np.ones(elements)) for _ in range(max(1, tensors)))]
             function = self.compile_function(   # 1 stays 1; the others pass through
@@ -283,6 +281,7 @@ class Backend(abc.ABC):
                 return last[0]
 
             return launch
+        last = [self.asarray(np.ones(elements))]
         zero = self.asarray(np.zeros(elements))
         if kind == "in_place":
             if not self.updates_in_place:
