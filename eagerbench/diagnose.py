@@ -215,6 +215,17 @@ def product_probes(backend, side: int) -> tuple[Probe, Probe]:
     return Probe(backend, chained(side)), Probe(backend, chained(1))
 
 
+def fused_add_probes(backend) -> Optional[tuple[Probe, Probe]]:
+    """Probes of the mode's own compiled chains of ``CHAIN_ADDS`` adds (as the machine's
+    probe: 20 and 80) on in-cache vectors of ``CHAIN_ELEMS``: their difference is the price of
+    fused element-wise arithmetic, without the call or the vectors' traffic. None in a mode
+    that does not fuse."""
+    from eagerbench.limits import CHAIN_ADDS, CHAIN_ELEMS
+
+    calls = [backend.fused_add_probe(adds, CHAIN_ELEMS) for adds in CHAIN_ADDS]
+    return None if None in calls else (Probe(backend, calls[0]), Probe(backend, calls[1]))
+
+
 STREAM_ELEMENTS = 1 << 25   # as the machine's probe: 128 MiB per float32 vector, past any cache
 
 

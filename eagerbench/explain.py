@@ -21,7 +21,9 @@ Each part is an estimate with a stated method:
   (not for the values of an interleaved sweep: their graphs are counted together). Matmul
   FLOPs are priced at the rate of the framework's own product of their FLOPs per op, timed
   between the cell's samples (the price of calling a product left out), or without it on the
-  machine's ladder; element-wise FLOPs at the rate of a fused chain of adds on data in cache.
+  machine's ladder; element-wise FLOPs at the rate of a fused chain of adds on data in cache:
+  in a mode that fuses, its own compiler's chains timed between the cell's samples, else the
+  machine's (``jax.jit``, probed once per run).
 - **pool** = what the size of each counted op costs beyond a one-element op and its traffic,
   in an eager mode: an add on tensors of the op's size (in cache, at most 2^17 elements) is
   timed in the process that counted the ops, and the one-element op's price and the add's
@@ -192,9 +194,25 @@ def product_gflops(recs: list[Record]) -> float | None:
     return 2.0 * side**3 / float(np.mean(kernel_ns)) if kernel_ns else None
 
 
-def _compute_rate(facts, dtype: str, limits: dict,
-                  product_rate: float | None) -> tuple[float | None, str]:
+def fused_add_gflops(recs: list[Record]) -> float | None:
+    """GFLOP/s of the mode's own compiled chains of adds on in-cache vectors, timed between
+    the cell's samples in each of its processes: the longer chain's extra adds over its extra
+    time (the call and the vectors' traffic cancel), the processes' mean time per add; None
+    where no process timed them."""
+    ns_per_flop = []
+    for rec in recs:
+        chains = (rec.result.why or {}).get("fused_adds")
+        if chains and chains["ns"][1] > chains["ns"][0]:
+            flops = (chains["adds"][1] - chains["adds"][0]) * chains["elements"]
+            ns_per_flop.append((chains["ns"][1] - chains["ns"][0]) / flops)
+    return 1.0 / float(np.mean(ns_per_flop)) if ns_per_flop else None
+
+
+def _compute_rate(facts, dtype: str, limits: dict, product_rate: float | None,
+                  fused_rate: float | None = None) -> tuple[float | None, str]:
     """GFLOP/s for the cell's FLOPs, and what it was measured on."""
+    if facts.arithmetic == "elementwise" and fused_rate:
+        return fused_rate, "fused adds alongside"
     if facts.arithmetic == "elementwise" and elementwise_rate(limits, dtype):
         return elementwise_rate(limits, dtype), "fused adds"
     # A product timed alongside the cell saw the machine as the cell did: two processes ten
@@ -209,14 +227,15 @@ def _compute_rate(facts, dtype: str, limits: dict,
 
 
 def _kernels_ms(facts, dtype: str, limits: dict | None, graph_bytes: float | None = None,
-                product_rate: float | None = None, stream: float | None = None) -> dict:
+                product_rate: float | None = None, stream: float | None = None,
+                fused_rate: float | None = None) -> dict:
     """Memory traffic, compute and kernels (the larger) in ms per call, and what the
     bandwidth and the compute rate were measured on."""
     limits = limits or {}
     bandwidth, bandwidth_from = bandwidth_gbps(facts, limits, stream)
     moved = graph_bytes or facts.bytes
     memory = moved / bandwidth / 1e6 if moved and bandwidth else np.nan
-    peak, rate_from = _compute_rate(facts, dtype, limits, product_rate)
+    peak, rate_from = _compute_rate(facts, dtype, limits, product_rate, fused_rate)
     compute = facts.flops / peak / 1e6 if facts.flops and peak else np.nan
     both = [v for v in (memory, compute) if np.isfinite(v)]
     return {"memory_ms": memory, "compute_ms": compute,
@@ -255,7 +274,7 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
     # A sweep's values share one process and one count of the graphs compiled for them all
     graph_bytes = compiled_bytes(ok) if facts.compiled and not spec.interleaved else None
     kernels = _kernels_ms(facts, spec.dtype, limits, graph_bytes, product_gflops(ok),
-                          stream_gbps(ok))
+                          stream_gbps(ok), fused_add_gflops(ok))
     memory_ms, kernels_ms = kernels["memory_ms"], kernels["kernels_ms"]
     allocation_ms = _mean([_allocation_ms(r) for r in ok])
     pool_ms = _mean([_pool_ms(r, spec.dtype, limits) for r in ok])
@@ -416,7 +435,8 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
              "compiler's for its fused graphs) at the measured bandwidth (past the caches, "
              "the framework's stream timed alongside the cell) and the FLOPs at the "
              "measured rate of their kind (the framework's own product of their FLOPs per op "
-             "timed alongside the cell, or a fused chain of adds); **allocation** = the page "
+             "timed alongside the cell, or a fused chain of adds: the mode's own, alongside "
+             "the cell, in a mode that fuses); **allocation** = the page "
              "faults one call "
              "takes x the measured price of a fresh page; the **remainder** is what none "
              "explains (lost fusion, caches, Python; negative when the estimates explain more "

@@ -641,6 +641,60 @@ def test_element_wise_flops_are_priced_at_the_fused_add_rate():
     assert why["compute_ms"].iloc[0] == pytest.approx(2 * 128**3 / 100e9 * 1e3)
 
 
+def test_element_wise_flops_are_priced_at_the_modes_fused_chain_timed_alongside_the_cell():
+    """The machine's chain, probed once per run, ran 1.5x faster than a cell's fused loop
+    timed minutes later here. Two processes' chains of 20 and 80 adds on 2^17 elements, their
+    60 extra adds taking 0.3 and 0.5 ms (26.2 and 15.7 GFLOP/s: 0.05 ns per add on average),
+    price 100 adds of 100,000 elements at 0.5 ms; without them the machine's rate stays."""
+    limits = {**LIMITS, "elementwise_gflops": {"float32": 20.0}}
+    n, elements = 100_000, 1 << 17
+    cells = []
+    for pid, extra_ms in ((1, 0.3), (2, 0.5)):
+        chains = {"elements": elements, "adds": [20, 80], "ns": [1e5, 1e5 + extra_ms * 1e6]}
+        cell = _cell(n, "jax-jit", 1.0, 100, 20.0, fused_adds=chains)
+        cells.append(replace(cell, result=replace(cell.result,
+                                                  process={"pid": pid, "started": 0.0})))
+    row = explain.why_table(cells, tables.cells_table(cells, limits), limits).iloc[0]
+    ns_per_add = np.mean([0.3e6, 0.5e6]) / (60 * elements)
+    assert row["compute_ms"] == pytest.approx(100 * n * ns_per_add / 1e6)
+    assert row["compute_rate_from"] == "fused adds alongside"
+    bare = [_cell(n, "jax-jit", 1.0, 100, 20.0)]
+    row = explain.why_table(bare, tables.cells_table(bare, limits), limits).iloc[0]
+    assert row["compute_rate_from"] == "fused adds"
+    assert row["compute_ms"] == pytest.approx(100 * n / 20e9 * 1e3)
+
+
+@pytest.mark.parametrize("mode", ["tf-graph", "tf-xla", "tf-eager", "torch", "torch-compile",
+                                  "jax", "jax-jit"])
+def test_only_a_mode_that_fuses_has_a_fused_add_probe(mode):
+    """XLA and Inductor fuse a chain of adds into one loop; eager modes and tf.function's
+    executor do not. Each call of the chain of 7 adds takes the one before's result."""
+    B, _ = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
+    probe = B.fused_add_probe(7, 3)
+    assert (probe is not None) == (mode in ("tf-xla", "torch-compile", "jax-jit")) == B.fuses_ops
+    if probe is not None:
+        probe()
+        assert B.to_numpy(probe()).tolist() == [14 / 1024] * 3
+
+
+@pytest.mark.parametrize("mode", ["jax-jit", "jax"])
+def test_the_worker_times_the_modes_fused_chain_alongside_an_element_wise_cell(mode):
+    """A jax-jit element-wise cell in cache times jax.jit's own chains of 20 and 80 adds
+    between its samples, compiled before the cell's compiler counters are read (its graphs
+    stay its step's one); an eager cell times none."""
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from workloads.elementwise import WORKLOAD
+
+    B, _ = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
+    record, = measure_unit([Entry(B, WORKLOAD, ELEMENTWISE, {"seed": 1}, [3], mode=mode)],
+                           Settings(1, 0.0))
+    chains = record["why"]["fused_adds"]
+    assert (chains is not None) == (mode == "jax-jit")
+    if chains is not None:
+        assert chains["adds"] == [20, 80] and chains["ns"][1] > chains["ns"][0] > 0
+        assert record["compiler"]["graphs"] == 1
+
+
 @pytest.mark.parametrize("mode", ["jax-jit", "torch-compile"])
 def test_the_compiler_counts_a_fused_chains_bytes_without_compiling_again(mode):
     """Five adds of 4,096 floats, fused: 3 x 4 B x 4,096 per call, once. Taking XLA's count

@@ -322,6 +322,34 @@ class Backend(abc.ABC):
         function = self.compile_function(chain, f"graph_op_probe_{ops}")
         return lambda: function(ones)
 
+    @property
+    def fuses_ops(self) -> bool:
+        """Whether this mode's compiler fuses a step's element-wise ops into loops (XLA,
+        Inductor), rather than running them one by one (tf.function, a CUDA graph's replay)."""
+        return self.compiled and not self.runs_graph_ops
+
+    def fused_add_probe(self, adds: int, elements: int) -> Optional[Callable[[], Any]]:
+        """In a mode that fuses: a call of a compiled chain ``b + a + a + ...`` of ``adds`` adds
+        on vectors of ``elements``, each call taking the one before's result (its values grow
+        by ``adds / 1024``, exactly); None in other modes."""
+        if not self.fuses_ops:
+            return None
+        a, last = self.asarray(np.full(elements, 1.0 / 1024)), [self.asarray(np.zeros(elements))]
+
+        def chain(operands):
+            a, b = operands
+            for _ in range(adds):
+                b = b + a
+            return b
+
+        function = self.compile_function(chain, f"fused_add_probe_{adds}")
+
+        def call():
+            last[0] = function((a, last[0]))
+            return last[0]
+
+        return call
+
     def graph_diagnostics(self) -> dict:
         """Counters of the compiler so far in this process (cumulative; the worker takes their
         change per cell): ``graphs`` compiled, ``graph_breaks`` by reason, and the compile

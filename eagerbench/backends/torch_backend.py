@@ -93,6 +93,10 @@ class TorchBackend(Backend):
         if compiled and not cudagraph:
             _watch_compiles()
 
+    @property
+    def fuses_ops(self) -> bool:
+        return self.compiled and not self.cudagraph   # a CUDA graph replays its kernels
+
     def native_device(self):
         return self.torch_device
 
