@@ -18,7 +18,9 @@ Each part is an estimate with a stated method:
   if nothing else costs anything (a roofline). The bytes are the workload's count of what its
   ops read and write, or in a compiled mode whose compiler counts them (XLA's cost analysis,
   Inductor's graph metrics, tf-xla's optimised HLO) the compiled graphs' own, after fusion
-  (not for the values of an interleaved sweep: their graphs are counted together). Matmul
+  (not for the values of an interleaved sweep: their graphs are counted together). Past the
+  caches, what the counted ops write into new tensors larger than half the cache is read
+  first (write-allocate) and counts twice. Matmul
   FLOPs are priced at the rate of the framework's own product of their FLOPs per op, timed
   between the cell's samples (the price of calling a product left out), or without it on the
   machine's ladder; element-wise FLOPs at the rate of a fused chain of adds on data in cache:
@@ -226,14 +228,31 @@ def _compute_rate(facts, dtype: str, limits: dict, product_rate: float | None,
                        else None, facts.framework), "machine ladder"
 
 
+def write_allocated_bytes(recs: list[Record], limits: dict | None) -> float:
+    """Bytes per call the counted ops write into new tensors larger than half the last-level
+    cache (the processes' mean; NaN where none counted them): such a write reads each line
+    before it overwrites it (write-allocate), so it moves twice the bytes it writes. Here a
+    torch add of 1e7 floats into another tensor past the caches took 1.33x and 1.42x the time
+    of the same add in place, against 4/3 predicted. (TensorFlow may hand an input's buffer to
+    its result, which the count cannot see: there it is an upper bound.)"""
+    llc = (limits or {}).get("llc_bytes") or 0
+    counted = [(r.result.why or {}).get("fresh_outputs") for r in recs]
+    return _mean([sum(int(size) * n for size, n in fresh.items() if int(size) > llc / 2)
+                  for fresh in counted if fresh is not None])
+
+
 def _kernels_ms(facts, dtype: str, limits: dict | None, graph_bytes: float | None = None,
                 product_rate: float | None = None, stream: float | None = None,
-                fused_rate: float | None = None) -> dict:
+                fused_rate: float | None = None, write_allocated: float = np.nan) -> dict:
     """Memory traffic, compute and kernels (the larger) in ms per call, and what the
-    bandwidth and the compute rate were measured on."""
+    bandwidth and the compute rate were measured on. Past the caches, the workload's bytes
+    gain the reads of the lines its ops write into new tensors (``write_allocated``): a
+    compiler's count already holds what its graphs write."""
     limits = limits or {}
     bandwidth, bandwidth_from = bandwidth_gbps(facts, limits, stream)
     moved = graph_bytes or facts.bytes
+    if moved and not graph_bytes and bandwidth_from != "machine cache":
+        moved += np.nan_to_num(write_allocated)
     memory = moved / bandwidth / 1e6 if moved and bandwidth else np.nan
     peak, rate_from = _compute_rate(facts, dtype, limits, product_rate, fused_rate)
     compute = facts.flops / peak / 1e6 if facts.flops and peak else np.nan
@@ -273,8 +292,9 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
     dispatch_us = dispatch_ms / dispatches * 1e3 if dispatches else np.nan
     # A sweep's values share one process and one count of the graphs compiled for them all
     graph_bytes = compiled_bytes(ok) if facts.compiled and not spec.interleaved else None
+    write_allocated = write_allocated_bytes(ok, limits)
     kernels = _kernels_ms(facts, spec.dtype, limits, graph_bytes, product_gflops(ok),
-                          stream_gbps(ok), fused_add_gflops(ok))
+                          stream_gbps(ok), fused_add_gflops(ok), write_allocated)
     memory_ms, kernels_ms = kernels["memory_ms"], kernels["kernels_ms"]
     allocation_ms = _mean([_allocation_ms(r) for r in ok])
     pool_ms = _mean([_pool_ms(r, spec.dtype, limits) for r in ok])
@@ -294,6 +314,7 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
                                      for r in ok]) / 1e3,
            "dispatch_ms": dispatch_ms, "pool_ms": pool_ms,
            "compiled_bytes_per_call": graph_bytes if graph_bytes else np.nan,
+           "write_allocated_bytes_per_call": write_allocated,
            **kernels,
            "bound": "" if not np.isfinite(kernels_ms) else
            ("memory" if kernels_ms == memory_ms else "compute"),
@@ -433,7 +454,8 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
              "of that size, timed: mostly handing the op to the framework's threads); "
              "**kernels** = the larger of the bytes moved (the workload's count, or the "
              "compiler's for its fused graphs) at the measured bandwidth (past the caches, "
-             "the framework's stream timed alongside the cell) and the FLOPs at the "
+             "the framework's stream timed alongside the cell, and a write into a new tensor "
+             "counted twice: its lines are read first) and the FLOPs at the "
              "measured rate of their kind (the framework's own product of their FLOPs per op "
              "timed alongside the cell, or a fused chain of adds: the mode's own, alongside "
              "the cell, in a mode that fuses); **allocation** = the page "

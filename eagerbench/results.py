@@ -19,7 +19,8 @@ Schema versions:
    every record, a ``{"footer": ...}`` line when the run finished. Fields added since, each
    optional (older files load with it empty): ``process.host`` and ``process.slurm`` (a
    cluster's job), the footer's ``hosts``; ``why`` (memory with page faults, ops and in-place
-   ops, dispatch and fresh-page prices) and ``compiler`` (graphs, graph breaks, compile split)
+   ops, what they write into new tensors, dispatch and fresh-page prices, the products,
+   streams and fused chains timed alongside) and ``compiler`` (graphs, graph breaks, compile split)
    in results; ``phases_s`` (the unit's wall seconds per phase); ``matmul_ladder`` in limits.
 """
 

@@ -488,6 +488,7 @@ def _count_and_price_ops(run: Run) -> list[str]:
         run.B.block((run.st, run.mem))
         run.why["ops_in_place"] = count["in_place"] if count else None
         run.why["op_sizes"] = {str(n): k for n, k in (count or {}).get("sizes", {}).items()}
+        run.why["fresh_outputs"] = {str(n): k for n, k in (count or {}).get("fresh", {}).items()}
         return count["ops"] if count else None
 
     run.why["ops"], note = _diagnosed("ops", ops, None)

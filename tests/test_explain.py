@@ -22,21 +22,39 @@ ELEMENTWISE = {"size": 10, "ops": 5}
 def test_each_framework_counts_the_ops_a_known_step_dispatches(mode):
     """``b += a`` five times: five dispatches of the eager program, in every framework (a
     compiled mode's count is its eager program's, run once eagerly); in PyTorch and TensorFlow
-    all five update ``b`` in place, in JAX none can. Each op's size is its vectors' (10
-    elements; a TensorFlow variable's handle is not a tensor of elements)."""
+    all five update ``b`` in place, in JAX none can: each of its adds writes a new 40-byte
+    array. Each op's size is its vectors' (10 elements; a TensorFlow variable's handle is not
+    a tensor of elements)."""
     B, task = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
     count, (st, mem) = B.count_ops(B.eager_step(task.step), task.st, task.mem)
     B.block((st, mem))
-    assert count == {"ops": 5, "in_place": 0 if B.framework == "jax" else 5, "sizes": {10: 5}}
+    jax = B.framework == "jax"
+    assert count == {"ops": 5, "in_place": 0 if jax else 5, "sizes": {10: 5},
+                     "fresh": {40: 5} if jax else {}}
 
 
 @pytest.mark.parametrize("mode", ["torch", "tf-eager", "jax"])
 def test_an_ops_size_is_its_largest_operand_or_result(mode):
-    """A product of a 3 x 4 and a 4 x 5 matrix has 20 elements out, 12 and 20 in: size 20."""
+    """A product of a 3 x 4 and a 4 x 5 matrix has 15 elements out, 12 and 20 in: size 20,
+    and 60 bytes written to a new tensor."""
     B, _ = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
     a, b = B.asarray(np.ones((3, 4))), B.asarray(np.ones((4, 5)))
     count, product = B.count_ops(B.matmul, a, b)
     assert count["sizes"] == {20: 1} and B.to_numpy(product).shape == (3, 5)
+    assert count["fresh"] == {60: 1}
+
+
+@pytest.mark.parametrize("mode", ["torch", "tf-eager", "jax"])
+def test_a_view_or_a_shape_change_writes_nothing_new_except_in_jax(mode):
+    """A transpose (torch's view), a reshape (TensorFlow's shares its buffer) write no new
+    memory; op-by-op JAX copies into a new array."""
+    B, _ = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
+    a = B.asarray(np.ones((3, 4)))
+    reshaped = {"torch": lambda x: x.t(), "tf-eager": lambda x: __import__(
+        "tensorflow").reshape(x, (4, 3)), "jax": lambda x: x.reshape(4, 3)}[mode]
+    count, out = B.count_ops(reshaped, a)
+    assert B.to_numpy(out).shape == (4, 3) and count["ops"] == 1
+    assert count["fresh"] == ({48: 1} if mode == "jax" else {})
 
 
 @pytest.mark.parametrize("mode", ["torch", "tf-eager", "jax"])
@@ -47,8 +65,9 @@ def test_the_in_place_probe_updates_a_tensor_and_jax_has_none(mode):
         assert probe is None and diagnose.dispatch_ns(B, "in_place") is None
         return
     count, _ = B.count_ops(probe)
-    assert count == {"ops": 1, "in_place": 1, "sizes": {1: 1}}
-    assert B.count_ops(B.dispatch_probe())[0] == {"ops": 1, "in_place": 0, "sizes": {1: 1}}
+    assert count == {"ops": 1, "in_place": 1, "sizes": {1: 1}, "fresh": {}}
+    assert B.count_ops(B.dispatch_probe())[0] == {"ops": 1, "in_place": 0, "sizes": {1: 1},
+                                                   "fresh": {4: 1}}
     assert B.count_ops(B.dispatch_probe("in_place", 4096))[0]["sizes"] == {4096: 1}
     assert diagnose.dispatch_ns(B, "in_place") > 0
 
@@ -388,6 +407,45 @@ def test_streaming_traffic_is_priced_at_the_stream_timed_alongside_the_cell():
     row = explain.why_table(small, tables.cells_table(small, LIMITS), LIMITS).iloc[0]
     assert row["bandwidth_from"] == "machine cache"
     assert row["memory_ms"] == pytest.approx(1.2e4 / 100.0 / 1e6)
+
+
+def test_a_write_into_a_new_tensor_past_the_caches_counts_twice():
+    """JAX's eager add of 1e7 floats writes a new 40 MB array: past the caches each line is
+    read before it is written, so the 120 MB the add reads and writes move 160 MB (8 ms at
+    20 GB/s). Outputs under half the cache (16 MiB here) add nothing, nor does a cell whose
+    data stays in the cache, nor a compiler's own count of what its graph moves."""
+    from tests.test_report import _record
+
+    n = 10**7
+    fresh = {str(4 * n): 1, str(4096): 3}
+    cell = _record("elementwise", {"size": n, "ops": 1}, "jax", [9.0] * 6, 1, 0)
+    cells = [replace(cell, result=replace(cell.result, why={"stream_gbps": 20.0,
+                                                            "fresh_outputs": fresh}))]
+    row = explain.why_table(cells, tables.cells_table(cells, LIMITS), LIMITS).iloc[0]
+    assert row["write_allocated_bytes_per_call"] == 4 * n
+    assert row["memory_ms"] == pytest.approx(16 * n / 20e9 * 1e3)
+    small = _record("elementwise", {"size": 1000, "ops": 1}, "jax", [0.01] * 6, 1, 0)
+    small = [replace(small, result=replace(small.result, why={"fresh_outputs": {"4000": 1}}))]
+    row = explain.why_table(small, tables.cells_table(small, LIMITS), LIMITS).iloc[0]
+    assert row["write_allocated_bytes_per_call"] == 0
+    assert row["memory_ms"] == pytest.approx(1.2e4 / 100.0 / 1e6)
+    compiled = _record("elementwise", {"size": n, "ops": 1}, "jax-jit", [9.0] * 6, 1, 0)
+    compiled = [replace(compiled, result=replace(
+        compiled.result, why={"stream_gbps": 20.0, "fresh_outputs": fresh},
+        compiler={"graphs": 1, "bytes_accessed": 12.0 * n}))]
+    row = explain.why_table(compiled, tables.cells_table(compiled, LIMITS), LIMITS).iloc[0]
+    assert row["memory_ms"] == pytest.approx(12 * n / 20e9 * 1e3)
+
+
+def test_the_worker_records_what_the_counted_ops_write_into_new_tensors():
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from workloads.elementwise import WORKLOAD
+
+    for mode, fresh in (("jax", {"40": 5}), ("torch", {})):
+        B, _ = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
+        record, = measure_unit([Entry(B, WORKLOAD, ELEMENTWISE, {"seed": 1}, [3], mode=mode)],
+                               Settings(1, 0.0))
+        assert record["why"]["fresh_outputs"] == fresh
 
 
 def test_the_stream_is_timed_alongside_a_cell_whose_data_streams_after_its_watched_sample(

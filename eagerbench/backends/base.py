@@ -256,9 +256,10 @@ class Backend(abc.ABC):
 
     def count_ops(self, fn: Callable, *args: Any) -> tuple[Optional[dict], Any]:
         """The framework ops one eager call of ``fn`` dispatches, as ``{"ops": all of them,
-        "in_place": those updating a tensor in place, "sizes": {elements: ops}}`` (an op's size
-        is the most elements any of its operands or results has), and what it returned; None
-        where the framework offers no dispatch counter."""
+        "in_place": those updating a tensor in place, "sizes": {elements: ops}, "fresh":
+        {bytes: results}}`` (an op's size is the most elements any of its operands or results
+        has; ``fresh`` counts the results written to new memory, not views or updates), and
+        what it returned; None where the framework offers no dispatch counter."""
         return None, fn(*args)
 
     def dispatch_probe(self, kind: str = "new", elements: int = 1,

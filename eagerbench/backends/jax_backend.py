@@ -101,12 +101,15 @@ class JittedStep:
 
 
 def _counted(jaxpr) -> dict:
-    """``count_ops``'s answer for a traced step: its top-level operations and their sizes (the
-    most elements any operand or result of each has)."""
+    """``count_ops``'s answer for a traced step: its top-level operations, their sizes (the
+    most elements any operand or result of each has) and the bytes of their results (each a
+    new array in op-by-op JAX)."""
     sizes = Counter(max([int(np.prod(getattr(v.aval, "shape", ()) or (1,)))
                          for v in (*eqn.invars, *eqn.outvars)] or [1])
                     for eqn in jaxpr.eqns)
-    return {"ops": len(jaxpr.eqns), "in_place": 0, "sizes": dict(sizes)}
+    fresh = Counter(int(np.prod(v.aval.shape or (1,))) * np.dtype(v.aval.dtype).itemsize
+                    for eqn in jaxpr.eqns for v in eqn.outvars if hasattr(v.aval, "dtype"))
+    return {"ops": len(jaxpr.eqns), "in_place": 0, "sizes": dict(sizes), "fresh": dict(fresh)}
 
 
 def _argument_shape(x):

@@ -15,6 +15,10 @@ from eagerbench.backends.hlo import entry_bytes
 
 # XLA's HLO is asked for with arguments like the first call's, made afresh: no larger than this
 COSTED_ARGUMENT_BYTES = 64 << 20
+# Eager ops whose result shares its input's buffer (a variable's read, unless the variable is
+# in copy-on-read mode; shape changes): they write nothing new.
+_ALIASING_OPS = frozenset({"ReadVariableOp", "Identity", "IdentityN", "Reshape", "ExpandDims",
+                           "Squeeze", "StopGradient"})
 
 
 class _Argument:
@@ -352,11 +356,13 @@ class TFBackend(Backend):
     def count_ops(self, fn, *args):
         """Every op TensorFlow executes eagerly during the call (its op callbacks, the hook
         tf.debugging uses), variable reads and updates included; an op that returns nothing
-        (``AssignAddVariableOp``, ``ResourceScatterUpdate``) updated a variable in place."""
+        (``AssignAddVariableOp``, ``ResourceScatterUpdate``) updated a variable in place, and
+        one of ``_ALIASING_OPS`` made no new memory."""
         from tensorflow.python.framework import op_callbacks
 
         count = {"ops": 0, "in_place": 0}
         sizes: Counter = Counter()
+        fresh: Counter = Counter()
 
         def counted(op_type, inputs, attrs, outputs, op_name=None, graph=None):
             if graph is None:   # executed eagerly, not built into a graph
@@ -365,6 +371,10 @@ class TFBackend(Backend):
                 # A variable's handle is a scalar: its op's size is its other operands'
                 sizes[max([int(t.shape.num_elements() or 1) for t in (*inputs, *(outputs or ()))
                            if t.dtype != tf.resource] or [1])] += 1
+                name = op_type.decode() if isinstance(op_type, bytes) else op_type
+                if name not in _ALIASING_OPS:
+                    fresh.update(int(t.shape.num_elements() or 1) * t.dtype.size
+                                 for t in outputs or () if t.dtype != tf.resource)
             return outputs
 
         op_callbacks.add_op_callback(counted)
@@ -372,7 +382,7 @@ class TFBackend(Backend):
             out = fn(*args)
         finally:
             op_callbacks.remove_op_callback(counted)
-        return {**count, "sizes": dict(sizes)}, out
+        return {**count, "sizes": dict(sizes), "fresh": dict(fresh)}, out
 
     def reset_peak_device_memory(self) -> None:
         if self.device == "cuda":

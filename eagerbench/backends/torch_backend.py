@@ -320,19 +320,24 @@ class TorchBackend(Backend):
 
         count = {"ops": 0, "in_place": 0}
         sizes: Counter = Counter()
+        fresh: Counter = Counter()
 
         class Counting(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
                 count["ops"] += 1
-                count["in_place"] += bool(func._schema.is_mutable)   # add_, copy_, out=
+                mutates = bool(func._schema.is_mutable)   # add_, copy_, out=
+                count["in_place"] += mutates
                 result = func(*args, **(kwargs or {}))
                 sizes[max([t.numel() for t in tree_leaves((args, kwargs, result))
                            if isinstance(t, torch.Tensor)] or [1])] += 1
+                if not mutates and not func.is_view:   # a view shares its input's storage
+                    fresh.update(t.nbytes for t in tree_leaves(result)
+                                 if isinstance(t, torch.Tensor))
                 return result
 
         with Counting():
             out = fn(*args)
-        return {**count, "sizes": dict(sizes)}, out
+        return {**count, "sizes": dict(sizes), "fresh": dict(fresh)}, out
 
     def graph_diagnostics(self) -> dict:
         if not self.compiled:
