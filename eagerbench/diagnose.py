@@ -253,32 +253,49 @@ def probe_sizes(sizes: dict) -> list[int]:
     return sorted(n for n, _ in clipped.most_common(SIZE_PROBES))
 
 
-def size_ns(backend, sizes: dict) -> dict[str, float]:
-    """Median ns of one eager add on tensors of each size to price (in place where the
-    framework updates in place, as its cheapest op is priced): what an op of that size costs
-    in dispatch, traffic and the framework's handing it to its threads."""
-    kind = "in_place" if backend.updates_in_place else "new"
-    return {str(n): dispatch_ns(backend, kind, n) for n in probe_sizes(sizes)}
-
-
 GRAPH_CHAIN_OPS = (20, 80)   # an op in a graph: two chains' difference per op (the call cancels)
 
 
-def graph_op_ns(backend, sizes: dict) -> dict[str, float]:
-    """ns per op inside a graph whose ops run one by one, at one element and at each of the
-    counted op sizes to price (as ``size_ns``): compiled chains of 80 and of 20 in-place adds,
-    sampled in turn, their medians' difference per add. The launch and the call's other fixed
-    costs cancel; the executor's handing each op to a kernel, and to the intra-op threads,
-    does not (tf.function here: 0.37 us per add at one element, 24 us at 100,000)."""
-    out = {}
-    short, long = GRAPH_CHAIN_OPS
-    for elements in [1] + probe_sizes(sizes):
-        chains = [Probe(backend, backend.graph_op_probe(ops, elements)) for ops in GRAPH_CHAIN_OPS]
-        for _ in range(PROBE_SAMPLES):
-            for chain in chains:
-                chain.sample()
-        out[str(elements)] = max(0.0, (chains[1].price() - chains[0].price()) / (long - short))
-    return out
+class SizeProbes:
+    """What a counted op costs at each of its sizes to price, sampled between a unit's timed
+    rounds. In an eager mode: one add on tensors of each size (in place where the framework
+    updates in place, as its cheapest op is priced), its dispatch, traffic and the
+    framework's handing it to its threads. In a graph that runs its ops one by one: compiled
+    chains of 80 and of 20 in-place adds, at one element and at each size, their medians'
+    difference per add; the launch and the call's other fixed costs cancel, the executor's
+    handing each op to a kernel and to the intra-op threads does not (tf.function here:
+    0.37 us per add at one element, 24 us at 100,000)."""
+
+    def __init__(self, backend, sizes: dict) -> None:
+        self.in_graph = backend.runs_graph_ops
+        if self.in_graph:
+            self.probes = {n: [Probe(backend, backend.graph_op_probe(ops, n))
+                               for ops in GRAPH_CHAIN_OPS] for n in [1] + probe_sizes(sizes)}
+        else:
+            kind = "in_place" if backend.updates_in_place else "new"
+            self.probes = {n: [probe(backend, kind, n)] for n in probe_sizes(sizes)}
+
+    @property
+    def samples(self) -> int:
+        """The fewest samples any of the probes has taken."""
+        return min((len(p.samples) for chain in self.probes.values() for p in chain), default=0)
+
+    def sample(self) -> None:
+        """One sample of every probe, in turn (a graph's two chains side by side)."""
+        for chain in self.probes.values():
+            for each in chain:
+                each.sample()
+
+    def prices(self) -> dict[str, float]:
+        """ns per op at each size (``{"1": ..., str(elements): ...}`` in a graph), the
+        samples topped up to ``PROBE_SAMPLES``."""
+        while self.probes and self.samples < PROBE_SAMPLES:
+            self.sample()
+        if not self.in_graph:
+            return {str(n): chain[0].price() for n, chain in self.probes.items()}
+        short, long = GRAPH_CHAIN_OPS
+        return {str(n): max(0.0, (chains[1].price() - chains[0].price()) / (long - short))
+                for n, chains in self.probes.items()}
 
 
 def compiler_delta(before: dict, after: dict) -> dict:
@@ -297,4 +314,20 @@ def compiler_delta(before: dict, after: dict) -> dict:
         old = before.get("compile_split_s", {})
         out["compile_split_s"] = {phase: s - old.get(phase, 0.0)
                                   for phase, s in after["compile_split_s"].items()}
+    return out
+
+
+def compiler_plus(counters: dict, delta: dict) -> dict:
+    """``graph_diagnostics`` counters advanced by a ``compiler_delta``: the baseline a unit's
+    change is taken from, once the compiles of a probe built during the unit are left out."""
+    out = dict(counters)
+    for key in ("graphs", "bytes_accessed"):
+        if key in delta:
+            out[key] = counters.get(key, 0) + delta[key]
+    for key in ("graph_breaks", "compile_split_s"):
+        if key in delta:
+            merged = dict(counters.get(key, {}))
+            for name, value in delta[key].items():
+                merged[name] = merged.get(name, 0) + value
+            out[key] = merged
     return out

@@ -351,6 +351,8 @@ class UnitPrices:
         self.failed: set = set()
         self.sides: dict[str, Optional[int]] = {}
         self.streaming: dict[str, Any] = {}   # mode -> its backend, while its stream is unmade
+        self.sizes: dict[int, Any] = {}   # run index -> its counted ops' ``SizeProbes``
+        self.size_notes: dict[int, list[str]] = {}
         for entry in entries:
             if entry.mode not in self.probes:
                 # A compiled call is priced with as many tensors in and out as the step's
@@ -411,6 +413,37 @@ class UnitPrices:
                 if probe is not None and (every_round
                                           or len(probe.samples) < PROBE_SAMPLES * progress):
                     self._diagnosed(mode, kind, probe.sample)
+        for index, sizes in self.sizes.items():
+            if sizes is not None and sizes.samples < PROBE_SAMPLES * progress:
+                _, note = _diagnosed("op size probes", sizes.sample, None)
+                self.size_notes.setdefault(index, []).extend([note] if note else [])
+
+    def add_sizes(self, runs: list[Run], entries: list[Entry]) -> list[dict]:
+        """Probes of the sizes of each run's counted ops (``count_round``), to be sampled
+        between the timed rounds; returns, per entry, what building them compiled (a graph's
+        chains of adds), for the cell's compiler counters to leave out."""
+        from eagerbench import diagnose as diag
+
+        built: list[dict] = [{} for _ in entries]
+        for index, run in enumerate(runs):
+            sizes = run.why.get("op_sizes")
+            if not run.why.get("ops") or not (sizes or run.B.runs_graph_ops):
+                continue
+            before = run.B.graph_diagnostics()
+            what = "graph op probes" if run.B.runs_graph_ops else "op size probes"
+            self.sizes[index], note = _diagnosed(what, lambda: diag.SizeProbes(run.B, sizes),
+                                                 None)
+            run.why.setdefault("notes", []).extend([note] if note else [])
+            built[run.entry] = diag.compiler_plus(
+                built[run.entry], diag.compiler_delta(before, run.B.graph_diagnostics()))
+        return built
+
+    def size_prices(self, index: int) -> tuple[Optional[dict], list[str]]:
+        """ns per op at each counted size of the run's ops (see ``SizeProbes.prices``), None
+        where a probe failed, and notes on what failed."""
+        value, note = _diagnosed("op size probes", self.sizes[index].prices, None)
+        notes = self.size_notes.pop(index, []) + ([note] if note else [])
+        return (None if notes else value), notes
 
     def _make_streams(self) -> None:
         from eagerbench import diagnose as diag
@@ -475,13 +508,16 @@ def _diagnosed(what: str, measure: Callable, fallback):
         return fallback, f"{what}: {one_line(exc)}"
 
 
-def _count_and_price_ops(run: Run) -> list[str]:
-    """One more call, under the framework's dispatch counter: the ops the program issues per
-    call and their sizes; then the sizes' prices, in this process (an eager add of each size,
-    or in a graph that runs its ops one by one, chains of adds in a graph). Returns notes on
-    what could not be taken."""
-    from eagerbench import diagnose as diag
+def _counts_ops(run: Run, entries: list[Entry]) -> bool:
+    # A compiled mode that fuses runs the same program as its eager twin, which counts its
+    # ops; one whose graph runs them one by one counts (and prices) them itself.
+    return (not run.B.compiled or run.B.runs_graph_ops) and entries[run.entry].count_ops
 
+
+def _count_ops(run: Run) -> list[str]:
+    """One call of the run's program under the framework's dispatch counter: the ops it
+    issues per call, those in place, their sizes and what they write into new tensors.
+    Returns notes on what could not be taken."""
     def ops():
         count, (run.st, run.mem) = run.B.count_ops(run.B.eager_step(run.task.step),
                                                    run.st, run.mem)
@@ -492,33 +528,44 @@ def _count_and_price_ops(run: Run) -> list[str]:
         return count["ops"] if count else None
 
     run.why["ops"], note = _diagnosed("ops", ops, None)
-    notes = [note] if note else []
-    if run.B.compiled and run.why["ops"]:
-        run.why["graph_op_ns"], note = _diagnosed(
-            "graph op probes", lambda: diag.graph_op_ns(run.B, run.why["op_sizes"]), None)
-        notes += [note] if note else []
-    elif run.why.get("op_sizes"):
-        run.why["size_ns"], note = _diagnosed(
-            "op size probes", lambda: diag.size_ns(run.B, run.why["op_sizes"]), None)
-        notes += [note] if note else []
-    return notes
+    return [note] if note else []
+
+
+def count_round(runs: list[Run], entries: list[Entry], watch) -> None:
+    """After the warm-up, one more step of every run of a unit where some count their ops
+    (its first repeat): those make it under the framework's dispatch counter (an eager
+    mode's step, or a graph's program run eagerly), the others as a warm-up call. Every mode
+    thus takes the same steps before its check, and the ops' sizes are known before the
+    timing, to be priced between its rounds."""
+    if not any(_counts_ops(run, entries) for run in runs):
+        return
+    for run in runs:
+        if not _counts_ops(run, entries):
+            _observe(run, _counted_call(run, 1, watch, "warmup"), run.warmup)
+            continue
+        compiled, reads = run.last_call_compiled, run.B.host_reads
+        run.why["notes"] = _count_ops(run)
+        run.steps += 1
+        if not run.B.compiled:   # a graph's program, run eagerly, reads what its graph does not
+            run.host_reads += run.B.host_reads - reads
+        run.last_call_compiled = compiled   # the counted call is not the step's warm call
 
 
 def diagnose(runs: list[Run], entries: list[Entry], prices: UnitPrices) -> None:
-    """After timing, outside the clock: the ops an eager mode's program dispatches per call
-    (one more call), and what one dispatch and one fresh page cost in this process (the
-    memory was watched around the first timed sample)."""
+    """After timing, outside the clock: what one dispatch, one op of each counted size and
+    one fresh page cost in this process (the probes' samples topped up; the memory was
+    watched around the first timed sample)."""
     from eagerbench import diagnose as diag
 
     global _FAULT_NS
-    for run in runs:
+    for index, run in enumerate(runs):
         run.final_check = run.task.check(run.st, run.mem)
-        notes = []
+        notes = run.why.get("notes", [])
         key = entries[run.entry].mode
-        # A compiled mode that fuses runs the same program as its eager twin, which counts its
-        # ops; one whose graph runs them one by one counts (and prices) them itself.
-        if (not run.B.compiled or run.B.runs_graph_ops) and entries[run.entry].count_ops:
-            notes += _count_and_price_ops(run)
+        if prices.sizes.get(index) is not None:
+            sized, failed = prices.size_prices(index)
+            run.why["graph_op_ns" if run.B.runs_graph_ops else "size_ns"] = sized
+            notes += failed
         if _FAULT_NS is None:   # at the threads the kernels fault with (the worker's CPUs)
             _FAULT_NS, note = _diagnosed("page fault probe", lambda: diag.fault_ns(
                 len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1), {})
@@ -541,7 +588,7 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
     """Measure cells together, their runs round-robin: the modes of one framework on one
     parameter set (eager next to compiled), each possibly an interleaved sweep. Returns one
     record per cell, with one entry per value under ``variants`` for a sweep."""
-    from eagerbench.diagnose import compiler_delta
+    from eagerbench.diagnose import compiler_delta, compiler_plus
     from eagerbench.timer import GCWatch, wait_floor_ns
 
     phases = PhaseClock()
@@ -554,7 +601,11 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
     with GCWatch() as watch:
         with phases("warm-up"):
             warm_up(runs, settings.warmup, watch, channel)
+            count_round(runs, entries, watch)
             check_after_warm_up(runs)
+        with phases("probes"):   # their compiles left out of the cells' counters
+            compilers = [compiler_plus(before, built) for before, built
+                         in zip(compilers, prices.add_sizes(runs, entries))]
         with phases("calibrate"):
             calibrate(runs, watch)
         with phases("timed"):
@@ -562,7 +613,7 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
     with phases("floor"):
         for run in runs:
             run.floor_ns = wait_floor_ns(run.B.block, (run.st, run.mem))
-    # Taken before the op size probes run in ``diagnose``
+    # Taken before ``diagnose`` tops the probes' samples up
     compiled = [compiler_delta(before, e.B.graph_diagnostics())
                 for before, e in zip(compilers, entries)]
     cache_hits = [_cache_delta(before, e.B.compile_cache()) for before, e in zip(caches, entries)]
