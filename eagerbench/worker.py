@@ -531,20 +531,25 @@ def _count_ops(run: Run) -> list[str]:
     return [note] if note else []
 
 
-def count_round(runs: list[Run], entries: list[Entry], watch) -> None:
-    """After the warm-up, one more step of every run of a unit where some count their ops
-    (its first repeat): those make it under the framework's dispatch counter (an eager
-    mode's step, or a graph's program run eagerly), the others as a warm-up call. Every mode
-    thus takes the same steps before its check, and the ops' sizes are known before the
-    timing, to be priced between its rounds."""
-    if not any(_counts_ops(run, entries) for run in runs):
+def count_round(runs: list[Run], entries: list[Entry], watch, graphs: bool) -> None:
+    """One more step of every run of a unit where some count their ops (its first repeat):
+    those make it under the framework's dispatch counter, the others as a warm-up call, so
+    that every mode takes the same steps before its check, and the ops' sizes are known
+    before the timing, to be priced between its rounds. An eager mode's step is counted after
+    the warm-up (its first call stays a plain one); a graph's program (``graphs``), run
+    eagerly, before its graph is first traced: a program that keeps a tensor made while
+    tracing cannot run eagerly after (kfac in tf-graph: "out of scope")."""
+    def counts(run: Run) -> bool:
+        return _counts_ops(run, entries) and run.B.compiled == graphs
+
+    if not any(counts(run) for run in runs):
         return
     for run in runs:
-        if not _counts_ops(run, entries):
+        if not counts(run):
             _observe(run, _counted_call(run, 1, watch, "warmup"), run.warmup)
             continue
         compiled, reads = run.last_call_compiled, run.B.host_reads
-        run.why["notes"] = _count_ops(run)
+        run.why.setdefault("notes", []).extend(_count_ops(run))
         run.steps += 1
         if not run.B.compiled:   # a graph's program, run eagerly, reads what its graph does not
             run.host_reads += run.B.host_reads - reads
@@ -600,8 +605,9 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
     compilers = [e.B.graph_diagnostics() for e in entries]
     with GCWatch() as watch:
         with phases("warm-up"):
+            count_round(runs, entries, watch, graphs=True)
             warm_up(runs, settings.warmup, watch, channel)
-            count_round(runs, entries, watch)
+            count_round(runs, entries, watch, graphs=False)
             check_after_warm_up(runs)
         with phases("probes"):   # their compiles left out of the cells' counters
             compilers = [compiler_plus(before, built) for before, built

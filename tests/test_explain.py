@@ -688,6 +688,25 @@ def test_a_graph_that_runs_its_ops_one_by_one_counts_and_prices_them():
         assert record["compiler"]["graphs"] == 1
 
 
+def test_a_graphs_program_is_counted_before_it_is_traced_and_its_twin_still_agrees():
+    """kfac's tf-graph program keeps a tensor made while tracing; run eagerly after the trace
+    it failed half-way ("out of scope"), a step short of its eager twin. Counted before its
+    first trace, it is counted, and both modes' checks compare the same step."""
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from workloads import get_workload, mnist
+
+    kfac, params = get_workload("kfac"), {"optimizer": "kfac", "batch": 64}
+    ctx = {"seed": 1, "data": lambda batch: mnist.standin(batch, 1)}
+    entries = [Entry(build(mode, "kfac", params, dtype="float32")[0], kfac, params, ctx, [2],
+                     mode=mode) for mode in ("tf-eager", "tf-graph")]
+    eager, graph = measure_unit(entries, Settings(1, 0.0))
+    assert eager["status"] == graph["status"] == "ok"
+    assert graph["why"]["ops"] > 0 and not [n for n in graph["why"]["notes"] if "ops" in n]
+    assert eager["warm_check"].keys() == graph["warm_check"].keys()
+    for key, value in eager["warm_check"].items():
+        assert graph["warm_check"][key] == pytest.approx(value, rel=1e-3)
+
+
 def test_a_graphs_ops_are_priced_inside_a_graph():
     """tf-graph, 100 adds of 100,000 elements: one launch (400 us) and 100 ops at 0.5 us
     each are dispatch; each op's 20 us at its size, less the one-element op and its traffic
