@@ -538,9 +538,12 @@ def count_round(runs: list[Run], entries: list[Entry], watch, graphs: bool) -> N
     before the timing, to be priced between its rounds. An eager mode's step is counted after
     the warm-up (its first call stays a plain one); a graph's program (``graphs``), run
     eagerly, before its graph is first traced: a program that keeps a tensor made while
-    tracing cannot run eagerly after (kfac in tf-graph: "out of scope")."""
+    tracing cannot run eagerly after (kfac in tf-graph: "out of scope"). A step that only
+    calls compiled steps (l-BFGS's) has no eager program: counted before the warm-up, it would
+    compile there, outside the warm-up's first call."""
     def counts(run: Run) -> bool:
-        return _counts_ops(run, entries) and run.B.compiled == graphs
+        program = run.B.eager_step(run.task.step) is not run.task.step
+        return _counts_ops(run, entries) and (run.B.compiled and program) == graphs
 
     if not any(counts(run) for run in runs):
         return

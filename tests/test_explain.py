@@ -707,6 +707,22 @@ def test_a_graphs_program_is_counted_before_it_is_traced_and_its_twin_still_agre
         assert graph["warm_check"][key] == pytest.approx(value, rel=1e-3)
 
 
+def test_a_step_that_only_calls_compiled_steps_still_compiles_in_its_first_warm_up_call():
+    """l-BFGS's tf-graph step is Python that calls its compiled steps: it has no eager program
+    to count before the trace, so it is counted after the warm-up, and every trace of its
+    graphs is charged to the warm-up."""
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from workloads import get_workload, mnist
+
+    lbfgs, params = get_workload("lbfgs"), {"history": 2, "batch": 20}
+    ctx = {"seed": 1, "data": lambda batch: mnist.standin(batch, 1)}
+    B, _ = build("tf-graph", "lbfgs", params, dtype="float32")
+    record, = measure_unit([Entry(B, lbfgs, params, ctx, [2], mode="tf-graph")],
+                           Settings(2, 0.0))
+    assert record["why"]["ops"] >= 1
+    assert record["traces_before_timing"] == record["compiler"]["graphs"] > 0
+
+
 def test_a_graphs_ops_are_priced_inside_a_graph():
     """tf-graph, 100 adds of 100,000 elements: one launch (400 us) and 100 ops at 0.5 us
     each are dispatch; each op's 20 us at its size, less the one-element op and its traffic
