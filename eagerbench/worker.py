@@ -341,9 +341,10 @@ def streams(work) -> bool:
 class UnitPrices:
     """What one dispatch costs in each mode of a unit (ns per op made new and per op in place;
     per launch in a compiled mode), what the framework's own product of the cell's FLOPs per
-    op costs, and the bandwidth its ``b += a`` streams at, sampled between the unit's timed
-    rounds. The stream's vectors are made at its first sample, after each run's first sample
-    (whose memory is watched)."""
+    op costs, the bandwidth its ``b += a`` streams at, what a fused add costs in a mode that
+    fuses, and what each counted op's size costs, sampled between the unit's timed rounds.
+    The stream's vectors are made at its first sample, after each run's first sample (whose
+    memory is watched)."""
 
     def __init__(self, entries: list[Entry], runs: list[Run]) -> None:
         self.probes: dict[str, dict] = {}
@@ -541,9 +542,11 @@ def count_round(runs: list[Run], entries: list[Entry], watch, graphs: bool) -> N
     tracing cannot run eagerly after (kfac in tf-graph: "out of scope"). A step that only
     calls compiled steps (l-BFGS's) has no eager program: counted before the warm-up, it would
     compile there, outside the warm-up's first call."""
+    def graph_program(run: Run) -> bool:
+        return run.B.compiled and run.B.eager_step(run.task.step) is not run.task.step
+
     def counts(run: Run) -> bool:
-        program = run.B.eager_step(run.task.step) is not run.task.step
-        return _counts_ops(run, entries) and (run.B.compiled and program) == graphs
+        return _counts_ops(run, entries) and graph_program(run) == graphs
 
     if not any(counts(run) for run in runs):
         return
@@ -554,7 +557,7 @@ def count_round(runs: list[Run], entries: list[Entry], watch, graphs: bool) -> N
         compiled, reads = run.last_call_compiled, run.B.host_reads
         run.why.setdefault("notes", []).extend(_count_ops(run))
         run.steps += 1
-        if not run.B.compiled:   # a graph's program, run eagerly, reads what its graph does not
+        if not graphs:   # a graph's program, run eagerly, reads values its graph does not
             run.host_reads += run.B.host_reads - reads
         run.last_call_compiled = compiled   # the counted call is not the step's warm call
 
