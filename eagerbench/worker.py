@@ -523,6 +523,8 @@ def _count_ops(run: Run) -> list[str]:
         count, (run.st, run.mem) = run.B.count_ops(run.B.eager_step(run.task.step),
                                                    run.st, run.mem)
         run.B.block((run.st, run.mem))
+        if count and "error" in count:   # the step ran; its count did not
+            raise RuntimeError(count["error"])
         run.why["ops_in_place"] = count["in_place"] if count else None
         run.why["op_sizes"] = {str(n): k for n, k in (count or {}).get("sizes", {}).items()}
         run.why["fresh_outputs"] = {str(n): k for n, k in (count or {}).get("fresh", {}).items()}
@@ -533,26 +535,24 @@ def _count_ops(run: Run) -> list[str]:
 
 
 def count_round(runs: list[Run], entries: list[Entry], watch, graphs: bool) -> None:
-    """One more step of every run of a unit where some count their ops (its first repeat):
-    those make it under the framework's dispatch counter, the others as a warm-up call, so
-    that every mode takes the same steps before its check, and the ops' sizes are known
-    before the timing, to be priced between its rounds. An eager mode's step is counted after
-    the warm-up (its first call stays a plain one); a graph's program (``graphs``), run
-    eagerly, before its graph is first traced: a program that keeps a tensor made while
-    tracing cannot run eagerly after (kfac in tf-graph: "out of scope"). A step that only
-    calls compiled steps (l-BFGS's) has no eager program: counted before the warm-up, it would
-    compile there, outside the warm-up's first call."""
-    def graph_program(run: Run) -> bool:
-        return run.B.compiled and run.B.eager_step(run.task.step) is not run.task.step
-
-    def counts(run: Run) -> bool:
-        return _counts_ops(run, entries) and graph_program(run) == graphs
-
-    if not any(counts(run) for run in runs):
-        return
+    """In the first repeat, one more step of every run, so that every mode takes the same
+    steps before its check (its twin may be measured in another unit), and the ops' sizes
+    are known before the timing, to be priced between its rounds. A run that counts its ops
+    makes it under the framework's dispatch counter: an eager mode's step after the warm-up
+    (its first call stays a plain one), a graph's program (``graphs``), run eagerly, before
+    its graph is first traced (a program that keeps a tensor made while tracing cannot run
+    eagerly after: kfac in tf-graph, "out of scope"). A step that only calls compiled steps
+    (l-BFGS's) has no program of its own: counted before the warm-up, it would compile
+    there. The others (a mode that fuses) make it as a warm-up call, after the warm-up."""
     for run in runs:
-        if not counts(run):
-            _observe(run, _counted_call(run, 1, watch, "warmup"), run.warmup)
+        if not entries[run.entry].count_ops:
+            continue
+        graph_program = run.B.compiled and run.B.eager_step(run.task.step) is not run.task.step
+        if not _counts_ops(run, entries):
+            if not graphs:
+                _observe(run, _counted_call(run, 1, watch, "warmup"), run.warmup)
+            continue
+        if graph_program != graphs:
             continue
         compiled, reads = run.last_call_compiled, run.B.host_reads
         run.why.setdefault("notes", []).extend(_count_ops(run))

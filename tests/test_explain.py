@@ -707,6 +707,53 @@ def test_a_graphs_program_is_counted_before_it_is_traced_and_its_twin_still_agre
         assert graph["warm_check"][key] == pytest.approx(value, rel=1e-3)
 
 
+def test_every_mode_of_the_first_repeat_takes_the_counted_step_even_in_its_own_unit():
+    """A 1 GiB cell runs each mode in a unit of its own: the eager mode's counted step put it
+    a step ahead of its compiled twin, and their checks disagreed by a third. Every mode of
+    the first repeat takes one more step; a count that fails once the step has run (JAX met
+    a PRNG key's dtype) still leaves the step taken."""
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from tests.fake_backend import ADD
+
+    class Counted(FakeBackend):
+        def __init__(self, error=None, **kwargs):
+            super().__init__(**kwargs)
+            self.error = error
+
+        def count_ops(self, fn, *args):
+            out = fn(*args)
+            return ({"error": self.error} if self.error else
+                    {"ops": 1, "in_place": 1, "sizes": {8: 1}}), out
+
+    params = {"size": 8, "ops": 1, "spin_us": 0, "fresh_mib": 0}
+    checks = {}
+    for name, B in (("counted", Counted(compiled=False)),
+                    ("failed", Counted("boom", compiled=False)),
+                    ("fused", FakeBackend(compiled=True))):
+        record, = measure_unit([Entry(B, ADD, params, {"seed": 1}, [3], mode=name)],
+                               Settings(2, 0.0))
+        checks[name] = record["warm_check"]
+        assert any("boom" in note for note in record["why"].get("notes", [])) == (name == "failed")
+    assert checks["counted"] == checks["failed"] == checks["fused"]
+
+
+def test_a_jax_step_holding_a_prng_key_is_counted_and_agrees_with_its_twin():
+    """The count of what an op writes met a PRNG key's dtype (not NumPy's) and failed before
+    the step ran: jax was a step behind jax-jit, their losses 0.22 and 0.13."""
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from workloads import get_workload
+
+    workload, params = get_workload("custom-gradient"), {"square": "plain", "noise": 1.0,
+                                                          "batch": 64}
+    entries = [Entry(build(mode, "custom-gradient", params, dtype="float32")[0], workload, params,
+                     {"seed": 1}, [2], mode=mode) for mode in ("jax", "jax-jit")]
+    eager, jitted = measure_unit(entries, Settings(2, 0.0))
+    assert eager["why"]["ops"] > 0 and not eager["why"]["notes"]
+    assert eager["warm_check"] and eager["warm_check"].keys() == jitted["warm_check"].keys()
+    for key, value in eager["warm_check"].items():
+        assert jitted["warm_check"][key] == pytest.approx(value, rel=1e-3)
+
+
 def test_a_step_that_only_calls_compiled_steps_still_compiles_in_its_first_warm_up_call():
     """l-BFGS's tf-graph step is Python that calls its compiled steps: it has no eager program
     to count before the trace, so it is counted after the warm-up, and every trace of its

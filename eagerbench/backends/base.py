@@ -18,6 +18,12 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 
+def count_error(errors: list) -> Optional[dict]:
+    """``count_ops``'s answer when counting failed while the step went on (its state moved
+    one step, as every mode's does): ``{"error": the first failure}``; None when none did."""
+    return {"error": f"{type(errors[0]).__name__}: {errors[0]}"} if errors else None
+
+
 class Backend(abc.ABC):
     """One framework on one device with one dtype, in eager or compiled form."""
 
@@ -259,7 +265,8 @@ class Backend(abc.ABC):
         "in_place": those updating a tensor in place, "sizes": {elements: ops}, "fresh":
         {bytes: results}}`` (an op's size is the most elements any of its operands or results
         has; ``fresh`` counts the results written to new memory, not views or updates), and
-        what it returned; None where the framework offers no dispatch counter."""
+        what it returned; None where the framework offers no dispatch counter, and
+        ``{"error": ...}`` where counting failed: the call runs to its end either way."""
         return None, fn(*args)
 
     def dispatch_probe(self, kind: str = "new", elements: int = 1,

@@ -107,7 +107,8 @@ def _counted(jaxpr) -> dict:
     sizes = Counter(max([int(np.prod(getattr(v.aval, "shape", ()) or (1,)))
                          for v in (*eqn.invars, *eqn.outvars)] or [1])
                     for eqn in jaxpr.eqns)
-    fresh = Counter(int(np.prod(v.aval.shape or (1,))) * np.dtype(v.aval.dtype).itemsize
+    # (a PRNG key's dtype is JAX's own, not NumPy's: its itemsize is its key data's)
+    fresh = Counter(int(np.prod(v.aval.shape or (1,))) * v.aval.dtype.itemsize
                     for eqn in jaxpr.eqns for v in eqn.outvars if hasattr(v.aval, "dtype"))
     return {"ops": len(jaxpr.eqns), "in_place": 0, "sizes": dict(sizes), "fresh": dict(fresh)}
 
@@ -342,8 +343,8 @@ class JaxBackend(Backend):
         primitive, or one call of a jitted library function such as ``jnp.linalg.solve``).
         JAX's dispatch runs in C++ and has no counter, so the step is traced. Where its Python
         reads values (l-BFGS's ``cond`` and loop bounds, through ``host_bool``/``host_int``),
-        the step first runs eagerly with each value read recorded, and the trace then takes
-        the same path, reading the recorded values; a read outside those gives None. Only the
+        they are recorded as the step runs eagerly, and the trace then takes the same path,
+        reading the recorded values; a read outside those gives None. Only the
         arrays are traced: a Python number in the state (an eager counter) stays one, as it is
         when the step runs, so its arithmetic dispatches nothing. Each trace gets its own copy
         of the containers (an op-by-op history is a Python list the step writes into), so no
@@ -361,10 +362,8 @@ class JaxBackend(Backend):
             return jax.make_jaxpr(with_arrays)(*[leaf for leaf, is_array in zip(leaves, traced)
                                                  if is_array])
 
-        try:
-            return _counted(trace().jaxpr), fn(*args)
-        except _HOST_READ_ERRORS:
-            pass
+        # The step runs first, whatever the count meets after: a count that failed before the
+        # step would leave this mode a step behind the others of its unit.
         self._host_values = ("record", [])
         try:
             out = fn(*args)

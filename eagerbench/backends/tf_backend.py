@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from eagerbench.backends.base import Backend
+from eagerbench.backends.base import Backend, count_error
 from eagerbench.backends.hlo import entry_bytes
 
 
@@ -364,8 +364,12 @@ class TFBackend(Backend):
         sizes: Counter = Counter()
         fresh: Counter = Counter()
 
+        errors: list = []
+
         def counted(op_type, inputs, attrs, outputs, op_name=None, graph=None):
-            if graph is None:   # executed eagerly, not built into a graph
+            if graph is not None:   # built into a graph, not executed eagerly
+                return outputs
+            try:   # the step goes on whatever the count meets (see ``count_error``)
                 count["ops"] += 1
                 count["in_place"] += not outputs
                 # A variable's handle is a scalar: its op's size is its other operands'
@@ -375,6 +379,8 @@ class TFBackend(Backend):
                 if name not in _ALIASING_OPS:
                     fresh.update(int(t.shape.num_elements() or 1) * t.dtype.size
                                  for t in outputs or () if t.dtype != tf.resource)
+            except Exception as exc:  # noqa: BLE001 - reported with the count
+                errors.append(exc)
             return outputs
 
         op_callbacks.add_op_callback(counted)
@@ -382,7 +388,7 @@ class TFBackend(Backend):
             out = fn(*args)
         finally:
             op_callbacks.remove_op_callback(counted)
-        return {**count, "sizes": dict(sizes), "fresh": dict(fresh)}, out
+        return count_error(errors) or {**count, "sizes": dict(sizes), "fresh": dict(fresh)}, out
 
     def reset_peak_device_memory(self) -> None:
         if self.device == "cuda":

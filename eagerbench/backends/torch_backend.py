@@ -10,7 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from eagerbench.backends.base import Backend
+from eagerbench.backends.base import Backend, count_error
 
 # Dynamo frame compiles in this process (count and seconds, tracing and Inductor together), from
 # its compile callbacks: every graph compiled, recompiles included.
@@ -322,22 +322,27 @@ class TorchBackend(Backend):
         sizes: Counter = Counter()
         fresh: Counter = Counter()
 
+        errors: list = []
+
         class Counting(TorchDispatchMode):
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                count["ops"] += 1
-                mutates = bool(func._schema.is_mutable)   # add_, copy_, out=
-                count["in_place"] += mutates
                 result = func(*args, **(kwargs or {}))
-                sizes[max([t.numel() for t in tree_leaves((args, kwargs, result))
-                           if isinstance(t, torch.Tensor)] or [1])] += 1
-                if not mutates and not func.is_view:   # a view shares its input's storage
-                    fresh.update(t.nbytes for t in tree_leaves(result)
-                                 if isinstance(t, torch.Tensor))
+                try:   # the step goes on whatever the count meets (see ``count_error``)
+                    count["ops"] += 1
+                    mutates = bool(func._schema.is_mutable)   # add_, copy_, out=
+                    count["in_place"] += mutates
+                    sizes[max([t.numel() for t in tree_leaves((args, kwargs, result))
+                               if isinstance(t, torch.Tensor)] or [1])] += 1
+                    if not mutates and not func.is_view:   # a view shares its input's storage
+                        fresh.update(t.nbytes for t in tree_leaves(result)
+                                     if isinstance(t, torch.Tensor))
+                except Exception as exc:  # noqa: BLE001 - reported with the count
+                    errors.append(exc)
                 return result
 
         with Counting():
             out = fn(*args)
-        return {**count, "sizes": dict(sizes), "fresh": dict(fresh)}, out
+        return count_error(errors) or {**count, "sizes": dict(sizes), "fresh": dict(fresh)}, out
 
     def graph_diagnostics(self) -> dict:
         if not self.compiled:
