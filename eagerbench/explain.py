@@ -28,8 +28,8 @@ Each part is an estimate with a stated method:
   machine's (``jax.jit``, probed once per run).
 - **pool** = what the size of each counted op costs beyond a one-element op and its traffic,
   in an eager mode: an add on tensors of the op's size (in cache, at most 2^17 elements) is
-  timed between the cell's samples in the process that counted the ops (they are counted in
-  one more step after the warm-up), and the one-element op's price and the add's
+  timed between the cell's samples in the process that counted the ops (in one more step of
+  the first repeat, before the timing), and the one-element op's price and the add's
   traffic at the cache's bandwidth are taken out. The rest is mostly the framework handing
   the op to its intra-op threads (TensorFlow's add: +140 us per op from 100,000 elements on a
   2-core VM). Ops under 4,096 elements are not priced. A graph that runs its ops one by one
