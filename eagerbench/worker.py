@@ -376,7 +376,8 @@ class UnitPrices:
                                                                    B.dtype_name, {}), None)
         self.notes[mode] += [note] if note else []
         self.sides[mode] = product_side(work) if work else None
-        if work and streams(work):
+        streamed = bool(work) and streams(work)
+        if streamed:
             self.streaming[mode] = B
         if self.sides[mode]:
             products = self._diagnosed(
@@ -385,7 +386,7 @@ class UnitPrices:
                 products or (None, None)
         # A fused element-wise chain's rate: on this VM the machine's chain, probed once per
         # run, ran 1.5x faster than a cell's fused loop of 100 adds timed minutes later.
-        if work and work.arithmetic == "elementwise" and B.fuses_ops and not streams(work):
+        if work and work.arithmetic == "elementwise" and B.fuses_ops and not streamed:
             chains = self._diagnosed(mode, "fused_adds", lambda: diag.fused_add_probes(B))
             self.probes[mode]["fused_short"], self.probes[mode]["fused_long"] = \
                 chains or (None, None)
