@@ -80,8 +80,11 @@ COPY_WARN_BYTES = 1 << 20   # donated buffers copied each step: a warning from 1
 
 
 def _work_rates(facts: list[Facts], dtype: str, median_ms: float,
-                limits: dict | None) -> dict:
-    """Rates from the work each process's cell did (stored when it was measured)."""
+                limits: dict | None, stream: float | None = None) -> dict:
+    """Rates from the work each process's cell did (stored when it was measured), and their
+    share of the measured limit: for bytes, the faster of the machine's stream and the one
+    timed alongside the cell (``stream``; this VM's machine stream ran at 24 GB/s in one run
+    and 41 in the next, and flagged 1 GiB adds at 37 GB/s as invalid)."""
     def mean(name: str):
         values = [getattr(f, name) for f in facts if getattr(f, name)]
         return float(np.mean(values)) if values else None
@@ -94,8 +97,9 @@ def _work_rates(facts: list[Facts], dtype: str, median_ms: float,
            "limit_share": np.nan, "limit": "", "invalid": ""}
     if not limits:
         return out
-    if nbytes and limits.get("bandwidth_gbps"):
-        out["limit_share"] = out["gbps"] / limits["bandwidth_gbps"]
+    bandwidth = max(limits.get("bandwidth_gbps") or 0.0, stream or 0.0)
+    if nbytes and bandwidth:
+        out["limit_share"] = out["gbps"] / bandwidth
         out["limit"] = "bandwidth"
         llc = limits.get("llc_bytes") or 0
         in_memory = footprint is None or footprint > 2 * llc
@@ -188,7 +192,8 @@ def _row_ok(recs: list[Record], limits: dict | None) -> tuple[dict, object]:
         bimodal=_bimodality(results),
         shown=",".join(first.facts.shown),
         **_shown(first.facts.shown, results),
-        **_work_rates([r.facts for r in recs], first.spec.dtype, lv.estimate, limits))
+        **_work_rates([r.facts for r in recs], first.spec.dtype, lv.estimate, limits,
+                      max([(r.result.why or {}).get("stream_gbps") or 0.0 for r in recs])))
     return row, lv
 
 

@@ -70,14 +70,14 @@ def test_limit_probe_measures_positive_rates():
     assert all(rate > 0 for rate in out["matmul_ladder"]["float64"].values())
 
 
-def _cells(limit_args, size=8, workload="matmul"):
+def _cells(limit_args, size=8, workload="matmul", why=None):
     rec = {"cell": {"workload": workload, "params": {"size": size, **({"ops": 1} if workload == "elementwise" else {})},
                     "mode": "torch", "device": "cpu", "dtype": "float32", "threads": 1,
                     "repeat": 0, "iters": 3, "warmup": 1},
            "result": {"status": "ok", "setup_s": 1.0, "warmup": [{"ns": 10**6, "gc_collections": 0, "gc_ns": 0}],
                       "timed": [{"ns": 10**6, "gc_collections": 0, "gc_ns": 0}] * 3,
                       "stopped": None, "traces_before_timing": 0, "traces_during_timing": 0,
-                      "threads_applied": {}, "check": {}}}
+                      "threads_applied": {}, "check": {}, "why": why or {}}}
     return tables.cells_table([record(rec["cell"], rec["result"])], limit_args).iloc[0]
 
 
@@ -93,6 +93,17 @@ def test_cells_beyond_the_machine_limit_are_flagged_invalid():
     cached = _cells({"bandwidth_gbps": 1.0, "llc_bytes": 1 << 30}, size=10**6,
                     workload="elementwise")
     assert cached["invalid"] == "" and cached["limit_share"] > 1   # in cache: not DRAM-bound
+
+
+def test_a_cell_as_fast_as_the_stream_timed_alongside_it_is_not_invalid():
+    """This VM's machine stream ran at 24 GB/s in one run and 41 in the next: in the first,
+    1 GiB adds at 37 GB/s were flagged INVALID. The limit is the faster of the machine's
+    stream and the cell's own processes' streams, timed alongside it."""
+    limits = {"bandwidth_gbps": 1.0, "llc_bytes": 1 << 20}
+    beside = _cells(limits, size=10**6, workload="elementwise", why={"stream_gbps": 11.0})
+    assert beside["invalid"] == "" and beside["limit_share"] == pytest.approx(12 / 11)
+    beyond = _cells(limits, size=10**6, workload="elementwise", why={"stream_gbps": 8.0})
+    assert "bandwidth" in beyond["invalid"]
 
 
 def test_crossover_is_interpolated_on_log_log_axes():
