@@ -11,15 +11,14 @@ import resource
 import time
 from collections import Counter
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
 
-from eagerbench.timer import BLOCK_TARGET_NS, MAX_BLOCK_CALLS
+from eagerbench.timer import BLOCK_TARGET_NS, MAX_BLOCK_CALLS, block_size
 
 # A sample is a block as long as a cell's, of as many calls at most (a one-element op: ~1 us)
-PROBE_CALLS = MAX_BLOCK_CALLS
-PROBE_SAMPLE_NS = BLOCK_TARGET_NS
 PROBE_SAMPLES = 15    # samples at least; the median is kept (7 swung by 2x on this VM)
 
 
@@ -81,6 +80,37 @@ def watch_memory(backend, calls: int = 1):
         "page_faults": faults / calls,
         "huge_page_faults": (huge_after - huge) / calls
         if huge is not None and huge_after is not None else None})
+
+
+@dataclass
+class FaultTally:
+    """Page faults summed over every timed block of a cell, small and huge: an allocator
+    that keeps a freed buffer in one block and hands it back to the system in another
+    faults in some blocks only (jax at 1e7 elements: none in the first block watched,
+    9,766 a call in a loop by hand)."""
+
+    faults: int = 0
+    huge: Optional[int] = 0
+    calls: int = 0
+
+    @contextmanager
+    def watch(self, calls: int):
+        """Count the faults of ``calls`` calls made inside (outside their clock)."""
+        faults, huge = minor_faults(), huge_page_faults()
+        yield
+        self.faults += minor_faults() - faults
+        huge_after = huge_page_faults()
+        self.huge = self.huge + huge_after - huge \
+            if None not in (self.huge, huge, huge_after) else None
+        self.calls += calls
+
+    def per_call(self) -> dict:
+        """``page_faults`` and ``huge_page_faults`` per call, as ``watch_memory`` gives them;
+        empty before any block."""
+        if not self.calls:
+            return {}
+        return {"page_faults": self.faults / self.calls,
+                "huge_page_faults": self.huge / self.calls if self.huge is not None else None}
 
 
 def step_memory(step: Callable, block: Callable, st: Any, mem: Any, backend) -> tuple[dict, Any]:
@@ -155,20 +185,27 @@ class Probe:
     samples did (on this VM, a probe run just after a cell priced its ops 25% dearer than the
     cell's whole ops took)."""
 
-    def __init__(self, backend, call: Callable[[], Any]) -> None:
+    def __init__(self, backend, call: Callable[[], Any], as_a_cell: bool = False) -> None:
         self.backend, self.call, self.samples = backend, call, []
         for _ in range(2):   # compile, and warm
             backend.block(call())
         started = time.perf_counter_ns()
         backend.block(call())
         elapsed = max(time.perf_counter_ns() - started, 1)
-        self.calls = int(min(PROBE_CALLS, max(5, PROBE_SAMPLE_NS / elapsed)))
+        self.calls = block_size(elapsed) if as_a_cell else \
+            int(min(MAX_BLOCK_CALLS, max(5, BLOCK_TARGET_NS / elapsed)))
+        self.warmed = not as_a_cell or self.calls > 1
 
     def sample(self) -> None:
         """One block of calls, after a waited call that leaves the queue empty and wakes the
-        framework's threads, as a cell's block starts."""
+        framework's threads, as a cell's block starts. A probe made ``as_a_cell`` is timed
+        as a cell's sample is (``block_size``): a call of 1 ms or more alone and unwarmed,
+        its data where the unit's other work left it (a warmed block of adds on 40 MB
+        vectors ran at 62 GB/s beside a cell's single adds of that size at 38, the
+        last-level cache holding the probe's vectors)."""
         call, block = self.call, self.backend.block
-        block(call())
+        if self.warmed:
+            block(call())
         started = time.perf_counter_ns()
         for _ in range(self.calls - 1):
             call()
@@ -226,13 +263,14 @@ def fused_add_probes(backend) -> Optional[tuple[Probe, Probe]]:
     return None if None in calls else (Probe(backend, calls[0]), Probe(backend, calls[1]))
 
 
-STREAM_ELEMENTS = 1 << 25   # as the machine's probe: 128 MiB per float32 vector, past any cache
+STREAM_ELEMENTS = 1 << 25   # as the machine's probe: 128 MiB per float32 vector, past most caches
 
 
 def stream_probe(backend, elements: int = STREAM_ELEMENTS) -> Probe:
     """A ``Probe`` of the framework's ``b += a`` on vectors of ``elements``, in place: what the
-    machine's memory streams at in this process (3 x the vectors' bytes per call)."""
-    return Probe(backend, backend.stream_add(elements))
+    machine's memory streams at in this process (3 x the vectors' bytes per call), each
+    sample timed as a cell's is."""
+    return Probe(backend, backend.stream_add(elements), as_a_cell=True)
 
 
 # An op's size costs more than its traffic once the framework splits it over its intra-op

@@ -12,15 +12,17 @@ Each part is an estimate with a stated method:
   or (for the ops that do) updating one in place; or one call of a trivial compiled function
   that takes and returns as many tensors as the step.
 - **kernels** = the larger of memory traffic (bytes per call at the measured bandwidth: the
-  machine's cache's when the data fits in half the last-level cache, otherwise the stream of
-  the framework's ``b += a`` timed between the cell's samples, or the machine's) and compute
+  machine's cache's when the data fits in half the cache below the last level, where that
+  was measured, otherwise the stream of the framework's ``b += a`` on vectors of the data's
+  size timed between the cell's samples, or the machine's) and compute
   (FLOPs at the measured rate of their kind): the time the math needs
   if nothing else costs anything (a roofline). The bytes are the workload's count of what its
   ops read and write, or in a compiled mode whose compiler counts them (XLA's cost analysis,
   Inductor's graph metrics, tf-xla's optimised HLO) the compiled graphs' own, after fusion
   (not for the values of an interleaved sweep: their graphs are counted together). Past the
-  caches, what the counted ops write into new tensors larger than half the cache is read
-  first (write-allocate) and counts twice. Matmul
+  cache, what the counted ops write into new tensors larger than half of it is read
+  first (write-allocate) and counts twice, less the fresh pages the call faulted in (zeroed
+  at the fault, then written in cache). Matmul
   FLOPs are priced at the rate of the framework's own product of their FLOPs per op, timed
   between the cell's samples (the price of calling a product left out), or without it on the
   machine's ladder; element-wise FLOPs at the rate of a fused chain of adds on data in cache:
@@ -28,8 +30,8 @@ Each part is an estimate with a stated method:
   machine's (``jax.jit``, probed once per run).
 - **pool** = what the size of each counted op costs beyond a one-element op and its traffic,
   in an eager mode: an add on tensors of the op's size (in cache, at most 2^17 elements) is
-  timed between the cell's samples in the process that counted the ops (in one more step of
-  the first repeat, before the timing), and the one-element op's price and the add's
+  timed between the cell's samples in each process (the ops counted in one more step, before
+  the timing), and the one-element op's price and the add's
   traffic at the cache's bandwidth are taken out. The rest is mostly the framework handing
   the op to its intra-op threads (TensorFlow's add: +140 us per op from 100,000 elements on a
   2-core VM). Ops under 4,096 elements are not priced. A graph that runs its ops one by one
@@ -53,7 +55,7 @@ import pandas as pd
 
 from eagerbench import stats, tables
 from eagerbench.diagnose import SIZE_MAX_ELEMENTS, SIZE_MIN_ELEMENTS
-from eagerbench.limits import elementwise_rate, matmul_rate
+from eagerbench.limits import cache_fit_bytes, elementwise_rate, matmul_rate
 from eagerbench.results import Record
 
 PARTS = ("dispatch", "pool", "kernels", "allocation", "remainder")
@@ -82,7 +84,7 @@ def _why_mean(recs: list[Record], key: str) -> float:
 
 def _dispatch_ms(recs: list[Record]) -> tuple[float, float]:
     """A cell's dispatches per call, and their time at the measured prices (the processes'
-    means: the first repeat counts the ops, every process prices them). An eager op that
+    means: each process counts its ops and prices them). An eager op that
     updates a tensor in place is priced by the in-place probe (it makes no new tensor, and
     costs less), every other dispatch by the mode's plain probe."""
     dispatches = _mean([_dispatches(r) for r in recs])
@@ -100,17 +102,22 @@ def _size_excess_ms(sizes: dict, prices: dict, base: float | None, dtype: str,
                     limits: dict | None) -> float:
     """What ops of the counted sizes (``{elements: ops}``) cost beyond a one-element op's
     ``base`` price and their traffic at the cache's bandwidth, each at the price (ns) of the
-    nearest probed size; NaN without sizes, prices or a bandwidth."""
+    nearest probed size; NaN without sizes, prices or a bandwidth. An op whose ``b += a``
+    would not fit the cache (``cache_fit_bytes``) is left out: its traffic is priced at a
+    stream of that add, which holds its hand-off to the threads (in a spell when the VM's
+    second core was taken, a torch add cost 6 ms at 2^17 elements, and its stream alongside
+    ran at 16 GB/s: counted in both, the parts came to 1.7x the call)."""
     bandwidth = (limits or {}).get("cache_bandwidth_gbps") or (limits or {}).get("bandwidth_gbps")
     if not sizes or not prices or base is None or not bandwidth:
         return np.nan
     item = np.dtype(dtype).itemsize
+    fit = cache_fit_bytes(limits or {})
     excess = {int(n): max(0.0, ns - base - 3 * item * int(n) / bandwidth)
               for n, ns in prices.items()}
     probed = np.array(sorted(excess))
     total = 0.0
     for elements, ops in sizes.items():
-        if int(elements) < SIZE_MIN_ELEMENTS:
+        if int(elements) < SIZE_MIN_ELEMENTS or (fit and 2 * item * int(elements) > fit):
             continue
         size = min(int(elements), SIZE_MAX_ELEMENTS)
         nearest = probed[np.argmin(np.abs(np.log(probed) - np.log(size)))]
@@ -158,10 +165,11 @@ def _allocation_ms(rec: Record) -> float:
 
 def bandwidth_gbps(facts, limits: dict, stream: float | None = None) -> tuple[float | None, str]:
     """The bandwidth the cell's data moves at, and what it was measured on: the cache's when
-    its footprint fits in half the last-level cache (measured on 256 KiB vectors), memory's
-    (streaming) otherwise, from the ``b += a`` timed alongside the cell where there is one."""
-    llc = limits.get("llc_bytes") or 0
-    if facts.footprint and llc and facts.footprint <= llc / 2 and \
+    its footprint fits in the cache that was measured in (256 KiB vectors; ``cache_fit_bytes``),
+    else the ``b += a`` timed alongside the cell on vectors of its data's size, where there
+    is one, else the machine's stream past the caches."""
+    fit = cache_fit_bytes(limits)
+    if facts.footprint and fit and facts.footprint <= fit and \
             limits.get("cache_bandwidth_gbps"):
         return limits["cache_bandwidth_gbps"], "machine cache"
     if stream:
@@ -229,17 +237,28 @@ def _compute_rate(facts, dtype: str, limits: dict, product_rate: float | None,
                        else None, facts.framework), "machine ladder"
 
 
+def _faulted_bytes(rec: Record) -> float:
+    """Bytes per call of the fresh pages one call faulted in (small and huge pages apart)."""
+    memory = (rec.result.why or {}).get("memory") or {}
+    faults = memory.get("page_faults") or 0
+    huge = min(memory.get("huge_page_faults") or 0, faults)
+    return (faults - huge) * 4096 + huge * (2 << 20)
+
+
 def write_allocated_bytes(recs: list[Record], limits: dict | None) -> float:
-    """Bytes per call the counted ops write into new tensors larger than half the last-level
-    cache (the processes' mean; NaN where none counted them): such a write reads each line
-    before it overwrites it (write-allocate), so it moves twice the bytes it writes. Here a
-    torch add of 1e7 floats into another tensor past the caches took 1.33x and 1.42x the time
-    of the same add in place, against 4/3 predicted. (TensorFlow may hand an input's buffer to
-    its result, which the count cannot see: there it is an upper bound.)"""
-    llc = (limits or {}).get("llc_bytes") or 0
-    counted = [(r.result.why or {}).get("fresh_outputs") for r in recs]
-    return _mean([sum(int(size) * n for size, n in fresh.items() if int(size) > llc / 2)
-                  for fresh in counted if fresh is not None])
+    """Bytes per call the counted ops write into new tensors that do not fit the cache
+    (``cache_fit_bytes``; the processes' mean; NaN where none counted them): such a write
+    reads each line before it overwrites it (write-allocate), so it moves twice the bytes it
+    writes. Here a torch add of 1e7 floats into another tensor past the caches took 1.33x
+    and 1.42x the time of the same add in place, against 4/3 predicted. A fresh page is
+    not read: the kernel zeroed it at its fault (priced as allocation), and the write finds
+    its lines in cache, so the bytes a call faulted in are left out. (TensorFlow may hand an
+    input's buffer to its result, which the count cannot see: there it is an upper bound.)"""
+    fit = cache_fit_bytes(limits or {})
+    return _mean([max(0.0, sum(int(size) * n for size, n in fresh.items() if int(size) > fit)
+                      - _faulted_bytes(rec))
+                  for rec, fresh in ((r, (r.result.why or {}).get("fresh_outputs")) for r in recs)
+                  if fresh is not None])
 
 
 def _kernels_ms(facts, dtype: str, limits: dict | None, graph_bytes: float | None = None,

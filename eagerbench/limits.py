@@ -21,7 +21,7 @@ MATMUL_N = 2048
 # Square matmuls smaller than the peak's: a small product runs below the peak in every library
 # (its blocks do not fill the cores), and a kernel estimate should know the rate at its size.
 MATMUL_LADDER = (128, 256, 512, 1024)
-STREAM_ELEMS = 1 << 25        # 128 MiB per float32 vector: far beyond any cache
+STREAM_ELEMS = 1 << 25        # 128 MiB per float32 vector: past most last-level caches
 CACHE_ELEMS = 1 << 16         # 256 KiB per vector: the bandwidth of data that stays in cache
 CACHE_REPEATS = 200
 REPEATS = 5
@@ -322,17 +322,43 @@ def matmul_rate(limits: dict, dtype: str, flops_per_op: float | None,
     return min(rate, peak)
 
 
-def last_level_cache_bytes() -> int | None:
-    """Size of the CPU's largest cache (Linux sysfs), below which bandwidth is not DRAM's."""
-    sizes = []
-    for f in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"):
-        text = f.read_text().strip().upper()
-        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+def cache_levels() -> dict[int, int]:
+    """Bytes of the CPU's data (or unified) cache at each level (Linux sysfs), empty where
+    unknown."""
+    levels: dict[int, int] = {}
+    for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
         try:
-            sizes.append(int(text.rstrip("KMG")) * scale)
-        except ValueError:
+            if (index / "type").read_text().strip() == "Instruction":
+                continue
+            level = int((index / "level").read_text())
+            text = (index / "size").read_text().strip().upper()
+            scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+            levels[level] = max(levels.get(level, 0), int(text.rstrip("KMG")) * scale)
+        except (OSError, ValueError):
             continue
-    return max(sizes) if sizes else None
+    return levels
+
+
+def last_level_cache_bytes() -> int | None:
+    """Size of the CPU's largest cache, below which bandwidth is not DRAM's."""
+    levels = cache_levels()
+    return max(levels.values()) if levels else None
+
+
+def inner_cache_bytes() -> int | None:
+    """Size of the cache one level below the last (a core's L2), where the machine's cache
+    bandwidth is measured; None where fewer than two levels are known."""
+    sizes = sorted(cache_levels().items())
+    return sizes[-2][1] if len(sizes) >= 2 else None
+
+
+def cache_fit_bytes(limits: dict) -> int:
+    """The largest footprint whose data moves at the machine's cache bandwidth (its probe's
+    vectors sit in the cache below the last level): half that cache, or half the last level
+    where it is the only one known; 0 where neither is. A last level of 260 MiB that a VM's
+    cores share moved a 1e7-float add's 80 MB at 35 GB/s, DRAM's rate, not the inner
+    cache's 181 GB/s."""
+    return int((limits.get("inner_cache_bytes") or limits.get("llc_bytes") or 0) // 2)
 
 
 def measure(threads: int, device: str, timeout: float = 300,
@@ -363,6 +389,7 @@ def measure(threads: int, device: str, timeout: float = 300,
     cached = [r["cache_bandwidth_gbps"] for r in per_lib.values()
               if r.get("cache_bandwidth_gbps")]
     return {"device": device, "matmul_n": MATMUL_N, "llc_bytes": last_level_cache_bytes(),
+            "inner_cache_bytes": inner_cache_bytes(),
             "elementwise_gflops": best_elementwise(list(per_lib.values())),
             "stream_elems": STREAM_ELEMS, "cache_elems": CACHE_ELEMS,
             "per_library": per_lib, "errors": errors, "peak_gflops": peak,

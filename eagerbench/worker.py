@@ -87,6 +87,7 @@ class Run:
     warm_check: dict = field(default_factory=dict)   # ``check`` after the warm-up calls
     final_check: dict = field(default_factory=dict)  # ``check`` after the timed calls
     why: dict = field(default_factory=dict)          # memory, ops, dispatch cost (diagnose)
+    faults: Any = None           # ``FaultTally`` over the timed blocks, from the first one
 
     def timed_ns(self) -> int:
         return sum(s.ns for s in self.timed) + sum(self.latency_ns)
@@ -102,9 +103,6 @@ class Entry:
     ctx: dict
     iters: list[int]
     mode: str = ""
-    # The ops a program dispatches do not change between processes: the first repeat counts
-    # them (an l-BFGS call at batch 60k under a dispatch counter takes seconds).
-    count_ops: bool = True
 
 
 # --- the phases of one unit ----------------------------------------------------------------------
@@ -210,15 +208,18 @@ def calibrate(runs: list[Run], watch) -> None:
 def _timed_round(run: Run, watch) -> None:
     """One sample of ``run``: a block (after one untimed call that wakes idle worker threads),
     then, for blocked steps, ``LATENCY_CALLS`` single calls waited on one by one. The first
-    sample's memory is watched (outside the clock): a long step then needs no extra call."""
-    from eagerbench.diagnose import watch_memory
+    sample's memory is watched (outside the clock): a long step then needs no extra call;
+    every block's page faults are counted (``FaultTally``)."""
+    from eagerbench.diagnose import FaultTally, watch_memory
 
     if run.calls > 1:
         _counted_call(run, 1, watch, "timed")
-    if "memory" in run.why:
-        sample = _counted_call(run, run.calls, watch, "timed")
+    if run.faults is None:
+        run.faults = FaultTally()
+        with watch_memory(run.B, run.calls) as run.why["memory"], run.faults.watch(run.calls):
+            sample = _counted_call(run, run.calls, watch, "timed")
     else:
-        with watch_memory(run.B, run.calls) as run.why["memory"]:
+        with run.faults.watch(run.calls):
             sample = _counted_call(run, run.calls, watch, "timed")
     if run.calls > 1:
         with _charged(run, "timed", LATENCY_CALLS):
@@ -305,7 +306,7 @@ def assemble(run: Run) -> dict:
 # each unit, before the unit's compiler counters are read, so that its graph is not the cells'.
 _FAULT_NS: Optional[dict] = None      # what a fresh page costs, once per process
 _PRICE_KINDS = (("new", float("nan")), ("in_place", None))   # a kind, and its price on failure
-_LLC_BYTES: Optional[int] = None      # the last-level cache's size, 0 where unknown
+_CACHES: Optional[dict] = None        # the caches' sizes (``cache_fit_bytes``'s), from sysfs
 
 
 def _tensor_count(tree: Any) -> int:
@@ -327,15 +328,30 @@ def product_side(work) -> Optional[int]:
 
 
 def streams(work) -> bool:
-    """Whether a cell's data (its ``Work``) moves at streaming bandwidth: larger than half
-    the last-level cache, or the cache's size unknown."""
-    global _LLC_BYTES
-    if _LLC_BYTES is None:   # read from sysfs once per process
-        from eagerbench.limits import last_level_cache_bytes
+    """Whether a cell's data (its ``Work``) moves slower than the machine's cache bandwidth:
+    larger than half the cache that bandwidth is measured in (``cache_fit_bytes``), or the
+    caches' sizes unknown."""
+    global _CACHES
+    if _CACHES is None:   # read from sysfs once per process
+        from eagerbench.limits import inner_cache_bytes, last_level_cache_bytes
 
-        _LLC_BYTES = last_level_cache_bytes() or 0
-    llc = _LLC_BYTES
-    return bool(work.bytes and work.footprint and (not llc or work.footprint > llc / 2))
+        _CACHES = {"inner_cache_bytes": inner_cache_bytes(),
+                   "llc_bytes": last_level_cache_bytes()}
+    from eagerbench.limits import cache_fit_bytes
+
+    fit = cache_fit_bytes(_CACHES)
+    return bool(work.bytes and work.footprint and (not fit or work.footprint > fit))
+
+
+def stream_elements(work, itemsize: int) -> int:
+    """The length of the stream probe's two vectors for a cell that streams: the cell's own
+    footprint split in two (its data's level of the memory hierarchy, whatever the caches'
+    sizes), at most ``STREAM_ELEMENTS`` or the last-level cache, whichever is larger (past
+    the caches either way)."""
+    from eagerbench.diagnose import STREAM_ELEMENTS
+
+    cap = max(STREAM_ELEMENTS, int((_CACHES or {}).get("llc_bytes") or 0) // itemsize)
+    return max(1, min(int(work.footprint / 2 / itemsize), cap))
 
 
 class UnitPrices:
@@ -352,6 +368,7 @@ class UnitPrices:
         self.failed: set = set()
         self.sides: dict[str, Optional[int]] = {}
         self.streaming: dict[str, Any] = {}   # mode -> its backend, while its stream is unmade
+        self.stream_lengths: dict[str, int] = {}   # mode -> its stream's vectors' elements
         self.sizes: dict[int, Any] = {}   # run index -> its counted ops' ``SizeProbes``
         self.size_notes: dict[int, list[str]] = {}
         for entry in entries:
@@ -363,6 +380,8 @@ class UnitPrices:
                 self._add_mode(entry, tensors)
 
     def _add_mode(self, entry: Entry, tensors: int) -> None:
+        import numpy as np
+
         from eagerbench import diagnose as diag
 
         mode, B = entry.mode, entry.B
@@ -379,6 +398,7 @@ class UnitPrices:
         streamed = bool(work) and streams(work)
         if streamed:
             self.streaming[mode] = B
+            self.stream_lengths[mode] = stream_elements(work, np.dtype(B.dtype_name).itemsize)
         if self.sides[mode]:
             products = self._diagnosed(
                 mode, "product", lambda: diag.product_probes(B, self.sides[mode]))
@@ -451,23 +471,21 @@ class UnitPrices:
         from eagerbench import diagnose as diag
 
         for mode, B in self.streaming.items():
-            self.probes[mode]["stream"] = self._diagnosed(mode, "stream",
-                                                          lambda: diag.stream_probe(B))
+            self.probes[mode]["stream"] = self._diagnosed(
+                mode, "stream", lambda: diag.stream_probe(B, self.stream_lengths[mode]))
         self.streaming = {}
 
     def stream_gbps(self, mode: str) -> Optional[float]:
-        """GB/s of the mode's framework's ``b += a`` on vectors past the caches (3 x a vector's
-        bytes per call); None where the cell's data fits in the cache."""
+        """GB/s of the mode's framework's ``b += a`` on vectors of the cell's data's size (3 x
+        a vector's bytes per call); None where the cell's data fits in the cache."""
         import numpy as np
-
-        from eagerbench.diagnose import STREAM_ELEMENTS
 
         self._make_streams()
         price = self._price(mode, "stream")
         if not price:
             return None
         return 3 * np.dtype(self.probes[mode]["stream"].backend.dtype_name).itemsize \
-            * STREAM_ELEMENTS / price
+            * self.stream_lengths[mode] / price
 
     def _price(self, mode: str, kind: str) -> Optional[float]:
         probe = self.probes[mode].get(kind)
@@ -510,10 +528,10 @@ def _diagnosed(what: str, measure: Callable, fallback):
         return fallback, f"{what}: {one_line(exc)}"
 
 
-def _counts_ops(run: Run, entries: list[Entry]) -> bool:
+def _counts_ops(run: Run) -> bool:
     # A compiled mode that fuses runs the same program as its eager twin, which counts its
     # ops; one whose graph runs them one by one counts (and prices) them itself.
-    return (not run.B.compiled or run.B.runs_graph_ops) and entries[run.entry].count_ops
+    return not run.B.compiled or run.B.runs_graph_ops
 
 
 def _count_ops(run: Run) -> list[str]:
@@ -535,21 +553,20 @@ def _count_ops(run: Run) -> list[str]:
     return [note] if note else []
 
 
-def count_round(runs: list[Run], entries: list[Entry], watch, graphs: bool) -> None:
-    """In the first repeat, one more step of every run, so that every mode takes the same
-    steps before its check (its twin may be measured in another unit), and the ops' sizes
-    are known before the timing, to be priced between its rounds. A run that counts its ops
-    makes it under the framework's dispatch counter: an eager mode's step after the warm-up
+def count_round(runs: list[Run], watch, graphs: bool) -> None:
+    """One more step of every run, so that every mode takes the same steps before its check
+    (its twin may be measured in another unit), and the ops' sizes are known before the
+    timing, to be priced between its rounds (in every process: one cell's two processes,
+    tf-graph at 1e5 elements, took 4.5 and 10.8 ms a call). A run that counts its ops makes it
+    under the framework's dispatch counter: an eager mode's step after the warm-up
     (its first call stays a plain one), a graph's program (``graphs``), run eagerly, before
     its graph is first traced (a program that keeps a tensor made while tracing cannot run
     eagerly after: kfac in tf-graph, "out of scope"). A step that only calls compiled steps
     (l-BFGS's) has no program of its own: counted before the warm-up, it would compile
     there. The others (a mode that fuses) make it as a warm-up call, after the warm-up."""
     for run in runs:
-        if not entries[run.entry].count_ops:
-            continue
         graph_program = run.B.compiled and run.B.eager_step(run.task.step) is not run.task.step
-        if not _counts_ops(run, entries):
+        if not _counts_ops(run):
             if not graphs:
                 _observe(run, _counted_call(run, 1, watch, "warmup"), run.warmup)
             continue
@@ -566,12 +583,14 @@ def count_round(runs: list[Run], entries: list[Entry], watch, graphs: bool) -> N
 def diagnose(runs: list[Run], entries: list[Entry], prices: UnitPrices) -> None:
     """After timing, outside the clock: what one dispatch, one op of each counted size and
     one fresh page cost in this process (the probes' samples topped up; the memory was
-    watched around the first timed sample)."""
+    watched around the first timed sample, the page faults over every timed block)."""
     from eagerbench import diagnose as diag
 
     global _FAULT_NS
     for index, run in enumerate(runs):
         run.final_check = run.task.check(run.st, run.mem)
+        if run.faults is not None:
+            run.why["memory"].update(run.faults.per_call())
         notes = run.why.get("notes", [])
         key = entries[run.entry].mode
         if prices.sizes.get(index) is not None:
@@ -612,9 +631,9 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
     compilers = [e.B.graph_diagnostics() for e in entries]
     with GCWatch() as watch:
         with phases("warm-up"):
-            count_round(runs, entries, watch, graphs=True)
+            count_round(runs, watch, graphs=True)
             warm_up(runs, settings.warmup, watch, channel)
-            count_round(runs, entries, watch, graphs=False)
+            count_round(runs, watch, graphs=False)
             check_after_warm_up(runs)
         with phases("probes"):   # their compiles left out of the cells' counters
             compilers = [compiler_plus(before, built) for before, built
@@ -743,8 +762,7 @@ def measure_cells(specs: list[dict], channel) -> list[dict]:
             B, options = _backend(spec)
             ctx, source = _context(spec, workload)
             iters = spec["iters"] if isinstance(spec["iters"], list) else [spec["iters"]]
-            entries.append(Entry(B, workload, spec["params"], ctx, iters, spec["mode"],
-                                 count_ops=not spec.get("repeat")))
+            entries.append(Entry(B, workload, spec["params"], ctx, iters, spec["mode"]))
             extras.append({"options": options, "data_source": source,
                            "versions": _versions(B.framework)})
         settings = Settings(max(s["warmup"] for s in specs),

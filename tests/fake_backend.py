@@ -82,7 +82,8 @@ def _add_build(B, params: dict, ctx: dict) -> Task:
 
     def chain(st, mem):
         calls["steps"] += 1
-        if fresh:   # past glibc's largest mmap threshold (32 MiB): fresh pages every call
+        # past glibc's largest mmap threshold (32 MiB): fresh pages in every call that makes it
+        if fresh and calls["steps"] % params.get("fresh_every", 1) == 0:
             np.ones(fresh, dtype=np.uint8)
         b = mem["b"]
         for _ in range(params["ops"]):
@@ -103,6 +104,7 @@ ADD = Workload(
     name="fake-add", summary="b += a in NumPy",
     params=(Param("size", (8,), "vector length"), Param("ops", (3,), "adds per step"),
             Param("spin_us", (0,), "busy wait per call, microseconds", minimum=0),
-            Param("fresh_mib", (0,), "MiB allocated afresh per call", minimum=0)),
+            Param("fresh_mib", (0,), "MiB allocated afresh per call", minimum=0),
+            Param("fresh_every", (1,), "only every this many calls allocate", minimum=1)),
     build=_add_build, work=lambda params, dtype, observed: Work(ops=params["ops"]),
     iters=lambda params: 5)
