@@ -37,7 +37,9 @@ Each part is an estimate with a stated method:
   2-core VM). Ops under 4,096 elements are not priced. A graph that runs its ops one by one
   (tf-graph) counts its program's ops too and prices them inside a graph (chains of adds):
   the one-element op's price is then dispatch, the rest of each size's price pool. Fusing
-  compiled modes' ops are not counted.
+  compiled modes' ops are not counted; for an element-wise cell in cache from 4,096 elements,
+  their launch is priced on tensors of the cell's vectors' size too, and what that costs
+  beyond a one-element launch and those tensors' traffic is pool, per graph.
 - **allocation** = the page faults one call takes x the measured price of a fresh page (small
   and huge pages apart): an allocator that returns memory to the system and asks for it
   again pays the kernel to zero every page each time.
@@ -125,10 +127,25 @@ def _size_excess_ms(sizes: dict, prices: dict, base: float | None, dtype: str,
     return total / 1e6
 
 
+def _launch_pool_ms(rec: Record, dtype: str, limits: dict | None) -> float:
+    """A fused compiled mode's launches: what a launch on tensors of the cell's vectors' size
+    cost beyond a one-element launch and the sized tensors' traffic (each read and written
+    once) at the cache's bandwidth, per graph; NaN where the process priced no sized launch."""
+    why = rec.result.why or {}
+    sized, launch = why.get("launch_sized"), why.get("dispatch_ns")
+    bandwidth = (limits or {}).get("cache_bandwidth_gbps") or (limits or {}).get("bandwidth_gbps")
+    if not sized or launch is None or not np.isfinite(launch) or not bandwidth:
+        return np.nan
+    traffic = 2 * sized["tensors"] * np.dtype(dtype).itemsize * sized["elements"] / bandwidth
+    return _dispatches(rec) * max(0.0, sized["ns"] - launch - traffic) / 1e6
+
+
 def _pool_ms(rec: Record, dtype: str, limits: dict | None) -> float:
     """An eager mode's counted ops: what their sizes cost beyond a one-element op and their
-    traffic (see the module's docstring); NaN where the process counted no op sizes or
-    priced none."""
+    traffic (see the module's docstring); a fused compiled mode's launches, what their size
+    costs (``_launch_pool_ms``); NaN where the process priced neither."""
+    if rec.facts.compiled:
+        return _launch_pool_ms(rec, dtype, limits)
     why = rec.result.why or {}
     return _size_excess_ms(why.get("op_sizes") or {}, why.get("size_ns") or {},
                            why.get("dispatch_ns_in_place") or why.get("dispatch_ns"),

@@ -369,6 +369,7 @@ class UnitPrices:
         self.sides: dict[str, Optional[int]] = {}
         self.streaming: dict[str, Any] = {}   # mode -> its backend, while its stream is unmade
         self.stream_lengths: dict[str, int] = {}   # mode -> its stream's vectors' elements
+        self.sized_launches: dict[str, dict] = {}  # mode -> its sized launch's tensors
         self.sizes: dict[int, Any] = {}   # run index -> its counted ops' ``SizeProbes``
         self.size_notes: dict[int, list[str]] = {}
         for entry in entries:
@@ -410,6 +411,24 @@ class UnitPrices:
             chains = self._diagnosed(mode, "fused_adds", lambda: diag.fused_add_probes(B))
             self.probes[mode]["fused_short"], self.probes[mode]["fused_long"] = \
                 chains or (None, None)
+            self._add_sized_launch(mode, B, work, tensors)
+
+    def _add_sized_launch(self, mode: str, B, work, tensors: int) -> None:
+        """A compiled launch on tensors of the cell's own vectors' size (from 4,096 elements,
+        at most 2^17): what a fused loop of that size costs beyond a one-element launch (XLA
+        hands a loop of 1e5 elements to its threads: tf-xla's one add into a variable took
+        327 us at 1e5 elements and 137 us at one), sampled each round beside the launch."""
+        import numpy as np
+
+        from eagerbench import diagnose as diag
+
+        elements = min(int(work.footprint / 2 / np.dtype(B.dtype_name).itemsize),
+                       diag.SIZE_MAX_ELEMENTS)
+        if elements < diag.SIZE_MIN_ELEMENTS:
+            return
+        self.sized_launches[mode] = {"elements": elements, "tensors": tensors}
+        self.probes[mode]["launch_sized"] = self._diagnosed(
+            mode, "launch_sized", lambda: diag.probe(B, "new", elements, tensors))
 
     def _diagnosed(self, mode: str, kind: str, measure: Callable):
         value, note = _diagnosed(f"{kind} {'dispatch ' if kind in ('new', 'in_place') else ''}"
@@ -431,7 +450,7 @@ class UnitPrices:
         self._make_streams()
         for mode, kinds in self.probes.items():
             for kind, probe in list(kinds.items()):
-                every_round = kind in ("new", "in_place")
+                every_round = kind in ("new", "in_place", "launch_sized")
                 if probe is not None and (every_round
                                           or len(probe.samples) < PROBE_SAMPLES * progress):
                     self._diagnosed(mode, kind, probe.sample)
@@ -498,6 +517,12 @@ class UnitPrices:
             price = self._price(mode, kind)
             out[kind] = fallback if (mode, kind) in self.failed else price
         return out
+
+    def sized_launch(self, mode: str) -> Optional[dict]:
+        """``{"elements", "tensors", "ns"}``: a compiled launch on tensors of the cell's
+        vectors' size, ns per call; None where the mode has none."""
+        price = self._price(mode, "launch_sized")
+        return {**self.sized_launches[mode], "ns": price} if price else None
 
     def fused_adds(self, mode: str) -> Optional[dict]:
         """``{"elements", "adds": [short, long], "ns": [short, long]}``: the mode's compiled
@@ -606,6 +631,7 @@ def diagnose(runs: list[Run], entries: list[Entry], prices: UnitPrices) -> None:
         run.why["dispatch_ns_in_place"] = price["in_place"]
         run.why["product"] = prices.product(key)
         run.why["fused_adds"] = prices.fused_adds(key)
+        run.why["launch_sized"] = prices.sized_launch(key)
         run.why["stream_gbps"] = prices.stream_gbps(key)
         run.why["fault_ns"] = _FAULT_NS
         run.why["notes"] = notes + prices.notes[key]

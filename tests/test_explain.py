@@ -977,6 +977,44 @@ def test_only_a_mode_that_fuses_has_a_fused_add_probe(mode):
         assert (probe() is first) == (mode == "tf-xla")
 
 
+def test_a_fused_launch_on_the_cells_size_is_pool_beyond_its_traffic():
+    """tf-xla's one add into a variable took 327 us at 1e5 elements and 137 us at one: XLA
+    hands a loop that long to its threads. A launch on two tensors of 1e5 floats priced at
+    400 us against the one-element launch's 250: 150 us less their traffic (1.6 MB at
+    100 GB/s, 16 us) is the pool's, per graph; none without the sized launch."""
+    n = 100_000
+    sized = {"elements": n, "tensors": 2, "ns": 400e3}
+    cell = _cell(n, "tf-xla", 1.0, 100, 250.0, launch_sized=sized)
+    row = explain.why_table([cell], tables.cells_table([cell], LIMITS), LIMITS).iloc[0]
+    assert row["pool_ms"] == pytest.approx((400e3 - 250e3 - 2 * 2 * 4 * n / 100.0) / 1e6)
+    assert row["dispatch_ms"] == pytest.approx(0.25)
+    two = replace(cell, result=replace(cell.result, compiler={"graphs": 2}))
+    row = explain.why_table([two], tables.cells_table([two], LIMITS), LIMITS).iloc[0]
+    assert row["pool_ms"] == pytest.approx(2 * (400e3 - 250e3 - 16e3) / 1e6)
+    bare = _cell(n, "tf-xla", 1.0, 100, 250.0)
+    assert np.isnan(explain.why_table([bare], tables.cells_table([bare], LIMITS),
+                                      LIMITS)["pool_ms"].iloc[0])
+
+
+@pytest.mark.parametrize("mode,size,sized", [("jax-jit", 8192, True), ("jax", 8192, False),
+                                             ("jax-jit", 1000, False)])
+def test_the_worker_prices_a_fused_launch_on_the_cells_size(mode, size, sized):
+    """A fused element-wise cell in cache from 4,096 elements prices its launch on tensors of
+    its vectors' size, beside the one-element launch; an eager cell or a smaller one not."""
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from workloads.elementwise import WORKLOAD
+
+    params = {"size": size, "ops": 5}
+    B, _ = build(mode, "elementwise", params, dtype="float32")
+    record, = measure_unit([Entry(B, WORKLOAD, params, {"seed": 1}, [3], mode=mode)],
+                           Settings(1, 0.0))
+    launch = record["why"]["launch_sized"]
+    assert (launch is not None) == sized
+    if sized:
+        assert launch["elements"] == size and launch["tensors"] == 2 and launch["ns"] > 0
+        assert record["compiler"]["graphs"] == 1
+
+
 @pytest.mark.parametrize("mode", ["jax-jit", "jax"])
 def test_the_worker_times_the_modes_fused_chain_alongside_an_element_wise_cell(mode):
     """A jax-jit element-wise cell in cache times jax.jit's own chains of 20 and 80 adds
