@@ -78,7 +78,7 @@ def _lbfgs(batch_note: str) -> Callable[[pd.DataFrame, pd.DataFrame], str]:
             faster = thp < torch_ms and bool(
                 mine.loc[mine["mode"] == "torch +thp", "vs_eager_significant"].iloc[0])
             text += (": its gap is allocating fresh tensors, not dispatch." if faster else
-                     ": not significantly faster, so fresh pages are not what it waits on here.")
+                     ": not significantly faster, so this run cannot say the gap is allocation.")
         return text
     return explain
 
