@@ -422,6 +422,8 @@ class UnitPrices:
 
         from eagerbench import diagnose as diag
 
+        if not work.footprint:   # a workload that declares no footprint: no size to price
+            return
         elements = min(int(work.footprint / 2 / np.dtype(B.dtype_name).itemsize),
                        diag.SIZE_MAX_ELEMENTS)
         if elements < diag.SIZE_MIN_ELEMENTS:

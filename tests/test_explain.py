@@ -1015,6 +1015,23 @@ def test_the_worker_prices_a_fused_launch_on_the_cells_size(mode, size, sized):
         assert record["compiler"]["graphs"] == 1
 
 
+def test_an_element_wise_workload_without_a_footprint_is_measured_in_a_fused_mode():
+    """A user's element-wise workload that declares no footprint has no size to price its
+    launch at: the cell is measured, without that price."""
+    from dataclasses import replace as replaced
+
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.workload import Work
+    from tests.fake_backend import ADD
+
+    workload = replaced(ADD, work=lambda params, dtype, observed: Work(
+        ops=params["ops"], flops=8.0, arithmetic="elementwise"))
+    params = {"size": 8, "ops": 1, "spin_us": 0, "fresh_mib": 0}
+    record, = measure_unit([Entry(FakeBackend(compiled=True), workload, params, {"seed": 1},
+                                  [3], mode="fake-fused")], Settings(1, 0.0))
+    assert record["status"] == "ok" and record["why"]["launch_sized"] is None
+
+
 @pytest.mark.parametrize("mode", ["jax-jit", "jax"])
 def test_the_worker_times_the_modes_fused_chain_alongside_an_element_wise_cell(mode):
     """A jax-jit element-wise cell in cache times jax.jit's own chains of 20 and 80 adds
