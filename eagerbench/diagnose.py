@@ -59,34 +59,11 @@ def huge_page_faults() -> Optional[int]:
     return _proc_number("/proc/vmstat", r"^thp_fault_alloc (\d+)$")
 
 
-@contextmanager
-def watch_memory(backend, calls: int = 1):
-    """Host and device memory around ``calls`` calls of a step made inside: resident before,
-    the high-water mark during them (the step's transient allocations on top of what is
-    held), and the page faults per call (fresh pages, small and huge). Reading them costs
-    nothing while the calls run, so a timed sample can be watched."""
-    found: dict = {}
-    rss_before = _status_kib("VmRSS")
-    fresh = reset_peak_rss()
-    backend.reset_peak_device_memory()
-    faults, huge = minor_faults(), huge_page_faults()
-    yield found
-    faults, huge_after = minor_faults() - faults, huge_page_faults()
-    peak = _status_kib("VmHWM") if fresh else None
-    found.update({
-        "rss_before_bytes": rss_before * 1024 if rss_before is not None else None,
-        "rss_peak_bytes": peak * 1024 if peak is not None else None,
-        "device_peak_bytes": backend.peak_device_memory(),
-        "page_faults": faults / calls,
-        "huge_page_faults": (huge_after - huge) / calls
-        if huge is not None and huge_after is not None else None})
-
-
 @dataclass
 class FaultTally:
-    """Page faults summed over every timed block of a cell, small and huge: an allocator
-    that keeps a freed buffer in one block and hands it back to the system in another
-    faults in some blocks only (jax at 1e7 elements: none in the first block watched,
+    """Page faults summed over the blocks it watches (every timed block of a cell), small
+    and huge: an allocator that keeps a freed buffer in one block and hands it back to the
+    system in another faults in some blocks only (jax at 1e7 elements: none in the first block watched,
     9,766 a call in a loop by hand)."""
 
     faults: int = 0
@@ -105,12 +82,33 @@ class FaultTally:
         self.calls += calls
 
     def per_call(self) -> dict:
-        """``page_faults`` and ``huge_page_faults`` per call, as ``watch_memory`` gives them;
-        empty before any block."""
+        """``page_faults`` and ``huge_page_faults`` per call (``watch_memory``'s); empty
+        before any block."""
         if not self.calls:
             return {}
         return {"page_faults": self.faults / self.calls,
                 "huge_page_faults": self.huge / self.calls if self.huge is not None else None}
+
+
+@contextmanager
+def watch_memory(backend, calls: int = 1):
+    """Host and device memory around ``calls`` calls of a step made inside: resident before,
+    the high-water mark during them (the step's transient allocations on top of what is
+    held), and the page faults per call (fresh pages, small and huge). Reading them costs
+    nothing while the calls run, so a timed sample can be watched."""
+    found: dict = {}
+    rss_before = _status_kib("VmRSS")
+    fresh = reset_peak_rss()
+    backend.reset_peak_device_memory()
+    tally = FaultTally()
+    with tally.watch(calls):
+        yield found
+    peak = _status_kib("VmHWM") if fresh else None
+    found.update({
+        "rss_before_bytes": rss_before * 1024 if rss_before is not None else None,
+        "rss_peak_bytes": peak * 1024 if peak is not None else None,
+        "device_peak_bytes": backend.peak_device_memory(),
+        **tally.per_call()})
 
 
 def step_memory(step: Callable, block: Callable, st: Any, mem: Any, backend) -> tuple[dict, Any]:

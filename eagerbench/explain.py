@@ -100,6 +100,12 @@ def _dispatch_ms(recs: list[Record]) -> tuple[float, float]:
     return dispatches, ((dispatches - in_place) * price + in_place * in_place_price) / 1e6
 
 
+def _cache_gbps(limits: dict | None) -> float | None:
+    """The bandwidth an op's traffic in cache is priced at: the machine's cache's, or its
+    stream's where no cache was probed."""
+    return (limits or {}).get("cache_bandwidth_gbps") or (limits or {}).get("bandwidth_gbps")
+
+
 def _size_excess_ms(sizes: dict, prices: dict, base: float | None, dtype: str,
                     limits: dict | None) -> float:
     """What ops of the counted sizes (``{elements: ops}``) cost beyond a one-element op's
@@ -109,7 +115,7 @@ def _size_excess_ms(sizes: dict, prices: dict, base: float | None, dtype: str,
     stream of that add, which holds its hand-off to the threads (in a spell when the VM's
     second core was taken, a torch add cost 6 ms at 2^17 elements, and its stream alongside
     ran at 16 GB/s: counted in both, the parts came to 1.7x the call)."""
-    bandwidth = (limits or {}).get("cache_bandwidth_gbps") or (limits or {}).get("bandwidth_gbps")
+    bandwidth = _cache_gbps(limits)
     if not sizes or not prices or base is None or not bandwidth:
         return np.nan
     item = np.dtype(dtype).itemsize
@@ -133,7 +139,7 @@ def _launch_pool_ms(rec: Record, dtype: str, limits: dict | None) -> float:
     once) at the cache's bandwidth, per graph; NaN where the process priced no sized launch."""
     why = rec.result.why or {}
     sized, launch = why.get("launch_sized"), why.get("dispatch_ns")
-    bandwidth = (limits or {}).get("cache_bandwidth_gbps") or (limits or {}).get("bandwidth_gbps")
+    bandwidth = _cache_gbps(limits)
     if not sized or launch is None or not np.isfinite(launch) or not bandwidth:
         return np.nan
     traffic = 2 * sized["tensors"] * np.dtype(dtype).itemsize * sized["elements"] / bandwidth
@@ -172,12 +178,20 @@ def _allocation_ms(rec: Record) -> float:
     zero every page, each time), small and huge pages priced apart."""
     why = rec.result.why or {}
     memory, prices = why.get("memory") or {}, why.get("fault_ns") or {}
-    faults, small = memory.get("page_faults"), prices.get("small")
-    if faults is None or small is None:
+    small = prices.get("small")
+    if memory.get("page_faults") is None or small is None:
         return np.nan
-    huge = min(memory.get("huge_page_faults") or 0, faults)
+    small_pages, huge_pages = _fresh_pages(rec)
     huge_price = prices.get("huge") or small * 512   # a 2 MiB page is 512 small ones
-    return ((faults - huge) * small + huge * huge_price) / 1e6
+    return (small_pages * small + huge_pages * huge_price) / 1e6
+
+
+def _fresh_pages(rec: Record) -> tuple[float, float]:
+    """Small and huge pages one call faulted in (0 where none were counted)."""
+    memory = (rec.result.why or {}).get("memory") or {}
+    faults = memory.get("page_faults") or 0
+    huge = min(memory.get("huge_page_faults") or 0, faults)
+    return faults - huge, huge
 
 
 def bandwidth_gbps(facts, limits: dict, stream: float | None = None) -> tuple[float | None, str]:
@@ -256,10 +270,8 @@ def _compute_rate(facts, dtype: str, limits: dict, product_rate: float | None,
 
 def _faulted_bytes(rec: Record) -> float:
     """Bytes per call of the fresh pages one call faulted in (small and huge pages apart)."""
-    memory = (rec.result.why or {}).get("memory") or {}
-    faults = memory.get("page_faults") or 0
-    huge = min(memory.get("huge_page_faults") or 0, faults)
-    return (faults - huge) * 4096 + huge * (2 << 20)
+    small, huge = _fresh_pages(rec)
+    return small * 4096 + huge * (2 << 20)
 
 
 def write_allocated_bytes(recs: list[Record], limits: dict | None) -> float:

@@ -351,7 +351,12 @@ def stream_elements(work, itemsize: int) -> int:
     from eagerbench.diagnose import STREAM_ELEMENTS
 
     cap = max(STREAM_ELEMENTS, int((_CACHES or {}).get("llc_bytes") or 0) // itemsize)
-    return max(1, min(int(work.footprint / 2 / itemsize), cap))
+    return max(1, min(vector_elements(work, itemsize), cap))
+
+
+def vector_elements(work, itemsize: int) -> int:
+    """The length of each of the two vectors a ``b += a`` on the cell's footprint holds."""
+    return int(work.footprint / 2 / itemsize)
 
 
 class UnitPrices:
@@ -424,7 +429,7 @@ class UnitPrices:
 
         if not work.footprint:   # a workload that declares no footprint: no size to price
             return
-        elements = min(int(work.footprint / 2 / np.dtype(B.dtype_name).itemsize),
+        elements = min(vector_elements(work, np.dtype(B.dtype_name).itemsize),
                        diag.SIZE_MAX_ELEMENTS)
         if elements < diag.SIZE_MIN_ELEMENTS:
             return
