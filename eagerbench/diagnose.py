@@ -272,10 +272,12 @@ def stream_probe(backend, elements: int = STREAM_ELEMENTS) -> Probe:
 
 
 # An op's size costs more than its traffic once the framework splits it over its intra-op
-# thread pool (TensorFlow's eager add: 107 us per op at 92,682 elements, 248 us at 100,000, here).
-# Sizes are priced from this many elements up (below, the extra is within the probe's noise), at
-# most this many (a larger probe would leave the cache: a larger op is priced at this size).
-SIZE_MIN_ELEMENTS = 1 << 12
+# thread pool (TensorFlow's eager add: 107 us per op at 92,682 elements, 248 us at 100,000, here)
+# or hands it to a thread (JAX's eager add: 14.3 us at 1,000 elements, 10.5 us at one; jax.jit's
+# launch on 1,000-element tensors 14.5 us, on one-element ones 8.6 us). Sizes are priced from
+# this many elements up (below, the extra is within the probe's noise: 11.8 us at 10), at most
+# this many (a larger probe would leave the cache: a larger op is priced at this size).
+SIZE_MIN_ELEMENTS = 1 << 9
 SIZE_MAX_ELEMENTS = 1 << 17
 SIZE_PROBES = 6        # the sizes with the most ops; the others take the nearest one's price
 

@@ -34,11 +34,13 @@ Each part is an estimate with a stated method:
   the timing), and the one-element op's price and the add's
   traffic at the cache's bandwidth are taken out. The rest is mostly the framework handing
   the op to its intra-op threads (TensorFlow's add: +140 us per op from 100,000 elements on a
-  2-core VM). Ops under 4,096 elements are not priced. A graph that runs its ops one by one
+  2-core VM). Ops under 512 elements are not priced. A graph that runs its ops one by one
   (tf-graph) counts its program's ops too and prices them inside a graph (chains of adds):
   the one-element op's price is then dispatch, the rest of each size's price pool. Fusing
-  compiled modes' ops are not counted; for an element-wise cell in cache from 4,096 elements,
-  their launch is priced on tensors of the cell's vectors' size too, and what that costs
+  compiled modes' ops are not counted; for an element-wise cell in cache from 512 elements,
+  their launch is priced on tensors of the cell's vectors' size too (of 512 elements where
+  the framework hands the step to a worker thread and would not a smaller launch: JAX on a
+  CPU runs a program of under 1,000 FLOPs on the caller's thread), and what that costs
   beyond a one-element launch and those tensors' traffic is pool, per graph.
 - **allocation** = the page faults one call takes x the measured price of a fresh page (small
   and huge pages apart): an allocator that returns memory to the system and asks for it

@@ -374,6 +374,7 @@ class UnitPrices:
         self.sides: dict[str, Optional[int]] = {}
         self.streaming: dict[str, Any] = {}   # mode -> its backend, while its stream is unmade
         self.stream_lengths: dict[str, int] = {}   # mode -> its stream's vectors' elements
+        self.fused: dict[str, tuple] = {}   # mode -> its work and tensors, to size a launch for
         self.sized_launches: dict[str, dict] = {}  # mode -> its sized launch's tensors
         self.sizes: dict[int, Any] = {}   # run index -> its counted ops' ``SizeProbes``
         self.size_notes: dict[int, list[str]] = {}
@@ -416,20 +417,39 @@ class UnitPrices:
             chains = self._diagnosed(mode, "fused_adds", lambda: diag.fused_add_probes(B))
             self.probes[mode]["fused_short"], self.probes[mode]["fused_long"] = \
                 chains or (None, None)
-            self._add_sized_launch(mode, B, work, tensors)
+            self.fused[mode] = (work, tensors)
 
-    def _add_sized_launch(self, mode: str, B, work, tensors: int) -> None:
-        """A compiled launch on tensors of the cell's own vectors' size (from 4,096 elements,
-        at most 2^17): what a fused loop of that size costs beyond a one-element launch (XLA
-        hands a loop of 1e5 elements to its threads: tf-xla's one add into a variable took
-        327 us at 1e5 elements and 137 us at one), sampled each round beside the launch."""
+    def add_sized_launches(self, runs: list[Run], entries: list[Entry]) -> list[dict]:
+        """After the warm-up (a step's cost is known once it has run), each fused element-wise
+        mode's launch on tensors of its cell's size (``_add_sized_launch``), to be sampled with
+        the timed rounds; returns, per entry, what building them compiled."""
+        from eagerbench import diagnose as diag
+
+        built: list[dict] = [{} for _ in entries]
+        for mode, (work, tensors) in self.fused.items():
+            index = next(i for i, entry in enumerate(entries) if entry.mode == mode)
+            B, step = entries[index].B, next(run.task.step for run in runs
+                                             if entries[run.entry].mode == mode)
+            before = B.graph_diagnostics()
+            self._add_sized_launch(mode, B, work, tensors, B.launch_elements(step))
+            built[index] = diag.compiler_delta(before, B.graph_diagnostics())
+        return built
+
+    def _add_sized_launch(self, mode: str, B, work, tensors: int, fewest: int) -> None:
+        """A compiled launch on tensors of the cell's own vectors' size, or of ``fewest``
+        elements where the framework launches the step as it would a launch of that many (JAX
+        on a CPU hands a program of 1,000 FLOPs or more to a worker thread); from
+        ``SIZE_MIN_ELEMENTS``, at most ``SIZE_MAX_ELEMENTS``. What it costs beyond a one-element
+        launch is what running the cell's loop costs beyond launching it (XLA hands a loop of
+        1e5 elements to its threads: tf-xla's one add into a variable took 327 us at 1e5
+        elements and 137 us at one); sampled each round beside the launch."""
         import numpy as np
 
         from eagerbench import diagnose as diag
 
         if not work.footprint:   # a workload that declares no footprint: no size to price
             return
-        elements = min(vector_elements(work, np.dtype(B.dtype_name).itemsize),
+        elements = min(max(vector_elements(work, np.dtype(B.dtype_name).itemsize), fewest),
                        diag.SIZE_MAX_ELEMENTS)
         if elements < diag.SIZE_MIN_ELEMENTS:
             return
@@ -669,8 +689,10 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=QuietChannel(
             count_round(runs, watch, graphs=False)
             check_after_warm_up(runs)
         with phases("probes"):   # their compiles left out of the cells' counters
-            compilers = [compiler_plus(before, built) for before, built
-                         in zip(compilers, prices.add_sizes(runs, entries))]
+            compilers = [compiler_plus(compiler_plus(before, sizes), launches)
+                         for before, sizes, launches
+                         in zip(compilers, prices.add_sizes(runs, entries),
+                                prices.add_sized_launches(runs, entries))]
         with phases("calibrate"):
             calibrate(runs, watch)
         with phases("timed"):

@@ -303,6 +303,12 @@ class Backend(abc.ABC):
 
         return add
 
+    def launch_elements(self, step: Callable) -> int:
+        """The fewest elements a compiled launch probe's tensors need for the framework to
+        run it as it runs ``step`` (called once the step has run): 1, unless the framework
+        hands a costlier program to another thread (JAX on a CPU)."""
+        return 1
+
     def stream_add(self, elements: int) -> Callable[[], Any]:
         """A call of ``b += a`` on vectors of ``elements``, updating ``b`` in place: memory
         traffic at streaming bandwidth when the vectors are larger than the caches."""
