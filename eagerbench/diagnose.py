@@ -235,17 +235,26 @@ def dispatch_ns(backend, kind: str = "new", elements: int = 1) -> Optional[float
 
 
 def product_probes(backend, side: int) -> tuple[Probe, Probe]:
-    """Probes of the framework's own eager product of two ``side`` x ``side`` matrices, and of
-    a 1 x 1 product: the second is the price of calling a product, which the first's kernel
-    time leaves out. Each product takes the one before's (its values stay ``1 / side``)."""
-    def chained(n: int) -> Callable[[], Any]:
-        a = backend.asarray(np.full((n, n), 1.0 / n))
-        last = [a]
+    """Probes of the product the mode runs, of two ``side`` x ``side`` matrices, and of a 1 x 1
+    product: the second is the price of calling a product, which the first's kernel time
+    leaves out. Each product takes the one before's (its values stay ``1 / side``). A mode
+    that generates its own code (``fuses_ops``: XLA, Inductor) runs its compiler's product,
+    compiled here (XLA's product of two 1024 x 1024 floats took 8.5 ms here, TensorFlow's
+    own 6.8 ms); any other runs the framework's."""
+    def product(pair):
+        return backend.matmul(*pair)
 
-        def product():
-            last[0] = backend.matmul(a, last[0])
+    run = backend.compile_function(product, "product_probe") if backend.fuses_ops else product
+
+    def chained(n: int) -> Callable[[], Any]:
+        # Two tensors: a first call on one tensor twice would compile for that aliasing
+        a = backend.asarray(np.full((n, n), 1.0 / n))
+        last = [backend.asarray(np.full((n, n), 1.0 / n))]
+
+        def call():
+            last[0] = run((a, last[0]))
             return last[0]
-        return product
+        return call
 
     return Probe(backend, chained(side)), Probe(backend, chained(1))
 
@@ -272,21 +281,22 @@ def stream_probe(backend, elements: int = STREAM_ELEMENTS) -> Probe:
 
 
 # An op's size costs more than its traffic once the framework splits it over its intra-op
-# thread pool (TensorFlow's eager add: 107 us per op at 92,682 elements, 248 us at 100,000, here)
-# or hands it to a thread (JAX's eager add: 14.3 us at 1,000 elements, 10.5 us at one; jax.jit's
-# launch on 1,000-element tensors 14.5 us, on one-element ones 8.6 us). Sizes are priced from
-# this many elements up (below, the extra is within the probe's noise: 11.8 us at 10), at most
-# this many (a larger probe would leave the cache: a larger op is priced at this size).
-SIZE_MIN_ELEMENTS = 1 << 9
+# thread pool (TensorFlow's eager add: 107 us per op at 92,682 elements, 248 us at 100,000, here).
+# Sizes are priced from this many elements up (below, the extra is within the probe's noise:
+# priced from 512, torch's 1,000-element adds came to 1.3x the cell with their dispatch), or
+# from a backend's ``sized_from`` where it hands smaller ops to a thread; at most this many
+# (a larger probe would leave the cache: a larger op is priced at this size).
+SIZE_MIN_ELEMENTS = 1 << 12
 SIZE_MAX_ELEMENTS = 1 << 17
 SIZE_PROBES = 6        # the sizes with the most ops; the others take the nearest one's price
 
 
-def probe_sizes(sizes: dict) -> list[int]:
-    """The op sizes to price (elements), from ``count_ops``'s ``{elements: ops}``."""
+def probe_sizes(sizes: dict, smallest: int = SIZE_MIN_ELEMENTS) -> list[int]:
+    """The op sizes to price (elements), from ``count_ops``'s ``{elements: ops}``, from
+    ``smallest`` up."""
     clipped: Counter = Counter()
     for elements, ops in sizes.items():
-        if int(elements) >= SIZE_MIN_ELEMENTS:
+        if int(elements) >= smallest:
             clipped[min(int(elements), SIZE_MAX_ELEMENTS)] += ops
     return sorted(n for n, _ in clipped.most_common(SIZE_PROBES))
 
@@ -308,10 +318,12 @@ class SizeProbes:
         self.in_graph = backend.runs_graph_ops
         if self.in_graph:
             self.probes = {n: [Probe(backend, backend.graph_op_probe(ops, n))
-                               for ops in GRAPH_CHAIN_OPS] for n in [1] + probe_sizes(sizes)}
+                               for ops in GRAPH_CHAIN_OPS]
+                           for n in [1] + probe_sizes(sizes, backend.sized_from())}
         else:
             kind = "in_place" if backend.updates_in_place else "new"
-            self.probes = {n: [probe(backend, kind, n)] for n in probe_sizes(sizes)}
+            self.probes = {n: [probe(backend, kind, n)]
+                           for n in probe_sizes(sizes, backend.sized_from())}
 
     @property
     def samples(self) -> int:

@@ -23,7 +23,8 @@ Each part is an estimate with a stated method:
   cache, what the counted ops write into new tensors larger than half of it is read
   first (write-allocate) and counts twice, less the fresh pages the call faulted in (zeroed
   at the fault, then written in cache). Matmul
-  FLOPs are priced at the rate of the framework's own product of their FLOPs per op, timed
+  FLOPs are priced at the rate of the mode's own product of their FLOPs per op (its
+  compiler's, in a mode that generates code: XLA, Inductor; else the framework's), timed
   between the cell's samples (the price of calling a product left out), or without it on the
   machine's ladder; element-wise FLOPs at the rate of a fused chain of adds on data in cache:
   in a mode that fuses, its own compiler's chains timed between the cell's samples, else the
@@ -34,10 +35,11 @@ Each part is an estimate with a stated method:
   the timing), and the one-element op's price and the add's
   traffic at the cache's bandwidth are taken out. The rest is mostly the framework handing
   the op to its intra-op threads (TensorFlow's add: +140 us per op from 100,000 elements on a
-  2-core VM). Ops under 512 elements are not priced. A graph that runs its ops one by one
+  2-core VM). Ops under 4,096 elements are not priced (under 512 in JAX on a CPU, whose
+  client hands a program of 1,000 FLOPs or more, an eager op too, to a worker thread). A graph that runs its ops one by one
   (tf-graph) counts its program's ops too and prices them inside a graph (chains of adds):
   the one-element op's price is then dispatch, the rest of each size's price pool. Fusing
-  compiled modes' ops are not counted; for an element-wise cell in cache from 512 elements,
+  compiled modes' ops are not counted; for an element-wise cell in cache from as many elements,
   their launch is priced on tensors of the cell's vectors' size too (of 512 elements where
   the framework hands the step to a worker thread and would not a smaller launch: JAX on a
   CPU runs a program of under 1,000 FLOPs on the caller's thread), and what that costs
@@ -109,10 +111,11 @@ def _cache_gbps(limits: dict | None) -> float | None:
 
 
 def _size_excess_ms(sizes: dict, prices: dict, base: float | None, dtype: str,
-                    limits: dict | None) -> float:
+                    limits: dict | None, smallest: int = SIZE_MIN_ELEMENTS) -> float:
     """What ops of the counted sizes (``{elements: ops}``) cost beyond a one-element op's
     ``base`` price and their traffic at the cache's bandwidth, each at the price (ns) of the
-    nearest probed size; NaN without sizes, prices or a bandwidth. An op whose ``b += a``
+    nearest probed size, from ``smallest`` elements (the process's ``sized_from``); NaN
+    without sizes, prices or a bandwidth. An op whose ``b += a``
     would not fit the cache (``cache_fit_bytes``) is left out: its traffic is priced at a
     stream of that add, which holds its hand-off to the threads (in a spell when the VM's
     second core was taken, a torch add cost 6 ms at 2^17 elements, and its stream alongside
@@ -127,7 +130,7 @@ def _size_excess_ms(sizes: dict, prices: dict, base: float | None, dtype: str,
     probed = np.array(sorted(excess))
     total = 0.0
     for elements, ops in sizes.items():
-        if int(elements) < SIZE_MIN_ELEMENTS or (fit and 2 * item * int(elements) > fit):
+        if int(elements) < smallest or (fit and 2 * item * int(elements) > fit):
             continue
         size = min(int(elements), SIZE_MAX_ELEMENTS)
         nearest = probed[np.argmin(np.abs(np.log(probed) - np.log(size)))]
@@ -157,7 +160,7 @@ def _pool_ms(rec: Record, dtype: str, limits: dict | None) -> float:
     why = rec.result.why or {}
     return _size_excess_ms(why.get("op_sizes") or {}, why.get("size_ns") or {},
                            why.get("dispatch_ns_in_place") or why.get("dispatch_ns"),
-                           dtype, limits)
+                           dtype, limits, why.get("sized_from", SIZE_MIN_ELEMENTS))
 
 
 def _graph_ops_ms(rec: Record, dtype: str, limits: dict | None) -> tuple[float, float]:
@@ -169,8 +172,8 @@ def _graph_ops_ms(rec: Record, dtype: str, limits: dict | None) -> tuple[float, 
     if "1" not in prices or ops is None:
         return np.nan, np.nan
     sized = {n: ns for n, ns in prices.items() if n != "1"}
-    pool = _size_excess_ms(why.get("op_sizes") or {}, sized, prices["1"], dtype, limits) \
-        if sized else 0.0
+    pool = _size_excess_ms(why.get("op_sizes") or {}, sized, prices["1"], dtype, limits,
+                           why.get("sized_from", SIZE_MIN_ELEMENTS)) if sized else 0.0
     return ops * prices["1"] / 1e6, pool
 
 
@@ -226,7 +229,7 @@ def compiled_bytes(recs: list[Record]) -> float | None:
 
 
 def product_gflops(recs: list[Record]) -> float | None:
-    """GFLOP/s of the framework's own product of the cell's FLOPs per op, timed between the
+    """GFLOP/s of the mode's own product of the cell's FLOPs per op, timed between the
     cell's samples in each of its processes, the price of calling a product (a 1 x 1 one's)
     left out; None where no process timed one."""
     kernel_ns, side = [], None
@@ -509,8 +512,8 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
              "below the last level, the framework's stream of the data's size timed alongside "
              "the cell, and a write into a new tensor counted twice, its lines read first, "
              "unless the call faulted its pages in) and the FLOPs at the "
-             "measured rate of their kind (the framework's own product of their FLOPs per op "
-             "timed alongside the cell, or a fused chain of adds: the mode's own, alongside "
+             "measured rate of their kind (the mode's own product of their FLOPs per op, its "
+             "compiler's in a mode that generates code, timed alongside the cell, or a fused chain of adds: the mode's own, alongside "
              "the cell, in a mode that fuses); **allocation** = the page "
              "faults one call "
              "takes x the measured price of a fresh page; the **remainder** is what none "

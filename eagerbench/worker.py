@@ -361,7 +361,7 @@ def vector_elements(work, itemsize: int) -> int:
 
 class UnitPrices:
     """What one dispatch costs in each mode of a unit (ns per op made new and per op in place;
-    per launch in a compiled mode), what the framework's own product of the cell's FLOPs per
+    per launch in a compiled mode), what the mode's own product of the cell's FLOPs per
     op costs, the bandwidth its ``b += a`` streams at, what a fused add costs in a mode that
     fuses, and what each counted op's size costs, sampled between the unit's timed rounds.
     The stream's vectors are made at its first sample, after each run's first sample (whose
@@ -439,7 +439,7 @@ class UnitPrices:
         """A compiled launch on tensors of the cell's own vectors' size, or of ``fewest``
         elements where the framework launches the step as it would a launch of that many (JAX
         on a CPU hands a program of 1,000 FLOPs or more to a worker thread); from
-        ``SIZE_MIN_ELEMENTS``, at most ``SIZE_MAX_ELEMENTS``. What it costs beyond a one-element
+        ``B.sized_from()``, at most ``SIZE_MAX_ELEMENTS``. What it costs beyond a one-element
         launch is what running the cell's loop costs beyond launching it (XLA hands a loop of
         1e5 elements to its threads: tf-xla's one add into a variable took 327 us at 1e5
         elements and 137 us at one); sampled each round beside the launch."""
@@ -451,7 +451,7 @@ class UnitPrices:
             return
         elements = min(max(vector_elements(work, np.dtype(B.dtype_name).itemsize), fewest),
                        diag.SIZE_MAX_ELEMENTS)
-        if elements < diag.SIZE_MIN_ELEMENTS:
+        if elements < B.sized_from():
             return
         self.sized_launches[mode] = {"elements": elements, "tensors": tensors}
         self.probes[mode]["launch_sized"] = self._diagnosed(
@@ -648,6 +648,7 @@ def diagnose(runs: list[Run], entries: list[Entry], prices: UnitPrices) -> None:
         if prices.sizes.get(index) is not None:
             sized, failed = prices.size_prices(index)
             run.why["graph_op_ns" if run.B.runs_graph_ops else "size_ns"] = sized
+            run.why["sized_from"] = run.B.sized_from()
             notes += failed
         if _FAULT_NS is None:   # at the threads the kernels fault with (the worker's CPUs)
             _FAULT_NS, note = _diagnosed("page fault probe", lambda: diag.fault_ns(

@@ -29,6 +29,20 @@ def test_jax_jit_updates_the_donated_buffer_in_place_and_passes_inputs_through()
     assert float(mem["b"][0]) == 9 / 1024
 
 
+@pytest.mark.parametrize("mode", ["tf-graph", "tf-xla"])
+def test_tf_graphs_hand_back_the_inputs_a_step_returns_unchanged(mode):
+    """XLA copies an input it returns: tf-xla's product of two 1024 x 1024 inputs took 12.2 ms
+    with them returned and 9.9 ms without, and every element-wise step copied its ``a``. As
+    jax-jit's, they are handed back outside the graph; what the step computes is not."""
+    B, task = build(mode, "matmul", {"size": 8}, dtype="float32")
+    st, mem = task.step(task.st, task.mem)
+    st, mem = task.step(st, mem)
+    assert st["a"] is task.st["a"] and st["b"] is task.st["b"]
+    assert st["c"] is not task.st["c"]
+    assert np.allclose(B.to_numpy(st["c"]), B.to_numpy(task.st["a"]) @ B.to_numpy(task.st["b"]),
+                       atol=1e-5)
+
+
 def test_jax_jit_counts_a_recompile_that_makes_no_new_trace():
     """Finding 5: a committed input recompiles the same trace; the trace counter misses it."""
     import jax

@@ -303,6 +303,14 @@ class Backend(abc.ABC):
 
         return add
 
+    def sized_from(self) -> int:
+        """The fewest elements from which an op's size, or a fused launch's, is priced: below,
+        what a size costs beyond a one-element op is within a probe's noise, unless the
+        framework hands smaller ops to another thread (JAX on a CPU)."""
+        from eagerbench.diagnose import SIZE_MIN_ELEMENTS
+
+        return SIZE_MIN_ELEMENTS
+
     def launch_elements(self, step: Callable) -> int:
         """The fewest elements a compiled launch probe's tensors need for the framework to
         run it as it runs ``step`` (called once the step has run): 1, unless the framework

@@ -413,6 +413,10 @@ class JaxBackend(Backend):
         return {"graphs": self.trace_count(), "compile_split_s": split,
                 "bytes_accessed": float(sum(c for c in costs if c is not None))}
 
+    def sized_from(self) -> int:
+        # An eager op is a program too: an add of 1,000 elements took 14.3 us, of one 10.5.
+        return super().sized_from() if self.device == "cuda" else OFF_THREAD_ELEMENTS
+
     def launch_elements(self, step: Callable) -> int:
         # XLA's CPU client runs a program of under 1,000 FLOPs (its cost analysis's) on the
         # caller's thread, a larger one on a worker thread: a chain of 99 adds of 10 floats
