@@ -301,7 +301,11 @@ def probe_sizes(sizes: dict, smallest: int = SIZE_MIN_ELEMENTS) -> list[int]:
     return sorted(n for n, _ in clipped.most_common(SIZE_PROBES))
 
 
-GRAPH_CHAIN_OPS = (20, 80)   # an op in a graph: two chains' difference per op (the call cancels)
+# An op in a graph: two chains' difference per op (the call cancels). The call is ~0.5 ms in
+# tf.function here and its median moves by tens of us, so the chains are 300 ops apart: 60 apart,
+# an op at one element was priced at 0.08 to 0.51 us in three runs of one process, 300 apart
+# at 0.20 to 0.40.
+GRAPH_CHAIN_OPS = (20, 320)
 
 
 class SizeProbes:
@@ -309,7 +313,7 @@ class SizeProbes:
     rounds. In an eager mode: one add on tensors of each size (in place where the framework
     updates in place, as its cheapest op is priced), its dispatch, traffic and the
     framework's handing it to its threads. In a graph that runs its ops one by one: compiled
-    chains of 80 and of 20 in-place adds, at one element and at each size, their medians'
+    chains of 320 and of 20 in-place adds, at one element and at each size, their medians'
     difference per add; the launch and the call's other fixed costs cancel, the executor's
     handing each op to a kernel and to the intra-op threads does not (tf.function here:
     0.37 us per add at one element, 24 us at 100,000)."""
