@@ -63,8 +63,8 @@ def huge_page_faults() -> Optional[int]:
 class FaultTally:
     """Page faults summed over the blocks it watches (every timed block of a cell), small
     and huge: an allocator that keeps a freed buffer in one block and hands it back to the
-    system in another faults in some blocks only (jax at 1e7 elements: none in the first block watched,
-    9,766 a call in a loop by hand)."""
+    system in another faults in some blocks only (jax at 1e7 elements: none in the first
+    block watched, 9,766 a call in a loop by hand)."""
 
     faults: int = 0
     huge: Optional[int] = 0

@@ -36,14 +36,15 @@ Each part is an estimate with a stated method:
   traffic at the cache's bandwidth are taken out. The rest is mostly the framework handing
   the op to its intra-op threads (TensorFlow's add: +140 us per op from 100,000 elements on a
   2-core VM). Ops under 4,096 elements are not priced (under 512 in JAX on a CPU, whose
-  client hands a program of 1,000 FLOPs or more, an eager op too, to a worker thread). A graph that runs its ops one by one
-  (tf-graph) counts its program's ops too and prices them inside a graph (chains of adds):
-  the one-element op's price is then dispatch, the rest of each size's price pool. Fusing
-  compiled modes' ops are not counted; for an element-wise cell in cache from as many elements,
-  their launch is priced on tensors of the cell's vectors' size too (of 512 elements where
-  the framework hands the step to a worker thread and would not a smaller launch: JAX on a
-  CPU runs a program of under 1,000 FLOPs on the caller's thread), and what that costs
-  beyond a one-element launch and those tensors' traffic is pool, per graph.
+  client hands a program of 1,000 FLOPs or more, an eager op too, to a worker thread). A
+  graph that runs its ops one by one (tf-graph) counts its program's ops too and prices them
+  inside a graph (chains of adds): the one-element op's price is then dispatch, the rest of
+  each size's price pool. Fusing compiled modes' ops are not counted; for an element-wise
+  cell in cache from as many elements, their launch is priced on tensors of the cell's
+  vectors' size too (of 512 elements where the framework hands the step to a worker thread
+  and would not a smaller launch: JAX on a CPU runs a program of under 1,000 FLOPs on the
+  caller's thread), and what that costs beyond a one-element launch and those tensors'
+  traffic is pool, per graph.
 - **allocation** = the page faults one call takes x the measured price of a fresh page (small
   and huge pages apart): an allocator that returns memory to the system and asks for it
   again pays the kernel to zero every page each time.
@@ -513,10 +514,10 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
              "the cell, and a write into a new tensor counted twice, its lines read first, "
              "unless the call faulted its pages in) and the FLOPs at the "
              "measured rate of their kind (the mode's own product of their FLOPs per op, its "
-             "compiler's in a mode that generates code, timed alongside the cell, or a fused chain of adds: the mode's own, alongside "
-             "the cell, in a mode that fuses); **allocation** = the page "
-             "faults one call "
-             "takes x the measured price of a fresh page; the **remainder** is what none "
+             "compiler's in a mode that generates code, timed alongside the cell, or a fused "
+             "chain of adds: the mode's own, alongside the cell, in a mode that fuses); "
+             "**allocation** = the page faults one call takes x the measured price of a "
+             "fresh page; the **remainder** is what none "
              "explains (lost fusion, caches, Python; negative when the estimates explain more "
              "than the time). Every column, with the "
              "compiler's graphs, graph breaks (with reasons) and compile split, and each cell's "
