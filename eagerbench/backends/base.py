@@ -276,7 +276,8 @@ class Backend(abc.ABC):
         one in place (``"in_place"``: None where the framework has no such op); in a compiled
         mode one call of a trivial compiled function that takes and returns ``tensors`` tensors
         (a step's many: a call's price grows with them, in tf.function here 497 us with one
-        tensor, 556 us with three)."""
+        tensor, 556 us with three), all but the first passed through unchanged, so handed back
+        outside the graph where the mode does that for a step (jax-jit, tf-graph, tf-xla)."""
         # Each call takes the one before's result, as a step's calls and ops do: independent
         # calls, queued by an asynchronous framework (JAX), would run side by side on its threads.
         if self.compiled:
