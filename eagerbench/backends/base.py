@@ -18,6 +18,21 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 
+def passed_through(inputs: list, outputs: list) -> list[Optional[int]]:
+    """Per output leaf of a traced step, the position of the input leaf it is (returned
+    unchanged), or None where the step computed it: a compiler copies an input it returns,
+    so those are handed back outside the compiled function (``rejoined``)."""
+    position = {id(x): i for i, x in enumerate(inputs)}
+    return [position.get(id(x)) for x in outputs]
+
+
+def rejoined(passed: list[Optional[int]], inputs: list, computed) -> list:
+    """The step's output leaves: the inputs ``passed_through`` names, the ``computed`` ones
+    (the compiled function's outputs, in order) between them."""
+    computed = iter(computed)
+    return [inputs[i] if i is not None else next(computed) for i in passed]
+
+
 def count_error(errors: list) -> Optional[dict]:
     """``count_ops``'s answer when counting failed while the step went on (its state moved
     one step, as every mode's does): ``{"error": the first failure}``; None when none did."""

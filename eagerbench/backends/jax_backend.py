@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eagerbench.backends.base import Backend
+from eagerbench.backends.base import Backend, passed_through, rejoined
 
 # XLA compiles in this process (count, and seconds of tracing, lowering and compiling), from
 # JAX's monitoring events: a recompile with no new Python trace (a committed input, a new
@@ -70,9 +70,8 @@ class JittedStep:
     def _traced(self, st, mem):
         self.on_trace()   # runs only while JAX traces
         new_st, new_mem = self.fn(st, mem)
-        position = {id(x): i for i, x in enumerate(jax.tree_util.tree_leaves(st))}
         leaves, self.st_def = jax.tree_util.tree_flatten(new_st)
-        self.forwarded = [position.get(id(x)) for x in leaves]
+        self.forwarded = passed_through(jax.tree_util.tree_leaves(st), leaves)
         return new_mem, [x for x, f in zip(leaves, self.forwarded) if f is None]
 
     def __call__(self, st, mem):
@@ -82,8 +81,7 @@ class JittedStep:
             self.arguments = jax.tree_util.tree_map(_argument_shape, (st, mem))
         st_in = jax.tree_util.tree_leaves(st)
         new_mem, computed = self._jitted(st, mem)
-        computed = iter(computed)
-        leaves = [st_in[f] if f is not None else next(computed) for f in self.forwarded]
+        leaves = rejoined(self.forwarded, st_in, computed)
         if first:
             kept = {x.unsafe_buffer_pointer() for x in jax.tree_util.tree_leaves(new_mem)}
             self.donation = {"donated": len(donated), "reused": len(donated.keys() & kept),

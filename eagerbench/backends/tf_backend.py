@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from eagerbench.backends.base import Backend, count_error
+from eagerbench.backends.base import Backend, count_error, passed_through, rejoined
 from eagerbench.backends.hlo import entry_bytes
 
 
@@ -349,9 +349,9 @@ class TFBackend(Backend):
             started = time.perf_counter()
             new_st, _ = fn(st, mem)
             self._tracing_s += time.perf_counter() - started
-            position = {id(x): i for i, x in enumerate(tf.nest.flatten(st))}
             leaves = tf.nest.flatten(new_st)
-            returned.update(structure=new_st, forwarded=[position.get(id(x)) for x in leaves])
+            returned.update(structure=new_st,
+                            forwarded=passed_through(tf.nest.flatten(st), leaves))
             return [x for x, f in zip(leaves, returned["forwarded"]) if f is None]
 
         traced = tf.function(graph_step, autograph=False, jit_compile=self.jit_compile)
@@ -363,8 +363,8 @@ class TFBackend(Backend):
         def step(st, mem):
             if costed is not None and costed.arguments is None:
                 costed.arguments = tf.nest.map_structure(_argument_spec, (st, mem))
-            computed, given = iter(traced(st, mem)), tf.nest.flatten(st)
-            leaves = [given[f] if f is not None else next(computed) for f in returned["forwarded"]]
+            computed = traced(st, mem)   # first: its first call traces, filling ``returned``
+            leaves = rejoined(returned["forwarded"], tf.nest.flatten(st), computed)
             return tf.nest.pack_sequence_as(returned["structure"], leaves), mem
 
         return self.keep_eager(fn, step)
