@@ -294,3 +294,28 @@ def test_a_job_that_ended_early_keeps_what_it_measured_and_fails_the_rest(tmp_pa
     assert landed[0][1] == {"status": "ok"}
     assert [result["reason"] for _, result in landed[1:]] == [reason, reason]
     assert task.ended and list(SlurmExecutor()._drain(task)) == []
+
+
+def test_a_job_killed_before_squeue_shows_it_waits_for_its_end_as_the_reason(tmp_path,
+                                                                             monkeypatch):
+    """A node failure kills the job, which writes its result file within a second, while the
+    polled state may still say PENDING: the cells' reason waits for squeue to show the end."""
+    from eagerbench.executors import slurm
+    from eagerbench.results import CellSpec
+
+    job = _Job(tmp_path, "PENDING")
+    job.paths.result_pickle.write_bytes(b"")
+    stream = tmp_path / "0.jsonl"
+    stream.write_text("")
+    task = slurm._Task([CellSpec("matmul", {"size": 8}, "torch")], stream, job=job)
+    assert list(slurm.SlurmExecutor()._drain(task)) == [] and not task.ended
+    job.watcher.state = "NODE_FAIL"
+    (landed,) = slurm.SlurmExecutor()._drain(task)
+    assert landed[1]["reason"] == "Slurm job 41_2 ended because its node node7 failed"
+
+    stuck = slurm._Task(task.cells, stream, job=_Job(tmp_path, "RUNNING"))
+    monkeypatch.setattr(slurm, "SETTLE_S", 0.05)
+    assert list(slurm.SlurmExecutor()._drain(stuck)) == []   # the file is first seen now
+    time.sleep(0.1)
+    (landed,) = slurm.SlurmExecutor()._drain(stuck)   # squeue never showed an end: it ended
+    assert landed[1]["status"] == "failed" and stuck.ended

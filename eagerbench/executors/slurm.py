@@ -50,6 +50,8 @@ ENDINGS = {
                 "restarted)",
 }
 POLL_S = 1.0
+# How long a job whose result file exists may take to show its end in squeue.
+SETTLE_S = 30.0
 # How sbatch refusing a job reaches us through submitit.
 SUBMISSION_ERRORS = (subprocess.CalledProcessError, OSError, RuntimeError)
 
@@ -197,6 +199,7 @@ class _Task:
     landed: set = field(default_factory=set)
     held: dict = field(default_factory=dict)
     seen_in_queue: bool = False
+    result_seen: Optional[float] = None   # when its job's result file was first seen
     ended: bool = False
 
 
@@ -300,10 +303,8 @@ class SlurmExecutor:
             return
         state = _state(task.job)
         task.seen_in_queue |= state != "UNKNOWN"
-        finished = task.job.paths.result_pickle.exists() or _ended(state) or (
-            task.seen_in_queue and state == "UNKNOWN")
         yield from self._landed(task)
-        if not finished:
+        if not self._finished(task, state):
             return
         yield from self._landed(task)   # lines written as it ended
         task.ended = True
@@ -317,6 +318,20 @@ class SlurmExecutor:
             if index not in task.landed:
                 reason = reason or _job_failure(task.job, None, state, self.options)
                 yield cell, {"status": "failed", "reason": reason, "stderr_tail": _tail(task.job)}
+
+    @staticmethod
+    def _finished(task: _Task, state: str) -> bool:
+        """Whether the task's job has ended. Its result file comes first, but its state is read
+        from a cache polled every few seconds: a job killed by a node failure writes that file
+        within a second, while the cache may still say PENDING. The job's end is its reason, so
+        wait up to ``SETTLE_S`` for squeue to record it."""
+        if _ended(state) or (task.seen_in_queue and state == "UNKNOWN"):
+            return True
+        if not task.job.paths.result_pickle.exists():
+            return False
+        if task.result_seen is None:
+            task.result_seen = time.monotonic()
+        return time.monotonic() - task.result_seen > SETTLE_S
 
     def _landed(self, task: _Task) -> Iterator[tuple[CellSpec, dict]]:
         """Newly streamed results; a worker killed by a signal is held back until the job's
