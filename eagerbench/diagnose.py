@@ -81,6 +81,10 @@ class FaultTally:
             if None not in (self.huge, huge, huge_after) else None
         self.calls += calls
 
+    def small(self) -> int:
+        """The faults that mapped a small page (all of them where huge ones are not counted)."""
+        return self.faults - min(self.huge or 0, self.faults)
+
     def per_call(self) -> dict:
         """``page_faults`` and ``huge_page_faults`` per call (``watch_memory``'s); empty
         before any block."""
@@ -125,8 +129,10 @@ HUGE_WARM_UP = 6      # mappings of huge pages touched before the huge price is 
 
 def _touch_fresh_pages(huge: bool, threads: int) -> tuple[int, int, Optional[int]]:
     """Touch every page of a fresh anonymous mapping once, from ``threads`` threads (a kernel
-    writing a fresh tensor faults from all its threads at once, and faults run in parallel):
-    wall nanoseconds, faults taken, and how many of them mapped a huge page."""
+    writing a fresh tensor faults from all its threads at once, and faults run in parallel),
+    then hand it back: wall nanoseconds, faults taken, and how many of them mapped a huge
+    page. The release is timed too: a step whose memory stays level releases as many pages
+    as it faults (by hand, 0.08 to 0.2 us a small page: 40 ms of jax's 1 GiB add)."""
     import threading
 
     import numpy as np
@@ -147,19 +153,20 @@ def _touch_fresh_pages(huge: bool, threads: int) -> tuple[int, int, Optional[int
             worker.start()
         for worker in workers:
             worker.join()
-        elapsed = time.perf_counter_ns() - started
         faults, huge_after = minor_faults() - faults, huge_page_faults()
         del view, parts
     finally:
         area.close()
+    elapsed = time.perf_counter_ns() - started
     return elapsed, faults, (huge_after - huge_faults if huge_faults is not None and
                              huge_after is not None else None)
 
 
 def fault_ns(threads: int = 1) -> dict:
     """What one fresh page costs this process, in wall ns with ``threads`` threads faulting
-    at once: ``small``, touching each page of a fresh anonymous 64 MiB mapping once (the
-    fault, and the kernel zeroing the page), per fault, the median of three; ``huge``, a
+    at once: ``small``, touching each page of a fresh anonymous 64 MiB mapping once and
+    handing it back (the fault, the kernel zeroing the page, its release), per fault, the
+    median of three; ``huge``, a
     2 MiB transparent huge page priced the same way after ``HUGE_WARM_UP`` mappings
     (asked for with ``madvise``; the small pages at the mapping's unaligned ends are taken
     out at the small price), None where none could be had."""
@@ -175,6 +182,23 @@ def fault_ns(threads: int = 1) -> dict:
             if hugepages:
                 huge.append((ns - (n - hugepages) * small) / hugepages)
     return {"small": small, "huge": sorted(huge)[len(huge) // 2] if huge else None}
+
+
+class FaultProbe:
+    """Samples of a fresh small page's price (``fault_ns``'s), taken between the timed rounds
+    of a unit whose steps fault pages: on this VM that price swung from 0.9 to 3.9 us within
+    seconds, and taken once per process it priced jax's 1 GiB add's faults at 229 ms of a
+    604 ms call."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads, self.samples = threads, []
+
+    def sample(self) -> None:
+        elapsed, faults, _ = _touch_fresh_pages(False, self.threads)
+        self.samples.append(elapsed / max(faults, 1))
+
+    def price(self) -> Optional[float]:
+        return float(np.median(self.samples)) if self.samples else None
 
 
 class Probe:

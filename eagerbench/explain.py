@@ -46,8 +46,9 @@ Each part is an estimate with a stated method:
   caller's thread), and what that costs beyond a one-element launch and those tensors'
   traffic is pool, per graph.
 - **allocation** = the page faults one call takes x the measured price of a fresh page (small
-  and huge pages apart): an allocator that returns memory to the system and asks for it
-  again pays the kernel to zero every page each time.
+  and huge pages apart; its fault, zeroing and release): an allocator that returns memory to
+  the system and asks for it again pays the kernel to zero every page each time. Where a call
+  faults 1,000 pages or more, the small page is priced between the cell's timed rounds.
 - **host syncs**: device values read by Python per call, counted.
 - **remainder** = the measured time minus dispatch, kernels and allocation: lost fusion, cache
   misses, Python. Negative when the estimates explain more than the time.
@@ -517,7 +518,8 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
              "compiler's in a mode that generates code, timed alongside the cell, or a fused "
              "chain of adds: the mode's own, alongside the cell, in a mode that fuses); "
              "**allocation** = the page faults one call takes x the measured price of a "
-             "fresh page; the **remainder** is what none "
+             "fresh page (its fault, zeroing and release; between the cell's timed rounds "
+             "where it faults 1,000 or more a call); the **remainder** is what none "
              "explains (lost fusion, caches, Python; negative when the estimates explain more "
              "than the time). Every column, with the "
              "compiler's graphs, graph breaks (with reasons) and compile split, and each cell's "

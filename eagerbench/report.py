@@ -195,7 +195,11 @@ def _machine(env: dict, cells: pd.DataFrame) -> str:
     if alloc:
         lines.append(f"- allocator: `--allocator {env.get('allocator_choice', 'default')}`; "
                      f"transparent huge pages `{alloc.get('transparent_hugepages')}`; "
-                     f"allocator variables {alloc.get('env') or 'none'}")
+                     f"allocator variables {alloc.get('env') or 'none'}"
+                     + ("; free page reporting on: this VM hands freed memory back to its "
+                        "host, and a step that faults pages afresh pays the host's faults too, "
+                        "more the longer the memory lay free (its allocation part then swings "
+                        "between samples)" if alloc.get("free_page_reporting") else ""))
     for note in env.get("skipped", []) or []:
         lines.append(f"- {note}")
     for src in env.get("data_source", []) or []:

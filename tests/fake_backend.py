@@ -7,6 +7,7 @@ a traced or untraced recompile.
 
 from __future__ import annotations
 
+import mmap
 import time
 
 import numpy as np
@@ -74,6 +75,18 @@ for _name in list(FakeBackend.__abstractmethods__):
 FakeBackend.__abstractmethods__ = frozenset()
 
 
+def _touch_small_pages(nbytes: int) -> None:
+    """Fault ``nbytes`` of fresh 4 KiB pages (a transparent huge page would take 512 at once),
+    then hand them back."""
+    area = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    if hasattr(mmap, "MADV_NOHUGEPAGE"):
+        area.madvise(mmap.MADV_NOHUGEPAGE)
+    view = np.frombuffer(area, dtype=np.uint8)
+    view[::4096] = 1
+    del view
+    area.close()
+
+
 def _add_build(B, params: dict, ctx: dict) -> Task:
     """``b += a`` ``ops`` times per step, with an optional busy wait per call (a slower step)."""
     spin = params.get("spin_us", 0) / 1e6
@@ -84,7 +97,10 @@ def _add_build(B, params: dict, ctx: dict) -> Task:
         calls["steps"] += 1
         # past glibc's largest mmap threshold (32 MiB): fresh pages in every call that makes it
         if fresh and calls["steps"] % params.get("fresh_every", 1) == 0:
-            np.ones(fresh, dtype=np.uint8)
+            if params.get("small_pages"):
+                _touch_small_pages(fresh)
+            else:
+                np.ones(fresh, dtype=np.uint8)
         b = mem["b"]
         for _ in range(params["ops"]):
             b = b + st["a"]
@@ -105,6 +121,7 @@ ADD = Workload(
     params=(Param("size", (8,), "vector length"), Param("ops", (3,), "adds per step"),
             Param("spin_us", (0,), "busy wait per call, microseconds", minimum=0),
             Param("fresh_mib", (0,), "MiB allocated afresh per call", minimum=0),
-            Param("fresh_every", (1,), "only every this many calls allocate", minimum=1)),
+            Param("fresh_every", (1,), "only every this many calls allocate", minimum=1),
+            Param("small_pages", (0,), "1: allocate afresh in 4 KiB pages only", minimum=0)),
     build=_add_build, work=lambda params, dtype, observed: Work(ops=params["ops"]),
     iters=lambda params: 5)

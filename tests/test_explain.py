@@ -153,6 +153,42 @@ def test_page_faults_are_counted_over_every_timed_block_not_the_first_only():
     assert 0.25 < fresh < 0.75
 
 
+def test_a_step_that_faults_prices_its_fresh_pages_in_its_own_timed_window():
+    """jax's 1 GiB add faulted 262,145 pages a call, priced at 0.87 us once per process, while
+    the price swung from 0.9 to 3.9 us within seconds: a unit whose step faults 1,000 pages
+    or more a call samples the price between its timed rounds; one that faults none keeps
+    the process's."""
+    from eagerbench.diagnose import PROBE_SAMPLES
+    from eagerbench.worker import Entry, Settings, measure_unit
+    from tests.fake_backend import ADD
+
+    def fault_prices(fresh_mib: int) -> dict:
+        params = {"size": 8, "ops": 1, "spin_us": 0, "fresh_mib": fresh_mib, "small_pages": 1}
+        (res,) = measure_unit([Entry(FakeBackend(compiled=False), ADD, params, {"seed": 1},
+                                     [3])], Settings(2, 0.0))
+        return res["why"]["fault_ns"]
+
+    faulting, level = fault_prices(64), fault_prices(0)
+    assert faulting["small_samples"] == PROBE_SAMPLES and 0 < faulting["small"] < 1e6
+    assert "small_samples" not in level and 0 < level["small"] < 1e6
+
+
+def test_a_fresh_pages_price_includes_its_release(monkeypatch):
+    """A step whose memory stays level hands back as many pages as it faults: the probe times
+    the mapping's release with its faults."""
+    import mmap
+    import time
+
+    class SlowRelease(mmap.mmap):
+        def close(self):
+            time.sleep(0.05)
+            super().close()
+
+    monkeypatch.setattr(mmap, "mmap", SlowRelease)
+    elapsed, faults, _ = diagnose._touch_fresh_pages(False, 1)
+    assert faults > 0 and elapsed >= 50e6
+
+
 def test_a_blocked_steps_faults_are_per_call():
     from eagerbench.worker import Entry, Settings, measure_unit
     from tests.fake_backend import ADD
