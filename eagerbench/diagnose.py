@@ -11,7 +11,7 @@ import resource
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -53,6 +53,12 @@ def minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
+def _cpu_ns() -> tuple[int, int]:
+    """This process's CPU time so far, every thread's, in user and in kernel mode."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return int(usage.ru_utime * 1e9), int(usage.ru_stime * 1e9)
+
+
 def huge_page_faults() -> Optional[int]:
     """Faults that mapped a 2 MiB transparent huge page, machine-wide (Linux counts these
     only for the whole system; on a benchmark machine they are the worker's)."""
@@ -69,21 +75,35 @@ class FaultTally:
     faults: int = 0
     huge: Optional[int] = 0
     calls: int = 0
+    cpu: list = field(default_factory=list)   # per block: calls, user and kernel CPU ns
 
     @contextmanager
     def watch(self, calls: int):
-        """Count the faults of ``calls`` calls made inside (outside their clock)."""
-        faults, huge = minor_faults(), huge_page_faults()
+        """Count the faults of ``calls`` calls made inside (outside their clock), and the
+        process's CPU time in user and kernel mode."""
+        faults, huge, before = minor_faults(), huge_page_faults(), _cpu_ns()
         yield
+        after = _cpu_ns()
         self.faults += minor_faults() - faults
         huge_after = huge_page_faults()
         self.huge = self.huge + huge_after - huge \
             if None not in (self.huge, huge, huge_after) else None
         self.calls += calls
+        self.cpu.append((calls, after[0] - before[0], after[1] - before[1]))
 
-    def small(self) -> int:
-        """The faults that mapped a small page (all of them where huge ones are not counted)."""
-        return self.faults - min(self.huge or 0, self.faults)
+    def kernel_ns(self, walls: list[int]) -> Optional[float]:
+        """Wall ns per call the kernel took, from the blocks' wall times ``walls`` (one per
+        watched block, in order): each block's wall time x the share of the process's CPU
+        time it spent in the kernel, per call, the median over blocks. On a VM that hands
+        freed memory to its host, a fault's price swings with how long the memory lay free
+        (jax's 1 GiB add: 1.9 to 15.8 us a page, by its kernel time), which no probe taken
+        beside the cell sees."""
+        if len(walls) != len(self.cpu) or not walls:
+            return None
+        per_call = sorted(wall * kernel / (user + kernel) / calls
+                          for wall, (calls, user, kernel) in zip(walls, self.cpu)
+                          if user + kernel > 0)
+        return float(np.median(per_call)) if per_call else None
 
     def per_call(self) -> dict:
         """``page_faults`` and ``huge_page_faults`` per call (``watch_memory``'s); empty
@@ -124,6 +144,10 @@ def step_memory(step: Callable, block: Callable, st: Any, mem: Any, backend) -> 
 
 
 FAULT_PROBE_BYTES = 64 << 20
+# Small page faults a call from which a cell's fresh pages are priced by its own kernel time
+# (4 MiB; at 1 to 4 us a page, a millisecond or more a call, most of the process's kernel
+# time).
+PRICED_FAULTS = 1000
 HUGE_WARM_UP = 6      # mappings of huge pages touched before the huge price is taken
 
 
@@ -182,23 +206,6 @@ def fault_ns(threads: int = 1) -> dict:
             if hugepages:
                 huge.append((ns - (n - hugepages) * small) / hugepages)
     return {"small": small, "huge": sorted(huge)[len(huge) // 2] if huge else None}
-
-
-class FaultProbe:
-    """Samples of a fresh small page's price (``fault_ns``'s), taken between the timed rounds
-    of a unit whose steps fault pages: on this VM that price swung from 0.9 to 3.9 us within
-    seconds, and taken once per process it priced jax's 1 GiB add's faults at 229 ms of a
-    604 ms call."""
-
-    def __init__(self, threads: int) -> None:
-        self.threads, self.samples = threads, []
-
-    def sample(self) -> None:
-        elapsed, faults, _ = _touch_fresh_pages(False, self.threads)
-        self.samples.append(elapsed / max(faults, 1))
-
-    def price(self) -> Optional[float]:
-        return float(np.median(self.samples)) if self.samples else None
 
 
 class Probe:

@@ -48,7 +48,9 @@ Each part is an estimate with a stated method:
 - **allocation** = the page faults one call takes x the measured price of a fresh page (small
   and huge pages apart; its fault, zeroing and release): an allocator that returns memory to
   the system and asks for it again pays the kernel to zero every page each time. Where a call
-  faults 1,000 pages or more, the small page is priced between the cell's timed rounds.
+  faults 1,000 small pages or more, it is the call's own kernel time instead: each timed
+  block's wall time x the share of the process's CPU time spent in the kernel, per call (on a
+  VM that hands freed memory to its host, a fault's price swings with the host).
 - **host syncs**: device values read by Python per call, counted.
 - **remainder** = the measured time minus dispatch, kernels and allocation: lost fusion, cache
   misses, Python. Negative when the estimates explain more than the time.
@@ -62,7 +64,7 @@ import numpy as np
 import pandas as pd
 
 from eagerbench import stats, tables
-from eagerbench.diagnose import SIZE_MAX_ELEMENTS, SIZE_MIN_ELEMENTS
+from eagerbench.diagnose import PRICED_FAULTS, SIZE_MAX_ELEMENTS, SIZE_MIN_ELEMENTS
 from eagerbench.limits import cache_fit_bytes, elementwise_rate, matmul_rate
 from eagerbench.results import Record
 
@@ -182,13 +184,17 @@ def _graph_ops_ms(rec: Record, dtype: str, limits: dict | None) -> tuple[float, 
 def _allocation_ms(rec: Record) -> float:
     """Fresh pages per call at their measured prices: the page faults one call took (an
     allocator that hands memory back to the system and asks for it again pays the kernel to
-    zero every page, each time), small and huge pages priced apart."""
+    zero every page, each time), small and huge pages priced apart. A call that faults
+    ``PRICED_FAULTS`` small pages or more is priced by its own kernel time instead
+    (``FaultTally.kernel_ns``): what a fault costs on a VM swings with the host."""
     why = rec.result.why or {}
     memory, prices = why.get("memory") or {}, why.get("fault_ns") or {}
     small = prices.get("small")
     if memory.get("page_faults") is None or small is None:
         return np.nan
     small_pages, huge_pages = _fresh_pages(rec)
+    if small_pages >= PRICED_FAULTS and memory.get("kernel_ns") is not None:
+        return memory["kernel_ns"] / 1e6
     huge_price = prices.get("huge") or small * 512   # a 2 MiB page is 512 small ones
     return (small_pages * small + huge_pages * huge_price) / 1e6
 
@@ -518,8 +524,9 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
              "compiler's in a mode that generates code, timed alongside the cell, or a fused "
              "chain of adds: the mode's own, alongside the cell, in a mode that fuses); "
              "**allocation** = the page faults one call takes x the measured price of a "
-             "fresh page (its fault, zeroing and release; between the cell's timed rounds "
-             "where it faults 1,000 or more a call); the **remainder** is what none "
+             "fresh page (its fault, zeroing and release), or, from 1,000 small faults a "
+             "call, the call's own kernel time (wall x the kernel's share of the process's "
+             "CPU time); the **remainder** is what none "
              "explains (lost fusion, caches, Python; negative when the estimates explain more "
              "than the time). Every column, with the "
              "compiler's graphs, graph breaks (with reasons) and compile split, and each cell's "

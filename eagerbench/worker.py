@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import os
 import sys
 import time
@@ -265,7 +264,7 @@ def time_runs(runs: list[Run], settings: Settings, watch, channel, prices: UnitP
                 break
             for run in active:
                 _timed_round(run, watch)
-            prices.sample(min(_progress(run, target) for run in runs), runs)
+            prices.sample(min(_progress(run, target) for run in runs))
             if time.perf_counter() - last > 0.25:
                 done = min(len(run.timed) for run in runs)
                 channel.send("progress", phase="timed", i=done, n=max(r.iters for r in runs))
@@ -306,14 +305,6 @@ def assemble(run: Run) -> dict:
 # cells timed later (jax-jit: 24 against 18 us). A compiled mode's probe is compiled again for
 # each unit, before the unit's compiler counters are read, so that its graph is not the cells'.
 _FAULT_NS: Optional[dict] = None      # what a fresh page costs, once per process
-# Small page faults a call from which a unit prices a fresh small page in its own timed window
-# (4 MiB; at 1 to 4 us a page, a millisecond or more a call).
-PRICED_FAULTS = 1000
-
-
-def _fault_threads() -> int:
-    """The threads a kernel faults its output's pages in with: the worker's CPUs."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 _PRICE_KINDS = (("new", float("nan")), ("in_place", None))   # a kind, and its price on failure
 _CACHES: Optional[dict] = None        # the caches' sizes (``cache_fit_bytes``'s), from sysfs
 
@@ -387,7 +378,6 @@ class UnitPrices:
         self.sized_launches: dict[str, dict] = {}  # mode -> its sized launch's tensors
         self.sizes: dict[int, Any] = {}   # run index -> its counted ops' ``SizeProbes``
         self.size_notes: dict[int, list[str]] = {}
-        self.faults: Any = None   # a ``FaultProbe``, once a run faults ``PRICED_FAULTS`` a call
         for entry in entries:
             if entry.mode not in self.probes:
                 # A compiled call is priced with as many tensors in and out as the step's
@@ -476,22 +466,15 @@ class UnitPrices:
             self.probes[mode][kind] = None
         return value
 
-    def sample(self, progress: float, runs: list[Run]) -> None:
+    def sample(self, progress: float) -> None:
         """After a round of the unit's runs: a sample of each dispatch probe (a block as long
         as a cell's, so that both medians see the same spells: 15 samples of 2 ms priced a
         launch 1.7x a cell's whole call in the same process), and of each costlier probe (a
-        product, a stream, a fresh page's price once a run faults) behind the unit's
-        ``progress`` (0 to 1) through its timing, so that ``PROBE_SAMPLES`` of them spread
-        over the timed window."""
+        product, a stream) behind the unit's ``progress`` (0 to 1) through its timing, so
+        that ``PROBE_SAMPLES`` of them spread over the timed window."""
         from eagerbench.diagnose import PROBE_SAMPLES
 
         self._make_streams()
-        self._watch_faults(runs)
-        if self.faults is not None:   # all it is behind (a 1 GiB add's unit has 6 rounds)
-            for _ in range(math.ceil(PROBE_SAMPLES * progress) - len(self.faults.samples)):
-                _, note = _diagnosed("page fault probe", self.faults.sample, None)
-                for notes in self.notes.values() if note else ():
-                    notes.append(note)
         for mode, kinds in self.probes.items():
             for kind, probe in list(kinds.items()):
                 every_round = kind in ("new", "in_place", "launch_sized")
@@ -502,22 +485,6 @@ class UnitPrices:
             if sizes is not None and sizes.samples < PROBE_SAMPLES * progress:
                 _, note = _diagnosed("op size probes", sizes.sample, None)
                 self.size_notes.setdefault(index, []).extend([note] if note else [])
-
-    def _watch_faults(self, runs: list[Run]) -> None:
-        from eagerbench.diagnose import FaultProbe
-
-        if self.faults is None and any(
-                run.faults is not None and run.faults.small() >= PRICED_FAULTS * run.faults.calls
-                for run in runs):
-            self.faults = FaultProbe(_fault_threads())
-
-    def fault_prices(self, process: dict) -> dict:
-        """A fresh page's prices: the process's (``fault_ns``), the small page's replaced by
-        the median of the samples taken in the unit's timed window, where it took any."""
-        price = self.faults.price() if self.faults is not None else None
-        if price is None:
-            return process
-        return {**process, "small": price, "small_samples": len(self.faults.samples)}
 
     def add_sizes(self, runs: list[Run], entries: list[Entry]) -> list[dict]:
         """Probes of the sizes of each run's counted ops (``count_round``), to be sampled
@@ -675,7 +642,8 @@ def diagnose(runs: list[Run], entries: list[Entry], prices: UnitPrices) -> None:
     for index, run in enumerate(runs):
         run.final_check = run.task.check(run.st, run.mem)
         if run.faults is not None:
-            run.why["memory"].update(run.faults.per_call())
+            run.why["memory"].update(run.faults.per_call(),
+                                     kernel_ns=run.faults.kernel_ns([s.ns for s in run.timed]))
         notes = run.why.get("notes", [])
         key = entries[run.entry].mode
         if prices.sizes.get(index) is not None:
@@ -683,9 +651,9 @@ def diagnose(runs: list[Run], entries: list[Entry], prices: UnitPrices) -> None:
             run.why["graph_op_ns" if run.B.runs_graph_ops else "size_ns"] = sized
             run.why["sized_from"] = run.B.sized_from()
             notes += failed
-        if _FAULT_NS is None:
-            _FAULT_NS, note = _diagnosed("page fault probe",
-                                         lambda: diag.fault_ns(_fault_threads()), {})
+        if _FAULT_NS is None:   # at the threads the kernels fault with (the worker's CPUs)
+            _FAULT_NS, note = _diagnosed("page fault probe", lambda: diag.fault_ns(
+                len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1), {})
             notes += [note] if note else []
         price = prices.prices(key)
         run.why["dispatch_ns"] = price["new"]
@@ -694,7 +662,7 @@ def diagnose(runs: list[Run], entries: list[Entry], prices: UnitPrices) -> None:
         run.why["fused_adds"] = prices.fused_adds(key)
         run.why["launch_sized"] = prices.sized_launch(key)
         run.why["stream_gbps"] = prices.stream_gbps(key)
-        run.why["fault_ns"] = prices.fault_prices(_FAULT_NS)
+        run.why["fault_ns"] = _FAULT_NS
         run.why["notes"] = notes + prices.notes[key]
 
 
