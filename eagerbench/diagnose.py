@@ -11,7 +11,7 @@ import resource
 import time
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -75,7 +75,8 @@ class FaultTally:
     faults: int = 0
     huge: Optional[int] = 0
     calls: int = 0
-    cpu: list = field(default_factory=list)   # per block: calls, user and kernel CPU ns
+    user_ns: int = 0      # the process's CPU time in user mode over the blocks, every thread's
+    kernel_ns: int = 0    # and in the kernel (page faults, zeroing, releases, system calls)
 
     @contextmanager
     def watch(self, calls: int):
@@ -89,21 +90,15 @@ class FaultTally:
         self.huge = self.huge + huge_after - huge \
             if None not in (self.huge, huge, huge_after) else None
         self.calls += calls
-        self.cpu.append((calls, after[0] - before[0], after[1] - before[1]))
+        self.user_ns += after[0] - before[0]
+        self.kernel_ns += after[1] - before[1]
 
-    def kernel_ns(self, walls: list[int]) -> Optional[float]:
-        """Wall ns per call the kernel took, from the blocks' wall times ``walls`` (one per
-        watched block, in order): each block's wall time x the share of the process's CPU
-        time it spent in the kernel, per call, the median over blocks. On a VM that hands
-        freed memory to its host, a fault's price swings with how long the memory lay free
-        (jax's 1 GiB add: 1.9 to 15.8 us a page, by its kernel time), which no probe taken
-        beside the cell sees."""
-        if len(walls) != len(self.cpu) or not walls:
-            return None
-        per_call = sorted(wall * kernel / (user + kernel) / calls
-                          for wall, (calls, user, kernel) in zip(walls, self.cpu)
-                          if user + kernel > 0)
-        return float(np.median(per_call)) if per_call else None
+    def kernel_share(self) -> Optional[float]:
+        """The kernel's share of the process's CPU time over the blocks (summed over them all:
+        a block's own share moves by a clock tick of the kernel's accounting, and an
+        allocator faults in some blocks only); None before any CPU time is counted."""
+        spent = self.user_ns + self.kernel_ns
+        return self.kernel_ns / spent if spent > 0 else None
 
     def per_call(self) -> dict:
         """``page_faults`` and ``huge_page_faults`` per call (``watch_memory``'s); empty

@@ -48,9 +48,9 @@ Each part is an estimate with a stated method:
 - **allocation** = the page faults one call takes x the measured price of a fresh page (small
   and huge pages apart; its fault, zeroing and release): an allocator that returns memory to
   the system and asks for it again pays the kernel to zero every page each time. Where a call
-  faults 1,000 small pages or more, it is the call's own kernel time instead: each timed
-  block's wall time x the share of the process's CPU time spent in the kernel, per call (on a
-  VM that hands freed memory to its host, a fault's price swings with the host).
+  faults 1,000 small pages or more, it is the cell's own kernel time instead: the kernel's
+  share of the process's CPU time over the timed blocks, of the median call (on a VM that
+  hands freed memory to its host, a fault's price swings with the host).
 - **host syncs**: device values read by Python per call, counted.
 - **remainder** = the measured time minus dispatch, kernels and allocation: lost fusion, cache
   misses, Python. Negative when the estimates explain more than the time.
@@ -181,20 +181,21 @@ def _graph_ops_ms(rec: Record, dtype: str, limits: dict | None) -> tuple[float, 
     return ops * prices["1"] / 1e6, pool
 
 
-def _allocation_ms(rec: Record) -> float:
+def _allocation_ms(rec: Record, median_ms: float) -> float:
     """Fresh pages per call at their measured prices: the page faults one call took (an
     allocator that hands memory back to the system and asks for it again pays the kernel to
     zero every page, each time), small and huge pages priced apart. A call that faults
-    ``PRICED_FAULTS`` small pages or more is priced by its own kernel time instead
-    (``FaultTally.kernel_ns``): what a fault costs on a VM swings with the host."""
+    ``PRICED_FAULTS`` small pages or more is priced by the cell's own kernel time instead: the
+    kernel's share of the process's CPU time over its timed blocks, of its median call
+    ``median_ms`` (what a fault costs on a VM swings with the host)."""
     why = rec.result.why or {}
     memory, prices = why.get("memory") or {}, why.get("fault_ns") or {}
     small = prices.get("small")
     if memory.get("page_faults") is None or small is None:
         return np.nan
     small_pages, huge_pages = _fresh_pages(rec)
-    if small_pages >= PRICED_FAULTS and memory.get("kernel_ns") is not None:
-        return memory["kernel_ns"] / 1e6
+    if small_pages >= PRICED_FAULTS and memory.get("kernel_share") is not None:
+        return memory["kernel_share"] * median_ms
     huge_price = prices.get("huge") or small * 512   # a 2 MiB page is 512 small ones
     return (small_pages * small + huge_pages * huge_price) / 1e6
 
@@ -358,7 +359,7 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
     kernels = _kernels_ms(facts, spec.dtype, limits, graph_bytes, product_gflops(ok),
                           stream_gbps(ok), fused_add_gflops(ok), write_allocated)
     memory_ms, kernels_ms = kernels["memory_ms"], kernels["kernels_ms"]
-    allocation_ms = _mean([_allocation_ms(r) for r in ok])
+    allocation_ms = _mean([_allocation_ms(r, median_ms) for r in ok])
     pool_ms = _mean([_pool_ms(r, spec.dtype, limits) for r in ok])
     in_graph = [_graph_ops_ms(r, spec.dtype, limits) for r in ok]
     graph_ops_ms = _mean([ms for ms, _ in in_graph])
@@ -525,8 +526,8 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
              "chain of adds: the mode's own, alongside the cell, in a mode that fuses); "
              "**allocation** = the page faults one call takes x the measured price of a "
              "fresh page (its fault, zeroing and release), or, from 1,000 small faults a "
-             "call, the call's own kernel time (wall x the kernel's share of the process's "
-             "CPU time); the **remainder** is what none "
+             "call, the kernel's share of the process's CPU time over the timed blocks, of "
+             "the median call; the **remainder** is what none "
              "explains (lost fusion, caches, Python; negative when the estimates explain more "
              "than the time). Every column, with the "
              "compiler's graphs, graph breaks (with reasons) and compile split, and each cell's "

@@ -643,7 +643,7 @@ def diagnose(runs: list[Run], entries: list[Entry], prices: UnitPrices) -> None:
         run.final_check = run.task.check(run.st, run.mem)
         if run.faults is not None:
             run.why["memory"].update(run.faults.per_call(),
-                                     kernel_ns=run.faults.kernel_ns([s.ns for s in run.timed]))
+                                     kernel_share=run.faults.kernel_share())
         notes = run.why.get("notes", [])
         key = entries[run.entry].mode
         if prices.sizes.get(index) is not None:
