@@ -185,10 +185,9 @@ def fault_ns(threads: int = 1) -> dict:
     """What one fresh page costs this process, in wall ns with ``threads`` threads faulting
     at once: ``small``, touching each page of a fresh anonymous 64 MiB mapping once and
     handing it back (the fault, the kernel zeroing the page, its release), per fault, the
-    median of three; ``huge``, a
-    2 MiB transparent huge page priced the same way after ``HUGE_WARM_UP`` mappings
-    (asked for with ``madvise``; the small pages at the mapping's unaligned ends are taken
-    out at the small price), None where none could be had."""
+    median of three; ``huge``, a 2 MiB transparent huge page priced the same way after
+    ``HUGE_WARM_UP`` mappings (asked for with ``madvise``; the small pages at the mapping's
+    unaligned ends are taken out at the small price), None where none could be had."""
     small = sorted(ns / max(n, 1) for ns, n, _ in
                    (_touch_fresh_pages(False, threads) for _ in range(3)))[1]
     huge = []
