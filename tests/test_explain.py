@@ -781,6 +781,28 @@ def test_an_ops_size_is_priced_beyond_its_traffic_and_the_one_element_op():
                                       LIMITS)["pool_ms"].iloc[0])
 
 
+def test_a_product_timed_at_its_size_is_not_pooled_again():
+    """JAX hands a 128 x 128 product to a worker thread: the product probe's time at that size
+    holds the hand-off (its 1 x 1 product's call left out), and the add probe's price at
+    16,384 elements counted it a second time (jax at 128: -39%). The workload's one product
+    leaves the pool; an add of the same size in the step stays in it."""
+    from tests.test_report import _record
+
+    side, excess_ns = 128, 9e3
+    why = {"ops": 2, "dispatch_ns": 10e3, "op_sizes": {str(side**2): 2},
+           "size_ns": {str(side**2): 10e3 + excess_ns + 3 * 4 * side**2 / 100.0},
+           "product": {"side": side, "ns": 40e3, "call_ns": 10e3}}
+
+    def pool_ms(why: dict) -> float:
+        cell = _record("matmul", {"size": side}, "jax", [0.1] * 6, 1, 0)
+        cell = replace(cell, result=replace(cell.result, why=why))
+        return explain.why_table([cell], tables.cells_table([cell], LIMITS),
+                                 LIMITS)["pool_ms"].iloc[0]
+
+    assert pool_ms(why) == pytest.approx(excess_ns / 1e6)   # the add's; the product's left
+    assert pool_ms({**why, "product": None}) == pytest.approx(2 * excess_ns / 1e6)
+
+
 def test_the_probe_prices_the_ops_largest_sizes_clipped_to_the_cache():
     sizes = {"10": 50, "4096": 3, "100000": 100, str(1 << 24): 9, "1000": 40, "500": 60}
     assert diagnose.probe_sizes(sizes) == [4096, 100_000, 1 << 17]
