@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install bench test report clean slurm-up slurm-down
+.PHONY: help install bench test test-fast report clean slurm-up slurm-down
 
 help:  ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -26,8 +26,12 @@ bench: $(STAMP)  ## Run the default suite and verify on the CPU; tables, plots, 
 	$(BIN)/eagerbench run --out results $(ARGS)
 	$(BIN)/eagerbench verify --out results
 
-test: $(STAMP)  ## Run the test suite
+test: $(STAMP)  ## Run the test suite (every tier; Slurm tests skip without a local Slurm)
 	$(BIN)/python -m pytest -q tests
+
+test-fast: $(STAMP)  ## The framework-free tier: no framework imported, no process spawned
+	EAGERBENCH_FAST_TIER=1 $(BIN)/python -m pytest -q tests \
+	    -m "not framework and not compile and not process and not slurm"
 
 report: $(STAMP)  ## Rebuild results/ tables and plots from results/raw.jsonl
 	$(BIN)/eagerbench report results

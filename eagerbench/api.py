@@ -13,8 +13,8 @@ from typing import Optional
 
 import pandas as pd
 
-from eagerbench import envinfo, results, store, tables
-from eagerbench.results import RAW, Record
+from eagerbench import envinfo, facts, tables
+from eagerbench.results import Record
 from eagerbench.workload import Workload
 
 
@@ -62,50 +62,52 @@ def _name(workload) -> str:
 def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int = 2,
             iters: Optional[int] = None, warmup: Optional[int] = None,
             threads: Optional[int] = None, device: str = "cpu", dtype: str = "float32",
-            seed: int = 1, min_time_s: float = 0.2, out=None, timeout: float = 900.0,
-            progress: bool = False, executor="local") -> Measured:
+            seed: int = 1, min_time_s: float = 0.2, why: bool = True, limits: bool = True,
+            out=None, timeout: float = 900.0, progress: bool = False,
+            executor="local") -> Measured:
     """Measure a workload in every mode that can run it (or ``modes``), each cell in ``repeat``
-    worker processes.
+    worker processes, through the same session as ``eagerbench run``: the same checks, the
+    machine's limits first (``limits``), the why phase (``why``), the same run folder.
 
     ``workload`` is a name, ``"path/to/file.py[:NAME]"``, ``"module:NAME"``, or a ``Workload``
     defined at the top level of a file or module. ``params`` maps parameter names to a value
     or a list of values (a grid). The run folder is ``out`` (a run already there is kept, as
     with ``eagerbench run --out``) or a temporary folder. Raises ``eagerbench.plan.PlanError``
-    or ``workloads.WorkloadError`` on bad input.
+    or ``workloads.WorkloadError`` on bad input, ``eagerbench.session.SessionError`` when the
+    run cannot be written.
     """
-    from eagerbench import executors, report
+    import workloads
+
+    from eagerbench import executors, session
     from eagerbench import plan as planner
-    from eagerbench.runner import run_cells
 
     runner = executors.create(executor) if isinstance(executor, str) else executor
     name = _name(workload)
     values = {k: (list(v) if isinstance(v, (list, tuple)) else [v])
               for k, v in (params or {}).items()}
     threads = threads or envinfo.default_threads()
-    cells, _ = planner.plan([name], list(modes or []), values, iters=iters, warmup=warmup,
-                            repeat=repeat, threads=threads, device=device, dtype=dtype,
-                            seed=seed, data=None, gc_mode="on", min_time_s=min_time_s)
+    cells, skipped = planner.plan([name], list(modes or []), values, iters=iters, warmup=warmup,
+                                  repeat=repeat, threads=threads, device=device, dtype=dtype,
+                                  seed=seed, data=None, gc_mode="on", min_time_s=min_time_s,
+                                  why=why)
+    settings = {"device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": "on",
+                "compile_mode": "default", "skipped": skipped, "repeat": repeat,
+                "min_time_s": min_time_s, "why": why, "allocator_choice": "default",
+                "allocator": envinfo.allocator_settings(),
+                "user_workloads": workloads.registered(),
+                "command": f"eagerbench.measure({name!r})"}
     target = Path(out) if out else Path(tempfile.mkdtemp(prefix="eagerbench-"))
-    write_dir, lock = store.begin(target)
-    try:
-        started = time.perf_counter()
-        import workloads
-
-        env = {**envinfo.record({"device": device, "dtype": dtype, "threads": threads,
-                                 "seed": seed, "repeat": repeat, "min_time_s": min_time_s,
-                                 "user_workloads": workloads.registered(),
-                                 "command": f"eagerbench.measure({name!r})",
-                                 "executor": runner.settings()}),
-               "plan": [c.to_json() for c in cells]}
-        with results.RunWriter(write_dir / RAW, results.RunHeader.new(env)) as writer:
-            run_cells(cells, writer, timeout, progress=progress, executor=runner.at(write_dir))
-            writer.footer({"run_wall_s": time.perf_counter() - started,
-                           **executors.hosts_footer(runner)})
-        report.build(write_dir)
-        if write_dir != target:
-            store.promote(write_dir, target)
-    finally:
-        lock.release()
-    run = results.load(target)
+    started = time.perf_counter()
+    opened = session.open_new(target, session.header_env(settings, cells, runner, limits,
+                                                         _quiet))
+    opened.started = started
+    outcome = session.measure(cells, opened, runner, timeout, progress, _quiet)
+    run = facts.load(outcome.target)
     records = run.latest()
-    return Measured(tuple(records), tables.cells_table(records, run.env().get("limits")), target)
+    return Measured(tuple(records), tables.cells_table(records, run.env().get("limits")),
+                    outcome.target)
+
+
+def _quiet(line: str) -> None:
+    """Lines a run says beside its progress: to stderr, as the command line does."""
+    print(line, file=sys.stderr)

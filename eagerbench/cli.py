@@ -5,18 +5,17 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import click
 
-from eagerbench import envinfo, results, store
+from eagerbench import envinfo, plan as planner, session
 from eagerbench.modes import all_modes
-from eagerbench.plan import names as plan_names
-from eagerbench.results import RAW, ResultsError, RunHeader, RunWriter
-from eagerbench.runner import Cell, run_cells
+from eagerbench.plan import check_data, names as plan_names
+from eagerbench.report import build as build_report
+from eagerbench.results import RAW, CellSpec, ResultsError
 import workloads as workload_registry
 from workloads import WorkloadError, all_workloads, builtin_workloads
 
@@ -25,7 +24,7 @@ EXIT_CELLS_FAILED = 3
 # Options that shape a run's grid: --resume takes the interrupted run's own.
 GRID_OPTIONS = ("workloads", "extra_params", "modes", "iters", "warmup", "repeat", "threads", "device", "dtype",
                 "seed", "data", "gc_mode", "compile_mode", "allocator", "min_time", "out",
-                "limits")
+                "limits", "why")
 
 
 class UserError(click.ClickException):
@@ -216,6 +215,10 @@ def cli():
               help="With --resume: measure the cells that failed again too.")
 @click.option("--timeout", type=float, default=900, show_default=True,
               help="Seconds before a cell is killed and recorded as failed.")
+@click.option("--why/--no-why", default=True, show_default=True,
+              help="After each unit's timed rounds, a phase of its own that counts ops and "
+                   "prices dispatch, memory and kernels (the why decomposition); --no-why "
+                   "runs only the work.")
 @click.option("--limits/--no-limits", default=True, show_default=True,
               help="Measure the machine's peak matmul rate and bandwidth first (~15 s; on "
                    "Slurm, once per host type, on its node).")
@@ -224,7 +227,7 @@ def cli():
 @click.pass_context
 def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, threads, device, dtype, seed,
         data, gc_mode, compile_mode, allocator, min_time, out, resume, rerun_failed, timeout,
-        limits, quiet, executor, **param_values):
+        why, limits, quiet, executor, **param_values):
     """Run workloads in modes, each cell in --repeat worker processes; write tables and plots.
 
     \b
@@ -246,191 +249,81 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, threads, dev
         return _resume(ctx, Path(resume), rerun_failed, timeout, quiet, executor)
     if rerun_failed:
         raise UserError("--rerun-failed goes with --resume DIR")
-    if min_time < 0 or not math.isfinite(min_time):
-        raise UserError(f"--min-time must be a number of seconds, at least 0 (got {min_time:g})")
-    started = time.perf_counter()
     workloads = _register(workloads)
     param_values = _extra_params(extra_params, workloads, param_values)
     cells, skipped = plan(workloads, modes, param_values, iters=iters, warmup=warmup,
                           repeat=repeat, threads=threads, device=device, dtype=dtype, seed=seed,
                           data=data, gc_mode=gc_mode, compile_mode=compile_mode,
-                          allocator=allocator, min_time_s=min_time)
-    if device == "cuda":
-        _check_cuda({c.mode for c in cells})
-    if data:
-        _check_data(data, cells)
+                          allocator=allocator, min_time_s=min_time, why=why)
     for note in skipped:
         click.echo(f"eagerbench: note: {note}", err=True)
     runner = _executor(ctx, executor, limits=limits)
     target = Path(out) if out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    write_dir, lock = _begin(target)
     settings = {"device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc_mode,
                 "compile_mode": compile_mode, "skipped": skipped, "repeat": repeat,
-                "min_time_s": min_time, "allocator_choice": allocator or "default",
+                "min_time_s": min_time, "why": why, "allocator_choice": allocator or "default",
                 "allocator": envinfo.allocator_settings(),
                 "user_workloads": workload_registry.registered(),
-                "command": " ".join(["eagerbench"] + sys.argv[1:]),
-                "executor": runner.settings()}
-    from eagerbench import limits as machine
-
-    if runner.name == "local":   # a cluster's jobs measure their own nodes
-        if limits:
-            click.echo("eagerbench: measuring this machine's matmul peak and bandwidth ...",
-                       err=True)
-            settings["limits"] = machine.measure(threads, device, dtypes=(dtype,))
-        settings["contention"] = {"before": machine.contention()}
-    # The plan goes into the header: --resume finishes exactly these cells.
-    env = {**envinfo.record(settings), "plan": [c.to_json() for c in cells]}
-    writer = _writer(write_dir, RunHeader.new(env), lock)
+                "command": " ".join(["eagerbench"] + sys.argv[1:])}
+    started = time.perf_counter()
+    opened = _session(session.open_new, target, session.header_env(
+        settings, cells, runner, limits, _say))
+    opened.started = started
     click.echo(f"eagerbench: {len(cells)} cells, {threads} threads, {device}, {dtype} -> "
-               f"{write_dir}" + (f" (on {runner.name})" if runner.name != "local" else ""),
+               f"{opened.folder}" + (f" (on {runner.name})" if runner.name != "local" else ""),
                err=True)
-    _measure(cells, target, write_dir, writer, lock, started, timeout, quiet, {}, runner)
+    _measure(cells, opened, runner, timeout, quiet)
 
 
-def _begin(target: Path):
+def _say(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _session(call, *args):
+    """A session step, its errors as one-line user errors."""
     try:
-        return store.begin(target)
-    except ResultsError as exc:
-        raise UserError(str(exc)) from None
-
-
-def _writer(write_dir: Path, header, lock) -> RunWriter:
-    try:
-        return RunWriter(write_dir / RAW, header)
-    except ResultsError as exc:
-        lock.release()
+        return call(*args)
+    except session.SessionError as exc:
         raise UserError(str(exc)) from None
 
 
 def _resume(ctx, folder: Path, rerun_failed: bool, timeout: float, quiet: bool,
             executor_choice) -> None:
     """Measure the cells an interrupted run planned and did not finish, into the same file."""
-    from eagerbench.runner import variant_specs
-
-    if not store.holds_run(folder):
-        raise UserError(f"--resume {folder}: no {RAW} here (not an eagerbench run folder)")
-    lock = _lock(folder)
-    parent_lock = _lock(folder.parent) if store.is_staging(folder) else None
-    torn = store.set_aside_torn_tail(folder)
-    if torn:
-        click.echo(f"eagerbench: the record being written when the run was killed is "
-                   f"incomplete; set aside in {torn}", err=True)
+    resumption = _session(session.open_resume, folder, rerun_failed)
+    if resumption.torn:
+        _say(f"eagerbench: the record being written when the run was killed is incomplete; "
+             f"set aside in {resumption.torn}")
     try:
-        previous = results.load(folder)
-        planned = previous.header.env.get("plan")
-        if planned is None:
-            raise ResultsError(f"{folder / RAW}: written before runs recorded their plan "
-                               f"(schema {previous.header.schema}); nothing to resume")
-        workload_registry.register(previous.header.env.get("user_workloads") or [])
-        cells = [results.CellSpec.from_json(spec) for spec in planned]
-        where = previous.header.env.get("executor") or {}
-        runner = _executor(ctx, executor_choice, where,
-                           limits=where.get("limits", bool(previous.header.env.get("limits"))))
-    except (ResultsError, WorkloadError, ValueError, TypeError, UserError) as exc:
-        lock.release()
-        if parent_lock:
-            parent_lock.release()
+        runner = _executor(ctx, executor_choice, resumption.executor_settings,
+                           limits=resumption.limits)
+    except (UserError, ValueError, TypeError) as exc:
+        resumption.opened.release()
         raise UserError(str(exc.message if isinstance(exc, UserError) else exc)) from None
-    done = {rec.spec.identity() for rec in previous.latest()
-            if rec.result.ok or not rerun_failed}
-    todo = [c for c in cells if not all(v.identity() in done for v in variant_specs(c))]
-    click.echo(f"eagerbench: resuming {folder}: {len(cells) - len(todo)} of {len(cells)} cells "
-               f"already measured, {len(todo)} to go", err=True)
-    writer = _writer(folder, None, lock)
-    target = folder.parent if parent_lock else folder
-    _measure(todo, target, folder, writer, lock, time.perf_counter(), timeout, quiet,
-             {"resumed": (previous.footer or {}).get("resumed", 0) + 1,
-              "earlier_wall_s": (previous.footer or {}).get("run_wall_s", 0.0)},
-             runner, parent_lock)
+    todo, planned = resumption.todo, resumption.planned
+    _say(f"eagerbench: resuming {folder}: {len(planned) - len(todo)} of {len(planned)} cells "
+         f"already measured, {len(todo)} to go")
+    _measure(todo, resumption.opened, runner, timeout, quiet)
 
 
-def _lock(folder: Path):
+def _measure(cells, opened, runner, timeout: float, quiet: bool) -> None:
+    """Measure through the session, then print the summary and what it warns of."""
     try:
-        return store.Lock(folder)
-    except ResultsError as exc:
-        raise UserError(str(exc)) from None
-
-
-def _measure(cells, target: Path, write_dir: Path, writer: RunWriter, lock, started: float,
-             timeout: float, quiet: bool, footer: dict, runner, extra_lock=None) -> None:
-    """Measure, then finish the run: footer, report, and its place in ``target``."""
-    from eagerbench import executors
-    from eagerbench import limits as machine
-
-    locks = [lk for lk in (lock, extra_lock) if lk]
-    try:
-        run_cells(cells, writer, timeout, progress=not quiet, executor=runner.at(write_dir))
-        run = results.load(write_dir)
-        env = run.env()
-        footer.update(executors.hosts_footer(runner))
-        if runner.name == "local" and env.get("limits") and _beaten(run.latest(), env["limits"]):
-            click.echo("eagerbench: a cell beat the limits measured before the run, or ran faster "
-                       "than its kernels at their rates (taken in a slow spell?): measuring them "
-                       "again", err=True)
-            footer["limits"] = machine.merge(env["limits"], machine.measure(
-                env["threads"], env["device"], dtypes=(env["dtype"],)))
-        footer["run_wall_s"] = footer.pop("earlier_wall_s", 0.0) + time.perf_counter() - started
-        if runner.name == "local":
-            footer["contention"] = {**(env.get("contention") or {}),
-                                    "after": machine.contention()}
-        writer.footer(footer)
-    except KeyboardInterrupt:
-        writer.close()
-        _finish_partial(write_dir)
-        click.echo(f"eagerbench: interrupted; the cells finished so far are in {write_dir}"
-                   + (f" (the run in {target} is untouched)" if write_dir != target else "")
-                   + f"; `eagerbench run --resume {write_dir}` finishes the run", err=True)
-        for lk in locks:
-            lk.release()
+        outcome = _session(session.measure, cells, opened, runner, timeout, not quiet, _say)
+    except session.Interrupted as stop:
+        _say(f"eagerbench: {stop}" + (f" (the run in {stop.target} is untouched)"
+                                      if stop.folder != stop.target else "")
+             + f"; `eagerbench run --resume {stop.folder}` finishes the run")
         sys.exit(130)
-    except ResultsError as exc:
-        for lk in locks:
-            lk.release()
-        raise UserError(f"{exc}; resume with `eagerbench run --resume {write_dir}`") from None
-    writer.close()
-    summary = _finish(write_dir)
-    click.echo(summary.to_markdown(index=False))
-    _warn_noisy(write_dir)
-    if write_dir != target:
-        kept = store.promote(write_dir, target)
-        if kept:
-            click.echo(f"eagerbench: the previous run in {target} is kept in {kept}", err=True)
-    for lk in locks:
-        lk.release()
-    click.echo(f"\ntables, plots and README.md in {target}/")
-    latest = run.latest()   # a resumed run: its earlier records count too
-    failed = sum(r.result.status == "failed" for r in latest)
-    if failed:
-        click.echo(f"eagerbench: {failed} of {len(latest)} cells failed (see the table)", err=True)
+    click.echo(outcome.summary.to_markdown(index=False))
+    _warn_noisy(outcome.target)
+    if outcome.kept_previous:
+        _say(f"eagerbench: the previous run in {outcome.target} is kept in "
+             f"{outcome.kept_previous}")
+    click.echo(f"\ntables, plots and README.md in {outcome.target}/")
+    if outcome.failed:
+        _say(f"eagerbench: {outcome.failed} of {len(outcome.records)} cells failed (see the table)")
         sys.exit(EXIT_CELLS_FAILED)
-
-
-def _finish_partial(out_dir: Path) -> None:
-    """The report of an interrupted run, from what it measured (best effort)."""
-    try:
-        _finish(out_dir)
-    except Exception as exc:  # noqa: BLE001 - the records are safe; the report is a bonus
-        click.echo(f"eagerbench: no report for the partial run: {exc}", err=True)
-
-
-def _beaten(records: list, limits: dict) -> bool:
-    """Whether a measured cell claims more than the machine's limits allow, or ran faster than
-    the time its kernels need at the measured rates (the probe ran in a slow spell)."""
-    from eagerbench.explain import why_table
-    from eagerbench.tables import cells_table
-
-    cells = cells_table(records, limits)
-    if "invalid" in cells and cells["invalid"].fillna("").ne("").any():
-        return True
-    why = why_table(records, cells, limits)
-    if why.empty:
-        return False
-    # A product or a stream timed alongside a cell is no limit: the cell may beat it by its
-    # noise.
-    alongside = ((why["bound"] == "compute") & (why["compute_rate_from"] == "product alongside")
-                 | (why["bound"] == "memory") & (why["bandwidth_from"] == "stream alongside"))
-    return bool((~alongside & (why["kernels_ms"] > why["median_ms"])).any())
 
 
 def _warn_noisy(out_dir: Path) -> None:
@@ -461,49 +354,15 @@ def _warn_noisy(out_dir: Path) -> None:
 
 def plan(*args, **kwargs):
     """``eagerbench.plan.plan`` with its errors as one-line user errors."""
-    from eagerbench import plan as planner
+    return _planned(planner.plan, *args, **kwargs)
 
+
+def _planned(check, *args, **kwargs):
+    """A planning step, its ``PlanError`` as a one-line user error."""
     try:
-        return planner.plan(*args, **kwargs)
+        return check(*args, **kwargs)
     except planner.PlanError as exc:
         raise UserError(str(exc)) from None
-
-
-def _check_cuda(modes: set[str]) -> None:
-    """Fail fast, before any cell runs, when a requested framework sees no GPU."""
-    probes = {"torch": "import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)",
-              "tensorflow": "import tensorflow as tf,sys; "
-                            "sys.exit(0 if tf.config.list_physical_devices('GPU') else 1)",
-              "jax": "import jax,sys; sys.exit(0 if any(d.platform=='gpu' for d in "
-                     "jax.devices()) else 1)"}
-    known = all_modes()
-    for framework in sorted({known[m].framework for m in modes}):
-        code = probes.get(framework)
-        if code is None:
-            continue
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        rc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env).returncode
-        if rc != 0:
-            raise UserError(f"--device cuda: {framework} sees no CUDA GPU on this machine")
-
-
-def _check_data(path: str, cells: list[Cell]) -> None:
-    from workloads.mnist import DataError, load
-
-    from workloads import get_workload
-
-    batches = [c.params["batch"] for c in cells
-               if "batch" in c.params and get_workload(c.workload).uses_data]
-    try:
-        load(path, max(batches) if batches else 1)
-    except DataError as exc:
-        raise UserError(f"--data {exc}") from None
-
-
-def _finish(out_dir: Path):
-    from eagerbench import report
-
-    return report.build(out_dir)
 
 
 @cli.command("verify")
@@ -526,7 +385,7 @@ def verify_cmd(modes, history, batch, iters, rtol, threads, seed, data, out, tim
     Exits 1 when a mode differs from PyTorch eager by more than --rtol, PyTorch eager differs
     from torch.optim.LBFGS, or a gradient fails the finite-difference check.
     """
-    from eagerbench import verify
+    from eagerbench import verify, verify_report
 
     for opt, value in (("--history", history), ("--batch", batch), ("--iters", iters),
                        ("--threads", threads)):
@@ -547,23 +406,23 @@ def verify_cmd(modes, history, batch, iters, rtol, threads, seed, data, out, tim
     if verify.REFERENCE not in names:
         names = [verify.REFERENCE] + names
     if data:
-        _check_data(data, [Cell("lbfgs", {"batch": batch}, "torch")])
+        _planned(check_data, data, [CellSpec("lbfgs", {"batch": batch}, "torch")])
     click.echo(f"eagerbench: verify {', '.join(names)} (float64, history {history}, batch "
                f"{batch}, {iters} iterations)", err=True)
     started = time.perf_counter()
     runs = verify.run(names, {"history": history, "batch": batch}, iters, threads, seed,
                       os.path.abspath(data) if data else None, timeout,
-                      lambda mode, msg: click.echo(f"  {mode}: {msg['i']}/{msg['n']}", err=True)
-                      if msg["i"] == msg["n"] else None)
+                      lambda mode, msg: click.echo(f"  {mode}: {msg.done}/{msg.total}", err=True)
+                      if msg.done == msg.total else None)
     table = verify.compare(runs, rtol)
-    click.echo(verify.printable(table))
+    click.echo(verify_report.printable(table))
     if out:
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
         verify.save(table, {"history": history, "batch": batch, "iters": iters, "seed": seed,
                             "rtol": rtol}, out_dir, time.perf_counter() - started)
         if (out_dir / RAW).exists():
-            _finish(out_dir)
+            build_report(out_dir)
     if not table["pass"].all():
         bad = ", ".join(table.loc[~table["pass"], "mode"])
         click.echo(f"eagerbench: verify failed for {bad}", err=True)
@@ -606,7 +465,7 @@ def report(directory):
     if not (out_dir / RAW).is_file():
         raise UserError(f"{out_dir}: no {RAW} here (not an eagerbench run folder)")
     try:
-        summary = _finish(out_dir)
+        summary = build_report(out_dir)
     except ResultsError as exc:
         raise UserError(str(exc)) from None
     click.echo(summary.to_markdown(index=False))

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eagerbench import results, stats, tables
+from eagerbench import facts, results, stats, tables
 
 # Environment entries whose difference changes what a time means, shown when runs differ.
 ENV_KEYS = ("device", "dtype", "threads", "compile_mode", "allocator_choice", "gc", "repeat",
@@ -50,7 +50,7 @@ def _shares(run: results.Run) -> dict:
 
 
 def load(path: Path | str, name: str | None = None) -> Side:
-    run = results.load(path)
+    run = facts.load(path)
     levels = {}
     hosts = run.hosts()
     for number, host in enumerate(hosts, 1):   # a cell is never pooled across host types

@@ -64,7 +64,7 @@ import numpy as np
 import pandas as pd
 
 from eagerbench import stats, tables
-from eagerbench.diagnose import PRICED_FAULTS, SIZE_MAX_ELEMENTS, SIZE_MIN_ELEMENTS
+from eagerbench.pricing import PRICED_FAULTS, SIZE_MAX_ELEMENTS, SIZE_MIN_ELEMENTS
 from eagerbench.limits import cache_fit_bytes, elementwise_rate, matmul_rate
 from eagerbench.results import Record
 
@@ -81,15 +81,15 @@ def _dispatches(rec: Record) -> float:
     """Dispatches per call: every op in an eager mode; in a compiled mode one launch per graph
     compiled for the step (a graph break splits it into more; recompiles in the warm-up
     overcount), one when the compiler does not say."""
-    why = rec.result.why or {}
+    why = rec.result.why
     if not rec.facts.compiled:
-        ops = why.get("ops")
+        ops = why.ops
         return float(ops) if ops is not None else np.nan
     return float(max(1, (rec.result.compiler or {}).get("graphs") or 1))
 
 
 def _why_mean(recs: list[Record], key: str) -> float:
-    return _mean([(r.result.why or {}).get(key) for r in recs])
+    return _mean([getattr(r.result.why, key) for r in recs])
 
 
 def _dispatch_ms(recs: list[Record]) -> tuple[float, float]:
@@ -146,8 +146,8 @@ def _launch_pool_ms(rec: Record, dtype: str, limits: dict | None) -> float:
     """A fused compiled mode's launches: what a launch on tensors of the cell's vectors' size
     cost beyond a one-element launch and the sized tensors' traffic (each read and written
     once) at the cache's bandwidth, per graph; NaN where the process priced no sized launch."""
-    why = rec.result.why or {}
-    sized, launch = why.get("launch_sized"), why.get("dispatch_ns")
+    why = rec.result.why
+    sized, launch = why.launch_sized, why.dispatch_ns
     bandwidth = _cache_gbps(limits)
     if not sized or launch is None or not np.isfinite(launch) or not bandwidth:
         return np.nan
@@ -161,10 +161,10 @@ def _pool_ms(rec: Record, dtype: str, limits: dict | None) -> float:
     costs (``_launch_pool_ms``); NaN where the process priced neither."""
     if rec.facts.compiled:
         return _launch_pool_ms(rec, dtype, limits)
-    why = rec.result.why or {}
-    return _size_excess_ms(_sizes_to_pool(rec), why.get("size_ns") or {},
-                           why.get("dispatch_ns_in_place") or why.get("dispatch_ns"),
-                           dtype, limits, why.get("sized_from", SIZE_MIN_ELEMENTS))
+    why = rec.result.why
+    return _size_excess_ms(_sizes_to_pool(rec), why.size_ns or {},
+                           why.dispatch_ns_in_place or why.dispatch_ns,
+                           dtype, limits, why.sized_from or SIZE_MIN_ELEMENTS)
 
 
 def _sizes_to_pool(rec: Record) -> dict:
@@ -173,9 +173,9 @@ def _sizes_to_pool(rec: Record) -> dict:
     the threads in its kernel time (only a 1 x 1 product's call is left out): the workload's
     products at that size are left out here (jax at 128 x 128: a 9.1 us pool on top of a
     product that held it, -39%)."""
-    why = rec.result.why or {}
-    sizes = dict(why.get("op_sizes") or {})
-    product, products = why.get("product"), rec.facts.ops
+    why = rec.result.why
+    sizes = dict(why.op_sizes or {})
+    product, products = why.product, rec.facts.ops
     key = str(product["side"] ** 2) if product else None
     if key in sizes and products:
         sizes[key] = max(0, sizes[key] - int(products))
@@ -186,13 +186,13 @@ def _graph_ops_ms(rec: Record, dtype: str, limits: dict | None) -> tuple[float, 
     """A graph that runs its ops one by one: its ops at the price of one inside a graph (the
     executor's dispatch), and what their sizes cost beyond that and their traffic; NaN where
     the process priced no graph ops."""
-    why = rec.result.why or {}
-    prices, ops = why.get("graph_op_ns") or {}, why.get("ops")
+    why = rec.result.why
+    prices, ops = why.graph_op_ns or {}, why.ops
     if "1" not in prices or ops is None:
         return np.nan, np.nan
     sized = {n: ns for n, ns in prices.items() if n != "1"}
     pool = _size_excess_ms(_sizes_to_pool(rec), sized, prices["1"], dtype, limits,
-                           why.get("sized_from", SIZE_MIN_ELEMENTS)) if sized else 0.0
+                           why.sized_from or SIZE_MIN_ELEMENTS) if sized else 0.0
     return ops * prices["1"] / 1e6, pool
 
 
@@ -203,8 +203,8 @@ def _allocation_ms(rec: Record, median_ms: float) -> float:
     ``PRICED_FAULTS`` small pages or more is priced by the cell's own kernel time instead: the
     kernel's share of the process's CPU time over its timed blocks, of its median call
     ``median_ms`` (what a fault costs on a VM swings with the host)."""
-    why = rec.result.why or {}
-    memory, prices = why.get("memory") or {}, why.get("fault_ns") or {}
+    why = rec.result.why
+    memory, prices = why.memory or {}, why.fault_ns or {}
     small = prices.get("small")
     if memory.get("page_faults") is None or small is None:
         return np.nan
@@ -217,7 +217,7 @@ def _allocation_ms(rec: Record, median_ms: float) -> float:
 
 def _fresh_pages(rec: Record) -> tuple[float, float]:
     """Small and huge pages one call faulted in (0 where none were counted)."""
-    memory = (rec.result.why or {}).get("memory") or {}
+    memory = rec.result.why.memory or {}
     faults = memory.get("page_faults") or 0
     huge = min(memory.get("huge_page_faults") or 0, faults)
     return faults - huge, huge
@@ -240,7 +240,7 @@ def bandwidth_gbps(facts, limits: dict, stream: float | None = None) -> tuple[fl
 def stream_gbps(recs: list[Record]) -> float | None:
     """GB/s of the framework's ``b += a`` past the caches, timed between the cell's samples in
     each of its processes (their mean time per byte); None where none was timed."""
-    rates = [(r.result.why or {}).get("stream_gbps") for r in recs]
+    rates = [r.result.why.stream_gbps for r in recs]
     rates = [rate for rate in rates if rate]
     return len(rates) / float(np.sum([1.0 / rate for rate in rates])) if rates else None
 
@@ -258,7 +258,7 @@ def product_gflops(recs: list[Record]) -> float | None:
     left out; None where no process timed one."""
     kernel_ns, side = [], None
     for rec in recs:
-        product = (rec.result.why or {}).get("product")
+        product = rec.result.why.product
         if product and product["ns"] > product["call_ns"]:
             kernel_ns.append(product["ns"] - product["call_ns"])
             side = product["side"]
@@ -272,7 +272,7 @@ def fused_add_gflops(recs: list[Record]) -> float | None:
     where no process timed them."""
     ns_per_flop = []
     for rec in recs:
-        chains = (rec.result.why or {}).get("fused_adds")
+        chains = rec.result.why.fused_adds
         if chains and chains["ns"][1] > chains["ns"][0]:
             flops = (chains["adds"][1] - chains["adds"][0]) * chains["elements"]
             ns_per_flop.append((chains["ns"][1] - chains["ns"][0]) / flops)
@@ -315,7 +315,7 @@ def write_allocated_bytes(recs: list[Record], limits: dict | None) -> float:
     fit = cache_fit_bytes(limits or {})
     return _mean([max(0.0, sum(int(size) * n for size, n in fresh.items() if int(size) > fit)
                       - _faulted_bytes(rec))
-                  for rec, fresh in ((r, (r.result.why or {}).get("fresh_outputs")) for r in recs)
+                  for rec, fresh in ((r, r.result.why.fresh_outputs) for r in recs)
                   if fresh is not None])
 
 
@@ -342,7 +342,7 @@ def _kernels_ms(facts, dtype: str, limits: dict | None, graph_bytes: float | Non
 
 
 def _memory(ok: list[Record]) -> dict:
-    mem = [r.result.why.get("memory") or {} for r in ok if r.result.why]
+    mem = [r.result.why.memory for r in ok if r.result.why.taken]
     peak = _mean([m.get("rss_peak_bytes") for m in mem])
     before = _mean([m.get("rss_before_bytes") for m in mem])
     return {"rss_peak_mib": peak / MIB, "step_transient_mib": (peak - before) / MIB,
@@ -388,7 +388,7 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
            "in_place_ops_per_call": _why_mean(ok, "ops_in_place"),
            "dispatches_per_call": dispatches,
            "us_per_dispatch": dispatch_us,
-           "us_per_graph_op": _mean([((r.result.why or {}).get("graph_op_ns") or {}).get("1")
+           "us_per_graph_op": _mean([(r.result.why.graph_op_ns or {}).get("1")
                                      for r in ok]) / 1e3,
            "dispatch_ms": dispatch_ms, "pool_ms": pool_ms,
            "compiled_bytes_per_call": graph_bytes if graph_bytes else np.nan,
@@ -396,12 +396,12 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
            **kernels,
            "bound": "" if not np.isfinite(kernels_ms) else
            ("memory" if kernels_ms == memory_ms else "compute"),
-           "page_faults_per_call": _mean([((r.result.why or {}).get("memory") or {})
+           "page_faults_per_call": _mean([(r.result.why.memory or {})
                                           .get("page_faults") for r in ok]),
            "allocation_ms": allocation_ms,
            "host_syncs_per_call": _mean([r.result.host_reads_per_call for r in ok]),
            "remainder_ms": remainder_ms,
-           "notes": "; ".join(sorted({n for r in ok for n in (r.result.why or {}).get("notes", [])}))}
+           "notes": "; ".join(sorted({n for r in ok for n in r.result.why.notes}))}
     for part in PARTS:
         row[f"{part}_share"] = row[f"{part}_ms"] / median_ms if median_ms else np.nan
     return {**row, **_compiler(ok), **_memory(ok)}

@@ -4,10 +4,12 @@ the mode's label and eager twin, and the work one call does (``results.Facts``).
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 
 from eagerbench import presentation
+from eagerbench import results
 from eagerbench.results import CellResult, CellSpec, Facts
 
 DEFAULT_OPTIONS = {"compile_mode": "default", "allocator": "default"}
@@ -62,3 +64,9 @@ def derive(spec: CellSpec, result: CellResult) -> Facts:
                  arithmetic=work.arithmetic if work else "matmul",
                  shown=tuple(workload.shown),
                  views=tuple(presentation.to_json(v) for v in workload.views))
+
+
+def load(where: Path | str) -> results.Run:
+    """A stored run, as ``results.load`` reads it, a schema-1 run's facts derived by today's
+    code: how every reader opens a run."""
+    return results.load(where, derive)

@@ -16,6 +16,9 @@ import sys
 import time
 from pathlib import Path
 
+from eagerbench.procenv import pin_cpus, thread_env, with_package_path
+from eagerbench.timer import time_calls
+
 LIBS = ["numpy", "torch", "tensorflow", "jax"]
 MATMUL_N = 2048
 # Square matmuls smaller than the peak's: a small product runs below the peak in every library
@@ -32,15 +35,10 @@ CHAIN_ADDS = (20, 80)
 
 
 def _best(fn, sync) -> float:
+    """Seconds of the fastest of ``REPEATS`` waited calls of ``fn``, after one untimed."""
     fn()
     sync()
-    best = float("inf")
-    for _ in range(REPEATS):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return min(time_calls(fn, 1, lambda _: sync()) for _ in range(REPEATS)) / 1e9
 
 
 DTYPES = ("float32", "float64")
@@ -205,12 +203,16 @@ def probe_units(seconds: float) -> list[int]:
     units = []
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
-        t0 = time.perf_counter_ns()
-        total = 0
-        for i in range(PROBE_UNIT):
-            total += i
-        units.append(time.perf_counter_ns() - t0)
+        units.append(time_calls(_python_unit, 1, lambda _: None))
     return units
+
+
+def _python_unit() -> int:
+    """A fixed pure-Python loop: ``PROBE_UNIT`` additions."""
+    total = 0
+    for i in range(PROBE_UNIT):
+        total += i
+    return total
 
 
 STEADINESS_BLOCKS_MS = (1, 10, 100, 1000)
@@ -365,11 +367,7 @@ def measure(threads: int, device: str, timeout: float = 300,
             dtypes: tuple[str, ...] = DTYPES) -> dict:
     """Probe every installed library (one process each) in ``dtypes`` (a run's own: the float64
     products took TensorFlow 6 of its 17 s); the best of each figure is the limit."""
-    from eagerbench.runner import thread_env
-
-    root = str(Path(__file__).resolve().parent.parent)
-    env = {**os.environ, **thread_env(threads, device),
-           "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = with_package_path({**os.environ, **thread_env(threads, device)})
     per_lib, errors = {}, {}
     for lib in LIBS:
         if importlib.util.find_spec(lib) is None:
@@ -399,8 +397,6 @@ def measure(threads: int, device: str, timeout: float = 300,
 
 
 if __name__ == "__main__":
-    from eagerbench.worker import _pin_cpus
-
-    _pin_cpus(int(sys.argv[2]))
+    pin_cpus(int(sys.argv[2]))
     print(json.dumps(probe(sys.argv[1], sys.argv[3], dtypes=tuple(
         sys.argv[4].split(",")) if len(sys.argv) > 4 else DTYPES)))

@@ -7,12 +7,16 @@ worker process can share (one framework, one workload, one repeat) come together
 
 from __future__ import annotations
 
+import math
 import os
+import subprocess
+import sys
 from dataclasses import replace
 from typing import Optional
 
 from eagerbench.modes import all_modes, get_mode
-from eagerbench.runner import ALLOCATORS, Cell
+from eagerbench.procenv import ALLOCATORS
+from eagerbench.results import CellSpec
 from workloads import all_workloads
 
 # Every cell is timed for at least this long per process (steps under 1 ms in blocks), so cheap
@@ -100,7 +104,7 @@ def check_counts(iters, warmup, repeat, threads, chosen: list) -> None:
                             f"function must be traced before timing starts")
 
 
-def expand(chosen: list, modes: list[str], given: dict, iters, warmup, base: Cell) -> list[Cell]:
+def expand(chosen: list, modes: list[str], given: dict, iters, warmup, base: CellSpec) -> list[CellSpec]:
     """One cell per workload grid entry and mode (an interleaved sweep is one cell)."""
     grid = []
     for w in chosen:
@@ -119,7 +123,7 @@ def expand(chosen: list, modes: list[str], given: dict, iters, warmup, base: Cel
     return grid
 
 
-def companions(chosen: list, modes: list[str], grid: list[Cell], explicit: bool) -> list[Cell]:
+def companions(chosen: list, modes: list[str], grid: list[CellSpec], explicit: bool) -> list[CellSpec]:
     """The workloads' companion cells (a setting changed), where their cell is in the grid
     and the user chose no setting of their own."""
     if explicit:
@@ -134,7 +138,7 @@ def companions(chosen: list, modes: list[str], grid: list[Cell], explicit: bool)
     return extra
 
 
-def order(cells: list[Cell], repeat: int) -> list[Cell]:
+def order(cells: list[CellSpec], repeat: int) -> list[CellSpec]:
     """Repeat by repeat (drift then hits every cell alike), and within a repeat framework by
     framework, so that one worker process per framework takes its cells; within it, workload
     by workload, with the modes of one parameter set together (measured interleaved)."""
@@ -152,8 +156,12 @@ def order(cells: list[Cell], repeat: int) -> list[Cell]:
 
 def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, device, dtype, seed,
          data, gc_mode, compile_mode="default", allocator: Optional[str] = None,
-         min_time_s: float = MIN_TIME_S) -> tuple[list[Cell], list[str]]:
-    """Validate the options and expand them into the ordered list of cells to run."""
+         min_time_s: float = MIN_TIME_S, why: bool = True) -> tuple[list[CellSpec], list[str]]:
+    """Validate the options and expand them into the ordered list of cells to run: the one
+    check every front end (``eagerbench run``, ``eagerbench.measure``) goes through."""
+    if not isinstance(min_time_s, (int, float)) or min_time_s < 0 \
+            or not math.isfinite(min_time_s):
+        raise PlanError(f"--min-time must be a number of seconds, at least 0 (got {min_time_s})")
     given = {k: v for k, v in param_values.items() if v}
     chosen = choose_workloads(workloads, given)
     check_values(chosen, given)
@@ -161,9 +169,9 @@ def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, devi
     check_counts(iters, warmup, repeat, threads, chosen)
     if allocator is not None and allocator not in ALLOCATORS:
         raise PlanError(f"--allocator {allocator!r} is not one of {', '.join(ALLOCATORS)}")
-    base = Cell(workload="", params={}, mode="", device=device, dtype=dtype, threads=threads,
+    base = CellSpec(workload="", params={}, mode="", device=device, dtype=dtype, threads=threads,
                 seed=seed, gc=gc_mode, data=os.path.abspath(data) if data else None,
-                min_time_s=min_time_s,
+                min_time_s=min_time_s, why=why,
                 options={"compile_mode": compile_mode, "allocator": allocator or "default"})
     grid = expand(chosen, mode_names, given, iters, warmup, base)
     if not grid:
@@ -171,4 +179,39 @@ def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, devi
                         f"(it runs in {', '.join(sorted({f for w in chosen for f in w.frameworks}))}"
                         f"'s modes)")
     grid += companions(chosen, mode_names, grid, explicit=allocator is not None)
+    if device == "cuda":
+        check_cuda({c.mode for c in grid})
+    if data:
+        check_data(data, grid)
     return order(grid, repeat), skipped
+
+
+def check_cuda(modes: set[str]) -> None:
+    """Fail fast, before any cell runs, when a requested framework sees no GPU."""
+    probes = {"torch": "import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)",
+              "tensorflow": "import tensorflow as tf,sys; "
+                            "sys.exit(0 if tf.config.list_physical_devices('GPU') else 1)",
+              "jax": "import jax,sys; sys.exit(0 if any(d.platform=='gpu' for d in "
+                     "jax.devices()) else 1)"}
+    known = all_modes()
+    for framework in sorted({known[m].framework for m in modes}):
+        code = probes.get(framework)
+        if code is None:
+            continue
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        rc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env).returncode
+        if rc != 0:
+            raise PlanError(f"--device cuda: {framework} sees no CUDA GPU on this machine")
+
+
+def check_data(path: str, cells: list[CellSpec]) -> None:
+    """Fail fast when ``--data`` cannot give the largest batch a cell reads."""
+    from workloads import get_workload
+    from workloads.mnist import DataError, load
+
+    batches = [c.params["batch"] for c in cells
+               if "batch" in c.params and get_workload(c.workload).uses_data]
+    try:
+        load(path, max(batches) if batches else 1)
+    except DataError as exc:
+        raise PlanError(f"--data {exc}") from None

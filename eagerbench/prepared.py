@@ -14,6 +14,9 @@ import os
 from pathlib import Path
 from typing import Callable
 
+from eagerbench.procenv import cache_root
+from eagerbench.results import CellSpec
+
 # Which mode computes a prepared state, among the run's modes: the fastest at l-BFGS on a CPU
 # first (the choice changes only how long preparing takes; every cell loads the same state).
 PREFERRED = ("tf-graph", "jax-jit", "torch", "tf-xla", "torch-compile", "tf-eager", "jax")
@@ -62,8 +65,6 @@ def key(cell, workload) -> dict:
 
 
 def path_for(state_key: dict) -> Path:
-    from eagerbench.worker import cache_root
-
     name = hashlib.sha256(json.dumps(state_key, sort_keys=True).encode()).hexdigest()[:20]
     return Path(cache_root()) / "prepared" / f"{state_key['workload']}-{name}.npz"
 
@@ -73,25 +74,23 @@ def choose_mode(modes: set[str]) -> str:
 
 
 def _compute(cell, workload, path: Path, mode: str, timeout: float, run_one) -> dict:
-    from eagerbench.runner import Cell
-
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial.npz")
-    job = Cell(cell.workload, {k: cell.params[k] for k in workload.prepare_params}, mode,
+    job = CellSpec(cell.workload, {k: cell.params[k] for k in workload.prepare_params}, mode,
                device=cell.device, dtype=cell.dtype, threads=cell.threads, seed=cell.seed,
                data=cell.data, job="prepare", save=str(partial))
     result = run_one(job, timeout)
-    if result["status"] != "ok":
+    if not result.ok:
         partial.unlink(missing_ok=True)
-        return {"error": f"preparing the start state in {mode} failed: {result['reason']}"}
+        return {"error": f"preparing the start state in {mode} failed: {result.reason}"}
     os.replace(partial, path)
-    return {"seconds": result["seconds"]}
+    return {"seconds": result.extra["seconds"]}
 
 
 def attach(cells: list, timeout: float, say: Callable[[str], None], run_one=None) -> list:
     """The cells, each that needs a prepared state pointing at it (computed where missing, by
     ``run_one``: the run's executor, this machine by default)."""
-    from eagerbench.runner import run_cell
+    from eagerbench.executors.local import run_cell
     from workloads import get_workload
 
     run_one = run_one or run_cell

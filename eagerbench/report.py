@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from eagerbench import article, explain, plots, results, tables, views
+from eagerbench import article, explain, facts, plots, results, tables, views
 from eagerbench.results import Record
 
 ENV = "env.json"
@@ -61,7 +61,7 @@ def build(out_dir: Path) -> pd.DataFrame:
     type in ``hosts/<n>/``, each with its own limits: a ratio is only ever taken between cells
     measured on one host type. The folder's README then links them."""
     out_dir = Path(out_dir)
-    run = results.load(out_dir)
+    run = facts.load(out_dir)
     env = {k: v for k, v in run.env().items() if k != "plan"}
     env["schema"], env["finished"] = run.header.schema, run.finished
     hosts = run.hosts()
@@ -124,7 +124,7 @@ def _write(out_dir: Path, records: list[Record], env: dict) -> pd.DataFrame:
         figures += views.figures(declared, cells, iters, out_dir)
         workload_tables = views.tables(declared, cells, iters)
         crossings = views.crossover_tables(declared, cells)
-    from eagerbench import verify
+    from eagerbench import verify_report as verify
 
     suite = suite_figures(records, cells, env, verify.wall_s(out_dir))
     why = explain.markdown(explain.why_table(records, cells, env.get("limits")), out_dir) \

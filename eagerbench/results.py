@@ -67,6 +67,7 @@ class CellSpec:
     save: Optional[str] = None                    # verify/prepare: where to save arrays
     prepared: Optional[dict] = None               # the prepared start state this cell loads
     interleaved: Optional[dict] = None            # the sweep this cell's process ran round-robin
+    why: bool = True                              # the why phase after the timed rounds
     extra_env: dict = field(default_factory=dict, compare=False)   # not stored: tests only
 
     def label(self) -> str:
@@ -144,6 +145,50 @@ class Sample:
         return self.ns / self.calls / 1e6
 
 
+@dataclass
+class Why:
+    """What the why phase found of a cell, after its timed rounds (``--why``): its ops per
+    call, their sizes, and what each kind of work costs in its process. A field not taken is
+    None (or empty); ``explain`` turns them into the time decomposition."""
+
+    ops: Optional[float] = None                 # framework ops dispatched per call
+    ops_in_place: Optional[float] = None        # of those, ops that wrote into an input
+    op_sizes: dict = field(default_factory=dict)       # str(elements) -> ops of that size
+    fresh_outputs: dict = field(default_factory=dict)  # str(elements) -> ops into new tensors
+    size_ns: Optional[dict] = None              # eager: ns per op at each priced size
+    graph_op_ns: Optional[dict] = None          # a graph run op by op: ns per op at each size
+    sized_from: Optional[int] = None            # the fewest elements a size is priced from
+    dispatch_ns: Optional[float] = None         # one op (eager) or one launch (compiled)
+    dispatch_ns_in_place: Optional[float] = None
+    product: Optional[dict] = None              # {"side", "ns", "call_ns"}
+    fused_adds: Optional[dict] = None           # {"elements", "adds", "ns"}
+    launch_sized: Optional[dict] = None         # {"elements", "tensors", "ns"}
+    stream_gbps: Optional[float] = None         # the framework's b += a at the cell's size
+    fault_ns: dict = field(default_factory=dict)       # {"small", "huge"}: one fresh page
+    memory: dict = field(default_factory=dict)  # rss, peaks, page faults per call, kernel share
+    notes: list = field(default_factory=list)   # what could not be taken, and why
+
+    @property
+    def taken(self) -> bool:
+        """Whether the why phase left anything (a run with ``--no-why`` leaves nothing)."""
+        return self != Why()
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v not in (None, {}, [])}
+
+    @classmethod
+    def from_json(cls, data: Optional[dict]) -> "Why":
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise ValueError(f"a why record is not a mapping: {data!r}"[:200])
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"a why record with unknown fields: {', '.join(unknown)}")
+        return cls(**{k: v for k, v in data.items() if v is not None})
+
+
 @dataclass(frozen=True)
 class CellResult:
     """What one process measured of one cell (or why it could not)."""
@@ -176,7 +221,7 @@ class CellResult:
     info: dict = field(default_factory=dict)
     check: dict = field(default_factory=dict)
     warm_check: dict = field(default_factory=dict)   # ``check`` after the warm-up steps
-    why: dict = field(default_factory=dict)       # memory, ops per call, dispatch cost
+    why: Why = field(default_factory=Why)         # the why phase's findings (``--why``)
     compiler: dict = field(default_factory=dict)  # graphs, graph breaks, compile split
     options: dict = field(default_factory=dict)
     data_source: Optional[str] = None
@@ -197,6 +242,8 @@ class CellResult:
             value = getattr(self, f.name)
             if f.name in ("warmup", "timed"):
                 value = [s.to_json() for s in value]
+            elif f.name == "why":
+                value = value.to_json()
             elif f.name == "latency_ns":
                 value = list(value)
             elif f.name == "extra":
@@ -222,8 +269,9 @@ class CellResult:
         for name in ("reason", "stderr_tail", "device_name"):
             kwargs[name] = kwargs.get(name) or ""
         for name in ("gc_state", "threads_applied", "compile_cache", "info", "check", "warm_check",
-                     "options", "versions", "process", "why", "compiler", "phases_s"):
+                     "options", "versions", "process", "compiler", "phases_s"):
             kwargs[name] = kwargs.get(name) or {}
+        kwargs["why"] = Why.from_json(data.get("why"))
         if kwargs.get("block_calls") is None:
             kwargs["block_calls"] = 1
         return cls(**kwargs, extra={k: v for k, v in data.items() if k not in names})
@@ -410,8 +458,10 @@ def _lines(path: Path) -> Iterator[tuple[int, str, bool]]:
                 yield number, line, line.endswith("\n")
 
 
-def load(where: Path | str) -> Run:
-    """A run folder's (or a ``raw.jsonl``'s) run, upgraded to this schema.
+def load(where: Path | str, derive_facts=None) -> Run:
+    """A run folder's (or a ``raw.jsonl``'s) run, upgraded to this schema. A schema-1 run's
+    facts are derived by ``derive_facts(spec, result)`` from today's code (``facts.load``
+    passes it; this layer knows no workload or mode).
 
     Raises ``ResultsError`` naming the file and line for a file that is missing, not JSON,
     truncated, not eagerbench's, or written by a newer schema."""
@@ -433,7 +483,7 @@ def load(where: Path | str) -> Run:
     if "header" in first:
         return _load_v2(path, parsed)
     if "cell" in first and "result" in first:
-        return upgrade_v1(path, parsed)
+        return upgrade_v1(path, parsed, derive_facts)
     raise ResultsError(f"{path}:{first_number}: not an eagerbench raw.jsonl (its first line is "
                        f"neither a run header nor a record)")
 
@@ -489,11 +539,12 @@ def _load_v2(path: Path, parsed: list[tuple[int, dict]]) -> Run:
     return Run(header, tuple(records), footer, path)
 
 
-def upgrade_v1(path: Path, parsed: list[tuple[int, dict]]) -> Run:
+def upgrade_v1(path: Path, parsed: list[tuple[int, dict]], derive_facts=None) -> Run:
     """A schema-1 run: its environment from ``env.json`` beside it, its facts from today's
     workload and mode code (recorded as such)."""
-    from eagerbench import facts
-
+    if derive_facts is None:
+        raise ResultsError(f"{path}: a schema-1 run; read it with eagerbench.facts.load, which "
+                           f"derives its facts from today's workloads and modes")
     env_path = path.parent / "env.json"
     try:
         env = json.loads(env_path.read_text()) if env_path.exists() else {}
@@ -502,7 +553,7 @@ def upgrade_v1(path: Path, parsed: list[tuple[int, dict]]) -> Run:
 
     def derive(rec: Record) -> Facts:
         try:
-            return dataclasses.replace(facts.derive(rec.spec, rec.result),
+            return dataclasses.replace(derive_facts(rec.spec, rec.result),
                                        derived_by="upgrade from schema 1")
         except KeyError as exc:
             raise ValueError(f"{exc.args[0]} (a schema-1 record is read with today's "

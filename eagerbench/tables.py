@@ -193,7 +193,7 @@ def _row_ok(recs: list[Record], limits: dict | None) -> tuple[dict, object]:
         shown=",".join(first.facts.shown),
         **_shown(first.facts.shown, results),
         **_work_rates([r.facts for r in recs], first.spec.dtype, lv.estimate, limits,
-                      max([(r.result.why or {}).get("stream_gbps") or 0.0 for r in recs])))
+                      max([r.result.why.stream_gbps or 0.0 for r in recs])))
     return row, lv
 
 

@@ -65,6 +65,17 @@ def run_block(step: Callable, block: Callable, st: Any, mem: Any, calls: int,
     return st, mem, Sample(t1 - t0, calls, watch.collections - c0, watch.ns - g0)
 
 
+def time_calls(call: Callable[[], Any], calls: int, wait: Callable[[Any], Any]) -> int:
+    """Nanoseconds of ``calls`` calls of ``call`` and one ``wait`` on the last one's result:
+    the clock of every probe, floor and machine limit (a step's state is chained by
+    ``run_block`` instead)."""
+    t0 = time.perf_counter_ns()
+    for _ in range(calls - 1):
+        call()
+    wait(call())
+    return time.perf_counter_ns() - t0
+
+
 def block_size(call_ns: float) -> int:
     """Calls per timed sample for a step whose single waited call takes ``call_ns``."""
     if call_ns >= BLOCK_BELOW_NS:
@@ -76,10 +87,5 @@ def wait_floor_ns(block: Callable, tree: Any, repeats: int = 200) -> float:
     """Median cost of the clock and of ``block`` on an output tree that is already computed:
     the floor under each sample (JAX's ``block_until_ready`` walks the whole tree)."""
     block(tree)
-    samples = []
-    for _ in range(repeats):
-        t0 = time.perf_counter_ns()
-        block(tree)
-        samples.append(time.perf_counter_ns() - t0)
-    samples.sort()
+    samples = sorted(time_calls(lambda: tree, 1, block) for _ in range(repeats))
     return float(samples[len(samples) // 2])

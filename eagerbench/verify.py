@@ -11,16 +11,41 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
-from eagerbench.runner import Cell, run_batch
+from eagerbench.executors.local import run_batch
+from eagerbench.results import CellResult, CellSpec
 
 REFERENCE = "torch"
 OPTIM = "torch.optim.LBFGS"
 GRADCHECK_TOL = 1e-6     # UFLDL expects ~1e-9 in double precision; 1e-6 leaves room for h
+
+
+@dataclass(frozen=True)
+class VerifyRun:
+    """What one mode's verify job found: its losses, final weights and gradient check."""
+
+    status: str
+    reason: str = ""
+    pid: Optional[int] = None
+    losses: tuple[float, ...] = ()
+    x: Optional[np.ndarray] = None
+    gradcheck: float = float("nan")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @classmethod
+    def of(cls, result: CellResult, x: Optional[np.ndarray]) -> "VerifyRun":
+        return cls(result.status, result.reason, result.extra.get("pid"),
+                   tuple(result.extra.get("losses") or ()), x,
+                   result.extra.get("gradcheck", float("nan")))
 
 
 def run(modes: list[str], params: dict, iters: int, threads: int, seed: int, data,
@@ -30,9 +55,9 @@ def run(modes: list[str], params: dict, iters: int, threads: int, seed: int, dat
 
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
-        by_framework: dict[str, list[Cell]] = {}
+        by_framework: dict[str, list[CellSpec]] = {}
         for mode in [OPTIM] + list(modes):
-            cell = Cell("lbfgs", params, mode, dtype="float64", threads=threads, seed=seed,
+            cell = CellSpec("lbfgs", params, mode, dtype="float64", threads=threads, seed=seed,
                         iters=iters, warmup=0, data=data, job="verify",
                         save=str(Path(tmp) / f"{mode}.npy"))
             framework = "torch" if mode == OPTIM else get_mode(mode).framework
@@ -43,31 +68,29 @@ def run(modes: list[str], params: dict, iters: int, threads: int, seed: int, dat
             def progress(msg, cells=cells, running=running):
                 on_progress(cells[running["at"]].mode, msg)
 
-            for cell, res in run_batch(cells, timeout, progress):
-                if res["status"] == "ok":
-                    res["x"] = np.load(cell.save)
-                runs[cell.mode] = res
+            for cell, (res,) in run_batch(cells, timeout, progress):
+                runs[cell.mode] = VerifyRun.of(res, np.load(cell.save) if res.ok else None)
                 running["at"] = min(running["at"] + 1, len(cells) - 1)
     return {mode: runs[mode] for mode in [OPTIM] + list(modes)}
 
 
-def compare(runs: dict, rtol: float) -> pd.DataFrame:
+def compare(runs: dict[str, VerifyRun], rtol: float) -> pd.DataFrame:
     """One row per mode: largest relative differences against PyTorch eager, and the grad check."""
     rows = []
     for mode, res in runs.items():
         against = REFERENCE if mode != REFERENCE else OPTIM
-        base = runs.get(against, {})
-        row = {"mode": mode, "against": against, "status": res["status"],
-               "reason": res.get("reason", ""), "pid": res.get("pid")}
-        if res["status"] == "ok" and base.get("status") == "ok" and mode != OPTIM:
-            a, b = np.asarray(res["losses"]), np.asarray(base["losses"])
+        base = runs.get(against) or VerifyRun("missing")
+        row = {"mode": mode, "against": against, "status": res.status, "reason": res.reason,
+               "pid": res.pid}
+        if res.ok and base.ok and mode != OPTIM:
+            a, b = np.asarray(res.losses), np.asarray(base.losses)
             n = min(len(a), len(b))
             row["loss_rel_diff"] = float(np.max(np.abs(a[:n] - b[:n]) / np.abs(b[:n])))
-            row["weights_rel_diff"] = float(np.max(np.abs(res["x"] - base["x"]))
-                                            / np.max(np.abs(base["x"])))
+            row["weights_rel_diff"] = float(np.max(np.abs(res.x - base.x))
+                                            / np.max(np.abs(base.x)))
             row["iterations"] = n
-        row["gradcheck"] = res.get("gradcheck", np.nan)
-        ok = res["status"] == "ok" and (mode == OPTIM or (
+        row["gradcheck"] = res.gradcheck
+        ok = res.ok and (mode == OPTIM or (
             row.get("loss_rel_diff", np.inf) <= rtol and row.get("weights_rel_diff", np.inf) <= rtol
             and row["gradcheck"] <= GRADCHECK_TOL))
         row["pass"] = bool(ok)
@@ -75,37 +98,9 @@ def compare(runs: dict, rtol: float) -> pd.DataFrame:
     return pd.DataFrame([r for r in rows if r["mode"] != OPTIM])
 
 
-def printable(table: pd.DataFrame) -> str:
-    """The table as markdown, without the worker pids (kept in verify.json)."""
-    return table.drop(columns=["pid"], errors="ignore").to_markdown(index=False, floatfmt=".3g")
-
-
 def save(table: pd.DataFrame, settings: dict, out_dir: Path, wall_s: float) -> None:
     """verify.json beside a run's tables; the report shows it."""
     (out_dir / "verify.json").write_text(json.dumps(
-        {"settings": settings, "wall_s": wall_s,
+        {"settings": {**settings, "reference": REFERENCE, "optim": OPTIM,
+                      "gradcheck_tol": GRADCHECK_TOL}, "wall_s": wall_s,
          "rows": table.replace({np.nan: None}).to_dict("records")}, indent=2) + "\n")
-
-
-def wall_s(out_dir: Path) -> float | None:
-    """How long the verify saved in a run folder took."""
-    path = Path(out_dir) / "verify.json"
-    return json.loads(path.read_text()).get("wall_s") if path.exists() else None
-
-
-def markdown(out_dir: Path) -> str | None:
-    """The verify section of a report, if the run folder holds verify.json."""
-    path = Path(out_dir) / "verify.json"
-    if not path.exists():
-        return None
-    saved = json.loads(path.read_text())
-    s = saved["settings"]
-    table = pd.DataFrame(saved["rows"])
-    return "\n".join([
-        "## Verify: the same math in every mode", "",
-        f"`eagerbench verify`: lbfgs in float64, history {s['history']}, batch {s['batch']}, "
-        f"{s['iters']} iterations, seed {s['seed']}. Largest relative difference of the loss "
-        f"(over all iterations) and of the final weights against `{REFERENCE}` (and `{REFERENCE}` "
-        f"against `{OPTIM}` itself); `gradcheck` is `|g_fd - g| / |g_fd + g|` on a 20-image "
-        f"instance. Pass: differences <= {s['rtol']:g}, gradcheck <= {GRADCHECK_TOL:g}.", "",
-        printable(table), ""])

@@ -29,7 +29,7 @@ GRID = [("lbfgs", {"history": 2, "batch": 200}), ("elementwise", {"size": 1000, 
 @pytest.fixture(scope="module")
 def measured_in_one_worker():
     """Every workload in every compiled mode, each mode's cells in one worker (as a run does)."""
-    from eagerbench.runner import run_batch
+    from eagerbench.executors.local import run_batch
 
     out = {}
     for mode in COMPILED:

@@ -9,7 +9,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from eagerbench import diagnose, explain, tables
+from eagerbench import explain, tables
+from eagerbench import counters
+from eagerbench.why import memory as diagnose, probes
 from eagerbench import limits as machine
 from tests.conftest import build, record
 from tests.fake_backend import FakeBackend
@@ -62,14 +64,14 @@ def test_the_in_place_probe_updates_a_tensor_and_jax_has_none(mode):
     B, _ = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
     probe = B.dispatch_probe("in_place")
     if B.framework == "jax":
-        assert probe is None and diagnose.dispatch_ns(B, "in_place") is None
+        assert probe is None and probes.dispatch_ns(B, "in_place") is None
         return
     count, _ = B.count_ops(probe)
     assert count == {"ops": 1, "in_place": 1, "sizes": {1: 1}, "fresh": {}}
     assert B.count_ops(B.dispatch_probe())[0] == {"ops": 1, "in_place": 0, "sizes": {1: 1},
                                                    "fresh": {4: 1}}
     assert B.count_ops(B.dispatch_probe("in_place", 4096))[0]["sizes"] == {4096: 1}
-    assert diagnose.dispatch_ns(B, "in_place") > 0
+    assert probes.dispatch_ns(B, "in_place") > 0
 
 
 @pytest.mark.parametrize("mode", ["torch", "tf-eager", "jax"])
@@ -122,17 +124,18 @@ def test_a_step_that_reuses_its_memory_takes_no_page_faults():
 def test_a_long_steps_memory_is_watched_in_its_first_timed_sample_not_an_extra_call():
     """A 64 MiB allocation per call (16,384 fresh 4 KiB pages, fewer where huge): the record
     holds its faults per call, and the step ran only for warm-up, timing and the op count."""
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
     params = {"size": 8, "ops": 1, "spin_us": 0, "fresh_mib": 64}
     (res,) = measure_unit([Entry(FakeBackend(compiled=False), ADD, params, {"seed": 1}, [3])],
                           Settings(2, 0.0))
-    memory = res["why"]["memory"]
+    memory = res.why.memory
     huge = memory["huge_page_faults"] or 0
     assert (memory["page_faults"] - huge) * 4096 + huge * (2 << 20) >= 60 * 2**20
-    assert res["block_calls"] == 1
-    assert res["info"]["steps"] == len(res["warmup"]) + len(res["timed"]) + 1   # + op count
+    assert res.block_calls == 1
+    assert res.info["steps"] == len(res.warmup) + len(res.timed) + 1   # + op count
 
 
 def test_page_faults_are_counted_over_every_timed_block_not_the_first_only():
@@ -140,14 +143,15 @@ def test_page_faults_are_counted_over_every_timed_block_not_the_first_only():
     by hand: an allocator that faults in some blocks only. Here every other call allocates
     64 MiB afresh, one call per block: a third or two thirds of the 3 blocks fault, never
     none or all."""
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
     params = {"size": 8, "ops": 1, "spin_us": 60_000, "fresh_mib": 64, "fresh_every": 2}
     (res,) = measure_unit([Entry(FakeBackend(compiled=False), ADD, params, {"seed": 1}, [3])],
                           Settings(2, 0.0))
-    assert res["block_calls"] == 1 and len(res["timed"]) == 3
-    memory = res["why"]["memory"]
+    assert res.block_calls == 1 and len(res.timed) == 3
+    memory = res.why.memory
     huge = memory["huge_page_faults"] or 0
     fresh = ((memory["page_faults"] - huge) * 4096 + huge * (2 << 20)) / (64 << 20)
     assert 0.25 < fresh < 0.75
@@ -170,36 +174,39 @@ def test_a_fresh_pages_price_includes_its_release(monkeypatch):
 
 
 def test_a_blocked_steps_faults_are_per_call():
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
     params = {"size": 8, "ops": 1, "spin_us": 0, "fresh_mib": 0}
     (res,) = measure_unit([Entry(FakeBackend(compiled=False), ADD, params, {"seed": 1}, [3])],
                           Settings(2, 0.0))
-    assert res["block_calls"] > 100
-    assert res["why"]["memory"]["page_faults"] < 1   # a few faults over the block, per call
+    assert res.block_calls > 100
+    assert res.why.memory["page_faults"] < 1   # a few faults over the block, per call
 
 
 def test_every_repeat_counts_its_ops_and_prices_their_sizes():
     """One cell's two processes (tf-graph at 1e5 elements) took 4.5 and 10.8 ms a call: the
     second, which counted no ops, had no op sizes of its own priced, and the cell's remainder
     came out at 63%. Every process now counts its ops, before the timing."""
-    from eagerbench.worker import QuietChannel, measure_cells
+    from eagerbench.timing import QuietChannel
+    from eagerbench.results import CellSpec
+    from eagerbench.worker import measure_cells
 
-    spec = {"workload": "elementwise", "params": {"size": 100_000, "ops": 3}, "mode": "torch",
-            "device": "cpu", "dtype": "float32", "threads": 1, "seed": 1, "iters": 3,
-            "warmup": 1, "min_time_s": 0.0, "gc": "on", "data": None, "options": {}}
+    spec = CellSpec("elementwise", {"size": 100_000, "ops": 3}, "torch", threads=1, iters=3,
+                    warmup=1, min_time_s=0.0)
     for repeat in (0, 1):
-        (record,) = measure_cells([{**spec, "repeat": repeat}], QuietChannel())
-        assert record["status"] == "ok"
-        assert record["why"]["ops"] == 3 and record["why"]["op_sizes"] == {"100000": 3}
-        assert record["why"]["size_ns"]["100000"] > 0
+        ((record,),) = measure_cells([replace(spec, repeat=repeat)], QuietChannel())
+        assert record.status == "ok"
+        assert record.why.ops == 3 and record.why.op_sizes == {"100000": 3}
+        assert record.why.size_ns["100000"] > 0
 
 
 def test_an_eager_op_is_priced_in_each_unit_not_once_per_process():
     """This VM's speed drifts by up to 2x within minutes: a price taken at a process's start
     misjudged cells timed later."""
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
     asked = []
@@ -219,7 +226,8 @@ def test_an_eager_op_is_priced_in_each_unit_not_once_per_process():
 def test_a_compiled_launch_is_priced_in_each_unit_too():
     """A launch priced once, at the process's start (after the compiler's warm-up), came out
     dearer than whole calls of the cells timed later (jax-jit: 24 against 18 us per call)."""
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
     units = []
@@ -240,23 +248,24 @@ def test_a_compiled_launch_is_priced_in_each_unit_too():
     for _ in range(2):
         record, = measure_unit([Entry(Drifting(compiled=True), ADD, params_of_add(),
                                       {"seed": 1}, [3], mode="fake-compiled")], Settings(1, 0.0))
-        seen.append(record["why"]["dispatch_ns"])
+        seen.append(record.why.dispatch_ns)
     assert units == ["new", "new"] and seen[1] > seen[0] + 10e3
 
 
-def test_the_probes_are_sampled_between_the_units_timed_rounds(monkeypatch):
-    """A probe run just after a cell priced its ops 25% dearer than the cell's whole ops took:
-    the VM had changed pace within seconds. Samples taken between the cell's rounds see the
-    machine as the cell did. A compiled probe is compiled before the unit's compiler counters
-    are read: the cell's graph count is its own."""
-    from eagerbench import worker
-    from eagerbench.worker import Entry, Settings, measure_unit
+def test_no_probe_runs_between_the_units_timed_rounds_only_after_the_last(monkeypatch):
+    """Each probe streams up to 128 MiB through the caches: one between a cache-resident
+    cell's rounds is work in its window. Every probe call is made after the last timed round,
+    in the why phase; a compiled probe is compiled before the unit's compiler counters are
+    read, so the cell's graph count is its own. Without the observer, no probe runs at all."""
+    from eagerbench import timing as measure
+    from eagerbench.timing import Entry, Settings, measure_unit as bare
+    from tests.conftest import measure_why
     from tests.fake_backend import ADD
 
     log = []
-    timed_round = worker._timed_round
-    monkeypatch.setattr(worker, "_timed_round",
-                        lambda run, watch: (log.append("round"), timed_round(run, watch)))
+    timed_round = measure.timed_round
+    monkeypatch.setattr(measure, "timed_round", lambda run, watch, observer: (
+        log.append("round"), timed_round(run, watch, observer)))
 
     class Logged(FakeBackend):
         def dispatch_probe(self, kind="new", elements=1, tensors=1):
@@ -267,18 +276,27 @@ def test_the_probes_are_sampled_between_the_units_timed_rounds(monkeypatch):
                 return call()
             return logged
 
-    record, = measure_unit([Entry(Logged(compiled=True), ADD, params_of_add(), {"seed": 1},
-                                  [6], mode="fake-compiled")], Settings(1, 0.0))
+    def unit():
+        return [Entry(Logged(compiled=True), ADD, params_of_add(), {"seed": 1}, [6],
+                      mode="fake-compiled")]
+
+    record, = measure_why(unit(), Settings(1, 0.0))
     rounds = [i for i, event in enumerate(log) if event == "round"]
-    between = [i for i, event in enumerate(log) if event == "probe" and rounds[0] < i < rounds[-1]]
-    assert len(rounds) == 6 and len(between) >= 4 * 5   # a sample (5+ calls) after most rounds
-    assert record["compiler"]["graphs"] == 1
+    timed = [i for i, event in enumerate(log) if event == "probe" and i > rounds[0]]
+    assert len(rounds) == 6 and len(timed) >= 15 and min(timed) > rounds[-1]
+    assert record.compiler["graphs"] == 1 and record.why.dispatch_ns > 0
+    log.clear()
+    plain, = bare(unit(), Settings(1, 0.0))
+    assert "probe" not in log and log.count("round") == 6
+    assert not plain.why.taken and plain.compiler["graphs"] == 1
 
 
 def test_a_compiled_launch_is_priced_with_as_many_tensors_as_the_step_takes():
     """tf.function's call cost 497 us with one tensor and 556 us with a matmul step's three,
     here: a launch of one tensor underpriced the steps. ``b += a`` holds two."""
-    from eagerbench.worker import Entry, Settings, _tensor_count, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
+    from eagerbench.why.prices import _tensor_count
     from tests.fake_backend import ADD
 
     asked = []
@@ -410,7 +428,9 @@ def test_matmul_flops_are_priced_at_the_product_timed_alongside_the_cell():
 
 
 def test_the_worker_times_a_product_of_the_cells_flops_per_op_alongside_it():
-    from eagerbench.worker import Entry, Settings, measure_unit, product_side
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
+    from eagerbench.why.prices import product_side
     from tests.conftest import build
     from workloads.elementwise import WORKLOAD as ELEMENTWISE_WORKLOAD
     from workloads.matmul import WORKLOAD as MATMUL
@@ -420,7 +440,7 @@ def test_the_worker_times_a_product_of_the_cells_flops_per_op_alongside_it():
     assert product_side(MATMUL.work({"size": 64}, "float32", {})) == 64
     assert product_side(ELEMENTWISE_WORKLOAD.work(ELEMENTWISE, "float32", {})) is None
     record, = measure_unit([entry], Settings(1, 0.0))
-    product = record["why"]["product"]
+    product = record.why.product
     assert product["side"] == 64 and product["ns"] > product["call_ns"] > 0
 
 
@@ -434,7 +454,7 @@ def test_a_mode_that_generates_code_prices_its_compilers_product(mode, compiled)
     both sizes; one that runs the framework's kernels (eager, tf-graph) at the framework's."""
     B, _ = build(mode, "matmul", {"size": 8}, dtype="float32")
     before = B.graph_diagnostics().get("graphs", 0)
-    product, call = diagnose.product_probes(B, 8)
+    product, call = probes.product_probes(B, 8)
     assert B.graph_diagnostics().get("graphs", 0) - before == (2 if compiled else 0)
     assert np.allclose(B.to_numpy(product.call()), 1.0 / 8)   # each product takes the last
     assert product.price() > 0 and call.price() > 0
@@ -497,13 +517,13 @@ def test_a_stream_probes_sample_is_timed_as_a_cells_sample():
         time.sleep(0.0015)
 
     for as_a_cell, block in ((True, 1), (False, 5)):
-        probe = diagnose.Probe(FakeBackend(), slow, as_a_cell=as_a_cell)
+        probe = probes.Probe(FakeBackend(), slow, as_a_cell=as_a_cell)
         calls.clear()
         probe.sample()
         assert probe.calls == block and len(calls) == block + (not as_a_cell)
 
     fast_calls = []
-    probe = diagnose.Probe(FakeBackend(), lambda: fast_calls.append(1), as_a_cell=True)
+    probe = probes.Probe(FakeBackend(), lambda: fast_calls.append(1), as_a_cell=True)
     fast_calls.clear()
     probe.sample()
     assert probe.calls > 2 and len(fast_calls) == probe.calls + 1
@@ -512,7 +532,7 @@ def test_a_stream_probes_sample_is_timed_as_a_cells_sample():
         def stream_add(self, elements):
             return slow
 
-    stream = diagnose.stream_probe(Streamed(), 1 << 10)
+    stream = probes.stream_probe(Streamed(), 1 << 10)
     assert stream.calls == 1 and not stream.warmed
 
 
@@ -520,7 +540,7 @@ def test_a_stream_probe_is_the_size_of_the_cells_data(monkeypatch):
     """The stream alongside a cell moves two vectors of half its footprint each, at the
     cell's level of the memory hierarchy; a 2 GiB cell's at most 128 MiB or the last-level
     cache, whichever is larger, each. Only data past half the L2 streams."""
-    from eagerbench import worker
+    from eagerbench.why import prices as worker
     from eagerbench.workload import Work
 
     monkeypatch.setattr(worker, "_CACHES", {"inner_cache_bytes": 2 << 20,
@@ -585,14 +605,15 @@ def test_a_write_into_a_new_tensor_past_the_caches_counts_twice():
 
 
 def test_the_worker_records_what_the_counted_ops_write_into_new_tensors():
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from workloads.elementwise import WORKLOAD
 
     for mode, fresh in (("jax", {"40": 5}), ("torch", {})):
         B, _ = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
         record, = measure_unit([Entry(B, WORKLOAD, ELEMENTWISE, {"seed": 1}, [3], mode=mode)],
                                Settings(1, 0.0))
-        assert record["why"]["fresh_outputs"] == fresh
+        assert record.why.fresh_outputs == fresh
 
 
 def test_the_stream_is_timed_alongside_a_cell_whose_data_streams_after_its_watched_sample(
@@ -601,14 +622,15 @@ def test_the_stream_is_timed_alongside_a_cell_whose_data_streams_after_its_watch
     is watched (the cell's peak is its own); a cell whose data fits in the cache has none."""
     from dataclasses import replace as replaced
 
-    from eagerbench import worker
+    from eagerbench import timing as measure
     from eagerbench.workload import Work
+    from tests.conftest import measure_why
     from tests.fake_backend import ADD
 
     log = []
-    timed_round = worker._timed_round
-    monkeypatch.setattr(worker, "_timed_round",
-                        lambda run, watch: (log.append("round"), timed_round(run, watch)))
+    timed_round = measure.timed_round
+    monkeypatch.setattr(measure, "timed_round", lambda run, watch, observer: (
+        log.append("round"), timed_round(run, watch, observer)))
 
     class Streamed(FakeBackend):
         def stream_add(self, elements):
@@ -619,13 +641,13 @@ def test_the_stream_is_timed_alongside_a_cell_whose_data_streams_after_its_watch
     for footprint, streamed in ((1e12, True), (1e3, False)):
         log.clear()
         work = replaced(ADD, work=lambda p, d, o, f=footprint: Work(ops=1, bytes=1e3, footprint=f))
-        record, = worker.measure_unit([worker.Entry(Streamed(compiled=False), work,
-                                                    params_of_add(), {"seed": 1}, [3])],
-                                      worker.Settings(1, 0.0))
-        assert (record["why"]["stream_gbps"] is not None) == streamed
+        record, = measure_why([measure.Entry(Streamed(compiled=False), work,
+                                             params_of_add(), {"seed": 1}, [3])],
+                              measure.Settings(1, 0.0))
+        assert (record.why.stream_gbps is not None) == streamed
         assert ("stream" in log) == streamed
-        if streamed:
-            assert log.index("stream") > log.index("round")
+        if streamed:   # made in the why phase, after the last timed round
+            assert log.index("stream") > max(i for i, e in enumerate(log) if e == "round")
 
 
 def test_in_place_ops_are_priced_by_the_in_place_probe():
@@ -699,13 +721,14 @@ def test_the_kernels_share_is_summed_over_every_watched_block(monkeypatch):
 
 
 def test_a_step_that_faults_records_its_kernels_share():
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
     params = {"size": 8, "ops": 1, "spin_us": 0, "fresh_mib": 64, "small_pages": 1}
     (res,) = measure_unit([Entry(FakeBackend(compiled=False), ADD, params, {"seed": 1}, [3])],
                           Settings(2, 0.0))
-    assert 0 < res["why"]["memory"]["kernel_share"] <= 1
+    assert 0 < res.why.memory["kernel_share"] <= 1
 
 
 def test_a_small_product_is_held_to_the_rate_measured_at_its_size():
@@ -805,16 +828,17 @@ def test_a_product_timed_at_its_size_is_not_pooled_again():
 
 def test_the_probe_prices_the_ops_largest_sizes_clipped_to_the_cache():
     sizes = {"10": 50, "4096": 3, "100000": 100, str(1 << 24): 9, "1000": 40, "500": 60}
-    assert diagnose.probe_sizes(sizes) == [4096, 100_000, 1 << 17]
-    assert diagnose.probe_sizes(sizes, 512) == [1000, 4096, 100_000, 1 << 17]
+    assert probes.probe_sizes(sizes) == [4096, 100_000, 1 << 17]
+    assert probes.probe_sizes(sizes, 512) == [1000, 4096, 100_000, 1 << 17]
     many = {str(5000 + i): 10 + i for i in range(10)}
-    assert diagnose.probe_sizes(many) == [5004 + i for i in range(6)]   # the six with most ops
+    assert probes.probe_sizes(many) == [5004 + i for i in range(6)]   # the six with most ops
 
 
 def test_the_worker_prices_the_sizes_of_the_ops_it_counted():
     """A unit whose step adds 8,192-element vectors records that size and its probe's price,
     in the process that counted the ops; a unit of 8-element adds prices no size."""
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
     class Counted(FakeBackend):
@@ -829,8 +853,8 @@ def test_the_worker_prices_the_sizes_of_the_ops_it_counted():
         record, = measure_unit([Entry(Counted(compiled=False), ADD,
                                       {"size": size, "ops": 2, "spin_us": 100, "fresh_mib": 0},
                                       {"seed": 1}, [3])], Settings(1, 0.0))
-        assert record["why"]["op_sizes"] == {str(size): 2}
-        assert (list(record["why"].get("size_ns") or {}) == [str(size)]) == priced
+        assert record.why.op_sizes == {str(size): 2}
+        assert (list(record.why.size_ns or {}) == [str(size)]) == priced
 
 
 @pytest.mark.parametrize("mode,priced", [("jax", True), ("torch", False)])
@@ -839,39 +863,40 @@ def test_jax_prices_its_eager_ops_from_the_size_it_hands_to_a_thread(mode, price
     add of 1,000 elements too: 14.3 us an op, against 10.5 at one element. Its ops are priced
     from 512 elements, and the report leaves none out from there; torch's from 4,096 (priced
     from 512, its 1,000-element adds came to 1.3x the cell with their dispatch)."""
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from workloads.elementwise import WORKLOAD
 
     params = {"size": 1000, "ops": 2}
     B, _ = build(mode, "elementwise", params, dtype="float32")
     record, = measure_unit([Entry(B, WORKLOAD, params, {"seed": 1}, [3], mode=mode)],
                            Settings(1, 0.0))
-    assert record["why"]["op_sizes"] == {"1000": 2}
-    assert (list(record["why"].get("size_ns") or {}) == ["1000"]) == priced
+    assert record.why.op_sizes == {"1000": 2}
+    assert (list(record.why.size_ns or {}) == ["1000"]) == priced
     if priced:
-        assert record["why"]["sized_from"] == 512
-        why = {**record["why"], "dispatch_ns": 0.0, "size_ns": {"1000": 5000.0}}
+        assert record.why.sized_from == 512
+        why = {**record.why, "dispatch_ns": 0.0, "size_ns": {"1000": 5000.0}}
         assert explain._size_excess_ms(why["op_sizes"], why["size_ns"], 1000.0, "float32",
                                        LIMITS, why["sized_from"]) > 0
         assert explain._size_excess_ms(why["op_sizes"], why["size_ns"], 1000.0, "float32",
                                        LIMITS) == 0
 
 
-def test_the_ops_are_counted_before_the_timing_and_their_sizes_priced_between_its_rounds(
+def test_the_ops_are_counted_before_the_timing_and_their_sizes_priced_after_its_rounds(
         monkeypatch):
-    """Priced after the timing, tf-graph's ops of 100,000 elements explained 12% of a cell in
-    one run and left 57% unexplained in the next: the VM had changed pace. The count is one
-    more step after the warm-up, which the unit's other modes take too (their checks compare
-    the same step); the sizes' probes are then sampled between the timed rounds."""
-    from eagerbench import diagnose as diag
-    from eagerbench import worker
-    from eagerbench.worker import Entry, Settings, measure_unit
+    """The count is one more step after the warm-up, which the unit's other modes take too
+    (their checks compare the same step); the sizes' probes are sampled in the why phase, after
+    the last timed round (a probe between rounds is work in the cells' window)."""
+    from eagerbench import timing as measure
+    from eagerbench.timing import Entry, Settings
+    from eagerbench.why import probes as diag
+    from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
     log = []
-    timed_round, sample = worker._timed_round, diag.SizeProbes.sample
-    monkeypatch.setattr(worker, "_timed_round",
-                        lambda run, watch: (log.append("round"), timed_round(run, watch)))
+    timed_round, sample = measure.timed_round, diag.SizeProbes.sample
+    monkeypatch.setattr(measure, "timed_round", lambda run, watch, observer: (
+        log.append("round"), timed_round(run, watch, observer)))
     monkeypatch.setattr(diag.SizeProbes, "sample",
                         lambda probes: (log.append("sizes"), sample(probes)))
 
@@ -889,9 +914,10 @@ def test_the_ops_are_counted_before_the_timing_and_their_sizes_priced_between_it
                                         [6], mode="fake-compiled")], Settings(1, 0.0))
     rounds = [i for i, event in enumerate(log) if event == "round"]
     assert log.count("count") == 1 and log.index("count") < rounds[0]
-    assert sum(rounds[0] < i < rounds[-1] for i, e in enumerate(log) if e == "sizes") >= 4
-    assert list(counted["why"]["size_ns"]) == ["8192"]
-    assert counted["warm_check"] == twin["warm_check"]
+    sizes = [i for i, e in enumerate(log) if e == "sizes"]
+    assert len(sizes) >= 4 and min(sizes) > rounds[-1]
+    assert list(counted.why.size_ns) == ["8192"]
+    assert counted.warm_check == twin.warm_check
 
 
 @pytest.mark.parametrize("mode", ["tf-graph", "tf-xla", "tf-eager", "torch-compile",
@@ -911,24 +937,26 @@ def test_a_graph_that_runs_its_ops_one_by_one_counts_and_prices_them():
     """A tf-graph cell counts its program's ops (five adds) and prices an op inside a graph,
     at one element and at the counted size when it is large enough; tf-xla counts none. The
     cell's compiler counters hold its own graph only."""
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from workloads.elementwise import WORKLOAD
 
     for mode, counted in (("tf-graph", True), ("tf-xla", False)):
         B, _ = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
         record, = measure_unit([Entry(B, WORKLOAD, ELEMENTWISE, {"seed": 1}, [3], mode=mode)],
                                Settings(1, 0.0))
-        assert (record["why"].get("ops") == 5) == counted
-        assert (list(record["why"].get("graph_op_ns") or {}) == ["1"]) == counted
+        assert (record.why.ops == 5) == counted
+        assert (list(record.why.graph_op_ns or {}) == ["1"]) == counted
         # the probes' chains, compiled after the count, are not the cell's graphs
-        assert record["compiler"]["graphs"] == 1
+        assert record.compiler["graphs"] == 1
 
 
 def test_a_graphs_program_is_counted_before_it_is_traced_and_its_twin_still_agrees():
     """kfac's tf-graph program keeps a tensor made while tracing; run eagerly after the trace
     it failed half-way ("out of scope"), a step short of its eager twin. Counted before its
     first trace, it is counted, and both modes' checks compare the same step."""
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from workloads import get_workload, mnist
 
     kfac, params = get_workload("kfac"), {"optimizer": "kfac", "batch": 64}
@@ -948,7 +976,8 @@ def test_every_mode_of_the_first_repeat_takes_the_counted_step_even_in_its_own_u
     a step ahead of its compiled twin, and their checks disagreed by a third. Every mode of
     the first repeat takes one more step; a count that fails once the step has run (JAX met
     a PRNG key's dtype) still leaves the step taken."""
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
     class Counted(FakeBackend):
@@ -968,15 +997,16 @@ def test_every_mode_of_the_first_repeat_takes_the_counted_step_even_in_its_own_u
                     ("fused", FakeBackend(compiled=True))):
         record, = measure_unit([Entry(B, ADD, params, {"seed": 1}, [3], mode=name)],
                                Settings(2, 0.0))
-        checks[name] = record["warm_check"]
-        assert any("boom" in note for note in record["why"].get("notes", [])) == (name == "failed")
+        checks[name] = record.warm_check
+        assert any("boom" in note for note in record.why.notes) == (name == "failed")
     assert checks["counted"] == checks["failed"] == checks["fused"]
 
 
 def test_a_jax_step_holding_a_prng_key_is_counted_and_agrees_with_its_twin():
     """The count of what an op writes met a PRNG key's dtype (not NumPy's) and failed before
     the step ran: jax was a step behind jax-jit, their losses 0.22 and 0.13."""
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from workloads import get_workload
 
     workload, params = get_workload("custom-gradient"), {"square": "plain", "noise": 1.0,
@@ -994,7 +1024,8 @@ def test_a_step_that_only_calls_compiled_steps_still_compiles_in_its_first_warm_
     """l-BFGS's tf-graph step is Python that calls its compiled steps: it has no eager program
     to count before the trace, so it is counted after the warm-up, and every trace of its
     graphs is charged to the warm-up."""
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from workloads import get_workload, mnist
 
     lbfgs, params = get_workload("lbfgs"), {"history": 2, "batch": 20}
@@ -1002,8 +1033,8 @@ def test_a_step_that_only_calls_compiled_steps_still_compiles_in_its_first_warm_
     B, _ = build("tf-graph", "lbfgs", params, dtype="float32")
     record, = measure_unit([Entry(B, lbfgs, params, ctx, [2], mode="tf-graph")],
                            Settings(2, 0.0))
-    assert record["why"]["ops"] >= 1
-    assert record["traces_before_timing"] == record["compiler"]["graphs"] > 0
+    assert record.why.ops >= 1
+    assert record.traces_before_timing == record.compiler["graphs"] > 0
 
 
 def test_a_graphs_ops_are_priced_inside_a_graph():
@@ -1124,18 +1155,19 @@ def test_the_worker_prices_a_fused_launch_on_the_cells_size(mode, size, ops, ele
     tensors: 14.5 us, on one-element ones 8.6); an eager cell or a smaller one not, unless
     its step is launched as a larger one is: XLA's CPU client runs a program of 1,000 FLOPs
     or more on a worker thread (100 adds of 10 floats: 8.6 to 10 us a call, 99 adds 4.6)."""
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from workloads.elementwise import WORKLOAD
 
     params = {"size": size, "ops": ops}
     B, _ = build(mode, "elementwise", params, dtype="float32")
     record, = measure_unit([Entry(B, WORKLOAD, params, {"seed": 1}, [3], mode=mode)],
                            Settings(1, 0.0))
-    launch = record["why"]["launch_sized"]
+    launch = record.why.launch_sized
     assert (launch and launch["elements"]) == elements
     if elements:
         assert launch["tensors"] == 2 and launch["ns"] > 0
-        assert record["compiler"]["graphs"] == 1   # the probes' compiles left out
+        assert record.compiler["graphs"] == 1   # the probes' compiles left out
 
 
 def test_an_element_wise_workload_without_a_footprint_is_measured_in_a_fused_mode():
@@ -1143,7 +1175,8 @@ def test_an_element_wise_workload_without_a_footprint_is_measured_in_a_fused_mod
     launch at: the cell is measured, without that price."""
     from dataclasses import replace as replaced
 
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from eagerbench.workload import Work
     from tests.fake_backend import ADD
 
@@ -1152,7 +1185,7 @@ def test_an_element_wise_workload_without_a_footprint_is_measured_in_a_fused_mod
     params = {"size": 8, "ops": 1, "spin_us": 0, "fresh_mib": 0}
     record, = measure_unit([Entry(FakeBackend(compiled=True), workload, params, {"seed": 1},
                                   [3], mode="fake-fused")], Settings(1, 0.0))
-    assert record["status"] == "ok" and record["why"]["launch_sized"] is None
+    assert record.status == "ok" and record.why.launch_sized is None
 
 
 @pytest.mark.parametrize("mode", ["jax-jit", "jax"])
@@ -1160,17 +1193,18 @@ def test_the_worker_times_the_modes_fused_chain_alongside_an_element_wise_cell(m
     """A jax-jit element-wise cell in cache times jax.jit's own chains of 20 and 80 adds
     between its samples, compiled before the cell's compiler counters are read (its graphs
     stay its step's one); an eager cell times none."""
-    from eagerbench.worker import Entry, Settings, measure_unit
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
     from workloads.elementwise import WORKLOAD
 
     B, _ = build(mode, "elementwise", ELEMENTWISE, dtype="float32")
     record, = measure_unit([Entry(B, WORKLOAD, ELEMENTWISE, {"seed": 1}, [3], mode=mode)],
                            Settings(1, 0.0))
-    chains = record["why"]["fused_adds"]
+    chains = record.why.fused_adds
     assert (chains is not None) == (mode == "jax-jit")
     if chains is not None:
         assert chains["adds"] == [20, 80] and chains["ns"][1] > chains["ns"][0] > 0
-        assert record["compiler"]["graphs"] == 1
+        assert record.compiler["graphs"] == 1
 
 
 @pytest.mark.parametrize("mode", ["jax-jit", "torch-compile"])
@@ -1182,7 +1216,7 @@ def test_the_compiler_counts_a_fused_chains_bytes_without_compiling_again(mode):
     st, mem = task.step(task.st, task.mem)
     st, mem = task.step(st, mem)
     compiles = B.compile_events()["count"]
-    delta = diagnose.compiler_delta(before, B.graph_diagnostics())
+    delta = counters.compiler_delta(before, B.graph_diagnostics())
     assert delta["bytes_accessed"] == 3 * 4 * 4096
     assert B.compile_events()["count"] == compiles
 
@@ -1198,7 +1232,7 @@ def test_tensorflows_xla_bytes_are_read_from_its_optimised_hlo_without_tracing_a
     before = B.graph_diagnostics()
     st, mem = task.step(task.st, task.mem)
     traces = B.trace_count()
-    delta = diagnose.compiler_delta(before, B.graph_diagnostics())
+    delta = counters.compiler_delta(before, B.graph_diagnostics())
     assert delta["bytes_accessed"] == 3 * 4 * size
     assert B.trace_count() == traces
     assert st["a"] is task.st["a"]

@@ -93,7 +93,7 @@ def test_the_contention_probe_reports_its_distribution():
 def test_a_cell_beating_the_limits_asks_for_a_second_probe():
     """`eagerbench run` measures the limits again after the cells when one claims more than
     them, instead of calling it INVALID on a probe taken in a slow spell."""
-    from eagerbench.cli import _beaten
+    from eagerbench.session import beat_limits as _beaten
     from tests.test_report import _record
 
     records = [_record("matmul", {"size": 1024}, "torch", [10.0] * 6, 1, 0)]  # 215 GFLOP/s
@@ -133,7 +133,7 @@ def test_a_cell_faster_than_what_was_timed_alongside_it_asks_for_no_second_probe
     little faster than it is no sign that the machine's probe ran in a slow spell."""
     from dataclasses import replace
 
-    from eagerbench.cli import _beaten
+    from eagerbench.session import beat_limits as _beaten
     from tests.test_report import _record
 
     cell = _record("matmul", {"size": 1024}, "torch", [10.0] * 6, 1, 0)   # 215 GFLOP/s

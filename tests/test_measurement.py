@@ -11,24 +11,26 @@ import tensorflow as tf
 
 from eagerbench import tables
 from eagerbench.results import CellResult
-from eagerbench.runner import Cell, run_cell, thread_env
+from eagerbench.executors.local import run_cell
+from eagerbench.procenv import thread_env
+from eagerbench.results import CellSpec as Cell
 from eagerbench.timer import GCWatch, run_block
-from eagerbench.worker import Entry, Settings, measure_unit
+from eagerbench.timing import Entry, Settings, measure_unit
 from tests.conftest import build, record, run_steps
 from tests.fake_backend import ADD, FakeBackend
 from workloads import mnist
 
 
 def _ok(result):
-    assert result["status"] == "ok", result
+    assert result.status == "ok", result
     return result
 
 
 @pytest.mark.parametrize("mode", ["torch", "tf-eager", "tf-graph"])
 def test_thread_count_is_applied_in_each_worker(mode):
     res = _ok(run_cell(Cell("matmul", {"size": 32}, mode, threads=1, iters=3, warmup=1), 300))
-    assert res["threads_applied"]["intra_op"] == 1
-    assert res["threads_applied"]["inter_op"] == 1
+    assert res.threads_applied["intra_op"] == 1
+    assert res.threads_applied["inter_op"] == 1
 
 
 def test_thread_environment_pins_every_pool():
@@ -44,10 +46,10 @@ def test_tf_graph_lbfgs_never_retraces_while_timing():
     res = _ok(run_cell(Cell("lbfgs", {"history": 2, "batch": 200}, "tf-graph", threads=1,
                             iters=6, warmup=2), 300))
     # Two step functions (first iteration, later ones), each traced once during warm-up.
-    assert res["traces_before_timing"] == 2
-    assert res["traces_during_timing"] == 0
-    assert len(res["timed"]) == 6
-    assert len(res["warmup"]) >= 2      # and the calls that chose the block size
+    assert res.traces_before_timing == 2
+    assert res.traces_during_timing == 0
+    assert len(res.timed) == 6
+    assert len(res.warmup) >= 2      # and the calls that chose the block size
 
 
 def test_trace_counter_would_catch_a_retrace():
@@ -120,27 +122,27 @@ def _measure(backends, params=None, warmup=2, iters=5, min_time_s=0.0):
 
 def test_a_fast_step_is_timed_in_blocks_with_its_latency_apart():
     (res,) = _measure([FakeBackend(compiled=False)])
-    assert res["block_calls"] > 1
-    assert all(s["calls"] == res["block_calls"] for s in res["timed"])
-    assert len(res["latency_ns"]) >= 5 * len(res["timed"])
+    assert res.block_calls > 1
+    assert all(s["calls"] == res.block_calls for s in res.timed)
+    assert len(res.latency_ns) >= 5 * len(res.timed)
     # per-call time from a block, latency from single waited calls: both about the same here
     per_call = np.median(tables.per_call_ms(CellResult.from_json(res)))
     assert 0 < per_call < 1.0
     # the steps taken advance by block + wake-up call + latency calls per sample
-    steps = [s["step"] for s in res["timed"]]
-    assert np.all(np.diff(steps) == res["block_calls"] + 1 + len(res["latency_ns"]) // len(steps))
+    steps = [s["step"] for s in res.timed]
+    assert np.all(np.diff(steps) == res.block_calls + 1 + len(res.latency_ns) // len(steps))
 
 
 def test_a_slow_step_is_timed_one_call_at_a_time():
     (res,) = _measure([FakeBackend(compiled=False)], {"size": 8, "ops": 1, "spin_us": 2000})
-    assert res["block_calls"] == 1 and res["latency_ns"] == []
+    assert res.block_calls == 1 and res.latency_ns == []
     assert np.median(tables.per_call_ms(CellResult.from_json(res))) >= 2.0
 
 
 def test_the_wait_floor_is_the_backends_own_wait_on_the_real_outputs():
     B = FakeBackend(compiled=False, block_s=0.001)
     (res,) = _measure([B])
-    assert res["floor_ns"] >= 1e6                  # the backend's block, not a no-op
+    assert res.floor_ns >= 1e6                  # the backend's block, not a no-op
     # waited on the cell's real output tree (the dispatch probes wait on their own, later)
     assert [tree for tree in B.blocked if isinstance(tree, tuple)][-1][1]["b"] is not None
 
@@ -150,9 +152,9 @@ def test_compile_cost_counts_every_compile_before_timing():
     is both compiles, not the first call alone."""
     B = FakeBackend(compile_s=0.05, compiles_at=(2,))
     (res,) = _measure([B])
-    assert res["compiles_before_timing"] == 2 and res["compiles_during_timing"] == 0
+    assert res.compiles_before_timing == 2 and res.compiles_during_timing == 0
     assert tables.compile_ms(CellResult.from_json(res)) >= 95          # 2 x 50 ms over the steady state
-    assert res["warmup"][0]["ns"] / 1e6 < 95     # the first call alone would say 50 ms
+    assert res.warmup[0]["ns"] / 1e6 < 95     # the first call alone would say 50 ms
 
 
 def test_a_compile_while_timing_is_flagged_even_without_a_retrace():
@@ -160,8 +162,8 @@ def test_a_compile_while_timing_is_flagged_even_without_a_retrace():
     not the trace counter, catches it, and the row says RECOMPILED."""
     B = FakeBackend(compiles_at=tuple(range(80, 90)), traced_compiles=False)
     (res,) = _measure([B], iters=200)
-    assert res["traces_during_timing"] == 0
-    assert res["compiles_during_timing"] >= 1
+    assert res.traces_during_timing == 0
+    assert res.compiles_during_timing >= 1
     row = tables.cells_table([record(_cell(), {**res, "process": {"pid": 1}})])
     assert any(n.startswith("RECOMPILED") for n in tables.notes(row.iloc[0]))
 
@@ -197,10 +199,10 @@ def test_gc_during_an_iteration_is_recorded():
 def test_worker_records_gc_and_losses_per_iteration():
     res = _ok(run_cell(Cell("lbfgs", {"history": 2, "batch": 200}, "torch", threads=1, iters=4,
                             warmup=2), 300))
-    for sample in res["warmup"] + res["timed"]:
+    for sample in res.warmup + res.timed:
         assert {"ns", "gc_collections", "gc_ns", "loss"} <= set(sample)
         assert sample["ns"] > 0
-    losses = [s["loss"] for s in res["warmup"] + res["timed"]]
+    losses = [s["loss"] for s in res.warmup + res.timed]
     assert losses[-1] < losses[0]
     assert "stand-in" in res["data_source"]
 
@@ -210,7 +212,7 @@ def test_gc_off_and_freeze_are_applied_during_timing():
     for mode in ("on", "off", "freeze"):
         res = _ok(run_cell(Cell("matmul", {"size": 16}, "torch", threads=1, iters=3, warmup=1,
                                 gc=mode), 300))
-        states[mode] = res["gc_state"]
+        states[mode] = res.gc_state
     assert states["on"] == {"enabled": True, "frozen_objects": 0}
     assert states["off"]["enabled"] is False
     assert states["freeze"]["enabled"] is True and states["freeze"]["frozen_objects"] > 0

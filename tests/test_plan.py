@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from eagerbench.plan import plan
-from eagerbench.runner import batch_key, batches
+from eagerbench.executors.local import batch_key
+from eagerbench.runner import batches
 
 COMMON = dict(iters=None, warmup=None, threads=1, device="cpu", dtype="float32", seed=1,
               data=None, gc_mode="on")

@@ -121,7 +121,8 @@ def test_outputs_that_differ_across_modes_are_flagged(tmp_path):
     """A step that computes something else when compiled: its row says DISAGREES."""
     path = _workload_file(tmp_path, body="w = st['w'] * 0.5 + (0.2 if "
                                         "torch.compiler.is_compiling() else 0.1)")
-    measured = eagerbench.measure(str(path), repeat=1, min_time_s=0.0, iters=3, threads=1)
+    measured = eagerbench.measure(str(path), repeat=1, min_time_s=0.0, iters=3, threads=1,
+                                  limits=False)
     row = measured.cells.set_index("mode").loc["torch-compile"]
     assert row["agreement_rel_diff"] > 0.01
     assert any(n.startswith("DISAGREES with torch") for n in tables.notes(row))
@@ -147,7 +148,8 @@ def test_the_api_takes_a_workload_object_and_returns_the_clis_records(tmp_path):
     ref = str(EXAMPLES / "jax_mlp.py")
     workload = workloads.load(workloads.absolute_reference(ref))
     measured = eagerbench.measure(workload, params={"batch": 8, "hidden": 16}, repeat=2,
-                                  iters=5, min_time_s=0.0, threads=1, out=tmp_path / "run")
+                                  iters=5, min_time_s=0.0, threads=1, limits=False,
+                                  out=tmp_path / "run")
     assert measured.folder == tmp_path / "run"
     assert [r.spec.mode for r in measured.records] == ["jax", "jax-jit"] * 2
     assert results.load(measured.folder).latest() == list(measured.records)
@@ -230,7 +232,7 @@ WORKLOAD = native.workload("tf-regression", "tensorflow", setup, step, iters=5,
 
 def test_a_tensorflow_step_runs_eager_as_a_graph_and_with_xla_and_agrees(tmp_path):
     path = _write(tmp_path / "tf_step.py", TF_STEP)
-    measured = eagerbench.measure(str(path), repeat=1, min_time_s=0.0, threads=1)
+    measured = eagerbench.measure(str(path), repeat=1, min_time_s=0.0, threads=1, limits=False)
     cells = measured.cells.set_index("mode")
     assert set(cells.index) == {"tf-eager", "tf-graph", "tf-xla"}
     assert (cells["status"] == "ok").all()

@@ -323,7 +323,7 @@ class Backend(abc.ABC):
         """The fewest elements from which an op's size, or a fused launch's, is priced: below,
         what a size costs beyond a one-element op is within a probe's noise, unless the
         framework hands smaller ops to another thread (JAX on a CPU)."""
-        from eagerbench.diagnose import SIZE_MIN_ELEMENTS
+        from eagerbench.pricing import SIZE_MIN_ELEMENTS
 
         return SIZE_MIN_ELEMENTS
 

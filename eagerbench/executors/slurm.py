@@ -2,7 +2,7 @@
 
 Each batch of cells (one framework, one repeat: one worker process locally) becomes one task of
 a submitit job array, on an exclusive node by default: a benchmark must not share its node. On
-the node, ``measure_on_node`` runs the same ``runner.run_batch`` as the local executor, and
+the node, ``measure_on_node`` runs the same ``executors.local.run_batch`` as the local executor, and
 appends each cell's result to a stream file in the run's folder the moment it lands; the
 submitting process tails those files, so records reach the store as cells finish, not when a
 job ends, and a job cancelled half-way keeps the cells it measured.
@@ -26,11 +26,12 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Optional
 
-from eagerbench.results import CellSpec
+from eagerbench.executors.local import Results, failed
+from eagerbench.results import CellResult, CellSpec
 
 QUEUED = ("PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
           "SUSPENDED", "UNKNOWN")
@@ -134,8 +135,8 @@ def _stopped_by_slurm(signum, frame):
 def measure_on_node(specs: list[dict], timeout: float, stream: str,
                     limits_dir: Optional[str]) -> int:
     """A Slurm job's body: measure the batch in worker processes on this node, appending
-    ``{"index", "result"}`` lines to ``stream`` (flushed and synced) as each cell lands."""
-    from eagerbench.runner import run_batch, warm_compiler
+    ``{"index", "results"}`` lines to ``stream`` (flushed and synced) as each cell lands."""
+    from eagerbench.executors.local import run_batch, warm_compiler
 
     cells = [CellSpec.from_json(s) for s in specs]
     # Slurm ends a job (scancel, a node failure, pre-emption, the time limit) with SIGTERM to
@@ -148,17 +149,17 @@ def measure_on_node(specs: list[dict], timeout: float, stream: str,
     with tempfile.TemporaryDirectory(prefix="eagerbench-caches-") as cache, \
             open(stream, "a") as out:
         warm_compiler(cells, cache)   # the compiler's one-time set-up, as locally
-        for index, (_, result) in enumerate(run_batch(cells, timeout, cache_dir=cache)):
-            result.setdefault("process", {}).update(identity)
-            out.write(json.dumps({"index": index, "result": result}) + "\n")
+        for index, (_, results) in enumerate(run_batch(cells, timeout, cache_dir=cache)):
+            line = [replace(r, process={**r.process, **identity}).to_json() for r in results]
+            out.write(json.dumps({"index": index, "results": line}) + "\n")
             out.flush()
             os.fsync(out.fileno())
     return len(cells)
 
 
-def prepare_on_node(spec: dict, timeout: float) -> dict:
+def prepare_on_node(spec: dict, timeout: float) -> CellResult:
     """A Slurm job's body for one job that is not a measurement (a prepared state)."""
-    from eagerbench.runner import run_cell
+    from eagerbench.executors.local import run_cell
 
     return run_cell(CellSpec.from_json(spec), timeout)
 
@@ -238,20 +239,20 @@ class SlurmExecutor:
         return executor
 
     # -- jobs that are not measurements --
-    def run_one(self, cell: CellSpec, timeout: float) -> dict:
+    def run_one(self, cell: CellSpec, timeout: float) -> CellResult:
         executor = self._executor(1)
         try:
             job = executor.submit(prepare_on_node, cell.to_json(), timeout)
         except SUBMISSION_ERRORS as exc:
-            return {"status": "failed", "reason": _refusal(exc)}
+            return CellResult("failed", reason=_refusal(exc))
         try:
             return job.result()
         except Exception as exc:   # noqa: BLE001 - the job's end, in one line
-            return {"status": "failed", "reason": _job_failure(job, exc)}
+            return CellResult("failed", reason=_job_failure(job, exc))
 
     # -- measurements --
     def measure(self, batches: list[list[CellSpec]], timeout: float,
-                progress) -> Iterator[tuple[CellSpec, dict]]:
+                progress) -> Iterator[tuple[CellSpec, Results]]:
         tasks = self._submit(batches, timeout, progress)
         try:
             while not all(t.ended for t in tasks):
@@ -291,7 +292,7 @@ class SlurmExecutor:
                      f"(array {jobs[0].job_id.split('_')[0]}), files in {self.folder}")
         return tasks
 
-    def _drain(self, task: _Task) -> Iterator[tuple[CellSpec, dict]]:
+    def _drain(self, task: _Task) -> Iterator[tuple[CellSpec, Results]]:
         """The task's newly streamed results; once its job has ended, the cells it never
         reached, each failed with the job's end as the reason."""
         if task.ended:
@@ -299,7 +300,7 @@ class SlurmExecutor:
         if task.error is not None:
             task.ended = True
             for cell in task.cells:
-                yield cell, {"status": "failed", "reason": f"sbatch refused the job: {task.error}"}
+                yield cell, failed(f"sbatch refused the job: {task.error}")
             return
         state = _state(task.job)
         task.seen_in_queue |= state != "UNKNOWN"
@@ -317,7 +318,7 @@ class SlurmExecutor:
         for index, cell in enumerate(task.cells):
             if index not in task.landed:
                 reason = reason or _job_failure(task.job, None, state, self.options)
-                yield cell, {"status": "failed", "reason": reason, "stderr_tail": _tail(task.job)}
+                yield cell, failed(reason, _tail(task.job))
 
     @staticmethod
     def _finished(task: _Task, state: str) -> bool:
@@ -333,18 +334,18 @@ class SlurmExecutor:
             task.result_seen = time.monotonic()
         return time.monotonic() - task.result_seen > SETTLE_S
 
-    def _landed(self, task: _Task) -> Iterator[tuple[CellSpec, dict]]:
+    def _landed(self, task: _Task) -> Iterator[tuple[CellSpec, Results]]:
         """Newly streamed results; a worker killed by a signal is held back until the job's
         end says whether Slurm killed it (see ``measure_on_node``)."""
-        for index, result in self._read_stream(task):
-            if result.get("status") == "failed" and "killed by SIG" in result.get("reason", ""):
-                task.held[index] = result
+        for index, results in self._read_stream(task):
+            if results[0].status == "failed" and "killed by SIG" in results[0].reason:
+                task.held[index] = results
                 continue
             task.landed.add(index)
-            yield task.cells[index], result
+            yield task.cells[index], results
 
     @staticmethod
-    def _read_stream(task: _Task) -> Iterator[tuple[int, dict]]:
+    def _read_stream(task: _Task) -> Iterator[tuple[int, Results]]:
         with open(task.stream) as stream:
             stream.seek(task.offset)
             text = stream.read()
@@ -352,7 +353,7 @@ class SlurmExecutor:
         task.offset += len(complete.encode())
         for line in complete.splitlines():
             entry = json.loads(line)
-            yield entry["index"], entry["result"]
+            yield entry["index"], tuple(CellResult.from_json(r) for r in entry["results"])
 
     @staticmethod
     def _counts(tasks: list[_Task]) -> dict[str, int]:
