@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import click
 
@@ -562,10 +563,10 @@ def compare_cmd(runs, fail_slower, fmt, changed, plot_path):
                    err=True)
 
 
-def main() -> None:
+def main(args: Optional[list[str]] = None) -> None:
     """Console entry point: bad input is one line on stderr and exit code 2, never a traceback."""
     try:
-        cli.main(standalone_mode=False)
+        cli.main(args=args, prog_name="eagerbench", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("eagerbench: aborted", err=True)
         sys.exit(130)

@@ -155,7 +155,21 @@ def _machine(env: dict, cells: pd.DataFrame) -> str:
                      f"{', '.join(env['slurm']['nodes'])}, partition "
                      f"{options.get('partition') or 'default'}, "
                      + ("exclusive nodes" if options.get("exclusive") else "shared nodes"))
-    lim = env.get("limits") or {}
+    lines += _limits_lines(env.get("limits") or {}, cells)
+    lines += _contention_lines(env.get("contention") or {})
+    lines += _allocator_lines(env)
+    lines.append("- why phase: " + ("on (after each unit's timed rounds, never between them)"
+                                    if env.get("why", True) else "off (`--no-why`)"))
+    for note in env.get("skipped", []) or []:
+        lines.append(f"- {note}")
+    for src in env.get("data_source", []) or []:
+        lines.append(f"- lbfgs data: {src}")
+    return "\n".join(lines)
+
+
+def _limits_lines(lim: dict, cells: pd.DataFrame) -> list[str]:
+    """The machine's measured limits, and the wait floor under the samples."""
+    lines = []
     if lim.get("peak_gflops"):
         peaks = {d: peak for d, peak in lim["peak_gflops"].items() if peak}
         best = {d: max(lim["per_library"],
@@ -178,33 +192,38 @@ def _machine(env: dict, cells: pd.DataFrame) -> str:
         lines.append(f"- wait floor per sample (the clock and each backend's wait on the cell's "
                      f"finished outputs, per cell in `cells.csv`): {floor.min():.2g} to "
                      f"{floor.max():.2g} us, median {floor.median():.2g} us")
-    probe = env.get("contention") or {}
-    if probe:
-        from eagerbench.limits import slow_against
+    return lines
 
-        fast = min(c["fast_unit_us"] for c in probe.values())
-        parts = [f"{when}: {slow_against(c, fast):.0%} of 1 ms units at least 1.3x slower than "
-                 f"the fastest tenth of both probes (median unit "
-                 f"{c['percentiles_us'][50] / fast:.2f}x it)" if c.get("percentiles_us") else
-                 f"{when}: {c['slow_share']:.0%} of units slow" for when, c in probe.items()]
-        lines.append("- machine contention, a fixed pure-Python loop for 2 s at the run's start "
-                     "and end: " + "; ".join(parts) + ". A quiet machine shows about 0% and "
-                     "1.00x; a shared host slows every mode in spells, which intervals over "
-                     "processes and interleaved modes absorb, but which widens spreads")
+
+def _contention_lines(probe: dict) -> list[str]:
+    """How steady the machine was at the run's start and end."""
+    if not probe:
+        return []
+    from eagerbench.limits import slow_against
+
+    fast = min(c["fast_unit_us"] for c in probe.values())
+    parts = [f"{when}: {slow_against(c, fast):.0%} of 1 ms units at least 1.3x slower than "
+             f"the fastest tenth of both probes (median unit "
+             f"{c['percentiles_us'][50] / fast:.2f}x it)" if c.get("percentiles_us") else
+             f"{when}: {c['slow_share']:.0%} of units slow" for when, c in probe.items()]
+    return ["- machine contention, a fixed pure-Python loop for 2 s at the run's start "
+            "and end: " + "; ".join(parts) + ". A quiet machine shows about 0% and "
+            "1.00x; a shared host slows every mode in spells, which intervals over "
+            "processes and interleaved modes absorb, but which widens spreads"]
+
+
+def _allocator_lines(env: dict) -> list[str]:
+    """The allocator's settings, and what free page reporting does to a faulting step."""
     alloc = env.get("allocator") or {}
-    if alloc:
-        lines.append(f"- allocator: `--allocator {env.get('allocator_choice', 'default')}`; "
-                     f"transparent huge pages `{alloc.get('transparent_hugepages')}`; "
-                     f"allocator variables {alloc.get('env') or 'none'}"
-                     + ("; free page reporting on: this VM hands freed memory back to its "
-                        "host, and a step that faults pages afresh pays the host's faults too, "
-                        "more the longer the memory lay free (its allocation part then swings "
-                        "between samples)" if alloc.get("free_page_reporting") else ""))
-    for note in env.get("skipped", []) or []:
-        lines.append(f"- {note}")
-    for src in env.get("data_source", []) or []:
-        lines.append(f"- lbfgs data: {src}")
-    return "\n".join(lines)
+    if not alloc:
+        return []
+    return [f"- allocator: `--allocator {env.get('allocator_choice', 'default')}`; "
+            f"transparent huge pages `{alloc.get('transparent_hugepages')}`; "
+            f"allocator variables {alloc.get('env') or 'none'}"
+            + ("; free page reporting on: this VM hands freed memory back to its "
+               "host, and a step that faults pages afresh pays the host's faults too, "
+               "more the longer the memory lay free (its allocation part then swings "
+               "between samples)" if alloc.get("free_page_reporting") else "")]
 
 
 def _suite(suite: dict) -> list[str]:
@@ -288,6 +307,46 @@ def _settings(cells: pd.DataFrame) -> list[str]:
             "", pd.DataFrame(rows).to_markdown(index=False), ""]
 
 
+def _break_even(cells: pd.DataFrame) -> list[str]:
+    """The compile cost of each compiled mode over its twin, and the calls that repay it."""
+    be = plots.break_even_table(cells) if "status" in cells else None
+    if be is None or be.empty:
+        return []
+    be = be.assign(break_even_calls=be["break_even_calls"].map(
+        lambda n: "never" if n == float("inf") else f"{n:.0f}"))
+    return ["## Compile cost and break-even", "",
+            "Compile cost of each compiled mode over its eager twin (all warm-up calls' "
+            "time over the steady state, so compiles in later warm-ups count), the time it "
+            "saves per call, and the calls needed to repay it.", "",
+            be.to_markdown(index=False, floatfmt=".4g"), ""]
+
+
+def _crossings(crossings: list) -> list[str]:
+    """Per swept workload, where each mode's dispatch stops mattering."""
+    parts = []
+    for workload, sweep, table in crossings:
+        parts += [f"## {workload}: where dispatch stops mattering", "",
+                  f"Per mode, the {sweep.x} at which {sweep.y} reaches twice its value at the "
+                  f"smallest {sweep.x} (interpolated on log-log axes between measured values; "
+                  f"blank: not reached).", "", table.to_markdown(index=False, floatfmt=".3g"),
+                  ""]
+    return parts
+
+
+def _workload_tables(workload_tables: list | None) -> list[str]:
+    """The tables each workload declares."""
+    if not workload_tables:
+        return []
+    parts = ["## Workloads' own tables", "",
+             "Tables each workload declares (see `eagerbench list`). The values of an "
+             "interleaved parameter (orders, squares, optimizers) ran round-robin in one "
+             "process per mode (`interleaved` in `cells.csv`). Their times are also in the "
+             "summary above, with ratios and intervals.", ""]
+    for title, text, table in workload_tables:
+        parts += [f"### {title}", "", text, "", table.to_markdown(index=False), ""]
+    return parts
+
+
 def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures,
               verified: str | None = None, workload_tables: list | None = None,
               suite: dict | None = None, crossings: list | None = None,
@@ -315,29 +374,7 @@ def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures,
               "state: all compiles before timing.", "",
               summary.to_markdown(index=False), ""]
     parts += _settings(cells)
-    be = plots.break_even_table(cells) if "status" in cells else None
-    if be is not None and not be.empty:
-        be = be.assign(break_even_calls=be["break_even_calls"].map(
-            lambda n: "never" if n == float("inf") else f"{n:.0f}"))
-        parts += ["## Compile cost and break-even", "",
-                  "Compile cost of each compiled mode over its eager twin (all warm-up calls' "
-                  "time over the steady state, so compiles in later warm-ups count), the time it "
-                  "saves per call, and the calls needed to repay it.", "",
-                  be.to_markdown(index=False, floatfmt=".4g"), ""]
-    for workload, sweep, table in crossings or []:
-        parts += [f"## {workload}: where dispatch stops mattering", "",
-                  f"Per mode, the {sweep.x} at which {sweep.y} reaches twice its value at the "
-                  f"smallest {sweep.x} (interpolated on log-log axes between measured values; "
-                  f"blank: not reached).", "", table.to_markdown(index=False, floatfmt=".3g"),
-                  ""]
-    if workload_tables:
-        parts += ["## Workloads' own tables", "",
-                  "Tables each workload declares (see `eagerbench list`). The values of an "
-                  "interleaved parameter (orders, squares, optimizers) ran round-robin in one "
-                  "process per mode (`interleaved` in `cells.csv`). Their times are also in the "
-                  "summary above, with ratios and intervals.", ""]
-        for title, text, table in workload_tables:
-            parts += [f"### {title}", "", text, "", table.to_markdown(index=False), ""]
+    parts += _break_even(cells) + _crossings(crossings or []) + _workload_tables(workload_tables)
     parts += why or []
     if verified:
         parts += [verified]

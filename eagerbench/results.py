@@ -229,6 +229,10 @@ class CellResult:
     process: dict = field(default_factory=dict)   # pid, start, cpus, allocator, position
     extra: dict = field(default_factory=dict)     # fields of a job other than measure
 
+    def __post_init__(self) -> None:
+        if isinstance(self.why, dict):   # a why record given as its JSON is typed here
+            object.__setattr__(self, "why", Why.from_json(self.why))
+
     @property
     def ok(self) -> bool:
         return self.status == "ok"

@@ -43,8 +43,10 @@ def to_records(cell: CellSpec, results: Results) -> list[Record]:
     if cell.job != "measure":
         return [Record(cell, results[0])]
     specs = variant_specs(cell)
-    if len(results) == 1 and len(specs) > 1:
-        results = results * len(specs)
+    if len(results) == 1 and len(specs) > 1 and not results[0].ok:
+        results = results * len(specs)   # a sweep that failed as one: each value says why
+    if len(results) != len(specs):
+        raise ValueError(f"{cell.label()}: {len(results)} results for {len(specs)} values")
     return [Record(spec, result, facts.derive(spec, result))
             for spec, result in zip(specs, results)]
 

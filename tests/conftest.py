@@ -86,6 +86,30 @@ def eagerbench_cli(*args, env=None, background=False):
     return subprocess.run(cmd, capture_output=True, text=True, env=full_env)
 
 
+class InProcess:
+    """What ``eagerbench ARGS`` did, run in this process (``eagerbench_in_process``)."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def eagerbench_in_process(*args) -> InProcess:
+    """`eagerbench ARGS` through the console entry point, in this process (click's CliRunner
+    isolates its streams): for bad input, where a subprocess adds nothing but its start."""
+    from click.testing import CliRunner
+
+    from eagerbench import cli
+
+    code = 0
+    with CliRunner().isolation() as streams:
+        try:
+            cli.main([str(a) for a in args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        out, err = streams[0].getvalue().decode(), streams[1].getvalue().decode()
+    return InProcess(code, out, err)
+
+
 def one_line_error(proc, *needles):
     """The command failed with exactly one `eagerbench: error:` line holding ``needles``, and
     no traceback."""
@@ -147,10 +171,11 @@ def _words(func) -> frozenset:
             found.add(node.attr)
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             found.add(node.value)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            found |= {a.name.split(".")[0] for a in node.names}
-            found |= {(node.module or "").split(".")[0]} if isinstance(node, ast.ImportFrom) \
-                else set()
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):   # only a framework's counts
+            names = {a.name.split(".")[0] for a in node.names}
+            if isinstance(node, ast.ImportFrom):
+                names.add((node.module or "").split(".")[0])
+            found |= names & set(FRAMEWORKS)
     return frozenset(found)
 
 

@@ -10,6 +10,8 @@ import sys
 import pandas as pd
 import pytest
 
+from tests.conftest import eagerbench_in_process
+
 
 def eagerbench(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "eagerbench.cli", *args], capture_output=True,
@@ -34,7 +36,6 @@ BAD = [
     (["run", "--iters", "0"], "--iters must be at least 1"),
     (["run", "--dtype", "float16"], "float16"),
     (["run", "-w", "lbfgs", "--data", "/no/such/file.gz"], "no such file"),
-    (["run", "-w", "matmul", "--modes", "torch", "--device", "cuda"], "sees no CUDA GPU"),
     (["run", "-w", "matmul", "--modes", "torch-cudagraph"], "runs only with --device cuda"),
     (["report", "/no/such/run"], "no raw.jsonl"),
     (["run", "-w", "higher-order", "--order", "0"], "--order must be at least 1"),
@@ -54,7 +55,7 @@ BAD = [
 
 @pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_input_is_one_line_and_exit_2(args, message):
-    proc = eagerbench(*args)
+    proc = eagerbench_in_process(*args)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -63,8 +64,16 @@ def test_bad_input_is_one_line_and_exit_2(args, message):
     assert "Traceback" not in proc.stderr
 
 
+def test_a_gpu_run_where_no_framework_sees_one_is_one_line_and_exit_2():
+    """The check starts each framework in a process of its own, as the cells would."""
+    proc = eagerbench("run", "-w", "matmul", "--modes", "torch", "--device", "cuda")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "sees no CUDA GPU" in lines[0]
+
+
 def test_unreadable_data_file_is_one_line(garbage_file):
-    proc = eagerbench("run", "-w", "lbfgs", "--data", str(garbage_file))
+    proc = eagerbench_in_process("run", "-w", "lbfgs", "--data", str(garbage_file))
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "not an idx file" in proc.stderr or "unreadable" in proc.stderr

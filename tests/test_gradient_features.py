@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from eagerbench.modes import all_modes, get_mode
-from eagerbench.executors.local import run_cell
+from eagerbench.executors.local import measure_cell
 from eagerbench.runner import Cell, to_records
 from tests.conftest import THREADS, build, rel_diff, run_steps
 from workloads import custom_gradient, higher_order, kfac
@@ -89,7 +89,7 @@ def test_interleaved_squares_do_not_share_a_compiled_graph(mode):
         pytest.skip(f"{mode} not installed")
     cell = Cell("custom-gradient", {"square": ["plain", "custom", "noisy"], "noise": 1.0,
                                     "batch": 64}, mode, threads=1, iters=[4, 4, 4], warmup=2)
-    records = to_records(cell, (run_cell(cell, 600),))
+    records = to_records(cell, measure_cell(cell, 600))
     assert [r.spec.params["square"] for r in records] == ["plain", "custom", "noisy"]
     assert all(r.result.ok for r in records)
     # each square's loss after its second step (the warm-up calls step one at a time; in the

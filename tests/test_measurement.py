@@ -4,13 +4,13 @@ threads applied, GC recorded. These run real worker processes where the claim is
 from __future__ import annotations
 
 import gc
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from eagerbench import tables
-from eagerbench.results import CellResult
 from eagerbench.executors.local import run_cell
 from eagerbench.procenv import thread_env
 from eagerbench.results import CellSpec as Cell
@@ -123,20 +123,20 @@ def _measure(backends, params=None, warmup=2, iters=5, min_time_s=0.0):
 def test_a_fast_step_is_timed_in_blocks_with_its_latency_apart():
     (res,) = _measure([FakeBackend(compiled=False)])
     assert res.block_calls > 1
-    assert all(s["calls"] == res.block_calls for s in res.timed)
+    assert all(s.calls == res.block_calls for s in res.timed)
     assert len(res.latency_ns) >= 5 * len(res.timed)
     # per-call time from a block, latency from single waited calls: both about the same here
-    per_call = np.median(tables.per_call_ms(CellResult.from_json(res)))
+    per_call = np.median(tables.per_call_ms(res))
     assert 0 < per_call < 1.0
     # the steps taken advance by block + wake-up call + latency calls per sample
-    steps = [s["step"] for s in res.timed]
+    steps = [s.step for s in res.timed]
     assert np.all(np.diff(steps) == res.block_calls + 1 + len(res.latency_ns) // len(steps))
 
 
 def test_a_slow_step_is_timed_one_call_at_a_time():
     (res,) = _measure([FakeBackend(compiled=False)], {"size": 8, "ops": 1, "spin_us": 2000})
-    assert res.block_calls == 1 and res.latency_ns == []
-    assert np.median(tables.per_call_ms(CellResult.from_json(res))) >= 2.0
+    assert res.block_calls == 1 and res.latency_ns == ()
+    assert np.median(tables.per_call_ms(res)) >= 2.0
 
 
 def test_the_wait_floor_is_the_backends_own_wait_on_the_real_outputs():
@@ -153,8 +153,8 @@ def test_compile_cost_counts_every_compile_before_timing():
     B = FakeBackend(compile_s=0.05, compiles_at=(2,))
     (res,) = _measure([B])
     assert res.compiles_before_timing == 2 and res.compiles_during_timing == 0
-    assert tables.compile_ms(CellResult.from_json(res)) >= 95          # 2 x 50 ms over the steady state
-    assert res.warmup[0]["ns"] / 1e6 < 95     # the first call alone would say 50 ms
+    assert tables.compile_ms(res) >= 95          # 2 x 50 ms over the steady state
+    assert res.warmup[0].ns / 1e6 < 95     # the first call alone would say 50 ms
 
 
 def test_a_compile_while_timing_is_flagged_even_without_a_retrace():
@@ -164,7 +164,7 @@ def test_a_compile_while_timing_is_flagged_even_without_a_retrace():
     (res,) = _measure([B], iters=200)
     assert res.traces_during_timing == 0
     assert res.compiles_during_timing >= 1
-    row = tables.cells_table([record(_cell(), {**res, "process": {"pid": 1}})])
+    row = tables.cells_table([record(_cell(), replace(res, process={"pid": 1}))])
     assert any(n.startswith("RECOMPILED") for n in tables.notes(row.iloc[0]))
 
 
@@ -178,11 +178,11 @@ def test_modes_of_one_unit_are_interleaved_and_charged_apart():
     compiled one's record holds its compiles."""
     eager, compiled = FakeBackend(compiled=False), FakeBackend(compile_s=0.01)
     records = _measure([eager, compiled], iters=8)
-    assert [len(r["timed"]) for r in records] == [8, 8]
-    assert records[0]["compiles_before_timing"] == 0
-    assert records[1]["compiles_before_timing"] == 1
+    assert [len(r.timed) for r in records] == [8, 8]
+    assert records[0].compiles_before_timing == 0
+    assert records[1].compiles_before_timing == 1
     for r in records:   # each threaded its own state through every call it made: b = calls x 3
-        assert r["check"]["b0"] == 3 * r["timed"][-1]["step"]
+        assert r.check["b0"] == 3 * r.timed[-1].step
 
 
 def test_gc_during_an_iteration_is_recorded():
@@ -200,11 +200,11 @@ def test_worker_records_gc_and_losses_per_iteration():
     res = _ok(run_cell(Cell("lbfgs", {"history": 2, "batch": 200}, "torch", threads=1, iters=4,
                             warmup=2), 300))
     for sample in res.warmup + res.timed:
-        assert {"ns", "gc_collections", "gc_ns", "loss"} <= set(sample)
-        assert sample["ns"] > 0
-    losses = [s["loss"] for s in res.warmup + res.timed]
+        assert "loss" in sample.observed and sample.gc_ns >= 0
+        assert sample.ns > 0
+    losses = [s.observed["loss"] for s in res.warmup + res.timed]
     assert losses[-1] < losses[0]
-    assert "stand-in" in res["data_source"]
+    assert "stand-in" in res.data_source
 
 
 def test_gc_off_and_freeze_are_applied_during_timing():
@@ -221,12 +221,10 @@ def test_gc_off_and_freeze_are_applied_during_timing():
 def test_values_checked_after_the_warm_up_are_kept_only_where_modes_must_agree():
     """The agreement check reads ``check`` after the warm-up; a task whose values depend on
     random numbers a compiler may draw differently (comparable=False) records none."""
-    from dataclasses import replace
-
     random = replace(ADD, build=lambda B, p, c: replace(ADD.build(B, p, c), comparable=False))
     params = {"size": 8, "ops": 3, "spin_us": 0}
     entries = [Entry(FakeBackend(compiled=False), ADD, params, {"seed": 1}, [3]),
                Entry(FakeBackend(compiled=False), random, params, {"seed": 1}, [3])]
     checked, skipped = measure_unit(entries, Settings(2, 0.0))
-    assert checked["warm_check"] and checked["warm_check"] != checked["check"]
-    assert skipped["warm_check"] == {}
+    assert checked.warm_check and checked.warm_check != checked.check
+    assert skipped.warm_check == {}

@@ -17,7 +17,7 @@ from eagerbench.results import RAW, ResultsError
 from tests.conftest import eagerbench_cli as _eagerbench, one_line_error as _one_line_error
 
 SMALL = ["-w", "matmul", "--modes", "torch", "--repeat", "1", "--iters", "2", "--warmup", "1",
-         "--min-time", "0", "--threads", "1", "--no-limits", "-q"]
+         "--min-time", "0", "--threads", "1", "--no-limits", "--no-why", "-q"]
 
 
 def _count(folder: Path) -> int:

@@ -140,8 +140,10 @@ def _bad_file(kind: str, folder: Path) -> Path:
 @pytest.mark.parametrize("kind", list(BAD_FILES))
 def test_a_bad_file_is_one_error_naming_file_and_line(tmp_path, kind):
     path = _bad_file(kind, tmp_path)
+    from eagerbench import facts
+
     with pytest.raises(ResultsError) as err:
-        results.load(tmp_path)
+        facts.load(tmp_path)
     assert str(err.value).startswith(str(path))
     assert BAD_FILES[kind][1] in str(err.value)
     assert "\n" not in str(err.value)

@@ -284,15 +284,15 @@ def test_a_job_that_ended_early_keeps_what_it_measured_and_fails_the_rest(tmp_pa
 
     cells = [CellSpec("matmul", {"size": n}, "torch") for n in (8, 16, 32)]
     stream = tmp_path / "0.jsonl"
-    stream.write_text(json.dumps({"index": 0, "result": {"status": "ok"}}) + "\n"
-                      + json.dumps({"index": 1, "result": {
-                          "status": "failed", "reason": "worker killed by SIGTERM"}}) + "\n"
+    stream.write_text(json.dumps({"index": 0, "results": [{"status": "ok"}]}) + "\n"
+                      + json.dumps({"index": 1, "results": [{
+                          "status": "failed", "reason": "worker killed by SIGTERM"}]}) + "\n"
                       + '{"index": 2, "res')   # a line being written when the job died
     task = _Task(cells, stream, job=_Job(tmp_path, state))
     landed = list(SlurmExecutor()._drain(task))
     assert [cell.params["size"] for cell, _ in landed] == [8, 16, 32]
-    assert landed[0][1] == {"status": "ok"}
-    assert [result["reason"] for _, result in landed[1:]] == [reason, reason]
+    assert landed[0][1][0].ok
+    assert [results[0].reason for _, results in landed[1:]] == [reason, reason]
     assert task.ended and list(SlurmExecutor()._drain(task)) == []
 
 
@@ -311,11 +311,11 @@ def test_a_job_killed_before_squeue_shows_it_waits_for_its_end_as_the_reason(tmp
     assert list(slurm.SlurmExecutor()._drain(task)) == [] and not task.ended
     job.watcher.state = "NODE_FAIL"
     (landed,) = slurm.SlurmExecutor()._drain(task)
-    assert landed[1]["reason"] == "Slurm job 41_2 ended because its node node7 failed"
+    assert landed[1][0].reason == "Slurm job 41_2 ended because its node node7 failed"
 
     stuck = slurm._Task(task.cells, stream, job=_Job(tmp_path, "RUNNING"))
     monkeypatch.setattr(slurm, "SETTLE_S", 0.05)
     assert list(slurm.SlurmExecutor()._drain(stuck)) == []   # the file is first seen now
     time.sleep(0.1)
     (landed,) = slurm.SlurmExecutor()._drain(stuck)   # squeue never showed an end: it ended
-    assert landed[1]["status"] == "failed" and stuck.ended
+    assert landed[1][0].status == "failed" and stuck.ended

@@ -122,7 +122,7 @@ def test_outputs_that_differ_across_modes_are_flagged(tmp_path):
     path = _workload_file(tmp_path, body="w = st['w'] * 0.5 + (0.2 if "
                                         "torch.compiler.is_compiling() else 0.1)")
     measured = eagerbench.measure(str(path), repeat=1, min_time_s=0.0, iters=3, threads=1,
-                                  limits=False)
+                                  limits=False, why=False)
     row = measured.cells.set_index("mode").loc["torch-compile"]
     assert row["agreement_rel_diff"] > 0.01
     assert any(n.startswith("DISAGREES with torch") for n in tables.notes(row))
@@ -165,7 +165,7 @@ def test_the_api_takes_a_workload_object_and_returns_the_clis_records(tmp_path):
 def test_the_examples_run_in_every_mode_of_their_framework(tmp_path, example, params, modes):
     args = [arg for p in params for arg in ("-p", p)]
     proc = _cli("run", "-w", EXAMPLES / example, *args, "--repeat", "1", "--min-time", "0.05",
-                "--threads", "1", "--no-limits", "-q", "--out", tmp_path / "run")
+                "--threads", "1", "--no-limits", "--no-why", "-q", "--out", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr
     cells = results.load(tmp_path / "run")
     assert {r.spec.mode for r in cells.records} == modes
@@ -232,7 +232,8 @@ WORKLOAD = native.workload("tf-regression", "tensorflow", setup, step, iters=5,
 
 def test_a_tensorflow_step_runs_eager_as_a_graph_and_with_xla_and_agrees(tmp_path):
     path = _write(tmp_path / "tf_step.py", TF_STEP)
-    measured = eagerbench.measure(str(path), repeat=1, min_time_s=0.0, threads=1, limits=False)
+    measured = eagerbench.measure(str(path), repeat=1, min_time_s=0.0, threads=1, limits=False,
+                                  why=False)
     cells = measured.cells.set_index("mode")
     assert set(cells.index) == {"tf-eager", "tf-graph", "tf-xla"}
     assert (cells["status"] == "ok").all()

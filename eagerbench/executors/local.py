@@ -178,8 +178,17 @@ def run_batch(cells: list[CellSpec], timeout: float, on_progress=lambda message:
 
 
 def run_cell(cell: CellSpec, timeout: float, on_progress=lambda message: None) -> CellResult:
-    """Run one cell (or job) in a fresh worker with empty caches; its first result."""
-    return next(run_batch([cell], timeout, on_progress))[1][0]
+    """Run one job, or one cell that is no sweep, in a fresh worker with empty caches; its
+    result (``measure_cell`` gives a sweep's, one per value)."""
+    results = measure_cell(cell, timeout, on_progress)
+    if len(results) != 1:
+        raise ValueError(f"{cell.label()} is a sweep of {len(results)} values: use measure_cell")
+    return results[0]
+
+
+def measure_cell(cell: CellSpec, timeout: float, on_progress=lambda message: None) -> Results:
+    """Measure one cell in a fresh worker with empty caches: one result per value it sweeps."""
+    return next(run_batch([cell], timeout, on_progress))[1]
 
 
 WARM_UP_COMPILER = ("import torch; f = torch.compile(lambda x: (x * 2).sin()); "
