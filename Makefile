@@ -27,12 +27,12 @@ bench: $(STAMP)  ## Run the default suite and verify on the CPU; tables, plots, 
 	$(BIN)/eagerbench verify --out results
 
 test: $(STAMP)  ## Run the test suite (every tier; Slurm tests skip without a local Slurm)
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slurm" tests
-	$(BIN)/python -m pytest -q -m slurm tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slurm and not timing" tests
+	$(BIN)/python -m pytest -q -m "slurm or timing" tests
 
 test-fast: $(STAMP)  ## The framework-free tier: no framework imported, no process spawned
 	EAGERBENCH_FAST_TIER=1 $(BIN)/python -m pytest -q tests \
-	    -m "not framework and not compile and not process and not slurm"
+	    -m "not framework and not compile and not process and not slurm and not timing"
 
 report: $(STAMP)  ## Rebuild results/ tables and plots from results/raw.jsonl
 	$(BIN)/eagerbench report results

@@ -153,6 +153,8 @@ TOUCHES = {
     "framework": {"build", "run_steps", "tf", "torch", "jax", "jnp", "make"},
     "compile": {"compile_step", "compile_function", "COMPILED"},
     "slurm": {"SlurmExecutor", "slurm", "slurm_local"},
+    # compares the harness with an independent clock: runs alone, not beside another test
+    "timing": {"Timer", "blocked_autorange", "timeit"},
 }
 
 
@@ -235,7 +237,8 @@ def _touched(item) -> set:
 def pytest_configure(config):
     for tier, what in (("framework", "imports a framework"), ("compile", "compiles a graph"),
                        ("process", "spawns a worker or CLI process"),
-                       ("slurm", "needs a local Slurm")):
+                       ("slurm", "needs a local Slurm"),
+                       ("timing", "compares against an independent timer: runs alone")):
         config.addinivalue_line("markers", f"{tier}: the test {what} (applied by conftest)")
 
 
@@ -243,6 +246,17 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         for tier in _touched(item):
             item.add_marker(getattr(pytest.mark, tier))
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
+
+
+def _group(item) -> str:
+    """Which tests one xdist worker runs together (``make test``: ``--dist loadgroup``): a
+    module's, so that its module fixtures are built once; a module that names a
+    ``GROUP_BY_PARAM`` is split by that parameter's value (a compiled mode each)."""
+    name = item.module.__name__
+    by = getattr(item.module, "GROUP_BY_PARAM", None)
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return f"{name}:{params[by]}" if by in params else name
 
 
 @pytest.fixture(autouse=True)

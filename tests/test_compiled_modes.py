@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -26,24 +28,24 @@ GRID = [("lbfgs", {"history": 2, "batch": 200}), ("elementwise", {"size": 1000, 
         ("convnet", {"batch": 2, "width": 8})]
 
 
-@pytest.fixture(scope="module")
-def measured_in_one_worker():
-    """Every workload in every compiled mode, each mode's cells in one worker (as a run does)."""
+# Tests parametrized by mode form one group per mode: make test's two workers share the modes.
+GROUP_BY_PARAM = "mode"
+
+
+@functools.lru_cache(maxsize=None)
+def measured_in_one_worker(mode: str) -> dict:
+    """Every workload in one compiled mode, its cells in one worker (as a run does)."""
     from eagerbench.executors.local import run_batch
 
-    out = {}
-    for mode in COMPILED:
-        cells = [Cell(w, params, mode, threads=1, iters=4, warmup=2, why=False)   # no probes
-                 for w, params in GRID]
-        for cell, result in run_batch(cells, 900):
-            out[(mode, cell.workload)] = to_records(cell, result)
-    return out
+    cells = [Cell(w, params, mode, threads=1, iters=4, warmup=2, why=False)   # no probes
+             for w, params in GRID]
+    return {cell.workload: to_records(cell, result) for cell, result in run_batch(cells, 900)}
 
 
 @pytest.mark.parametrize("mode", COMPILED)
 @pytest.mark.parametrize("workload", [w for w, _ in GRID])
-def test_no_retrace_or_recompile_while_timing(measured_in_one_worker, mode, workload):
-    for rec in measured_in_one_worker[(mode, workload)]:
+def test_no_retrace_or_recompile_while_timing(mode, workload):
+    for rec in measured_in_one_worker(mode)[workload]:
         res = rec.result
         assert res.ok, res
         assert res.traces_before_timing >= 1      # the counter sees the warm-up compile
