@@ -27,7 +27,7 @@ bench: $(STAMP)  ## Run the default suite and verify on the CPU; tables, plots, 
 	$(BIN)/eagerbench verify --out results
 
 test: $(STAMP)  ## Run the test suite (every tier; Slurm tests skip without a local Slurm)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slurm and not timing" tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slurm and not timing" tests
 	$(BIN)/python -m pytest -q -m "slurm or timing" tests
 
 test-fast: $(STAMP)  ## The framework-free tier: no framework imported, no process spawned

@@ -76,8 +76,6 @@ def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int 
     or ``workloads.WorkloadError`` on bad input, ``eagerbench.session.SessionError`` when the
     run cannot be written.
     """
-    import workloads
-
     from eagerbench import executors, session
     from eagerbench import plan as planner
 
@@ -90,12 +88,10 @@ def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int 
                                   repeat=repeat, threads=threads, device=device, dtype=dtype,
                                   seed=seed, data=None, gc_mode="on", min_time_s=min_time_s,
                                   why=why)
-    settings = {"device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": "on",
-                "compile_mode": "default", "skipped": skipped, "repeat": repeat,
-                "min_time_s": min_time_s, "why": why, "allocator_choice": "default",
-                "allocator": envinfo.allocator_settings(),
-                "user_workloads": workloads.registered(),
-                "command": f"eagerbench.measure({name!r})"}
+    settings = session.run_settings(
+        device=device, dtype=dtype, threads=threads, seed=seed, repeat=repeat,
+        min_time_s=min_time_s, why=why, command=f"eagerbench.measure({name!r})",
+        skipped=skipped)
     target = Path(out) if out else Path(tempfile.mkdtemp(prefix="eagerbench-"))
     started = time.perf_counter()
     opened = session.open_new(target, session.header_env(settings, cells, runner, limits,

@@ -260,12 +260,10 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, threads, dev
         click.echo(f"eagerbench: note: {note}", err=True)
     runner = _executor(ctx, executor, limits=limits)
     target = Path(out) if out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    settings = {"device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc_mode,
-                "compile_mode": compile_mode, "skipped": skipped, "repeat": repeat,
-                "min_time_s": min_time, "why": why, "allocator_choice": allocator or "default",
-                "allocator": envinfo.allocator_settings(),
-                "user_workloads": workload_registry.registered(),
-                "command": " ".join(["eagerbench"] + sys.argv[1:])}
+    settings = session.run_settings(
+        device=device, dtype=dtype, threads=threads, seed=seed, repeat=repeat,
+        min_time_s=min_time, why=why, command=" ".join(["eagerbench"] + sys.argv[1:]),
+        gc=gc_mode, compile_mode=compile_mode, allocator=allocator, skipped=skipped)
     started = time.perf_counter()
     opened = _session(session.open_new, target, session.header_env(
         settings, cells, runner, limits, _say))

@@ -64,6 +64,22 @@ class Opened:
             lock.release()
 
 
+def run_settings(*, device: str, dtype: str, threads: int, seed: int, repeat: int,
+                 min_time_s: float, why: bool, command: str, gc: str = "on",
+                 compile_mode: str = "default", allocator: Optional[str] = None,
+                 skipped: tuple = ()) -> dict:
+    """The settings a run's header records, whichever front end started it."""
+    import workloads
+
+    from eagerbench import envinfo
+
+    return {"device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc,
+            "compile_mode": compile_mode, "skipped": list(skipped), "repeat": repeat,
+            "min_time_s": min_time_s, "why": why, "allocator_choice": allocator or "default",
+            "allocator": envinfo.allocator_settings(),
+            "user_workloads": workloads.registered(), "command": command}
+
+
 def header_env(settings: dict, cells: list[CellSpec], executor, measure_limits: bool,
                say: Callable[[str], None]) -> dict:
     """The run's header environment: the settings, the machine's limits (measured here when

@@ -246,17 +246,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         for tier in _touched(item):
             item.add_marker(getattr(pytest.mark, tier))
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
-
-
-def _group(item) -> str:
-    """Which tests one xdist worker runs together (``make test``: ``--dist loadgroup``): a
-    module's, so that its module fixtures are built once; a module that names a
-    ``GROUP_BY_PARAM`` is split by that parameter's value (a compiled mode each)."""
-    name = item.module.__name__
-    by = getattr(item.module, "GROUP_BY_PARAM", None)
-    params = getattr(getattr(item, "callspec", None), "params", {})
-    return f"{name}:{params[by]}" if by in params else name
 
 
 @pytest.fixture(autouse=True)

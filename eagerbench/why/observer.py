@@ -19,7 +19,7 @@ from eagerbench.procenv import usable_cpus
 from eagerbench.results import Why
 from eagerbench.why.memory import FaultTally, fault_ns, watch_memory
 from eagerbench.why.ops import count_round
-from eagerbench.why.prices import UnitPrices, _diagnosed
+from eagerbench.why.prices import UnitPrices, diagnosed
 
 _FAULT_NS: Optional[dict] = None      # what a fresh page costs, once per process
 
@@ -90,7 +90,7 @@ class WhyObserver(Observer):
             why.sized_from = run.backend.sized_from()
             why.notes.extend(failed)
         if _FAULT_NS is None:   # at the threads the kernels fault with (the worker's CPUs)
-            _FAULT_NS, note = _diagnosed("page fault probe", lambda: fault_ns(usable_cpus()), {})
+            _FAULT_NS, note = diagnosed("page fault probe", lambda: fault_ns(usable_cpus()), {})
             why.notes.extend([note] if note else [])
         price = prices.prices(mode)
         why.dispatch_ns, why.dispatch_ns_in_place = price["new"], price["in_place"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from eagerbench.timing import Run, counted_call, keep
 from eagerbench.results import Why
-from eagerbench.why.prices import _diagnosed
+from eagerbench.why.prices import diagnosed
 
 
 def counts_ops(run: Run) -> bool:
@@ -32,7 +32,7 @@ def count_ops(run: Run, why: Why) -> list[str]:
         why.fresh_outputs = {str(n): k for n, k in (count or {}).get("fresh", {}).items()}
         return count["ops"] if count else None
 
-    why.ops, note = _diagnosed("ops", ops, None)
+    why.ops, note = diagnosed("ops", ops, None)
     return [note] if note else []
 
 

@@ -98,9 +98,9 @@ class UnitPrices:
         for kind, _ in _PRICE_KINDS:
             if kind == "in_place" and backend.compiled:
                 continue
-            self.probes[mode][kind] = self._diagnosed(
+            self.probes[mode][kind] = self._measured(
                 mode, kind, lambda: probing.probe(backend, kind, tensors=tensors))
-        work, note = _diagnosed("work", lambda: entry.workload.work(entry.params,
+        work, note = diagnosed("work", lambda: entry.workload.work(entry.params,
                                                                    backend.dtype_name, {}), None)
         self.notes[mode] += [note] if note else []
         self.sides[mode] = product_side(work) if work else None
@@ -109,14 +109,14 @@ class UnitPrices:
             self.streaming[mode] = backend
             self.stream_lengths[mode] = stream_elements(work, np.dtype(backend.dtype_name).itemsize)
         if self.sides[mode]:
-            products = self._diagnosed(
+            products = self._measured(
                 mode, "product", lambda: probing.product_probes(backend, self.sides[mode]))
             self.probes[mode]["product"], self.probes[mode]["product_call"] = \
                 products or (None, None)
         # A fused element-wise chain's rate: on this VM the machine's chain, probed once per
         # run, ran 1.5x faster than a cell's fused loop of 100 adds timed minutes later.
         if work and work.arithmetic == "elementwise" and backend.fuses_ops and not streamed:
-            chains = self._diagnosed(mode, "fused_adds", lambda: probing.fused_add_probes(backend))
+            chains = self._measured(mode, "fused_adds", lambda: probing.fused_add_probes(backend))
             self.probes[mode]["fused_short"], self.probes[mode]["fused_long"] = \
                 chains or (None, None)
             self.fused[mode] = (work, tensors)
@@ -152,11 +152,11 @@ class UnitPrices:
         if elements < backend.sized_from():
             return
         self.sized_launches[mode] = {"elements": elements, "tensors": tensors}
-        self.probes[mode]["launch_sized"] = self._diagnosed(
+        self.probes[mode]["launch_sized"] = self._measured(
             mode, "launch_sized", lambda: probing.probe(backend, "new", elements, tensors))
 
-    def _diagnosed(self, mode: str, kind: str, measure: Callable):
-        value, note = _diagnosed(f"{kind} {'dispatch ' if kind in ('new', 'in_place') else ''}"
+    def _measured(self, mode: str, kind: str, measure: Callable):
+        value, note = diagnosed(f"{kind} {'dispatch ' if kind in ('new', 'in_place') else ''}"
                                  "probe", measure, None)
         if note:
             self.notes[mode].append(note)
@@ -171,10 +171,10 @@ class UnitPrices:
         for mode, kinds in self.probes.items():
             for kind, probe in list(kinds.items()):
                 if probe is not None and len(probe.samples) < PROBE_SAMPLES:
-                    self._diagnosed(mode, kind, probe.sample)
+                    self._measured(mode, kind, probe.sample)
         for index, sizes in self.sizes.items():
             if sizes is not None and sizes.samples < PROBE_SAMPLES:
-                _, note = _diagnosed("op size probes", sizes.sample, None)
+                _, note = diagnosed("op size probes", sizes.sample, None)
                 self.size_notes.setdefault(index, []).extend([note] if note else [])
 
     def add_sizes(self, runs: list, entries: list, whys: list[Why]) -> list[dict]:
@@ -189,7 +189,7 @@ class UnitPrices:
                 continue
             before = run.backend.graph_diagnostics()
             what = "graph op probes" if run.backend.runs_graph_ops else "op size probes"
-            self.sizes[index], note = _diagnosed(what, lambda: probing.SizeProbes(run.backend, sizes),
+            self.sizes[index], note = diagnosed(what, lambda: probing.SizeProbes(run.backend, sizes),
                                                  None)
             whys[index].notes.extend([note] if note else [])
             built[run.entry] = compiler_plus(
@@ -199,14 +199,14 @@ class UnitPrices:
     def size_prices(self, index: int) -> tuple[Optional[dict], list[str]]:
         """ns per op at each counted size of the run's ops (see ``SizeProbes.prices``), None
         where a probe failed, and notes on what failed."""
-        value, note = _diagnosed("op size probes", self.sizes[index].prices, None)
+        value, note = diagnosed("op size probes", self.sizes[index].prices, None)
         notes = self.size_notes.pop(index, []) + ([note] if note else [])
         return (None if notes else value), notes
 
     def _make_streams(self) -> None:
 
         for mode, backend in self.streaming.items():
-            self.probes[mode]["stream"] = self._diagnosed(
+            self.probes[mode]["stream"] = self._measured(
                 mode, "stream", lambda: probing.stream_probe(backend, self.stream_lengths[mode]))
         self.streaming = {}
 
@@ -222,7 +222,7 @@ class UnitPrices:
 
     def _price(self, mode: str, kind: str) -> Optional[float]:
         probe = self.probes[mode].get(kind)
-        return None if probe is None else self._diagnosed(mode, kind, probe.price)
+        return None if probe is None else self._measured(mode, kind, probe.price)
 
     def prices(self, mode: str) -> dict:
         """``{"new": ns, "in_place": ns or None}`` for a mode, its samples topped up now."""
@@ -256,7 +256,7 @@ class UnitPrices:
         return {"side": self.sides[mode], "ns": prices[0], "call_ns": prices[1]}
 
 
-def _diagnosed(what: str, measure: Callable, fallback):
+def diagnosed(what: str, measure: Callable, fallback):
     """A diagnostic's value, or (value, note) when it could not be taken: a diagnostic never
     costs a measured cell its record."""
     try:
