@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 
+import pytest
+
 from eagerbench.modes import all_modes
 from eagerbench.runner import Cell, to_records
 
@@ -38,3 +40,13 @@ def assert_compiled_only_in_warm_up(mode: str, workload: str) -> None:
         assert res.traces_before_timing >= 1      # the counter sees the warm-up compile
         assert res.compiles_before_timing >= 1
         assert res.traces_during_timing == 0 and res.compiles_during_timing == 0
+
+
+def no_recompile_test(prefix: str):
+    """The guard's test over the compiled modes whose names start with ``prefix``."""
+    @pytest.mark.parametrize("mode", [m for m in COMPILED if m.startswith(prefix)])
+    @pytest.mark.parametrize("workload", [w for w, _ in GRID])
+    def test_no_retrace_or_recompile_while_timing(mode, workload):
+        assert_compiled_only_in_warm_up(mode, workload)
+
+    return test_no_retrace_or_recompile_while_timing

@@ -192,9 +192,12 @@ def _in_tests(obj) -> bool:
 
 def _touched(item) -> set:
     module = item.module
-    helpers = {name: obj for name, obj in vars(module).items()
-               if inspect.isfunction(obj) or inspect.isclass(obj)}
-    helpers.update({name: obj for name, obj in globals().items() if inspect.isfunction(obj)})
+    def code(space: dict) -> dict:   # functions (cached ones unwrapped) and classes
+        return {name: inspect.unwrap(obj) for name, obj in space.items()
+                if inspect.isfunction(inspect.unwrap(obj)) or inspect.isclass(obj)}
+
+    helpers = {**code(vars(module)), **code(globals()),
+               **code(getattr(item.function, "__globals__", {}))}   # a factory-made test
     words: set = set()
     here = os.path.dirname(os.path.abspath(__file__))
     todo = [item.function] + [d.func for name, defs in item._fixtureinfo.name2fixturedefs.items()
