@@ -8,13 +8,13 @@ Each part is an estimate with a stated method:
   PyTorch, op callbacks in TensorFlow, the jaxpr's top-level operations in JAX); a compiled
   mode launches one graph per call for each graph compiled for its step (a graph break makes
   more). The price is the median time of the mode's cheapest call, measured in the same
-  process, between the cell's samples: one op on a one-element tensor, making a new tensor
+  process, in the why phase after the cell's samples: one op on a one-element tensor, making a new tensor
   or (for the ops that do) updating one in place; or one call of a trivial compiled function
   that takes and returns as many tensors as the step.
 - **kernels** = the larger of memory traffic (bytes per call at the measured bandwidth: the
   machine's cache's when the data fits in half the cache below the last level, where that
   was measured, otherwise the stream of the framework's ``b += a`` on vectors of the data's
-  size timed between the cell's samples, or the machine's) and compute
+  size timed after the cell's samples, or the machine's) and compute
   (FLOPs at the measured rate of their kind): the time the math needs
   if nothing else costs anything (a roofline). The bytes are the workload's count of what its
   ops read and write, or in a compiled mode whose compiler counts them (XLA's cost analysis,
@@ -25,13 +25,13 @@ Each part is an estimate with a stated method:
   at the fault, then written in cache). Matmul
   FLOPs are priced at the rate of the mode's own product of their FLOPs per op (its
   compiler's, in a mode that generates code: XLA, Inductor; else the framework's), timed
-  between the cell's samples (the price of calling a product left out), or without it on the
+  after the cell's samples (the price of calling a product left out), or without it on the
   machine's ladder; element-wise FLOPs at the rate of a fused chain of adds on data in cache:
-  in a mode that fuses, its own compiler's chains timed between the cell's samples, else the
+  in a mode that fuses, its own compiler's chains timed after the cell's samples, else the
   machine's (``jax.jit``, probed once per run).
 - **pool** = what the size of each counted op costs beyond a one-element op and its traffic,
   in an eager mode: an add on tensors of the op's size (in cache, at most 2^17 elements) is
-  timed between the cell's samples in each process (the ops counted in one more step, before
+  timed after the cell's samples in each process (the ops counted in one more step, before
   the timing), and the one-element op's price and the add's
   traffic at the cache's bandwidth are taken out. The rest is mostly the framework handing
   the op to its intra-op threads (TensorFlow's add: +140 us per op from 100,000 elements on a
@@ -226,7 +226,7 @@ def _fresh_pages(rec: Record) -> tuple[float, float]:
 def bandwidth_gbps(facts, limits: dict, stream: float | None = None) -> tuple[float | None, str]:
     """The bandwidth the cell's data moves at, and what it was measured on: the cache's when
     its footprint fits in the cache that was measured in (256 KiB vectors; ``cache_fit_bytes``),
-    else the ``b += a`` timed alongside the cell on vectors of its data's size, where there
+    else the ``b += a`` timed after the cell on vectors of its data's size, where there
     is one, else the machine's stream past the caches."""
     fit = cache_fit_bytes(limits)
     if facts.footprint and fit and facts.footprint <= fit and \
@@ -238,7 +238,7 @@ def bandwidth_gbps(facts, limits: dict, stream: float | None = None) -> tuple[fl
 
 
 def stream_gbps(recs: list[Record]) -> float | None:
-    """GB/s of the framework's ``b += a`` past the caches, timed between the cell's samples in
+    """GB/s of the framework's ``b += a`` past the caches, timed after the cell's samples in
     each of its processes (their mean time per byte); None where none was timed."""
     rates = [r.result.why.stream_gbps for r in recs]
     rates = [rate for rate in rates if rate]
@@ -286,7 +286,7 @@ def _compute_rate(facts, dtype: str, limits: dict, product_rate: float | None,
         return fused_rate, "fused adds alongside"
     if facts.arithmetic == "elementwise" and elementwise_rate(limits, dtype):
         return elementwise_rate(limits, dtype), "fused adds"
-    # A product timed alongside the cell saw the machine as the cell did: two processes ten
+    # A product timed in the cell's process, just after it, saw nearly the machine the cell did: two processes ten
     # seconds apart ran torch's 512 x 512 product at 1.9 and 3.1 ms here.
     if product_rate:
         return product_rate, "product alongside"
@@ -527,18 +527,19 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
              " **dispatch** = dispatches per call (every framework op in an eager mode, counted; "
              "in a compiled mode one launch per graph compiled for the step, and in tf-graph "
              "its graph's ops) x the measured price of one dispatch in that mode, sampled "
-             "between the cell's own samples (in-place updates priced apart); **pool** = "
+             "in its process after the cell's own samples (in-place updates priced apart); "
+             "**pool** = "
              "what each counted op's size costs beyond a one-element op and its traffic (an add "
              "of that size, timed: mostly handing the op to the framework's threads; in a mode "
              "that fuses, a launch on tensors of the cell's size against a one-element one); "
              "**kernels** = the larger of the bytes moved (the workload's count, or the "
              "compiler's for its fused graphs) at the measured bandwidth (past half the cache "
-             "below the last level, the framework's stream of the data's size timed alongside "
+             "below the last level, the framework's stream of the data's size timed after "
              "the cell, and a write into a new tensor counted twice, its lines read first, "
              "unless the call faulted its pages in) and the FLOPs at the "
              "measured rate of their kind (the mode's own product of their FLOPs per op, its "
-             "compiler's in a mode that generates code, timed alongside the cell, or a fused "
-             "chain of adds: the mode's own, alongside the cell, in a mode that fuses); "
+             "compiler's in a mode that generates code, timed after the cell, or a fused "
+             "chain of adds: the mode's own, after the cell, in a mode that fuses); "
              "**allocation** = the page faults one call takes x the measured price of a "
              "fresh page (its fault, zeroing and release), or, from 1,000 small faults a "
              "call, the kernel's share of the process's CPU time over the timed blocks, of "

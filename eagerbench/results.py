@@ -20,7 +20,7 @@ Schema versions:
    optional (older files load with it empty): ``process.host`` and ``process.slurm`` (a
    cluster's job), the footer's ``hosts``; ``why`` (memory with page faults, ops and in-place
    ops, what they write into new tensors, dispatch and fresh-page prices, the products,
-   streams and fused chains timed alongside) and ``compiler`` (graphs, graph breaks, compile split)
+   streams and fused chains timed after the cell) and ``compiler`` (graphs, graph breaks, compile split)
    in results; ``phases_s`` (the unit's wall seconds per phase); ``matmul_ladder`` in limits.
 """
 

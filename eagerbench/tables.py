@@ -83,7 +83,7 @@ def _work_rates(facts: list[Facts], dtype: str, median_ms: float,
                 limits: dict | None, stream: float | None = None) -> dict:
     """Rates from the work each process's cell did (stored when it was measured), and their
     share of the measured limit: for bytes, the faster of the machine's stream and the one
-    timed alongside the cell (``stream``; this VM's machine stream ran at 24 GB/s in one run
+    timed after the cell in its process (``stream``; this VM's machine stream ran at 24 GB/s in one run
     and 41 in the next, and flagged 1 GiB adds at 37 GB/s as invalid)."""
     def mean(name: str):
         values = [getattr(f, name) for f in facts if getattr(f, name)]

@@ -178,8 +178,8 @@ class UnitPrices:
                 self.size_notes.setdefault(index, []).extend([note] if note else [])
 
     def add_sizes(self, runs: list, entries: list, whys: list[Why]) -> list[dict]:
-        """Probes of the sizes of each run's counted ops (``count_round``), to be sampled
-        between the timed rounds; returns, per entry, what building them compiled (a graph's
+        """Probes of the sizes of each run's counted ops (``count_round``), to be sampled in
+        the why phase; returns, per entry, what building them compiled (a graph's
         chains of adds), for the cell's compiler counters to leave out."""
 
         built: list[dict] = [{} for _ in entries]
