@@ -67,18 +67,20 @@ def test_an_interrupted_run_keeps_the_previous_run_and_resume_finishes_it(tmp_pa
     before = (out / RAW).read_bytes()
     assert _count(out) == 1
 
-    # 2 s of timed samples per cell: the run is still going when the interrupt comes
+    # 4 s of timed samples per cell: the run is still going when the interrupt comes, even
+    # beside make test's other worker
     second = _eagerbench("run", *SMALL, "--size", "16,24,32", "--repeat", "2", "--out", out,
-                         "--min-time", "2", background=True)
+                         "--min-time", "4", background=True)
     deadline = time.monotonic() + 60
     while not list(out.glob("run-*.partial")) and time.monotonic() < deadline:
         time.sleep(0.1)
     (staging,) = out.glob("run-*.partial")   # made while the lock on D is held
+    assert second.poll() is None, second.communicate()[1]   # still running, holding the lock
     refused = _eagerbench("run", *SMALL, "--size", "8", "--out", out)
     assert refused.returncode == 2
     _one_line_error(refused, str(out), "another eagerbench run")
     _wait_for_records(staging / RAW, 1, second)
-    second.send_signal(signal.SIGINT)   # at once: five cells of 2 s each are still to come
+    second.send_signal(signal.SIGINT)   # at once: five cells of 4 s each are still to come
     _, stderr = second.communicate(timeout=120)
     assert second.returncode == 130, stderr
     assert f"--resume {staging}" in stderr
