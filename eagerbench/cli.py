@@ -326,23 +326,23 @@ def _measure(cells, opened, runner, timeout: float, quiet: bool) -> None:
 
 
 def _warn_noisy(out_dir: Path) -> None:
-    """hyperfine-style: name each cell whose ratio its spread cannot support, and the remedy;
-    and each cell whose measurement broke a guard (INVALID, DISAGREES, RECOMPILED, COPIED)."""
+    """One line per kind of flag (how many rows carry it, and what it means), and one per
+    cell whose measurement broke a guard (INVALID, DISAGREES, RECOMPILED, COPIED)."""
     import pandas as pd
 
+    from eagerbench import flags
     from eagerbench.tables import notes
 
-    text = {"warnings": "string", "invalid": "string", "bimodal": "string"}
+    text = {"flags": "string", "invalid": "string", "bimodal": "string"}
     cells = pd.read_csv(out_dir / "cells.csv", dtype=text)
     for column in text:   # absent when no cell was measured
         cells[column] = cells[column].fillna("") if column in cells else ""
-    noisy = cells[(cells["warnings"] != "") | (cells["bimodal"] != "")]
-    for r in noisy.itertuples():
-        why = "; ".join(x for x in (r.warnings, r.bimodal) if x)
-        click.echo(f"eagerbench: warning: {r.workload} {r.params} [{r.mode}]: {why}", err=True)
-    if len(noisy):
-        click.echo("eagerbench: to firm up those ratios: more --iters or --min-time, --repeat 3, "
-                   "or a quieter machine", err=True)
+    for name, meaning in flags.MEANINGS.items():
+        rows = cells[cells["flags"].str.split(", ").apply(lambda f: name in f)]
+        if len(rows):
+            first = rows.iloc[0]
+            click.echo(f"eagerbench: {len(rows)} row(s) {name} (e.g. {first['workload']} "
+                       f"{first['params']} [{first['mode']}]): {meaning}", err=True)
     guards = ("INVALID", "DISAGREES", "RETRACED", "RECOMPILED", "COPIED")
     for _, r in cells.iterrows():
         broken = [n for n in notes(r) if n.startswith(guards)]
@@ -476,11 +476,11 @@ def report(directory):
 def machine_cmd(seconds):
     """How steady this host is: a fixed pure-Python loop's spread at each sample length.
 
-    A cell whose samples take about as long as a block inherits at least this spread; the run's
-    noise warning fires at an IQR over 10% of the median."""
+    A cell whose samples take about as long as a block inherits at least this spread; a run's
+    report says "host noisy" once when the probe's IQR is over 10% of its median."""
     import pandas as pd
 
-    from eagerbench import limits, stats
+    from eagerbench import flags, limits
 
     if not (0 < seconds <= 3600):
         raise UserError(f"--seconds must be more than 0 and at most 3600 (got {seconds:g})")
@@ -489,32 +489,38 @@ def machine_cmd(seconds):
              "IQR / median": f"{s['iqr_share']:.1%}", "slowest / fastest":
              f"{s['max_over_min']:.2f}x"} for block_ms, s in spread.items()]
     click.echo(pd.DataFrame(rows).to_markdown(index=False))
-    noisy = [b for b, s in spread.items() if s["iqr_share"] > stats.NOISY_IQR]
+    noisy = [b for b, s in spread.items() if s["iqr_share"] > flags.HOST_NOISY]
     if noisy:
         click.echo(f"eagerbench: at {', '.join(f'{b} ms' for b in noisy)} this host alone "
-                   f"spreads a fixed loop over {stats.NOISY_IQR:.0%} of its median: cells "
-                   f"timed there will carry noise warnings whatever they run")
+                   f"spreads a fixed loop over {flags.HOST_NOISY:.0%} of its median: a run's "
+                   f"report says so in one line (host noisy)")
 
 
 @cli.command("compare")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--view", "view_name", type=click.Choice(["tax", "absolute"]), default="tax",
+              show_default=True,
+              help="tax: each mode's eager tax (over its twin, same processes) in run i against "
+                   "run 0, which a whole run being slower cancels; absolute: each cell's time, "
+                   "judged beyond its framework's shift in that run (printed once).")
 @click.option("--fail-slower", "fail_slower", type=float, metavar="PCT",
-              help="Exit 1 when a cell is significantly slower than in the first run by more "
-                   "than PCT percent: its ratio's whole 95% interval above 1 + PCT/100 (a CI "
-                   "gate).")
+              help="Exit 1 when, in the named --view, a cell is significantly slower than in "
+                   "the first run by more than PCT percent: its ratio's whole 95% interval "
+                   "above 1 + PCT/100; with --view absolute, also a whole framework's shift "
+                   "(a CI gate).")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table",
               show_default=True, help="Terminal table or Markdown.")
 @click.option("--changed", is_flag=True, help="Show only cells with a significant change.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False),
               help="Also draw each change with its interval into this PNG.")
-def compare_cmd(runs, fail_slower, fmt, changed, plot_path):
-    """Compare runs cell by cell against the first: times, ratios with 95% intervals, and
-    which changes are significant; per mode, the geometric mean.
+def compare_cmd(runs, view_name, fail_slower, fmt, changed, plot_path):
+    """Compare runs against the first: the eager tax (default) or absolute times, ratios with
+    95% intervals, which changes are significant, and each run's whole shift.
 
     \b
     Examples:
       eagerbench compare results runs/20261128-0930
-      eagerbench compare before after --fail-slower 10 --format markdown
+      eagerbench compare before after --view absolute --fail-slower 10 --format markdown
     """
     from eagerbench import compare
 
@@ -527,38 +533,60 @@ def compare_cmd(runs, fail_slower, fmt, changed, plot_path):
                  for i, path in enumerate(runs)]
     except ResultsError as exc:
         raise UserError(str(exc)) from None
-    table = compare.cells(sides)
-    if table.empty:
+    if not sides[0].levels:
         raise UserError(f"{runs[0]}: no measured cell to compare")
+    shift_table = compare.shifts(sides)
+    table = compare.tax_view(sides) if view_name == "tax" else \
+        compare.absolute_view(sides, shift_table)
+    if table.empty:
+        raise UserError(f"{runs[0]}: no cell with an eager twin to compare the tax of "
+                        f"(try --view absolute)")
     style = "github" if fmt == "markdown" else "simple"
     heading = (lambda text: f"\n## {text}\n") if fmt == "markdown" else \
         (lambda text: f"\n{text}:")
     names = "; ".join(f"{i}: {s.name}" for i, s in enumerate(sides))
-    click.echo(f"Runs ({names}); ratios are run i / run 0, with 95% intervals over processes.")
+    what = ("eager taxes (each mode over its eager twin) in run i over run 0" if view_name == "tax"
+            else "times in run i over run 0, judged beyond the run's shift")
+    click.echo(f"Runs ({names}); ratios are {what}, with 95% intervals over processes.")
     env = compare.environment_differences(sides)
     click.echo(heading("Environment differences"))
     click.echo(env.to_markdown(index=False, tablefmt=style) if not env.empty else
                "none (same machine, versions and settings)")
+    click.echo(heading("Whole-run shift (absolute times, per framework)"))
+    click.echo("\n".join(compare.display_shifts(shift_table, sides)) or "none")
     click.echo(heading("Per mode"))
     click.echo(compare.display_modes(compare.by_mode(table, len(sides)), sides)
                .to_markdown(index=False, tablefmt=style))
-    shown = compare.display(table, sides, changed)
+    shown = compare.display(table, sides, changed, view_name)
     click.echo(heading("Cells" + (" with a significant change" if changed else "")))
     click.echo(shown.to_markdown(index=False, tablefmt=style) if not shown.empty else "none")
     for note in compare.unmatched(sides):
         click.echo(f"note: {note}")
     if plot_path:
-        click.echo(f"plot: {compare.plot(table, sides, Path(plot_path))}")
+        click.echo(f"plot: {compare.plot(table, sides, Path(plot_path), view_name)}")
     if fail_slower is not None:
-        worse = compare.regressions(table, len(sides), fail_slower)
-        if len(worse):
-            click.echo(f"eagerbench: {len(worse)} cell(s) significantly slower than "
-                       f"{sides[0].name} by more than {fail_slower:g}%: "
-                       + "; ".join(f"{r.workload} {r.params} [{r.mode}]"
-                                   for r in worse.itertuples()), err=True)
-            sys.exit(1)
-        click.echo(f"eagerbench: no cell significantly slower by more than {fail_slower:g}%",
-                   err=True)
+        _gate(compare, table, shift_table, sides, view_name, fail_slower)
+
+
+def _gate(compare, table, shift_table, sides, view_name: str, percent: float) -> None:
+    """Exit 1 when the named view shows a change slower than ``percent``."""
+    worse = compare.regressions(table, len(sides), percent)
+    whole = compare.slower_shifts(shift_table, percent) if view_name == "absolute" else \
+        shift_table.iloc[0:0]
+    what = "eager tax" if view_name == "tax" else "time beyond its run's shift"
+    if len(whole):
+        click.echo("eagerbench: whole run slower than " f"{sides[0].name} by more than "
+                   f"{percent:g}%: " + "; ".join(f"{r.framework} {r.shift:.3g}x"
+                                                 for r in whole.itertuples()), err=True)
+    if len(worse):
+        click.echo(f"eagerbench: {len(worse)} cell(s) whose {what} is significantly slower "
+                   f"than in {sides[0].name} by more than {percent:g}%: "
+                   + "; ".join(f"{r.workload} {r.params} [{r.mode}]"
+                               for r in worse.itertuples()), err=True)
+    if len(worse) or len(whole):
+        sys.exit(1)
+    click.echo(f"eagerbench: no {what} significantly slower by more than {percent:g}%",
+               err=True)
 
 
 def main(args: Optional[list[str]] = None) -> None:

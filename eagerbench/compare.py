@@ -1,10 +1,17 @@
-"""Runs side by side (pyperf's ``compare_to``, asv's ``compare``, for eager-tax runs).
+"""Runs side by side (pyperf's ``compare_to``, asv's ``compare``, for eager-tax runs), in two
+views kept apart.
 
-Each cell present in the baseline (the first run) and another run gets its time in each, the
-ratio ``other / baseline`` with a 95% interval, and whether the change is significant. The
-interval comes from ``stats.ratio``: processes are the unit, each run's between-process spread
-is moderated by the other cells of the same mode in that run, so a cell measured in two
-processes per run still gets an honest interval. Reads stored results only.
+- **tax** (the default): each mode's eager tax (its time over its eager twin's, measured in the
+  same processes) in run i against the baseline (run 0): a ratio of ratios. A whole run or
+  process being slower moves a mode and its twin together, so it cancels.
+- **absolute**: each cell's time in run i over the baseline. What moves every cell of one
+  framework at once (a slower day, a noisier host, one framework's processes landing slow) is
+  estimated once per framework as the run's *shift*, a random-effects mean over its cells, and
+  each cell's change is judged beyond that shift: a run 10% slower reads as one line "10%
+  slower", not as 60 cells "significantly slower".
+
+Intervals come from ``stats``: processes are the unit, and each run's variances are moderated
+among the cells of one workload in that run. Reads stored results only.
 """
 
 from __future__ import annotations
@@ -20,17 +27,20 @@ from eagerbench import facts, results, stats, tables
 # Environment entries whose difference changes what a time means, shown when runs differ.
 ENV_KEYS = ("device", "dtype", "threads", "compile_mode", "allocator_choice", "gc", "repeat",
             "min_time_s", "python", "git_revision")
+VIEWS = ("tax", "absolute")
 
 
 @dataclass(frozen=True)
 class Side:
-    """One run, ready to compare: its cells' levels and the between-process pool per mode."""
+    """One run, ready to compare: its cells' levels, each compiled cell's eager twin, each
+    cell's framework (the cells that share processes), and shares of the host's limits."""
 
     name: str
-    run: results.Run
+    run: results.Run | None
     levels: dict          # (workload, params, mode label) -> stats.Level
-    pools: dict           # mode label -> stats.Pool
-    shares: dict          # (workload, params, mode label) -> share of its host's limit
+    twins: dict           # cell key -> its eager twin's key
+    frameworks: dict      # cell key -> framework
+    shares: dict          # cell key -> share of its host's limit
 
 
 def _shares(run: results.Run) -> dict:
@@ -51,42 +61,135 @@ def _shares(run: results.Run) -> dict:
 
 def load(path: Path | str, name: str | None = None) -> Side:
     run = facts.load(path)
-    levels = {}
+    levels, twins, frameworks = {}, {}, {}
     hosts = run.hosts()
     for number, host in enumerate(hosts, 1):   # a cell is never pooled across host types
         suffix = f" @host {number}" if len(hosts) > 1 else ""
         for (workload, params, label), recs in tables.by_cell(host.records).items():
             lv = tables.cell_level(recs)
-            if lv is not None:
-                levels[(workload, params, label + suffix)] = lv
-    by_mode: dict[str, list] = {}
-    for (_, _, label), lv in levels.items():
-        by_mode.setdefault(label, []).append(lv)
-    pools = {label: stats.pooled(lvs) for label, lvs in by_mode.items()}
-    return Side(name or str(path), run, levels, pools, _shares(run))
-
-
-def cells(sides: list[Side]) -> pd.DataFrame:
-    """One row per cell of the baseline: its time in every run, and against the baseline the
-    ratio, its interval, and whether it is significant (the interval excludes 1)."""
-    base = sides[0]
-    rows = []
-    for key, lv in base.levels.items():
-        workload, params, mode = key
-        row = {"workload": workload, "params": params, "mode": mode, "ms_0": lv.estimate,
-               "share_0": base.shares.get(key, np.nan)}
-        for i, side in enumerate(sides[1:], 1):
-            row[f"share_{i}"] = side.shares.get(key, np.nan)
-            other = side.levels.get(key)
-            if other is None:
-                row.update({f"ms_{i}": np.nan, f"ratio_{i}": np.nan, f"lo_{i}": np.nan,
-                            f"hi_{i}": np.nan, f"significant_{i}": False})
+            if lv is None:
                 continue
-            r = stats.ratio(other, lv, side.pools[mode], base.pools[mode])
-            row.update({f"ms_{i}": other.estimate, f"ratio_{i}": r.value, f"lo_{i}": r.lo,
-                        f"hi_{i}": r.hi, f"significant_{i}": r.significant})
+            key = (workload, params, label + suffix)
+            levels[key] = lv
+            frameworks[key] = recs[0].facts.framework + suffix
+            if recs[0].facts.eager_twin and recs[0].facts.eager_twin != label:
+                twins[key] = (workload, params, recs[0].facts.eager_twin + suffix)
+    return Side(name or str(path), run, levels, twins, frameworks, _shares(run))
+
+
+def _classes(keys) -> dict:
+    return {key: key[0] for key in keys}     # variances are moderated within a workload
+
+
+def _taxes(side: Side) -> dict:
+    """Each compiled cell's per-process log eager tax (its twin measured in its processes)."""
+    out = {}
+    for key, twin in side.twins.items():
+        if key in side.levels and twin in side.levels:
+            found = stats.paired_differences(side.levels[key], side.levels[twin])
+            if found is not None:
+                out[key] = found[0]
+    return out
+
+
+def _missing(row: dict, i: int) -> None:
+    row.update({f"value_{i}": np.nan, f"ratio_{i}": np.nan, f"lo_{i}": np.nan,
+                f"hi_{i}": np.nan, f"significant_{i}": False})
+
+
+def _verdict(row: dict, i: int, ratio: stats.Ratio) -> None:
+    row.update({f"ratio_{i}": ratio.value, f"lo_{i}": ratio.lo, f"hi_{i}": ratio.hi,
+                f"significant_{i}": ratio.significant})
+
+
+def tax_view(sides: list[Side]) -> pd.DataFrame:
+    """One row per compiled cell of the baseline: its eager tax in each run (``value_i``) and,
+    against the baseline, the ratio of taxes with its interval (``ratio_i``, ``lo_i``,
+    ``hi_i``) and whether it is significant."""
+    taxes = [_taxes(side) for side in sides]
+    priors = [stats.fit_priors(t, _classes(t)) for t in taxes]
+    rows = []
+    for key, base in taxes[0].items():
+        workload, params, mode = key
+        row = {"workload": workload, "params": params, "mode": mode,
+               "twin": sides[0].twins[key][2], "value_0": float(np.exp(base.mean()))}
+        for i in range(1, len(sides)):
+            other = taxes[i].get(key)
+            if other is None:
+                _missing(row, i)
+                continue
+            row[f"value_{i}"] = float(np.exp(other.mean()))
+            _verdict(row, i, stats.difference(other, base, priors[i][workload],
+                                              priors[0][workload]))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _changes(base: Side, other: Side) -> dict:
+    """Each cell's time in ``other`` over ``base`` (independent processes)."""
+    priors = [stats.fit_priors({k: np.asarray(lv.logs) for k, lv in side.levels.items()},
+                               _classes(side.levels)) for side in (base, other)]
+    return {key: stats.difference(np.asarray(other.levels[key].logs), np.asarray(lv.logs),
+                                  priors[1][key[0]], priors[0][key[0]])
+            for key, lv in base.levels.items() if key in other.levels}
+
+
+def shifts(sides: list[Side]) -> pd.DataFrame:
+    """Per other run and framework, the shift of all its cells against the baseline, with
+    its interval: what the absolute view judges each cell beyond."""
+    rows = []
+    for i, side in enumerate(sides[1:], 1):
+        changes = _changes(sides[0], side)
+        for framework in dict.fromkeys(sides[0].frameworks.get(k) for k in changes):
+            keys = [k for k in changes if sides[0].frameworks.get(k) == framework]
+            found = stats.shift(np.log([changes[k].value for k in keys]),
+                                np.array([changes[k].se ** 2 for k in keys]))
+            rows.append({"run": i, "framework": framework, "cells": len(keys),
+                         "shift": found.value, "lo": found.lo, "hi": found.hi,
+                         "significant": found.significant})
+    return pd.DataFrame(rows)
+
+
+def absolute_view(sides: list[Side], shift_table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per cell of the baseline: its time in each run (``value_i``, ms), its raw ratio
+    (``raw_i``), and its change beyond its framework's shift in that run with an interval
+    (``ratio_i``, ``lo_i``, ``hi_i``) and whether that is significant."""
+    shift_table = shifts(sides) if shift_table is None else shift_table
+    by_run = {(r.run, r.framework): stats.Ratio(r.shift, r.lo, r.hi,
+                                                se=(np.log(r.hi) - np.log(r.lo)) / 2
+                                                / _quantile(r.cells - 1))
+              for r in shift_table.itertuples()}
+    changes = [None] + [_changes(sides[0], side) for side in sides[1:]]
+    rows = []
+    for key, lv in sides[0].levels.items():
+        workload, params, mode = key
+        row = {"workload": workload, "params": params, "mode": mode, "value_0": lv.estimate}
+        for i in range(1, len(sides)):
+            change = changes[i].get(key)
+            if change is None:
+                _missing(row, i)
+                row[f"raw_{i}"] = np.nan
+                continue
+            row[f"value_{i}"] = sides[i].levels[key].estimate
+            row[f"raw_{i}"] = change.value
+            shift = by_run.get((i, sides[0].frameworks.get(key)))
+            _verdict(row, i, stats.relative(change, shift) if shift and
+                     np.isfinite(shift.value) else change)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _quantile(df: float) -> float:
+    from scipy import stats as sps
+
+    return float(sps.t.ppf(0.5 + stats.LEVEL / 2, df)) if df > 0 else np.nan
+
+
+def view(sides: list[Side], name: str = "tax") -> pd.DataFrame:
+    """The named view's table (``VIEWS``)."""
+    if name not in VIEWS:
+        raise ValueError(f"unknown view {name!r}: one of {', '.join(VIEWS)}")
+    return tax_view(sides) if name == "tax" else absolute_view(sides)
 
 
 def by_mode(table: pd.DataFrame, runs: int) -> pd.DataFrame:
@@ -113,6 +216,13 @@ def regressions(table: pd.DataFrame, runs: int, percent: float) -> pd.DataFrame:
     for i in range(1, runs):
         worse |= table[f"lo_{i}"].to_numpy(float) > 1 + percent / 100
     return table[worse]
+
+
+def slower_shifts(shift_table: pd.DataFrame, percent: float) -> pd.DataFrame:
+    """The frameworks whose whole run is slower than the baseline by more than ``percent``."""
+    if shift_table.empty:
+        return shift_table
+    return shift_table[shift_table["lo"].to_numpy(float) > 1 + percent / 100]
 
 
 def unmatched(sides: list[Side]) -> list[str]:
@@ -182,29 +292,47 @@ def _change(ratio: float, significant: bool) -> str:
     return f"{(ratio - 1) * 100:+.0f}% " + ("slower" if ratio > 1 else "faster")
 
 
-def display(table: pd.DataFrame, sides: list[Side], changed_only: bool = False) -> pd.DataFrame:
-    """The human-readable table: times, ratios with intervals, and the verdict per run;
-    with each run's share of its own host's measured limit (peak matmul or bandwidth) when
-    the runs were measured on different host types."""
-    shares = len({_hosts_of(side) for side in sides}) > 1 and any(
-        table[f"share_{i}"].notna().any() for i in range(len(sides)))
+def display(table: pd.DataFrame, sides: list[Side], changed_only: bool = False,
+            view_name: str = "tax") -> pd.DataFrame:
+    """The human-readable table: each run's value (eager tax, or time), the ratio against the
+    baseline with its interval, and the verdict per run; with each run's share of its own
+    host's measured limit when the runs were measured on different host types."""
+    shares = view_name == "absolute" and len({_hosts_of(side) for side in sides}) > 1
+    value = _tax if view_name == "tax" else _duration
     rows = []
     for _, r in table.iterrows():
         verdicts = [_change(r[f"ratio_{i}"], r[f"significant_{i}"]) for i in range(1, len(sides))]
         if changed_only and all(v in ("same", "missing") for v in verdicts):
             continue
-        row = {"cell": f"{r['workload']} {r['params']}", "mode": r["mode"],
-               sides[0].name: _duration(r["ms_0"])}
+        key = (r["workload"], r["params"], r["mode"])
+        mode = f"{r['mode']} / {r['twin']}" if view_name == "tax" else r["mode"]
+        row = {"cell": f"{r['workload']} {r['params']}", "mode": mode,
+               sides[0].name: value(r["value_0"])}
         if shares:
-            row[f"{sides[0].name} of limit"] = _share(r["share_0"])
+            row[f"{sides[0].name} of limit"] = _share(sides[0].shares.get(key, np.nan))
         for i, side in enumerate(sides[1:], 1):
-            row[side.name] = _duration(r[f"ms_{i}"])
+            row[side.name] = value(r[f"value_{i}"])
             if shares:
-                row[f"{side.name} of limit"] = _share(r[f"share_{i}"])
+                row[f"{side.name} of limit"] = _share(side.shares.get(key, np.nan))
             row[f"ratio {i}"] = tables.fmt_ratio(r[f"ratio_{i}"], r[f"lo_{i}"], r[f"hi_{i}"])
             row[f"change {i}"] = verdicts[i - 1]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _tax(value: float) -> str:
+    return f"{stats.significant_figures(value)}x" if np.isfinite(value) else ""
+
+
+def display_shifts(shift_table: pd.DataFrame, sides: list[Side]) -> list[str]:
+    """One line per other run and framework: the shift every cell of it shares."""
+    lines = []
+    for r in shift_table.itertuples():
+        verdict = _change(r.shift, r.significant)
+        lines.append(f"{sides[r.run].name} / {sides[0].name}, {r.framework} ({r.cells} cells): "
+                     f"{tables.fmt_ratio(r.shift, r.lo, r.hi)}: "
+                     + ("no shift" if verdict == "same" else f"the whole run is {verdict}"))
+    return lines
 
 
 def _hosts_of(side: Side) -> tuple:
@@ -227,7 +355,7 @@ def display_modes(summary: pd.DataFrame, sides: list[Side]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def plot(table: pd.DataFrame, sides: list[Side], path: Path) -> Path:
+def plot(table: pd.DataFrame, sides: list[Side], path: Path, view_name: str = "tax") -> Path:
     """Each cell's ratio against the baseline with its interval, one panel per other run,
     on a log axis; significant changes in colour."""
     import matplotlib
@@ -254,7 +382,8 @@ def plot(table: pd.DataFrame, sides: list[Side], path: Path) -> Path:
             ax.errorbar(ratio[j], y[j], xerr=err, fmt="o", color=colour[j], ms=3, capsize=2)
         ax.axvline(1.0, color="k", lw=0.8)
         ax.set_xscale("log")
-        ax.set_xlabel(f"{sides[i].name} / {sides[0].name} (time ratio, 95% interval)")
+        what = "eager tax" if view_name == "tax" else "time beyond the run's shift"
+        ax.set_xlabel(f"{what}: {sides[i].name} / {sides[0].name} (95% interval, log scale)")
         ax.set_title("red: significantly slower; green: faster; grey: no significant change",
                      fontsize=8)
     axes[0][0].set_yticks(y)

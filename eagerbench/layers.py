@@ -23,7 +23,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "worker": ("eagerbench.worker",),
     "executing": ("eagerbench.executors", "eagerbench.prepared", "eagerbench.plan"),
     "running": ("eagerbench.runner", "eagerbench.verify"),
-    "reporting": ("eagerbench.tables", "eagerbench.plots", "eagerbench.compare",
+    "reporting": ("eagerbench.tables", "eagerbench.flags", "eagerbench.plots", "eagerbench.compare",
                   "eagerbench.explain", "eagerbench.report", "eagerbench.views",
                   "eagerbench.article", "eagerbench.verify_report"),
     "session": ("eagerbench.session",),

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from eagerbench import article, explain, facts, plots, results, tables, views
+from eagerbench import article, explain, facts, flags, plots, results, tables, views
 from eagerbench.results import Record
 
 ENV = "env.json"
@@ -15,7 +16,7 @@ ENV = "env.json"
 
 def suite_figures(records: list[Record], cells: pd.DataFrame, env: dict,
                   verify_wall_s: float | None) -> dict:
-    """How the run spent its time, and how many rows carry a noise warning."""
+    """How the run spent its time, and how many rows carry a flag."""
     walls, timed, phases, prepared = {}, 0, {}, {}
     for rec in records:
         res = rec.result
@@ -31,8 +32,7 @@ def suite_figures(records: list[Record], cells: pd.DataFrame, env: dict,
         phases[(res.process_id(), json.dumps(rec.spec.interleaved or rec.spec.params),
                 rec.spec.repeat)] = res.phases_s or {}
     ok = cells[cells["status"] == "ok"] if "status" in cells else cells
-    flagged = ok["warnings"].fillna("").ne("") | ok["bimodal"].fillna("").ne("") \
-        if len(ok) else pd.Series(dtype=bool)
+    flagged = flags.flagged(cells) if len(ok) else pd.Series(dtype=bool)
     cell_wall = sum(walls.values())
     run_wall = env.get("run_wall_s")
     phase_s: dict = {}
@@ -45,9 +45,16 @@ def suite_figures(records: list[Record], cells: pd.DataFrame, env: dict,
             "prepare_s": sum(prepared.values()),
             "timed_share": timed / 1e9 / cell_wall if cell_wall else float("nan"),
             "phases_s": phase_s,
-            "rows": int(len(ok)), "noisy_rows": int(flagged.sum()),
-            # the host's own spread at the run's start and end, against which the warnings
-            # (an IQR over 10% of the median) are read
+            "rows": int(len(ok)), "flagged_rows": int(flagged.sum()),
+            "flag_counts": {name: int(sum(name in f.split(", ") for f in
+                                          ok.get("flags", pd.Series(dtype=str)).fillna("")))
+                            for name in flags.MEANINGS},
+            "host_noisy": flags.host_noisy(env),
+            "processes_per_cell": int(ok["processes"].median()) if len(ok) else 0,
+            "median_half_width": float(ok.loc[ok["eager_twin"].fillna("").ne(""),
+                                              "vs_eager_half_width"].median())
+            if len(ok) and "vs_eager_half_width" in ok else float("nan"),
+            # the host's own spread at the run's start and end
             "machine_iqr": {when: probe["iqr_share"]
                             for when, probe in (env.get("contention") or {}).items()
                             if probe.get("iqr_share") is not None},
@@ -107,6 +114,9 @@ def _write(out_dir: Path, records: list[Record], env: dict) -> pd.DataFrame:
     """Tables, plots and README.md of one host type's records into ``out_dir``."""
     iters = tables.iterations_table(records)
     cells = tables.cells_table(records, env.get("limits"))
+    why_table = explain.why_table(records, cells, env.get("limits")) if "status" in cells \
+        else None
+    cells = flags.mark(cells, why_table)
     env = {**env, "data_source": sorted({r.result.data_source for r in records
                                          if r.result.data_source})}
     jobs = [r.result.process["slurm"] for r in records if r.result.process.get("slurm")]
@@ -127,8 +137,7 @@ def _write(out_dir: Path, records: list[Record], env: dict) -> pd.DataFrame:
     from eagerbench import verify_report as verify
 
     suite = suite_figures(records, cells, env, verify.wall_s(out_dir))
-    why = explain.markdown(explain.why_table(records, cells, env.get("limits")), out_dir) \
-        if "status" in cells else []
+    why = explain.markdown(why_table, out_dir) if why_table is not None else []
     (out_dir / "README.md").write_text(_markdown(summary, cells, env, figures,
                                                  verify.markdown(out_dir), workload_tables,
                                                  suite, crossings, why))
@@ -247,20 +256,33 @@ def _suite(suite: dict) -> list[str]:
         lines.append(f"- {suite['timed_share']:.0%} of the workers' wall time was timed samples "
                      f"({suite['timed_s']:.0f} of {suite['cell_wall_s']:.0f} s{rest})")
     if suite["rows"]:
-        lines.append(f"- {suite['noisy_rows']} of {suite['rows']} rows "
-                     f"({suite['noisy_rows'] / suite['rows']:.0%}) carry a noise warning "
-                     f"(IQR over 10% of the median, a sample over 3x it, a 20% drift, or two "
-                     f"modes within a process)" + _host_spread(suite.get("machine_iqr")))
+        lines.append(f"- {suite['flagged_rows']} of {suite['rows']} rows "
+                     f"({suite['flagged_rows'] / suite['rows']:.0%}) carry a flag"
+                     + ("" if not suite['flagged_rows'] else ": " + ", ".join(
+                         f"{count} {name}" for name, count in suite["flag_counts"].items()
+                         if count)))
+        lines += [f"  - *{name}*: {flags.MEANINGS[name]}"
+                  for name, count in suite["flag_counts"].items() if count]
+    if suite.get("host_noisy"):
+        lines.append(f"- {suite['host_noisy']}")
     return lines + [""]
 
 
-def _host_spread(machine_iqr: dict | None) -> str:
-    """What the machine alone scatters by, beside the rows' warnings."""
-    if not machine_iqr:
-        return ""
-    return ("; on this host a fixed pure-Python loop alone, timed in 1 ms units, had an IQR of "
-            + " and ".join(f"{share:.0%} ({when})" for when, share in machine_iqr.items())
-            + " of its median: a warning there may be the host's, not the cell's")
+def header_line(suite: dict) -> str:
+    """The run in one line: processes per cell, the median half-width of the eager tax, the
+    flagged share, the wall time and the timed share; every figure from the run."""
+    parts = [f"{suite['processes_per_cell']} processes per cell"
+             if suite.get("processes_per_cell") else ""]
+    if np.isfinite(suite.get("median_half_width", np.nan)):
+        parts.append(f"eager tax known to +-{suite['median_half_width']:.1%} (median "
+                     f"half-width of its 95% intervals)")
+    if suite.get("rows"):
+        parts.append(f"{suite['flagged_rows'] / suite['rows']:.0%} of rows flagged")
+    if suite.get("suite_wall_s"):
+        parts.append(f"wall time {suite['suite_wall_s'] / 60:.1f} min")
+    if np.isfinite(suite.get("timed_share", np.nan)):
+        parts.append(f"{suite['timed_share']:.0%} of worker time timing")
+    return "**This run:** " + "; ".join(p for p in parts if p) + "."
 
 
 def _article(cells: pd.DataFrame, env: dict) -> list[str]:
@@ -358,7 +380,7 @@ def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures,
     if not env.get("finished", True):
         parts += ["**A partial run**: it was interrupted; `eagerbench run --resume` on its "
                   "folder measures the cells it did not reach.", ""]
-    parts += _suite(suite) if suite else []
+    parts += [header_line(suite), ""] + _suite(suite) if suite else []
     parts += _article(cells, env)
     if headline:
         parts += ["## At a glance", "", f"![eager tax]({headline[0].name})", ""]

@@ -8,7 +8,6 @@ from ``stats`` (processes as the unit, pooled per mode, paired within a shared p
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from typing import Optional
 
 import numpy as np
@@ -188,7 +187,6 @@ def _row_ok(recs: list[Record], limits: dict | None) -> tuple[dict, object]:
         allocator=json.dumps((first.result.process.get("allocator") or {}).get("env", {}),
                              sort_keys=True),
         stopped=next((r.stopped for r in results if r.stopped), None) or "",
-        warnings="; ".join(stats.noise_warnings(per_process)),
         bimodal=_bimodality(results),
         shown=",".join(first.facts.shown),
         **_shown(first.facts.shown, results),
@@ -274,42 +272,30 @@ def cells_table(records: list[Record], limits: dict | None = None) -> pd.DataFra
 
 def _with_ratios(df: pd.DataFrame, levels: dict) -> pd.DataFrame:
     """``slowdown`` (against PyTorch eager) and ``vs_eager`` (against the eager twin), each with
-    its interval and whether it is significant."""
-    by_mode = defaultdict(list)
-    for (_, _, label), lv in levels.items():
-        by_mode[label].append(lv)
-    pools = {label: stats.pooled(lvs) for label, lvs in by_mode.items()}
-    pair_pools: dict = {}
-
-    def pair_pool(a: str, b: str) -> stats.Pool:
-        if (a, b) not in pair_pools:
-            pool = stats.Pool()
-            for (w, p, label), lv in levels.items():
-                other = levels.get((w, p, b)) if label == a else None
-                diffs = stats.paired_differences(lv, other) if other else None
-                if diffs is not None:
-                    pool = pool.add(diffs)
-            pair_pools[(a, b)] = pool
-        return pair_pools[(a, b)]
-
+    its interval, its half-width, whether it is significant, and (paired ratios) the p-value of
+    the processes' disagreement. Variances are moderated among the cells of one workload."""
+    wanted, names = {}, {}
     for col, ref_of in (("slowdown", lambda r: REFERENCE_MODE),
                         ("vs_eager", lambda r: r["eager_twin"] or None)):
-        out = []
-        for _, r in df.iterrows():
+        for i, r in df.iterrows():
             ref = ref_of(r)
-            num = levels.get((r["workload"], r["params"], r["mode"]))
-            den = levels.get((r["workload"], r["params"], ref)) if ref else None
-            if ref == r["mode"] and num is not None:
-                out.append(stats.Ratio(1.0))            # the reference itself
-            elif num is not None and den is not None:
-                out.append(stats.ratio(num, den, pools[r["mode"]], pools[ref],
-                                       pair_pool(r["mode"], ref)))
-            else:
-                out.append(None)
+            num = (r["workload"], r["params"], r["mode"])
+            den = (r["workload"], r["params"], ref) if ref else None
+            if num in levels and den in levels and ref != r["mode"]:
+                wanted[(col, i)] = (num, den)
+            elif num in levels and ref == r["mode"]:
+                names[(col, i)] = stats.Ratio(1.0)            # the reference itself
+    found = stats.ratios(levels, {key: key[0] for key in levels}, wanted)
+    found.update(names)
+    for col in ("slowdown", "vs_eager"):
+        out = [found.get((col, i)) for i in df.index]
         df[col] = [x.value if x else np.nan for x in out]
         df[f"{col}_lo"] = [x.lo if x else np.nan for x in out]
         df[f"{col}_hi"] = [x.hi if x else np.nan for x in out]
+        df[f"{col}_half_width"] = [x.half_width if x else np.nan for x in out]
         df[f"{col}_significant"] = [x.significant if x else False for x in out]
+        df[f"{col}_df"] = [x.df if x else np.nan for x in out]
+        df[f"{col}_disagreement_p"] = [x.disagreement_p if x else np.nan for x in out]
     return df
 
 
@@ -365,12 +351,12 @@ def notes(r) -> list[str]:
                     f"not reused, copied every step")
     if text("stopped"):
         note.append(f"stopped early: {text('stopped')}")
+    if text("flags"):
+        note.append(f"[{text('flags')}]")
     if text("bimodal"):
         note.append(text("bimodal"))
     if count("gc_iters"):
         note.append(f"GC in {count('gc_iters')} samples")
-    if text("warnings"):
-        note.append(text("warnings"))
     return note
 
 

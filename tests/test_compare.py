@@ -1,17 +1,21 @@
-"""``eagerbench compare`` on stored runs: an A/A comparison passes the CI gate, a slowdown is
-caught, environments that differ are listed, and nothing is silently dropped."""
+"""``eagerbench compare`` on stored and simulated runs: an A/A comparison passes the CI gate in
+both views, even with the second run 10% slower as a whole; a slowdown is caught; the whole
+run's shift is reported once; environments that differ are listed; nothing is dropped."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from eagerbench import compare
 from eagerbench.results import RAW, RunHeader, RunWriter
+from simulated_runs import simulated_run
 from tests.conftest import record
 
 MODES = ("torch", "torch-compile")
@@ -19,10 +23,11 @@ SIZES = (8, 16, 32, 64, 128, 256)
 
 
 def _run(folder: Path, rng, slow: dict | None = None, env: dict | None = None,
-         processes: int = 2, sizes=SIZES, hosts: list | None = None) -> Path:
+         processes: int = 2, sizes=SIZES, hosts: list | None = None,
+         whole: float = 1.0) -> Path:
     """Matmul cells in two modes, each in ``processes`` processes whose levels differ by a
-    few percent (as real processes do), with 1% noise within a process. ``hosts``: per
-    process, the ``(fingerprint, limits)`` of the cluster node it ran on."""
+    few percent (as real processes do), with 1% noise within a process; every time times
+    ``whole``. ``hosts``: per process, the ``(fingerprint, limits)`` of its cluster node."""
     folder.mkdir(parents=True)
     header = RunHeader.new({"device": "cpu", "threads": 2, "versions": {"torch": "2.13.0"},
                             "cpu": "Test CPU", "cpu_count": 2, **(env or {})})
@@ -32,7 +37,7 @@ def _run(folder: Path, rng, slow: dict | None = None, env: dict | None = None,
             for size in sizes:
                 for mode in MODES:
                     base = size / 8 * (0.5 if mode == "torch-compile" else 1.0)
-                    base *= (slow or {}).get((size, mode), 1.0)
+                    base *= (slow or {}).get((size, mode), 1.0) * whole
                     level = base * np.exp(rng.normal(0, 0.03))
                     ms = level * np.exp(rng.normal(0, 0.01, 30))
                     samples = [{"ns": int(v * 1e6), "calls": 1, "step": i + 2,
@@ -51,27 +56,68 @@ def _run(folder: Path, rng, slow: dict | None = None, env: dict | None = None,
 
 
 def test_a_a_comparisons_flag_nothing_and_their_intervals_hold_one(tmp_path):
-    """20 pairs of identical runs (240 cells): the 20% gate never trips, and about 95% of the
-    intervals contain 1.00x (the moderated t intervals are not too narrow)."""
+    """20 pairs of identical stored runs: the 20% gate never trips in either view, and about
+    95% of the intervals contain 1.00x (the moderated t intervals are not too narrow)."""
     flagged, covered, total = 0, 0, 0
     for seed in range(20):
         rng = np.random.default_rng(seed)
         sides = [compare.load(_run(tmp_path / f"{seed}a", rng)),
                  compare.load(_run(tmp_path / f"{seed}b", rng))]
-        table = compare.cells(sides)
-        assert len(table) == len(SIZES) * len(MODES)
-        flagged += len(compare.regressions(table, 2, 20))
-        covered += int(((table["lo_1"] <= 1) & (table["hi_1"] >= 1)).sum())
-        total += len(table)
+        for table in (compare.tax_view(sides), compare.absolute_view(sides)):
+            flagged += len(compare.regressions(table, 2, 20))
+            covered += int(((table["lo_1"] <= 1) & (table["hi_1"] >= 1)).sum())
+            total += len(table)
+        assert len(compare.tax_view(sides)) == len(SIZES)
+        assert len(compare.absolute_view(sides)) == len(SIZES) * len(MODES)
     assert flagged == 0
     assert covered / total > 0.90
 
 
+def _simulated_a_a(rng, cells: int = 400):
+    """Two simulated runs of the same truth, the second 10% slower as a whole; in each, a
+    process's cells share a 10% log-normal offset."""
+    first = simulated_run(rng, cells=cells)
+    second = simulated_run(rng, cells=cells, run_offset=np.log(1.1), means=first.means)
+    return [first.side("a"), second.side("b")]
+
+
+def test_a_a_of_runs_a_whole_10_percent_apart_calls_few_cells_significant():
+    """Over 2,000 simulated cells per view: 5% or fewer are called significant, in the tax
+    view (a ratio of ratios: the shift cancels) and in the absolute view (judged beyond each
+    framework's shift); and the absolute view reports the shift, once per framework."""
+    rng = np.random.default_rng(21)
+    tax, absolute, shifts = [], [], []
+    for _ in range(5):
+        sides = _simulated_a_a(rng)
+        shifts.append(compare.shifts(sides))
+        tax += list(compare.tax_view(sides)["significant_1"])
+        absolute += list(compare.absolute_view(sides, shifts[-1])["significant_1"])
+    assert len(tax) >= 2000 and len(absolute) >= 2000
+    assert np.mean(tax) <= 0.05, np.mean(tax)
+    assert np.mean(absolute) <= 0.05, np.mean(absolute)
+    found = pd.concat(shifts)
+    assert list(found["framework"]) == ["ab", "c"] * 5
+    assert list(found["cells"]) == [800, 400] * 5          # a and b share processes; c its own
+    # each run's shift is the day's 10% and its five processes' luck (10% each, averaged)
+    assert np.all(np.abs(np.log(found["shift"]) - np.log(1.1)) < 0.2)
+    assert found["significant"].mean() > 0.5
+
+
+def test_the_raw_absolute_ratio_of_a_slower_day_is_kept_beside_the_verdict():
+    sides = _simulated_a_a(np.random.default_rng(22), cells=100)
+    table = compare.absolute_view(sides)
+    assert np.exp(np.log(table["raw_1"]).mean()) > 1.0
+    assert table["significant_1"].mean() <= 0.10
+
+
 def test_a_slower_cell_is_caught_and_the_rest_are_not(tmp_path):
+    """A 1.5x slower eager cell is a regression in absolute time, and in the tax view makes
+    its compiled twin's tax smaller (faster), never slower; a slower compiled cell is caught
+    in the tax view."""
     rng = np.random.default_rng(7)
     a = compare.load(_run(tmp_path / "a", rng))
     b = compare.load(_run(tmp_path / "b", rng, slow={(64, "torch"): 1.5}))
-    table = compare.cells([a, b])
+    table = compare.absolute_view([a, b])
     worse = compare.regressions(table, 2, 20)
     assert list(zip(worse["params"], worse["mode"])) == [("size=64", "torch")]
     row = worse.iloc[0]
@@ -79,6 +125,22 @@ def test_a_slower_cell_is_caught_and_the_rest_are_not(tmp_path):
     summary = compare.by_mode(table, 2).set_index("mode")
     assert summary.loc["torch", "slower_1"] >= 1
     assert summary.loc["torch", "geomean_1"] > 1.0
+    tax = compare.tax_view([a, b]).set_index("params")
+    assert len(compare.regressions(tax.reset_index(), 2, 20)) == 0
+    assert tax.loc["size=64", "ratio_1"] == pytest.approx(1 / 1.5, rel=0.1)
+    c = compare.load(_run(tmp_path / "c", rng, slow={(32, "torch-compile"): 1.5}))
+    worse = compare.regressions(compare.tax_view([a, c]), 2, 20)
+    assert list(worse["params"]) == ["size=32"]
+
+
+def test_a_whole_run_slower_is_one_shift_not_every_cell(tmp_path):
+    rng = np.random.default_rng(8)
+    a = compare.load(_run(tmp_path / "a", rng, processes=5))
+    b = compare.load(_run(tmp_path / "b", rng, processes=5, whole=1.3))
+    shift = compare.shifts([a, b]).iloc[0]
+    assert shift["framework"] == "torch" and shift["lo"] > 1.15 and shift["significant"]
+    assert len(compare.regressions(compare.absolute_view([a, b]), 2, 10)) == 0
+    assert len(compare.slower_shifts(compare.shifts([a, b]), 10)) == 1
 
 
 def test_environment_differences_and_unmatched_cells_are_listed(tmp_path):
@@ -105,11 +167,26 @@ def test_the_gate_exits_1_on_a_regression_and_0_on_a_a(tmp_path):
     ok = _cli(a, same, "--fail-slower", 20, "--format", "markdown")
     assert ok.returncode == 0, ok.stderr
     assert "| cell" in ok.stdout and "## Per mode" in ok.stdout
+    assert "## Whole-run shift" in ok.stdout
     bad = _cli(a, slow, "--fail-slower", 20, "--changed", "--plot", tmp_path / "changes.png")
     assert bad.returncode == 1
-    assert "matmul size=32 [torch-compile]" in bad.stderr
-    assert "+100% slower" in bad.stdout
+    assert "matmul size=32 [torch-compile]" in bad.stderr and "eager tax" in bad.stderr
+    assert re.search(r"2\.\d\dx \[.*\]  \+1\d\d% slower", bad.stdout)   # the tax doubled
     assert (tmp_path / "changes.png").stat().st_size > 0
+
+
+def test_the_gate_judges_the_view_it_is_given(tmp_path):
+    """A whole run 1.5x slower: the eager-tax gate passes (the tax did not move), the
+    absolute gate fails and names the whole run's shift."""
+    rng = np.random.default_rng(12)
+    a = _run(tmp_path / "a", rng, processes=4)
+    slower = _run(tmp_path / "slower", rng, processes=4, whole=1.5)
+    tax = _cli(a, slower, "--fail-slower", 20)
+    assert tax.returncode == 0, tax.stderr
+    absolute = _cli(a, slower, "--view", "absolute", "--fail-slower", 20)
+    assert absolute.returncode == 1
+    assert "whole run slower" in absolute.stderr and "torch 1.5" in absolute.stderr
+    assert "the whole run is +50% slower" in absolute.stdout
 
 
 def test_compare_of_a_missing_or_corrupt_run_is_one_line_and_exit_2(tmp_path):
@@ -162,9 +239,10 @@ def test_compare_puts_hosts_side_by_side_with_their_own_limits(tmp_path):
     assert env.loc["host", "a100"] == "Xeon + A100 (driver 580.1)"
     assert env.loc["host", "h100"] == "EPYC + H100 (driver 580.1)"
     assert env.loc["host peak float32 GFLOP/s"].tolist() == ["1000", "4000"]
-    table = compare.cells(sides)
-    shown = compare.display(table, sides)
-    row = shown.iloc[-1]
-    ratio = table.iloc[-1]["share_0"] / table.iloc[-1]["share_1"]
+    table = compare.absolute_view(sides)
+    shown = compare.display(table, sides, view_name="absolute")
+    row, last = shown.iloc[-1], table.iloc[-1]
+    key = (last["workload"], last["params"], last["mode"])
+    ratio = sides[0].shares[key] / sides[1].shares[key]
     assert row["a100 of limit"].endswith("%") and row["h100 of limit"].endswith("%")
-    np.testing.assert_allclose(ratio, 4000 / 1000 * table.iloc[-1]["ratio_1"], rtol=1e-9)
+    np.testing.assert_allclose(ratio, 4000 / 1000 * last["raw_1"], rtol=1e-9)

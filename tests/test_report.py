@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eagerbench import article, report, tables
+from eagerbench import article, flags, report, tables
 from eagerbench.results import RAW, RunHeader, RunWriter
 from tests.conftest import record
 
@@ -85,7 +85,8 @@ def test_report_opens_with_the_suite_figures_and_the_article_table(tmp_path):
     head = readme.split("## Machine")[0]
     assert "## This run" in head and "## The article beside today" in head
     assert "10.0 min" in head                     # the run's wall time, in minutes
-    assert "wall time was timed samples" in head and "carry a noise warning" in head
+    assert "wall time was timed samples" in head and "carry a flag" in head
+    assert head.splitlines()[4].startswith("**This run:** ")   # the one-line header
     assert "the workers' phases: warm-up 2 s, timed 5 s" in head
     assert "article measured on a GPU" in head     # said plainly on a CPU run
     assert head.index("## The article beside today") < head.index("heatmap.png")
@@ -124,14 +125,14 @@ def test_article_rows_show_each_mode_and_skip_cases_not_measured():
     assert "us" in tiny["what changed"]
 
 
-def test_suite_figures_count_timed_time_and_noisy_rows():
+def test_suite_figures_count_timed_time_and_flagged_rows():
     from dataclasses import replace
 
     # every l-BFGS cell loads one start state, computed in this run in 42 s
     state = {"path": "/cache/lbfgs-1.npz", "by": "tf-graph", "cached": False, "seconds": 42.0}
     records = [replace(r, spec=replace(r.spec, prepared=state)) if r.spec.workload == "lbfgs"
                else r for r in _run(np.random.default_rng(3))]
-    cells = tables.cells_table(records)
+    cells = flags.mark(tables.cells_table(records))
     contention = {"before": {"iqr_share": 0.54}, "after": {"iqr_share": 0.31}}
     figures = report.suite_figures(records, cells, {"run_wall_s": 100.0,
                                                     "contention": contention}, 20.0)
@@ -139,12 +140,14 @@ def test_suite_figures_count_timed_time_and_noisy_rows():
     assert figures["machine_iqr"] == {"before": 0.54, "after": 0.31}
     assert figures["prepare_s"] == 42.0
     assert "of which 42 s computing start states" in report._suite(figures)[2]
-    line = next(x for x in report._suite(figures) if "noise warning" in x)
-    assert "an IQR of 54% (before) and 31% (after) of its median" in line
+    line = next(x for x in report._suite(figures) if "host noisy" in x)
+    assert "an IQR of 54% of its median (before) and 31% of its median (after)" in line
     timed = sum(s.ns for r in records for s in r.result.timed) / 1e9
     assert figures["timed_s"] == timed
     assert figures["timed_share"] == timed / len(records)   # each record's wall is 1 s
-    assert figures["noisy_rows"] == 0 and figures["rows"] == len(cells)
+    assert figures["rows"] == len(cells)
+    assert figures["flagged_rows"] == int(cells["flags"].ne("").sum())
+    assert sum(figures["flag_counts"].values()) >= figures["flagged_rows"]
     # ten units (tf-eager and tf-graph share theirs), each with its own phase clock
     assert figures["phases_s"] == {"warm-up": pytest.approx(2.0), "timed": pytest.approx(5.0)}
 

@@ -1,0 +1,119 @@
+"""Each flag planted in synthetic records and raised, with a negative control that is not:
+imprecise, processes disagree, bimodal, allocation-bound, host noisy; and the retired rules
+(IQR over 10%, drift over few samples) raise nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from eagerbench import flags, tables
+from tests.conftest import record
+
+
+def _records(rng, eager: list, compiled: list, samples=None) -> list:
+    """Matmul size=64 in torch and torch-compile, measured back to back in one process per
+    entry of ``eager``/``compiled`` (each a process's median ms); ``samples(rng, median)``
+    draws a process's per-call times (1% log-normal by default)."""
+    draw = samples or (lambda rng, median: median * np.exp(rng.normal(0, 0.01, 40)))
+    out = []
+    for p, (e, c) in enumerate(zip(eager, compiled)):
+        for mode, median in (("torch", e), ("torch-compile", c)):
+            ms = draw(rng, median)
+            timed = [{"ns": int(v * 1e6), "calls": 1, "step": i + 2, "gc_collections": 0,
+                      "gc_ns": 0} for i, v in enumerate(ms)]
+            cell = {"workload": "matmul", "params": {"size": 64}, "mode": mode, "threads": 2,
+                    "iters": len(ms), "warmup": 1, "repeat": p}
+            out.append(record(cell, {"status": "ok", "warmup": timed[:1], "timed": timed,
+                                     "process": {"pid": 1000 + p, "started": 0.0}}))
+    return out
+
+
+def _compiled_row(records, why: pd.DataFrame | None = None) -> pd.Series:
+    cells = flags.mark(tables.cells_table(records), why)
+    return cells.set_index("mode").loc["torch-compile"]
+
+
+def _flags(records, why=None) -> list[str]:
+    return [f for f in _compiled_row(records, why)["flags"].split(", ") if f]
+
+
+def test_imprecise_when_the_processes_scatter_and_not_when_they_agree():
+    rng = np.random.default_rng(0)
+    eager = [10.0] * 5
+    scattered = [5.0 * np.exp(x) for x in (0.3, -0.3, 0.25, -0.2, 0.0)]
+    row = _compiled_row(_records(rng, eager, scattered))
+    assert row["vs_eager_half_width"] > 0.10 and "imprecise" in row["flags"]
+    steady = [5.0 * np.exp(x) for x in (0.01, -0.01, 0.005, -0.005, 0.0)]
+    row = _compiled_row(_records(rng, eager, steady))
+    assert row["vs_eager_half_width"] < 0.10 and "imprecise" not in row["flags"]
+
+
+def test_processes_disagree_when_one_process_measures_another_ratio():
+    """Five processes, 1% noise within each: four agree on 0.5x and one measures 0.6x. The
+    shared process shift (eager and compiled moved together) is not disagreement."""
+    rng = np.random.default_rng(1)
+    shifts = [1.0, 1.3, 0.8, 1.1, 0.9]                      # moves both modes of a process
+    eager = [10.0 * s for s in shifts]
+    odd = [5.0 * s * (1.2 if p == 2 else 1.0) for p, s in enumerate(shifts)]
+    assert "processes disagree" in _flags(_records(rng, eager, odd))
+    agree = [5.0 * s for s in shifts]
+    assert "processes disagree" not in _flags(_records(rng, eager, agree))
+
+
+def test_bimodal_over_30_samples_and_not_below_or_for_one_mode():
+    rng = np.random.default_rng(2)
+
+    def two_speeds(n):
+        return lambda rng, median: np.concatenate([
+            median * np.exp(rng.normal(0, 0.02, n - n // 3)),
+            5 * median * np.exp(rng.normal(0, 0.02, n // 3))])
+
+    eager, compiled = [10.0] * 3, [5.0] * 3
+    row = _compiled_row(_records(rng, eager, compiled, two_speeds(40)))
+    assert "bimodal" in row["flags"] and "near" in row["bimodal"]
+    assert "bimodal" not in _flags(_records(rng, eager, compiled, two_speeds(24)))
+    assert "bimodal" not in _flags(_records(rng, eager, compiled))
+
+
+def test_allocation_bound_from_the_why_tables_share():
+    rng = np.random.default_rng(3)
+    records = _records(rng, [10.0] * 3, [5.0] * 3)
+
+    def why(share):
+        return pd.DataFrame({"workload": ["matmul"], "params": ["size=64"],
+                             "mode": ["torch-compile"], "allocation_share": [share]})
+
+    assert "allocation-bound" in _flags(records, why(0.49))
+    assert "allocation-bound" not in _flags(records, why(0.10))
+    assert "allocation-bound" not in _flags(records)            # no why phase: unknown
+
+
+def test_host_noisy_is_one_line_for_the_run_from_the_machine_probe():
+    noisy = {"contention": {"before": {"iqr_share": 0.32}, "after": {"iqr_share": 0.04}}}
+    line = flags.host_noisy(noisy)
+    assert line.startswith("host noisy") and "32%" in line and "before" in line
+    assert "after" not in line
+    assert flags.host_noisy({"contention": {"before": {"iqr_share": 0.04}}}) == ""
+    assert flags.host_noisy({}) == ""
+
+
+def test_the_retired_rules_raise_nothing():
+    """Per-call times with an IQR of 20% of the median and a 30% drift from the first half
+    to the second, in processes that agree: the old rules flagged this row; no flag now."""
+    rng = np.random.default_rng(4)
+
+    def wide_and_drifting(rng, median):
+        return median * np.concatenate([rng.uniform(0.85, 1.05, 20), rng.uniform(1.1, 1.35, 20)])
+
+    row = _compiled_row(_records(rng, [10.0] * 5, [5.0] * 5, wide_and_drifting))
+    assert row["flags"] == "" and "warnings" not in row
+
+
+def test_every_flag_has_a_meaning_on_the_page():
+    assert set(flags.MEANINGS) == {"imprecise", "processes disagree", "bimodal",
+                                   "allocation-bound"}
+    row = pd.Series({"status": "ok", "eager_twin": "torch", "mode": "torch-compile",
+                     "vs_eager_half_width": 0.2, "vs_eager_disagreement_p": 0.001,
+                     "bimodal": "time per call bimodal", "allocation_share": 0.3})
+    assert flags.row_flags(row) == list(flags.MEANINGS)
