@@ -146,7 +146,7 @@ def shifts(sides: list[Side]) -> pd.DataFrame:
                                 np.array([changes[k].se ** 2 for k in keys]))
             rows.append({"run": i, "framework": framework, "cells": len(keys),
                          "shift": found.value, "lo": found.lo, "hi": found.hi,
-                         "significant": found.significant})
+                         "se": found.se, "significant": found.significant})
     return pd.DataFrame(rows)
 
 
@@ -155,9 +155,7 @@ def absolute_view(sides: list[Side], shift_table: pd.DataFrame | None = None) ->
     (``raw_i``), and its change beyond its framework's shift in that run with an interval
     (``ratio_i``, ``lo_i``, ``hi_i``) and whether that is significant."""
     shift_table = shifts(sides) if shift_table is None else shift_table
-    by_run = {(r.run, r.framework): stats.Ratio(r.shift, r.lo, r.hi,
-                                                se=(np.log(r.hi) - np.log(r.lo)) / 2
-                                                / _quantile(r.cells - 1))
+    by_run = {(r.run, r.framework): stats.Ratio(r.shift, r.lo, r.hi, se=r.se)
               for r in shift_table.itertuples()}
     changes = [None] + [_changes(sides[0], side) for side in sides[1:]]
     rows = []
@@ -177,12 +175,6 @@ def absolute_view(sides: list[Side], shift_table: pd.DataFrame | None = None) ->
                      np.isfinite(shift.value) else change)
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _quantile(df: float) -> float:
-    from scipy import stats as sps
-
-    return float(sps.t.ppf(0.5 + stats.LEVEL / 2, df)) if df > 0 else np.nan
 
 
 def view(sides: list[Side], name: str = "tax") -> pd.DataFrame:
