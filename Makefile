@@ -9,10 +9,10 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install bench test test-fast report clean slurm-up slurm-down
+.PHONY: help install bench bench-full test test-fast report clean slurm-up slurm-down
 
 help:  ## Show this help
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ install: $(STAMP)  ## Create .venv and install eagerbench with PyTorch, TensorFl
 bench: $(STAMP)  ## Run the default suite and verify on the CPU; tables, plots, README.md -> results/
 	$(BIN)/eagerbench run --out results $(ARGS)
 	$(BIN)/eagerbench verify --out results
+
+bench-full: $(STAMP)  ## The whole grid (every workload's further values, thp companions) -> runs/full/
+	$(BIN)/eagerbench run --grid full --out runs/full $(ARGS)
+	$(BIN)/eagerbench verify --out runs/full
 
 test: $(STAMP)  ## Run the test suite (every tier; Slurm tests skip without a local Slurm)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slurm and not timing" tests

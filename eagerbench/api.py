@@ -59,19 +59,20 @@ def _name(workload) -> str:
     return workload
 
 
-def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int = 2,
+def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int = 5,
             iters: Optional[int] = None, warmup: Optional[int] = None,
             threads: Optional[int] = None, device: str = "cpu", dtype: str = "float32",
             seed: int = 1, min_time_s: float = 0.2, why: bool = True, limits: bool = True,
             out=None, timeout: float = 900.0, progress: bool = False,
-            executor="local") -> Measured:
+            executor="local", grid: str = "default") -> Measured:
     """Measure a workload in every mode that can run it (or ``modes``), each cell in ``repeat``
     worker processes, through the same session as ``eagerbench run``: the same checks, the
     machine's limits first (``limits``), the why phase (``why``), the same run folder.
 
     ``workload`` is a name, ``"path/to/file.py[:NAME]"``, ``"module:NAME"``, or a ``Workload``
     defined at the top level of a file or module. ``params`` maps parameter names to a value
-    or a list of values (a grid). The run folder is ``out`` (a run already there is kept, as
+    or a list of values (a grid); ``grid="full"`` runs every value a workload offers where
+    ``params`` names none. The run folder is ``out`` (a run already there is kept, as
     with ``eagerbench run --out``) or a temporary folder. Raises ``eagerbench.plan.PlanError``
     or ``workloads.WorkloadError`` on bad input, ``eagerbench.session.SessionError`` when the
     run cannot be written.
@@ -87,11 +88,11 @@ def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int 
     cells, skipped = planner.plan([name], list(modes or []), values, iters=iters, warmup=warmup,
                                   repeat=repeat, threads=threads, device=device, dtype=dtype,
                                   seed=seed, data=None, gc_mode="on", min_time_s=min_time_s,
-                                  why=why)
+                                  why=why, grid=grid)
     settings = session.run_settings(
         device=device, dtype=dtype, threads=threads, seed=seed, repeat=repeat,
         min_time_s=min_time_s, why=why, command=f"eagerbench.measure({name!r})",
-        skipped=skipped)
+        skipped=skipped, grid=grid)
     target = Path(out) if out else Path(tempfile.mkdtemp(prefix="eagerbench-"))
     started = time.perf_counter()
     opened = session.open_new(target, session.header_env(settings, cells, runner, limits,

@@ -14,7 +14,7 @@ import click
 
 from eagerbench import envinfo, plan as planner, session
 from eagerbench.modes import all_modes
-from eagerbench.plan import check_data, names as plan_names
+from eagerbench.plan import GRIDS, check_data, names as plan_names
 from eagerbench.report import build as build_report
 from eagerbench.results import RAW, CellSpec, ResultsError
 import workloads as workload_registry
@@ -23,7 +23,7 @@ from workloads import WorkloadError, all_workloads, builtin_workloads
 EXIT_BAD_INPUT = 2
 EXIT_CELLS_FAILED = 3
 # Options that shape a run's grid: --resume takes the interrupted run's own.
-GRID_OPTIONS = ("workloads", "extra_params", "modes", "iters", "warmup", "repeat", "threads", "device", "dtype",
+GRID_OPTIONS = ("workloads", "extra_params", "modes", "iters", "warmup", "repeat", "grid", "threads", "device", "dtype",
                 "seed", "data", "gc_mode", "compile_mode", "allocator", "min_time", "out",
                 "limits", "why")
 
@@ -182,9 +182,12 @@ def cli():
 @_param_options
 @click.option("--iters", type=int, help="Timed iterations per cell (default: per workload).")
 @click.option("--warmup", type=int, help="Warm-up iterations per cell, timed separately.")
-@click.option("--repeat", type=int, default=2, show_default=True,
+@click.option("--repeat", type=int, default=5, show_default=True,
               help="Measure every cell in this many worker processes (the whole grid once, then "
                    "again): intervals include what varies between processes; 1 gives none.")
+@click.option("--grid", type=click.Choice(GRIDS), default="default", show_default=True,
+              help="Parameter values run where none are given: the article's sizes (default), "
+                   "or full: every workload's further values and its companion cells (thp).")
 @click.option("--threads", type=int, default=envinfo.default_threads, show_default="all cores",
               help="Threads for every framework (intra- and inter-op pools).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
@@ -226,7 +229,7 @@ def cli():
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_executor_options
 @click.pass_context
-def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, threads, device, dtype, seed,
+def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, grid, threads, device, dtype, seed,
         data, gc_mode, compile_mode, allocator, min_time, out, resume, rerun_failed, timeout,
         why, limits, quiet, executor, **param_values):
     """Run workloads in modes, each cell in --repeat worker processes; write tables and plots.
@@ -245,8 +248,9 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, threads, dev
         given = [name for name in list(GRID_OPTIONS) + list(param_values)
                  if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
         if given:
+            flags = {p.name: p.opts[0] for p in ctx.command.params}
             raise UserError(f"--resume runs the interrupted run's own cells; drop "
-                            f"{', '.join('--' + g.replace('_', '-') for g in given)}")
+                            f"{', '.join(flags.get(g, '--' + g) for g in given)}")
         return _resume(ctx, Path(resume), rerun_failed, timeout, quiet, executor)
     if rerun_failed:
         raise UserError("--rerun-failed goes with --resume DIR")
@@ -255,7 +259,7 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, threads, dev
     cells, skipped = plan(workloads, modes, param_values, iters=iters, warmup=warmup,
                           repeat=repeat, threads=threads, device=device, dtype=dtype, seed=seed,
                           data=data, gc_mode=gc_mode, compile_mode=compile_mode,
-                          allocator=allocator, min_time_s=min_time, why=why)
+                          allocator=allocator, min_time_s=min_time, why=why, grid=grid)
     for note in skipped:
         click.echo(f"eagerbench: note: {note}", err=True)
     runner = _executor(ctx, executor, limits=limits)
@@ -263,7 +267,7 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, threads, dev
     settings = session.run_settings(
         device=device, dtype=dtype, threads=threads, seed=seed, repeat=repeat,
         min_time_s=min_time, why=why, command=" ".join(["eagerbench"] + sys.argv[1:]),
-        gc=gc_mode, compile_mode=compile_mode, allocator=allocator, skipped=skipped)
+        gc=gc_mode, compile_mode=compile_mode, allocator=allocator, skipped=skipped, grid=grid)
     started = time.perf_counter()
     opened = _session(session.open_new, target, session.header_env(
         settings, cells, runner, limits, _say))

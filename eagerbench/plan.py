@@ -7,6 +7,7 @@ worker process can share (one framework, one workload, one repeat) come together
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import subprocess
@@ -22,6 +23,10 @@ from workloads import all_workloads
 # Every cell is timed for at least this long per process (steps under 1 ms in blocks), so cheap
 # cells get enough samples for their spread to be measured.
 MIN_TIME_S = 0.2
+
+# The default grid covers every workload of the article at its sizes; "full" adds each
+# workload's further values (``Param.full``) and its companion cells (a setting changed).
+GRIDS = ("default", "full")
 
 
 class PlanError(ValueError):
@@ -104,11 +109,12 @@ def check_counts(iters, warmup, repeat, threads, chosen: list) -> None:
                             f"function must be traced before timing starts")
 
 
-def expand(chosen: list, modes: list[str], given: dict, iters, warmup, base: CellSpec) -> list[CellSpec]:
+def expand(chosen: list, modes: list[str], given: dict, iters, warmup, base: CellSpec,
+           full: bool = False) -> list[CellSpec]:
     """One cell per workload grid entry and mode (an interleaved sweep is one cell)."""
     grid = []
     for w in chosen:
-        for params in w.grid(dict(given)):
+        for params in w.grid(dict(given), full):
             variants = w.variants(params)
             # Interleaved values keep their own default iteration counts (a list).
             default_iters = ([w.iters(v) for v in variants] if w.sweeps(params)
@@ -123,10 +129,11 @@ def expand(chosen: list, modes: list[str], given: dict, iters, warmup, base: Cel
     return grid
 
 
-def companions(chosen: list, modes: list[str], grid: list[CellSpec], explicit: bool) -> list[CellSpec]:
-    """The workloads' companion cells (a setting changed), where their cell is in the grid
-    and the user chose no setting of their own."""
-    if explicit:
+def companions(chosen: list, modes: list[str], grid: list[CellSpec], explicit: bool,
+               full: bool = True) -> list[CellSpec]:
+    """The workloads' companion cells (a setting changed), where their cell is in the grid,
+    the grid is the full one and the user chose no setting of their own."""
+    if explicit or not full:
         return []
     extra = []
     for w in chosen:
@@ -141,22 +148,34 @@ def companions(chosen: list, modes: list[str], grid: list[CellSpec], explicit: b
 def order(cells: list[CellSpec], repeat: int) -> list[CellSpec]:
     """Repeat by repeat (drift then hits every cell alike), and within a repeat framework by
     framework, so that one worker process per framework takes its cells; within it, workload
-    by workload, with the modes of one parameter set together (measured interleaved)."""
+    by workload, with the modes of one parameter set together (measured interleaved).
+
+    Odd repeats run the frameworks, and the modes of each parameter set, in reverse: a mode
+    measured first in one process is measured last in the next, so whatever a position costs
+    (a cold allocator, a warming core) falls on every mode alike. The why probes run in a
+    setting's first process only: they describe the step, and the others time it."""
     frameworks = list(dict.fromkeys(get_mode(c.mode).framework for c in cells))
     settings = list(dict.fromkeys(c.options.get("allocator") for c in cells))
     workloads = list(dict.fromkeys(c.workload for c in cells))
+    params = list(dict.fromkeys(json.dumps(c.params, sort_keys=True) for c in cells))
     position = {id(c): i for i, c in enumerate(cells)}
-    # Cells with another setting (a companion's allocator) need their own process: after the
-    # framework's others, so that each setting is one process.
-    ranked = sorted(cells, key=lambda c: (frameworks.index(get_mode(c.mode).framework),
-                                          settings.index(c.options.get("allocator")),
-                                          workloads.index(c.workload), position[id(c)]))
-    return [replace(c, repeat=r) for r in range(repeat) for c in ranked]
+
+    def ranked(r: int) -> list[CellSpec]:
+        turn = -1 if r % 2 else 1
+        # Cells with another setting (a companion's allocator) need their own process: after
+        # the framework's others, so that each setting is one process.
+        return sorted(cells, key=lambda c: (turn * frameworks.index(get_mode(c.mode).framework),
+                                            settings.index(c.options.get("allocator")),
+                                            workloads.index(c.workload),
+                                            params.index(json.dumps(c.params, sort_keys=True)),
+                                            turn * position[id(c)]))
+    return [replace(c, repeat=r, why=c.why and r == 0) for r in range(repeat) for c in ranked(r)]
 
 
 def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, device, dtype, seed,
          data, gc_mode, compile_mode="default", allocator: Optional[str] = None,
-         min_time_s: float = MIN_TIME_S, why: bool = True) -> tuple[list[CellSpec], list[str]]:
+         min_time_s: float = MIN_TIME_S, why: bool = True,
+         grid: str = "default") -> tuple[list[CellSpec], list[str]]:
     """Validate the options and expand them into the ordered list of cells to run: the one
     check every front end (``eagerbench run``, ``eagerbench.measure``) goes through."""
     if not isinstance(min_time_s, (int, float)) or min_time_s < 0 \
@@ -167,23 +186,26 @@ def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, devi
     check_values(chosen, given)
     mode_names, skipped = choose_modes(modes, device)
     check_counts(iters, warmup, repeat, threads, chosen)
+    if grid not in GRIDS:
+        raise PlanError(f"--grid {grid!r} is not one of {', '.join(GRIDS)}")
+    full = grid == "full"
     if allocator is not None and allocator not in ALLOCATORS:
         raise PlanError(f"--allocator {allocator!r} is not one of {', '.join(ALLOCATORS)}")
     base = CellSpec(workload="", params={}, mode="", device=device, dtype=dtype, threads=threads,
                 seed=seed, gc=gc_mode, data=os.path.abspath(data) if data else None,
                 min_time_s=min_time_s, why=why,
                 options={"compile_mode": compile_mode, "allocator": allocator or "default"})
-    grid = expand(chosen, mode_names, given, iters, warmup, base)
-    if not grid:
+    cells = expand(chosen, mode_names, given, iters, warmup, base, full)
+    if not cells:
         raise PlanError(f"none of the modes chosen can run {', '.join(w.name for w in chosen)} "
                         f"(it runs in {', '.join(sorted({f for w in chosen for f in w.frameworks}))}"
                         f"'s modes)")
-    grid += companions(chosen, mode_names, grid, explicit=allocator is not None)
+    cells += companions(chosen, mode_names, cells, explicit=allocator is not None, full=full)
     if device == "cuda":
-        check_cuda({c.mode for c in grid})
+        check_cuda({c.mode for c in cells})
     if data:
-        check_data(data, grid)
-    return order(grid, repeat), skipped
+        check_data(data, cells)
+    return order(cells, repeat), skipped
 
 
 def check_cuda(modes: set[str]) -> None:

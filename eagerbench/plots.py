@@ -123,7 +123,8 @@ def break_even_table(cells: pd.DataFrame) -> pd.DataFrame:
     """After how many calls each compiled mode has paid back its compile cost against its eager
     twin: (compile_c - compile_e) / (time_e - time_c), where a compile cost is every warm-up
     call's time over the steady state (all compiles before timing, not only the first call's).
-    Infinite where the compiled steady state is not faster."""
+    Infinite where the compiled steady state is not faster; NaN where a compile cost was not
+    measured (``note`` says why), which no figure reads as "never"."""
     ok = cells[cells["status"] == "ok"].set_index(["workload", "params", "mode"])
     rows = []
     for (w, p, m), r in ok.iterrows():
@@ -132,11 +133,13 @@ def break_even_table(cells: pd.DataFrame) -> pd.DataFrame:
             continue
         e = ok.loc[(w, p, twin)]
         saving = e["median_ms"] - r["median_ms"]
-        extra = r["compile_ms"] - e["compile_ms"]
-        n = max(extra, 0.0) / saving if saving > 0 else np.inf
+        extra = max(r["compile_ms"] - e["compile_ms"], 0.0) if np.isfinite(
+            r["compile_ms"]) and np.isfinite(e["compile_ms"]) else np.nan
+        n = np.nan if not np.isfinite(extra) else extra / saving if saving > 0 else np.inf
+        note = r.get("compile_note", "") if isinstance(r.get("compile_note", ""), str) else ""
         rows.append({"workload": w, "params": p, "mode": m, "eager": twin,
                      "compile_ms": extra, "first_call_ms": r["first_call_ms"],
-                     "saving_ms_per_call": saving, "break_even_calls": n})
+                     "saving_ms_per_call": saving, "break_even_calls": n, "note": note})
     return pd.DataFrame(rows)
 
 
@@ -154,14 +157,19 @@ def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
         for i, g in enumerate(groups):
             if g not in sub.index:
                 continue
-            n = max(sub.loc[g, "break_even_calls"], 1.0)
+            n = sub.loc[g, "break_even_calls"]
             x = i + (j - (len(modes) - 1) / 2) * width
+            if np.isnan(n):   # not measured: a mark of its own, never a bar
+                ax.text(x, 1.0, "n/m", ha="center", va="bottom", fontsize=6, rotation=90)
+                continue
+            n = max(n, 1.0)
             ax.bar(x, n if np.isfinite(n) else top, width, color=colors[mode],
                    hatch=None if np.isfinite(n) else "//", alpha=1 if np.isfinite(n) else 0.35,
                    label=mode if i == 0 or g == groups[0] else None)
     _group_ticks(ax, groups)
     ax.set_ylabel("calls to repay the compile cost (log)")
-    ax.set_title("Break-even: compiled mode vs its eager twin (hatched: never)")
+    ax.set_title("Break-even: compiled mode vs its eager twin (hatched: never; "
+                 "n/m: compile cost not measured)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[m]) for m in modes]
     ax.legend(handles, modes, fontsize=8)
     return _save(fig, out / "break_even.png")

@@ -7,7 +7,10 @@ Everything here is set before a framework is imported (a pool sized at import ke
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 # Allocator settings a cell can ask for (``--allocator``), as the environment they set.
@@ -28,14 +31,55 @@ def thread_env(threads: int, device: str) -> dict:
     return env
 
 
-def compile_cache_env(root: str) -> dict:
-    """torch.compile's on-disk caches, under ``root`` (never the user's own). JAX's persistent
-    cache stays off: JAX compiles identical programs again within a process (an interleaved
-    sweep's variants, a cell after another), and with the cache on those became loads, so no
-    process of a run compiled cold."""
-    return {"TORCHINDUCTOR_CACHE_DIR": os.path.join(root, "inductor"),
-            "TRITON_CACHE_DIR": os.path.join(root, "triton"),
-            "JAX_ENABLE_COMPILATION_CACHE": "false"}
+def compile_cache_env(root: str, first_process: bool = True) -> dict:
+    """The compilers' on-disk caches, under ``root`` (never the user's own). torch.compile's is
+    on in every process (its first process starts from a template, so it compiles cold). JAX's
+    is off in a setting's first process: JAX compiles identical programs again within a process
+    (an interleaved sweep's variants, a cell after another), and with the cache on those became
+    loads, so no process would have compiled cold. Later processes read and write it, every
+    program cached however quick its compile (their compile costs are never reported)."""
+    env = {"TORCHINDUCTOR_CACHE_DIR": os.path.join(root, "inductor"),
+           "TRITON_CACHE_DIR": os.path.join(root, "triton"),
+           "JAX_ENABLE_COMPILATION_CACHE": "false"}
+    if not first_process:
+        env.update({"JAX_ENABLE_COMPILATION_CACHE": "true",
+                    "JAX_COMPILATION_CACHE_DIR": os.path.join(root, "jax"),
+                    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+                    "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"})
+    return env
+
+
+# Set by the local executor in a setting's first process: the compiler-only cache each unit
+# there starts from, so that no unit loads graphs another unit compiled.
+COLD_TEMPLATE_ENV = "EAGERBENCH_COLD_CACHE_TEMPLATE"
+TORCH_CACHE_VARS = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")
+
+
+@contextmanager
+def cold_compile_cache():
+    """Around one unit of a first process: torch.compile's caches start from the template
+    (Dynamo's in-memory caches are reset between units; only the disk cache carried graphs
+    from one cell to the next, two l-BFGS cells with the same graphs, say), and what the unit
+    compiled is merged into the shared cache afterwards, for the later processes to load."""
+    template = os.environ.get(COLD_TEMPLATE_ENV)
+    shared = {name: os.environ.get(name) for name in TORCH_CACHE_VARS}
+    if not template or not all(shared.values()):
+        yield
+        return
+    unit = os.path.join(tempfile.mkdtemp(
+        prefix="unit-", dir=os.path.dirname(shared["TORCHINDUCTOR_CACHE_DIR"])), "cache")
+    shutil.copytree(template, unit)
+    try:
+        for name, folder in shared.items():
+            os.environ[name] = os.path.join(unit, os.path.basename(folder))
+        yield
+    finally:
+        for name, folder in shared.items():
+            os.environ[name] = folder
+            mine = os.path.join(unit, os.path.basename(folder))
+            if os.path.isdir(mine):
+                shutil.copytree(mine, folder, dirs_exist_ok=True)
+        shutil.rmtree(os.path.dirname(unit), ignore_errors=True)
 
 
 def with_package_path(env: dict) -> dict:

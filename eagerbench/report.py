@@ -335,11 +335,13 @@ def _break_even(cells: pd.DataFrame) -> list[str]:
     if be is None or be.empty:
         return []
     be = be.assign(break_even_calls=be["break_even_calls"].map(
-        lambda n: "never" if n == float("inf") else f"{n:.0f}"))
+        lambda n: "never" if n == float("inf") else "not measured" if n != n else f"{n:.0f}"))
     return ["## Compile cost and break-even", "",
             "Compile cost of each compiled mode over its eager twin (all warm-up calls' "
             "time over the steady state, so compiles in later warm-ups count), the time it "
-            "saves per call, and the calls needed to repay it.", "",
+            "saves per call, and the calls needed to repay it. Costs come from each "
+            "setting's first process, the only one that compiles cold; a note says why a "
+            "cost is missing.", "",
             be.to_markdown(index=False, floatfmt=".4g"), ""]
 
 

@@ -67,7 +67,7 @@ class Opened:
 def run_settings(*, device: str, dtype: str, threads: int, seed: int, repeat: int,
                  min_time_s: float, why: bool, command: str, gc: str = "on",
                  compile_mode: str = "default", allocator: Optional[str] = None,
-                 skipped: tuple = ()) -> dict:
+                 skipped: tuple = (), grid: str = "default") -> dict:
     """The settings a run's header records, whichever front end started it."""
     import workloads
 
@@ -75,7 +75,7 @@ def run_settings(*, device: str, dtype: str, threads: int, seed: int, repeat: in
 
     return {"device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc,
             "compile_mode": compile_mode, "skipped": list(skipped), "repeat": repeat,
-            "min_time_s": min_time_s, "why": why, "allocator_choice": allocator or "default",
+            "grid": grid, "min_time_s": min_time_s, "why": why, "allocator_choice": allocator or "default",
             "allocator": envinfo.allocator_settings(),
             "user_workloads": workloads.registered(), "command": command}
 

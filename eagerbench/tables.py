@@ -45,6 +45,32 @@ def compile_ms(result: CellResult) -> float:
     return float(sum(warm) - len(warm) * np.median(steady))
 
 
+def _compiled_cold(rec: Record) -> bool:
+    """Whether a record's process compiled its cell cold: a setting's first process (later
+    ones load cached graphs), and no graph its step needed was in the cache already."""
+    return rec.spec.repeat == 0 and not rec.result.compile_cache.get("graph_hits")
+
+
+def first_call_costs(recs: list[Record]) -> dict:
+    """A cell's first call and compile cost, from the processes that compiled it cold; never
+    blank without a reason (``compile_note``) and never negative: warm-up calls that measured
+    no slower than the steady state cost 0 above it, within noise."""
+    cold = [r.result for r in recs if _compiled_cold(r) and r.result.warmup]
+    if not cold:
+        hit = any(r.spec.repeat == 0 and r.result.compile_cache.get("graph_hits") for r in recs)
+        note = ("not measured: its first process found its graphs in the compile cache "
+                "(another cell with the same graphs compiled them first)" if hit else
+                "not measured: no process of its setting's first repeat ran it"
+                if recs and not any(r.spec.repeat == 0 for r in recs) else
+                "not measured: no warm-up call was timed")
+        return {"first_call_ms": np.nan, "compile_ms": np.nan, "compile_note": note}
+    cost = _median([compile_ms(r) for r in cold])
+    return {"first_call_ms": _median([r.warmup[0].ns / 1e6 for r in cold]),
+            "compile_ms": max(cost, 0.0),
+            "compile_note": "within noise: warm-up calls no slower than the steady state"
+            if cost < 0 else ""}
+
+
 def iterations_table(records: list[Record]) -> pd.DataFrame:
     """One row per sample (warm-up calls and timed samples) of every successful cell."""
     rows = []
@@ -159,8 +185,7 @@ def _row_ok(recs: list[Record], limits: dict | None) -> tuple[dict, object]:
     per_process = [per_call_ms(r) for r in results]
     lv = cell_level(recs)
     latency = stats.level([latency_ms(r) for r in results], ids)
-    # a first call and a compile cost are a cold process's (later repeats load cached graphs)
-    cold = [r for r in results if not r.compile_cache.get("graph_hits")]
+    cold = [r.result for r in recs if _compiled_cold(r)]
     donation = [r.donation for r in results if r.donation]
     first = recs[0]
     row = dict(
@@ -170,8 +195,7 @@ def _row_ok(recs: list[Record], limits: dict | None) -> tuple[dict, object]:
         process_spread=lv.spread(),
         block_calls=int(np.median([r.block_calls for r in results])),
         calls_timed=int(sum(s.calls for r in results for s in r.timed)),
-        first_call_ms=_median([r.warmup[0].ns / 1e6 for r in cold if r.warmup]),
-        compile_ms=_median([compile_ms(r) for r in cold]),
+        **first_call_costs(recs),
         compile_events=max(r.compiles_before_timing for r in results),
         compile_events_s=_median([r.compile_events_s or 0.0 for r in cold]),
         setup_s=_median([r.setup_s for r in results]),

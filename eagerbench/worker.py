@@ -24,7 +24,7 @@ from eagerbench.envinfo import allocator_settings
 from eagerbench.failures import one_line
 from eagerbench.jobs import JOBS
 from eagerbench.timing import Settings, measure_unit
-from eagerbench.procenv import die_with_runner, pin_cpus
+from eagerbench.procenv import cold_compile_cache, die_with_runner, pin_cpus
 from eagerbench.results import CellResult, CellSpec
 
 
@@ -59,7 +59,8 @@ def measure_cells(specs: list[CellSpec], channel) -> list[list[CellResult]]:
         settings = Settings(max(s.warmup for s in specs), max(s.min_time_s for s in specs),
                             specs[0].gc)
         observer = WhyObserver(entries) if all(s.why for s in specs) else None
-        results = measure_unit(entries, settings, channel, observer)
+        with cold_compile_cache():
+            results = measure_unit(entries, settings, channel, observer)
     finally:
         for entry in entries:
             entry.backend.reset()

@@ -25,6 +25,11 @@ class Param:
     minimum: float = 1
     kind: str = "int"         # "int", "float" or "choice"
     choices: tuple = ()       # the allowed values of a "choice" parameter
+    full: tuple = ()          # values the full grid (``--grid full``) adds to the default sweep
+
+    def values(self, full: bool) -> tuple:
+        """The sweep run when the user names no values: the default, or the full grid's."""
+        return self.default + self.full if full else self.default
 
 
 @dataclass
@@ -107,12 +112,13 @@ class Workload:
                 return p
         raise KeyError(name)
 
-    def grid(self, overrides: dict[str, list]) -> list[dict]:
-        """Every parameter combination: the overrides given, defaults for the rest. The
-        interleaved parameter, if any, stays a list: one combination is one worker process."""
+    def grid(self, overrides: dict[str, list], full: bool = False) -> list[dict]:
+        """Every parameter combination: the overrides given, defaults (or the ``full`` grid's
+        values) for the rest. The interleaved parameter, if any, stays a list: one combination
+        is one worker process."""
         names = [p.name for p in self.params]
-        values = [[list(overrides.get(p.name) or p.default)] if p.name == self.interleave
-                  else list(overrides.get(p.name) or p.default) for p in self.params]
+        values = [[list(overrides.get(p.name) or p.values(full))] if p.name == self.interleave
+                  else list(overrides.get(p.name) or p.values(full)) for p in self.params]
         combos = [dict(zip(names, combo)) for combo in itertools.product(*values)]
         # An interleaved entry is resolved per value, by ``variants``.
         return combos if self.interleave else [self.resolve(c) for c in combos]

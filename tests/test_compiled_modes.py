@@ -69,20 +69,51 @@ def test_torch_compile_cells_compile_cold_and_later_repeats_reuse_their_graphs(t
     assert row["first_call_ms"] == pytest.approx(first.warmup[0].ns / 1e6)
 
 
-def test_jax_compiles_every_program_in_every_process_even_with_a_users_cache(tmp_path,
-                                                                           monkeypatch):
-    """JAX's persistent cache stays off in the workers, whatever the user set: with it on, an
-    interleaved sweep's variants and a cell after another loaded identical programs their own
-    process had compiled, no process compiled cold, and compile costs went missing."""
+def test_torch_compile_cells_with_the_same_graphs_both_compile_cold(tmp_path):
+    """Two l-BFGS cells that differ only in history compile the same loss-and-gradient graphs:
+    in the first process each compiles them (each unit starts from the template's cache, its
+    graphs merged into the shared cache after), and a later repeat loads them. Before, the
+    second cell loaded the first's graphs and had no compile cost at all."""
+    from dataclasses import replace
+
+    from eagerbench import tables
+    from tests.conftest import run_into
+
+    cell = Cell("lbfgs", {"history": 2, "batch": 100}, "torch-compile", threads=1, iters=2,
+                warmup=2)
+    cells = [cell, replace(cell, params={"history": 3, "batch": 100}), replace(cell, repeat=1)]
+    records = run_into(cells, tmp_path, timeout=600)
+    assert all(r.result.ok for r in records), records
+    first, other, again = (r.result for r in records)
+    for res in (first, other):
+        assert res.compile_cache["graph_hits"] == 0, res.compile_cache
+        assert res.compile_cache["graph_misses"] >= 1, res.compile_cache
+    assert again.compile_cache["graph_hits"] >= 1, again.compile_cache
+    table = tables.cells_table(records).set_index("params")
+    assert table["compile_ms"].notna().all(), table[["compile_ms", "compile_note"]]
+    assert not table["compile_note"].str.startswith("not measured").any(), table
+
+
+def test_jax_uses_the_runs_own_cache_after_the_first_process_never_the_users(tmp_path,
+                                                                            monkeypatch):
+    """JAX's persistent cache is off in a setting's first process, whatever the user set:
+    there an interleaved sweep's variants and a cell after another would load identical
+    programs their own process had compiled, and no process would compile cold. Later
+    processes load what the second one cached (in the run's folder, never the user's); the
+    compile cost in the table is the first process's."""
     from eagerbench import tables
     from tests.conftest import run_into
 
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "users-cache"))
     monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     cells = [Cell("higher-order", {"order": [1, 2], "size": 8}, "jax-jit", threads=1, iters=2,
-                  warmup=1, repeat=repeat) for repeat in (0, 1)]
+                  warmup=1, repeat=repeat) for repeat in (0, 1, 2)]
     records = run_into(cells, tmp_path / "run", timeout=600)
     assert all(r.result.ok for r in records), records
     assert not (tmp_path / "users-cache").exists()
+    by_repeat = {r.spec.repeat: r.result for r in records}
+    assert by_repeat[0].compile_cache == {"graph_hits": 0, "graph_misses": 0}
+    assert by_repeat[1].compile_cache["graph_misses"] >= 1, by_repeat[1].compile_cache
+    assert by_repeat[2].compile_cache["graph_hits"] >= 1, by_repeat[2].compile_cache
     table = tables.cells_table(records)
     assert table["compile_ms"].notna().all() and (table["compile_ms"] > 0).all(), table

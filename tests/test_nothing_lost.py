@@ -215,6 +215,11 @@ def test_a_bad_run_folder_to_resume_is_one_line_and_changes_nothing(tmp_path):
     assert (tmp_path / RAW).read_bytes() == before
     grid = _eagerbench("run", "--resume", tmp_path, "--size", "16")
     assert grid.returncode == 2 and "drop --size" in grid.stderr
+    # named as the user typed them (not --workloads, --extra-params, --gc-mode)
+    named = _eagerbench("run", "--resume", tmp_path, "-w", "matmul", "-p", "x=1", "--gc", "off",
+                        "--grid", "full")
+    assert named.returncode == 2, named.stderr
+    assert "drop --workload, --param, --grid, --gc" in named.stderr, named.stderr
 
 
 def test_the_lock_is_released_when_its_holder_dies(tmp_path):

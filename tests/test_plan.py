@@ -25,16 +25,44 @@ def test_every_cell_runs_in_repeat_processes_one_per_framework_and_repeat():
         (10, "torch"), (10, "torch-compile"), (1000, "torch"), (1000, "torch-compile")]
 
 
-def test_the_default_suite_adds_the_allocator_companion_in_its_own_process():
-    cells, _ = plan(("lbfgs",), ("torch,tf-eager",), {}, repeat=1, **COMMON)
+def test_the_full_grid_adds_the_allocator_companion_in_its_own_process():
+    cells, _ = plan(("lbfgs",), ("torch,tf-eager",), {}, repeat=1, grid="full", **COMMON)
     thp = [c for c in cells if c.options.get("allocator") == "thp"]
     assert [(c.params, c.mode) for c in thp] == [({"history": 5, "batch": 60000}, "torch")]
     assert all(batch_key(thp[0]) != batch_key(c) for c in cells if c is not thp[0])
     torch_cells = [c for c in cells if c.mode == "torch"]
     assert torch_cells[-1] is thp[0]    # after torch's others: one process per setting
     assert len(batches(cells)) == 3     # torch, torch +thp, tf
-    chosen, _ = plan(("lbfgs",), ("torch",), {}, repeat=1, allocator="default", **COMMON)
+    chosen, _ = plan(("lbfgs",), ("torch",), {}, repeat=1, allocator="default", grid="full",
+                     **COMMON)
     assert not [c for c in chosen if c.options.get("allocator") == "thp"]
+
+
+def test_the_default_grid_is_the_articles_and_full_adds_each_workloads_further_values():
+    default, _ = plan(("higher-order", "lbfgs"), ("torch",), {}, repeat=1, **COMMON)
+    full, _ = plan(("higher-order", "lbfgs"), ("torch",), {}, repeat=1, grid="full", **COMMON)
+    orders = lambda cells: [c.params["order"] for c in cells if c.workload == "higher-order"]
+    assert orders(default) == [[1, 2, 3, 4]] and orders(full) == [[1, 2, 3, 4, 5, 6]]
+    assert not [c for c in default if c.options.get("allocator") == "thp"]
+    lbfgs = lambda cells: sorted((c.params["history"], c.params["batch"]) for c in cells
+                                 if c.workload == "lbfgs" and c.options["allocator"] != "thp")
+    assert lbfgs(default) == lbfgs(full) == [(5, 10000), (5, 60000), (100, 10000),
+                                             (100, 60000)]
+    # values named on the command line are run whichever grid
+    named, _ = plan(("higher-order",), ("torch",), {"order": [6]}, repeat=1, **COMMON)
+    assert orders(named) == [[6]]
+
+
+def test_odd_repeats_reverse_the_order_and_only_the_first_carries_the_why_probes():
+    cells, _ = plan(("elementwise",), ("torch,torch-compile,jax,jax-jit",), {"size": [10]},
+                    repeat=3, **COMMON)
+    by_repeat = [[c.mode for c in cells if c.repeat == r] for r in range(3)]
+    assert by_repeat[0] == ["torch", "torch-compile", "jax", "jax-jit"]
+    assert by_repeat[1] == ["jax-jit", "jax", "torch-compile", "torch"]
+    assert by_repeat[2] == by_repeat[0]
+    assert [c.why for c in cells] == [True] * 4 + [False] * 8
+    off, _ = plan(("elementwise",), ("torch",), {"size": [10]}, repeat=2, why=False, **COMMON)
+    assert not any(c.why for c in off)
 
 
 def test_interleaved_values_stay_one_cell_per_mode():

@@ -152,6 +152,44 @@ def test_suite_figures_count_timed_time_and_flagged_rows():
     assert figures["phases_s"] == {"warm-up": pytest.approx(2.0), "timed": pytest.approx(5.0)}
 
 
+def test_compile_costs_come_from_the_first_process_and_are_never_negative():
+    """A compile cost is the cold first process's (a later one loads cached graphs, and its
+    faster first calls must not count); warm-up calls no slower than the steady state cost 0,
+    with a note, never a negative figure."""
+    recs = [_record("elementwise", {"size": 10, "ops": 100}, "tf-graph", [1.0] * 10, 1, 0,
+                    warmup_ms=[60.0, 20.0]),
+            _record("elementwise", {"size": 10, "ops": 100}, "tf-graph", [1.0] * 10, 2, 1,
+                    warmup_ms=[2.0, 1.0]),
+            _record("elementwise", {"size": 10, "ops": 100}, "torch", [1.0] * 10, 3, 0,
+                    warmup_ms=[0.5, 0.5])]
+    costs = tables.first_call_costs(recs[:2])
+    assert costs["first_call_ms"] == pytest.approx(60.0)
+    assert costs["compile_ms"] == pytest.approx(78.0) and costs["compile_note"] == ""
+    quick = tables.first_call_costs(recs[2:])
+    assert quick["compile_ms"] == 0.0 and quick["compile_note"].startswith("within noise")
+
+
+def test_a_compile_cost_not_measured_says_why_and_is_not_read_as_never(tmp_path):
+    """A first process that found its graphs in the cache measured no compile: the row says
+    so, and the break-even table and plot show "not measured", not "never"."""
+    from eagerbench.plots import break_even, break_even_table
+
+    recs = _run(np.random.default_rng(4))
+    for rec in recs:
+        if rec.spec.mode == "tf-graph":
+            rec.result.compile_cache["graph_hits"] = 1
+    cells = tables.cells_table(recs)
+    graph = cells.set_index(["params", "mode"]).loc[("size=10 ops=100", "tf-graph")]
+    assert np.isnan(graph["compile_ms"]) and graph["compile_note"].startswith("not measured")
+    be = break_even_table(cells).set_index(["params", "mode"]).loc[("size=10 ops=100",
+                                                                    "tf-graph")]
+    assert np.isnan(be["break_even_calls"]) and be["note"].startswith("not measured")
+    row = next(line for line in report._break_even(cells)[-2].splitlines()
+               if "tf-graph" in line and "size=10" in line)
+    assert "not measured" in row and "never" not in row
+    assert break_even(cells, tmp_path) is not None
+
+
 def test_break_even_uses_the_whole_compile_cost():
     cells = tables.cells_table(_run(np.random.default_rng(4)))
     from eagerbench.plots import break_even_table

@@ -81,7 +81,7 @@ WORKLOAD = Workload(
     build=_build,
     work=_work,
     # Per process; every cell runs in --repeat processes. --iters 100 gives the article's runs.
-    iters=lambda p: 3 if p["batch"] > 20000 else 8,
+    iters=lambda p: 2 if p["batch"] > 20000 else 5,
     # One warm-up call traces and compiles the iteration (the prepared state is past the
     # first); a mode that compiles again on its second call gets that call before timing too
     # (calibration), and a compile while timing would be flagged.

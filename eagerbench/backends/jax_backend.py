@@ -41,6 +41,20 @@ def _on_duration(event: str, seconds: float, **kwargs) -> None:
 
 jax.monitoring.register_event_duration_secs_listener(_on_duration)
 
+# Programs loaded from (or missed in) the persistent compilation cache: on in every process of
+# a run but a setting's first (``procenv.compile_cache_env``).
+_CACHE = {"graph_hits": 0, "graph_misses": 0}
+_CACHE_EVENTS = {"/jax/compilation_cache/cache_hits": "graph_hits",
+                 "/jax/compilation_cache/cache_misses": "graph_misses"}
+
+
+def _on_event(event: str, **kwargs) -> None:
+    if event in _CACHE_EVENTS:
+        _CACHE[_CACHE_EVENTS[event]] += 1
+
+
+jax.monitoring.register_event_listener(_on_event)
+
 
 INLINE_FLOPS = 1000         # XLA's CPU client: a program with fewer runs on the caller's thread
 OFF_THREAD_ELEMENTS = 512   # a launch probe's ``x * 0.5 + 0.5`` on this many: 1,024 FLOPs
@@ -432,6 +446,9 @@ class JaxBackend(Backend):
             return None
         stats = jax.devices()[0].memory_stats() or {}
         return stats.get("peak_bytes_in_use")
+
+    def compile_cache(self) -> dict:
+        return dict(_CACHE)
 
     def reset(self) -> None:
         for step in self._jitted:   # costed while their executables are still cached

@@ -21,7 +21,8 @@ from dataclasses import replace
 from typing import Callable, Iterator, Optional
 
 from eagerbench import protocol
-from eagerbench.procenv import ALLOCATORS, compile_cache_env, thread_env, with_package_path
+from eagerbench.procenv import (ALLOCATORS, COLD_TEMPLATE_ENV, compile_cache_env, thread_env,
+                                with_package_path)
 from eagerbench.results import CellResult, CellSpec
 
 Results = tuple[CellResult, ...]   # a cell's results: one per value of an interleaved sweep
@@ -51,10 +52,13 @@ def _describe_exit(rc: int, stderr_tail: str) -> str:
     return f"worker exited with code {rc}: {last[0][:300]}"
 
 
-def _worker_env(cell: CellSpec, cache: str) -> dict:
+def _worker_env(cell: CellSpec, cache: str, template: Optional[str] = None) -> dict:
     env = {**os.environ, **thread_env(cell.threads, cell.device),
            **ALLOCATORS[cell.options.get("allocator", "default")], **cell.extra_env,
-           **compile_cache_env(cache)}
+           **compile_cache_env(cache, first_process=cell.repeat == 0)}
+    env.pop(COLD_TEMPLATE_ENV, None)
+    if template and cell.repeat == 0:   # each unit of a first process compiles cold
+        env[COLD_TEMPLATE_ENV] = template
     env["EAGERBENCH_RUNNER_PID"] = str(os.getpid())
     return with_package_path(env)
 
@@ -128,7 +132,7 @@ def _read(proc, watch: _Watch, first: CellSpec, on_progress) -> Iterator[tuple[i
 
 
 def _one_process(cells: list[CellSpec], timeout: float, on_progress,
-                 cache_dir: str) -> Iterator[tuple[int, Results]]:
+                 cache_dir: str, template: Optional[str]) -> Iterator[tuple[int, Results]]:
     """Start one worker on ``cells``; yield ``(index, results)`` per cell as each lands. The
     cells in progress (one unit) when the worker dies or runs out of time are yielded as
     failed, and the generator ends there."""
@@ -136,7 +140,8 @@ def _one_process(cells: list[CellSpec], timeout: float, on_progress,
     with tempfile.TemporaryFile("w+") as errfile:
         proc = subprocess.Popen([sys.executable, "-m", "eagerbench.worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=errfile, text=True,
-                                env=_worker_env(cells[0], cache_dir), start_new_session=True)
+                                env=_worker_env(cells[0], cache_dir, template),
+                                start_new_session=True)
         completed = False
         try:
             proc.stdin.write(protocol.encode(protocol.Job(cells[0].job, tuple(cells))))
@@ -154,12 +159,14 @@ def _one_process(cells: list[CellSpec], timeout: float, on_progress,
 
 
 def run_batch(cells: list[CellSpec], timeout: float, on_progress=lambda message: None,
-              cache_dir: Optional[str] = None) -> Iterator[tuple[CellSpec, Results]]:
+              cache_dir: Optional[str] = None,
+              template: Optional[str] = None) -> Iterator[tuple[CellSpec, Results]]:
     """Measure cells that share a ``batch_key`` in one worker, yielding each cell with its
     results as they land.
 
     The worker keeps torch.compile's on-disk cache in ``cache_dir`` (by default an empty one
-    of its own). When the worker dies or times out, the cells in progress are recorded as
+    of its own); with a ``template``, each unit of a first process compiles from a copy of it
+    and merges what it compiled into ``cache_dir`` after. When the worker dies or times out, the cells in progress are recorded as
     failed and a new worker measures the cells after them.
     """
     own = tempfile.TemporaryDirectory(prefix="eagerbench-cache-") if cache_dir is None else None
@@ -167,7 +174,8 @@ def run_batch(cells: list[CellSpec], timeout: float, on_progress=lambda message:
     while left:
         done = 0
         started = time.perf_counter()
-        for index, results in _one_process(left, timeout, on_progress, cache_dir or own.name):
+        for index, results in _one_process(left, timeout, on_progress, cache_dir or own.name,
+                                              template):
             wall = time.perf_counter() - started
             yield left[index], tuple(replace(r, wall_s=wall) for r in results)
             started = time.perf_counter()
@@ -256,7 +264,7 @@ class LocalExecutor:
                     shutil.copytree(template, shared[setting])
                 # closing: a failed write or an interrupt stops the worker now, not at collection
                 with contextlib.closing(run_batch(batch, timeout, progress.phase,
-                                                  shared[setting])) as landed:
+                                                  shared[setting], template)) as landed:
                     for position, (cell, results) in enumerate(landed):
                         yield cell, results
                         if position + 1 < len(batch):
