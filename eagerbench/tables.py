@@ -334,14 +334,20 @@ def fmt_ratio(r, lo, hi) -> str:
 
 
 def _rate(r) -> str:
-    if np.isfinite(r.get("us_per_op", np.nan)):
-        rate = f"{stats.significant_figures(r['us_per_op'])} us/op"
-        if np.isfinite(r.get("gbps", np.nan)):
-            rate += f", {stats.significant_figures(r['gbps'])} GB/s"
-    elif np.isfinite(r.get("gflops", np.nan)):
-        rate = f"{stats.significant_figures(r['gflops'])} GFLOP/s"
-    else:
+    """Time per op where a call dispatches several (the dispatch view), else GFLOP/s; GB/s
+    beside either where the bytes are known. A one-op call's time per op is its time."""
+    per_op, gflops, gbps = (r.get(k, np.nan) for k in ("us_per_op", "gflops", "gbps"))
+    ops = r.get("median_ms", np.nan) * 1e3 / per_op if np.isfinite(per_op) and per_op else 0
+    parts = []
+    if np.isfinite(per_op) and (ops > 1.5 or not np.isfinite(gflops)):
+        parts.append(f"{stats.significant_figures(per_op)} us/op")
+    elif np.isfinite(gflops):
+        parts.append(f"{stats.significant_figures(gflops)} GFLOP/s")
+    if parts and np.isfinite(gbps):
+        parts.append(f"{stats.significant_figures(gbps)} GB/s")
+    if not parts:
         return ""
+    rate = ", ".join(parts)
     if np.isfinite(r.get("limit_share", np.nan)):
         rate += f" ({r['limit_share']:.0%} of {r['limit']})"
     return rate

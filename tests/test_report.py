@@ -200,3 +200,15 @@ def test_break_even_uses_the_whole_compile_cost():
     assert row["compile_ms"] > 79 and row["first_call_ms"] == pytest.approx(60)
     assert row["break_even_calls"] == pd.Series(row["compile_ms"]
                                                 / row["saving_ms_per_call"]).iloc[0]
+
+
+def test_the_rate_column_shows_time_per_op_only_where_a_call_dispatches_several():
+    """A matmul is one op: its time per op is its time, so the column gives GFLOP/s; a chain
+    of 100 adds gives us per op, and both give GB/s where the bytes are known."""
+    nan = float("nan")
+    matmul = {"median_ms": 15.6, "us_per_op": 15600.0, "gflops": 137.0, "gbps": nan}
+    chain = {"median_ms": 0.2, "us_per_op": 2.0, "gflops": 0.5, "gbps": 6.0}
+    lbfgs = {"median_ms": 1100.0, "us_per_op": nan, "gflops": 60.0, "gbps": nan}
+    assert tables._rate(matmul) == "137 GFLOP/s"
+    assert tables._rate(chain) == "2.00 us/op, 6.00 GB/s"
+    assert tables._rate(lbfgs) == "60.0 GFLOP/s"
