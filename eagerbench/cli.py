@@ -13,7 +13,7 @@ from typing import Optional
 import click
 
 from eagerbench import envinfo, plan as planner, session
-from eagerbench.modes import all_modes
+from eagerbench.modes import ALIASES, all_modes
 from eagerbench.plan import GRIDS, check_data, names as plan_names
 from eagerbench.report import build as build_report
 from eagerbench.results import RAW, CellSpec, ResultsError
@@ -450,6 +450,8 @@ def list_cmd(workloads):
         click.echo(f"  {w.name:<16} {w.summary}{where}")
         for p in w.params:
             default = ",".join("auto" if v is None else str(v) for v in p.default)
+            if p.full:
+                default += f" (full: +{','.join(str(v) for v in p.full)})"
             flag = f"--{p.name}" if w.name in builtin else f"-p {p.name}="
             click.echo(f"      {flag:<12} {default:<28} {p.help}")
     click.echo("\nModes:")
@@ -457,6 +459,8 @@ def list_cmd(workloads):
         state = "available" if m.installed() else f"not installed ({m.install_hint})"
         if m.installed() and m.devices != ("cpu", "cuda"):
             state += f" (--device {' or '.join(m.devices)} only)"
+        also = [alias for alias, name in ALIASES.items() if name == m.name]
+        state += f" (also: {', '.join(also)})" if also else ""
         click.echo(f"  {m.name:<16} {m.summary:<52} {state}")
 
 

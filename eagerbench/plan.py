@@ -15,7 +15,7 @@ import sys
 from dataclasses import replace
 from typing import Optional
 
-from eagerbench.modes import all_modes, get_mode
+from eagerbench.modes import all_modes, canonical, get_mode
 from eagerbench.procenv import ALLOCATORS
 from eagerbench.results import CellSpec
 from workloads import all_workloads
@@ -75,7 +75,7 @@ def check_values(chosen: list, given: dict) -> None:
 def choose_modes(modes, device: str) -> tuple[list[str], list[str]]:
     """The modes named (or every installed one for the device), and notes on those skipped."""
     known = all_modes()
-    named = names(modes)
+    named = [canonical(name) for name in names(modes)]
     for name in named:
         if name not in known:
             raise PlanError(f"unknown mode {name!r} (known: {', '.join(known)})")

@@ -69,3 +69,8 @@ def test_interleaved_values_stay_one_cell_per_mode():
     cells, _ = plan(("higher-order",), ("torch,jax",), {"order": [1, 3]}, repeat=1, **COMMON)
     assert [c.params["order"] for c in cells] == [[1, 3], [1, 3]]
     assert cells[0].iters == [20, 20]
+
+
+def test_eager_modes_answer_to_their_aliases():
+    cells, _ = plan(("matmul",), ("torch-eager,jax-eager",), {"size": [8]}, repeat=1, **COMMON)
+    assert [c.mode for c in cells] == ["torch", "jax"]

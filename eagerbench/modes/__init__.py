@@ -13,6 +13,15 @@ _ORDER = ["torch", "torch-compile", "torch-cudagraph", "tf-eager", "tf-graph", "
           "jax", "jax-jit"]
 
 
+# Names a user may type for a mode: the eager modes by what they are, like tf-eager.
+ALIASES = {"torch-eager": "torch", "jax-eager": "jax"}
+
+
+def canonical(name: str) -> str:
+    """The mode a name stands for (an alias's mode, or the name itself)."""
+    return ALIASES.get(name, name)
+
+
 def all_modes() -> dict[str, Mode]:
     """Every mode defined in this package, by name, in display order."""
     return dict(_discovered())
