@@ -466,13 +466,21 @@ def list_cmd(workloads):
 
 @cli.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-def report(directory):
-    """Rebuild tables, plots and README.md from a saved run's raw.jsonl."""
-    out_dir = Path(directory)
-    if not (out_dir / RAW).is_file():
-        raise UserError(f"{out_dir}: no {RAW} here (not an eagerbench run folder)")
+@click.option("--out", "-o", type=click.Path(file_okay=False),
+              help="Write the tables, plots and README.md here instead (the run is only read).")
+def report(directory, out):
+    """Rebuild tables, plots and README.md from a saved run's raw.jsonl.
+
+    \b
+    Examples:
+      eagerbench report results
+      eagerbench report results --out /tmp/page    # leaves results/ as it is
+    """
+    run_dir = Path(directory)
+    if not (run_dir / RAW).is_file():
+        raise UserError(f"{run_dir}: no {RAW} here (not an eagerbench run folder)")
     try:
-        summary = build_report(out_dir)
+        summary = build_report(run_dir, Path(out) if out else None)
     except ResultsError as exc:
         raise UserError(str(exc)) from None
     click.echo(summary.to_markdown(index=False))

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+from typing import Optional
+
 import pandas as pd
 
 from eagerbench import article, explain, facts, flags, plots, results, tables, views
@@ -61,14 +63,16 @@ def suite_figures(records: list[Record], cells: pd.DataFrame, env: dict,
             "processes": len({r.result.process_id() for r in records})}
 
 
-def build(out_dir: Path) -> pd.DataFrame:
-    """(Re)build everything derived from ``out_dir/raw.jsonl``; returns the summary table.
+def build(run_dir: Path, out: Optional[Path] = None) -> pd.DataFrame:
+    """(Re)build everything derived from ``run_dir/raw.jsonl`` into ``out`` (by default the
+    run's own folder); returns the summary table.
 
     A run whose cells ran on several host types (a cluster's nodes) gets one report per host
     type in ``hosts/<n>/``, each with its own limits: a ratio is only ever taken between cells
     measured on one host type. The folder's README then links them."""
-    out_dir = Path(out_dir)
-    run = facts.load(out_dir)
+    run = facts.load(Path(run_dir))
+    out_dir = Path(out or run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in run.env().items() if k != "plan"}
     env["schema"], env["finished"] = run.header.schema, run.finished
     hosts = run.hosts()

@@ -212,3 +212,22 @@ def test_the_rate_column_shows_time_per_op_only_where_a_call_dispatches_several(
     assert tables._rate(matmul) == "137 GFLOP/s"
     assert tables._rate(chain) == "2.00 us/op, 6.00 GB/s"
     assert tables._rate(lbfgs) == "60.0 GFLOP/s"
+
+
+def test_report_out_writes_elsewhere_and_leaves_the_run_as_it_was(tmp_path):
+    from click.testing import CliRunner
+
+    from eagerbench.cli import cli
+
+    run = tmp_path / "run"
+    run.mkdir()
+    _write(run, _run(np.random.default_rng(1)))
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    result = CliRunner().invoke(cli, ["report", str(run), "--out", str(tmp_path / "page")])
+    assert result.exit_code == 0, result.output
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert (tmp_path / "page" / "README.md").is_file()
+    assert (tmp_path / "page" / "cells.csv").is_file()
+    (tmp_path / "file").write_text("x")
+    bad = CliRunner().invoke(cli, ["report", str(run), "--out", str(tmp_path / "file")])
+    assert bad.exit_code == 2 and "is a file" in bad.output
