@@ -144,11 +144,16 @@ def break_even_table(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
-    """Break-even iteration count of each compiled mode against its eager twin (log scale)."""
+    """Calls each compiled mode needs to repay its compile cost against its eager twin: one
+    row per (workload, params), a bar per mode, on a log axis; hatched where it never does
+    (the compiled steady state is not faster), "n/m" where the cost was not measured."""
     be = break_even_table(cells)
     if be.empty:
         return None
-    groups, modes, colors, width, fig, ax = _grouped(be)
+    groups = list(dict.fromkeys(zip(be["workload"], be["params"])))
+    modes = list(dict.fromkeys(be["mode"]))
+    colors, height = _colors(modes), 0.8 / len(modes)
+    fig, ax = plt.subplots(figsize=(8.0, 1.4 + 0.22 * len(groups) * max(1.0, len(modes) / 3)))
     # A compile no costlier than the eager mode's first calls repays itself at once: one call.
     finite = be["break_even_calls"].replace(np.inf, np.nan).clip(lower=1.0)
     top = float(np.nanmax(finite)) * 3 if finite.notna().any() else 10.0
@@ -158,20 +163,24 @@ def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
             if g not in sub.index:
                 continue
             n = sub.loc[g, "break_even_calls"]
-            x = i + (j - (len(modes) - 1) / 2) * width
+            y = i + (j - (len(modes) - 1) / 2) * height
             if np.isnan(n):   # not measured: a mark of its own, never a bar
-                ax.text(x, 1.0, "n/m", ha="center", va="bottom", fontsize=6, rotation=90)
+                ax.text(1.05, y, "n/m", va="center", fontsize=6, color=colors[mode])
                 continue
-            n = max(n, 1.0)
-            ax.bar(x, n if np.isfinite(n) else top, width, color=colors[mode],
-                   hatch=None if np.isfinite(n) else "//", alpha=1 if np.isfinite(n) else 0.35,
-                   label=mode if i == 0 or g == groups[0] else None)
-    _group_ticks(ax, groups)
-    ax.set_ylabel("calls to repay the compile cost (log)")
-    ax.set_title("Break-even: compiled mode vs its eager twin (hatched: never; "
-                 "n/m: compile cost not measured)")
+            never = not np.isfinite(n)
+            ax.barh(y, top if never else max(n, 1.0), height, color=colors[mode],
+                    hatch="//" if never else None, alpha=0.35 if never else 1)
+    ax.set_xscale("log")
+    ax.set_xlim(left=1.0)
+    ax.set_yticks(range(len(groups)))
+    ax.set_yticklabels([f"{w} {p}" for w, p in groups], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("calls until the compile has paid for itself (log scale)")
+    ax.set_title("Break-even of each compiled mode against its eager twin\n"
+                 "(hatched: never repays, the compiled mode is not faster; n/m: not measured)",
+                 fontsize=9)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[m]) for m in modes]
-    ax.legend(handles, modes, fontsize=8)
+    ax.legend(handles, modes, fontsize=7, loc="lower right")
     return _save(fig, out / "break_even.png")
 
 
