@@ -171,7 +171,8 @@ def _machine(env: dict, cells: pd.DataFrame) -> str:
     lines += _limits_lines(env.get("limits") or {}, cells)
     lines += _contention_lines(env.get("contention") or {})
     lines += _allocator_lines(env)
-    lines.append("- why phase: " + ("on (after each unit's timed rounds, never between them)"
+    lines.append("- why phase: " + ("on, in each setting's first process (after each unit's timed rounds, "
+                                     "never between them)"
                                     if env.get("why", True) else "off (`--no-why`)"))
     for note in env.get("skipped", []) or []:
         lines.append(f"- {note}")
