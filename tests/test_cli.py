@@ -126,12 +126,17 @@ def test_sweep_with_comma_lists_and_repeated_options(tmp_path):
     cells, _ = plan(("lbfgs",), ("torch,tf-eager", "tf-graph"),
                     {"history": [5, 100], "batch": [60000, 10000], "size": [], "ops": []},
                     **common)
-    assert len(cells) == 2 * (2 * 2 * 3 + 1)    # and the allocator companion, per repeat
+    assert len(cells) == 2 * (2 * 2 * 3)    # the default grid has no allocator companion
     assert {c.mode for c in cells[:4]} == {"torch"}        # framework by framework
+    assert {c.mode for c in cells[12:16]} == {"tf-graph", "tf-eager"}   # reversed on repeat 1
     assert {(c.params["history"], c.params["batch"]) for c in cells} == {
         (5, 60000), (5, 10000), (100, 60000), (100, 10000)}
     # repeats are interleaved: the whole grid once, then again
-    assert [c.repeat for c in cells] == [0] * 13 + [1] * 13
+    assert [c.repeat for c in cells] == [0] * 12 + [1] * 12
+    full, _ = plan(("lbfgs",), ("torch,tf-eager", "tf-graph"),
+                   {"history": [5, 100], "batch": [60000, 10000], "size": [], "ops": []},
+                   **common, grid="full")
+    assert len(full) == 2 * (2 * 2 * 3 + 1)      # and the allocator companion, per repeat
     default, _ = plan((), (), {"history": [], "batch": [], "size": [], "ops": []},
                       **{**common, "repeat": 1})
     assert {c.workload for c in default} == {"lbfgs", "matmul", "elementwise", "higher-order",
@@ -139,7 +144,7 @@ def test_sweep_with_comma_lists_and_repeated_options(tmp_path):
     # an interleaved parameter stays one cell per mode, with a count per value
     ho = [c for c in default if c.workload == "higher-order"]
     assert len(ho) == len({c.mode for c in default})
-    assert ho[0].params["order"] == [1, 2, 3, 4, 5, 6] and ho[0].iters == [20] * 6
+    assert ho[0].params["order"] == [1, 2, 3, 4] and ho[0].iters == [20] * 4   # 5-6: full grid
 
 
 def test_gradient_features_end_to_end_tables_and_plots(tmp_path):

@@ -151,7 +151,8 @@ def test_the_api_takes_a_workload_object_and_returns_the_clis_records(tmp_path):
                                   iters=5, min_time_s=0.0, threads=1, limits=False,
                                   out=tmp_path / "run")
     assert measured.folder == tmp_path / "run"
-    assert [r.spec.mode for r in measured.records] == ["jax", "jax-jit"] * 2
+    # the second process measures the modes in reverse, so position costs fall on both alike
+    assert [r.spec.mode for r in measured.records] == ["jax", "jax-jit", "jax-jit", "jax"]
     assert results.load(measured.folder).latest() == list(measured.records)
     jit = measured.cells.set_index("mode").loc["jax-jit"]
     assert jit["agreement_rel_diff"] < 1e-5 and jit["compiles_during_timing"] == 0
