@@ -170,13 +170,13 @@ def cli():
 
 
 @cli.command()
-@click.option("--workload", "-w", "workloads", multiple=True,
+@click.option("--workload", "--workloads", "-w", "workloads", multiple=True,
               help="Workload(s), comma-separated or repeated: a name, or your own as "
                    "path/to/file.py[:NAME] or module:NAME. Default: the whole suite (only those "
                    "taking every parameter option given).")
 @click.option("--param", "-p", "extra_params", multiple=True, metavar="NAME=V[,V...]",
               help="A workload parameter by name (your own workloads' parameters, or any).")
-@click.option("--modes", "-m", "modes", multiple=True,
+@click.option("--modes", "--mode", "-m", "modes", multiple=True,
               help="Modes, comma-separated or repeated (see `eagerbench list`). Default: all "
                    "installed.")
 @_param_options
@@ -187,7 +187,14 @@ def cli():
                    "again): intervals include what varies between processes; 1 gives none.")
 @click.option("--grid", type=click.Choice(GRIDS), default="default", show_default=True,
               help="Parameter values run where none are given: the article's sizes (default), "
-                   "or full: every workload's further values and its companion cells (thp).")
+                   "full: every workload's further values and its companion cells (thp), or "
+                   "quick: one small cell per family (see --quick).")
+@click.option("--quick", is_flag=True,
+              help="The whole story in about two minutes: one small cell per workload family "
+                   "(matmul 512, element-wise adds on 10 elements, l-BFGS history 5 at batch "
+                   "10k, the 2nd derivative) in the eager modes and their graph twins, 3 "
+                   "processes each. It leaves out the article's large sizes, tf-xla, the why "
+                   "decomposition (--why puts it back) and the machine's limits.")
 @click.option("--threads", type=int, default=envinfo.default_threads, show_default="all cores",
               help="Threads for every framework (intra- and inter-op pools).")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
@@ -229,13 +236,14 @@ def cli():
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_executor_options
 @click.pass_context
-def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, grid, threads, device, dtype, seed,
-        data, gc_mode, compile_mode, allocator, min_time, out, resume, rerun_failed, timeout,
-        why, limits, quiet, executor, **param_values):
+def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, grid, quick, threads, device,
+        dtype, seed, data, gc_mode, compile_mode, allocator, min_time, out, resume, rerun_failed,
+        timeout, why, limits, quiet, executor, **param_values):
     """Run workloads in modes, each cell in --repeat worker processes; write tables and plots.
 
     \b
     Examples:
+      eagerbench run --quick                            # every family, small, ~2 minutes
       eagerbench run                                    # the default suite
       eagerbench run --workload lbfgs --history 100
       eagerbench run -w lbfgs --history 5,100 --batch 60000,10000 --modes torch,tf-graph
@@ -254,6 +262,8 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, grid, thread
         return _resume(ctx, Path(resume), rerun_failed, timeout, quiet, executor)
     if rerun_failed:
         raise UserError("--rerun-failed goes with --resume DIR")
+    if quick:
+        grid, repeat, why, limits = _quick(ctx, grid, repeat, why, limits)
     workloads = _register(workloads)
     param_values = _extra_params(extra_params, workloads, param_values)
     cells, skipped = plan(workloads, modes, param_values, iters=iters, warmup=warmup,
@@ -276,6 +286,18 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, grid, thread
                f"{opened.folder}" + (f" (on {runner.name})" if runner.name != "local" else ""),
                err=True)
     _measure(cells, opened, runner, timeout, quiet)
+
+
+def _quick(ctx, grid: str, repeat: int, why: bool, limits: bool) -> tuple:
+    """--quick's settings: the quick grid, 3 processes, no why phase and no limits probe,
+    unless the user set them."""
+    def given(name: str) -> bool:
+        return ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+
+    if given("grid") and grid != "quick":
+        raise UserError(f"--quick chooses its own grid; drop --grid {grid}")
+    return ("quick", repeat if given("repeat") else 3, why if given("why") else False,
+            limits if given("limits") else False)
 
 
 def _say(line: str) -> None:
@@ -318,41 +340,57 @@ def _measure(cells, opened, runner, timeout: float, quiet: bool) -> None:
                                       if stop.folder != stop.target else "")
              + f"; `eagerbench run --resume {stop.folder}` finishes the run")
         sys.exit(130)
-    click.echo(outcome.summary.to_markdown(index=False))
-    _warn_noisy(outcome.target)
+    _print_answer(outcome.target)
     if outcome.kept_previous:
         _say(f"eagerbench: the previous run in {outcome.target} is kept in "
              f"{outcome.kept_previous}")
-    click.echo(f"\ntables, plots and README.md in {outcome.target}/")
     if outcome.failed:
         _say(f"eagerbench: {outcome.failed} of {len(outcome.records)} cells failed (see the table)")
         sys.exit(EXIT_CELLS_FAILED)
 
 
-def _warn_noisy(out_dir: Path) -> None:
-    """One line per kind of flag (how many rows carry it, and what it means), and one per
-    cell whose measurement broke a guard (INVALID, DISAGREES, RECOMPILED, COPIED)."""
+def _print_answer(folder: Path, all_rows: bool = False) -> None:
+    """The run's answer in the terminal (its stored cells table), the warnings under it (one
+    line per kind), and where the page is."""
     import pandas as pd
 
-    from eagerbench import flags
-    from eagerbench.tables import notes
+    from eagerbench import answer
 
     text = {"flags": "string", "invalid": "string", "bimodal": "string"}
-    cells = pd.read_csv(out_dir / "cells.csv", dtype=text)
-    for column in text:   # absent when no cell was measured
-        cells[column] = cells[column].fillna("") if column in cells else ""
-    for name, meaning in flags.MEANINGS.items():
-        rows = cells[cells["flags"].str.split(", ").apply(lambda f: name in f)]
-        if len(rows):
-            first = rows.iloc[0]
-            click.echo(f"eagerbench: {len(rows)} row(s) {name} (e.g. {first['workload']} "
-                       f"{first['params']} [{first['mode']}]): {meaning}", err=True)
+    for table in _tables(folder):
+        cells = pd.read_csv(table, dtype=text)
+        for column in text:   # absent when no cell was measured
+            cells[column] = cells[column].fillna("") if column in cells else ""
+        if table.parent != folder:
+            click.echo(f"\n{table.parent.relative_to(folder)}:")
+        click.echo(answer.terminal(cells, all_rows))
+        _warn(cells)
+    click.echo(f"\nthe answer: {folder / 'README.md'}; every table and plot: "
+               f"{folder / 'workloads'}/")
+
+
+def _tables(folder: Path) -> list[Path]:
+    """A run's cells tables: its own, or one per host type (a cluster's nodes)."""
+    own = folder / "cells.csv"
+    return [own] if own.is_file() else sorted(folder.glob("hosts/*/cells.csv"))
+
+
+def _warn(cells) -> None:
+    """One line per kind of guard a cell's measurement broke (INVALID, DISAGREES, RETRACED,
+    RECOMPILED, COPIED), with how many rows and the first of them."""
+    from eagerbench.tables import notes
+
     guards = ("INVALID", "DISAGREES", "RETRACED", "RECOMPILED", "COPIED")
+    broken: dict[str, list[str]] = {}
     for _, r in cells.iterrows():
-        broken = [n for n in notes(r) if n.startswith(guards)]
-        if broken:
-            click.echo(f"eagerbench: warning: {r['workload']} {r['params']} [{r['mode']}]: "
-                       f"{'; '.join(broken)}", err=True)
+        for note in notes(r):
+            kind = next((g for g in guards if note.startswith(g)), None)
+            if kind:
+                broken.setdefault(kind, []).append(
+                    f"{r['workload']} {r['params']} [{r['mode']}]: {note}")
+    for kind, rows in broken.items():
+        more = f" and {len(rows) - 1} more row(s)" if len(rows) > 1 else ""
+        click.echo(f"eagerbench: warning: {rows[0]}{more}", err=True)
 
 
 def plan(*args, **kwargs):
@@ -369,7 +407,7 @@ def _planned(check, *args, **kwargs):
 
 
 @cli.command("verify")
-@click.option("--modes", "-m", "modes", multiple=True,
+@click.option("--modes", "--mode", "-m", "modes", multiple=True,
               help="Modes to check (default: all installed that run on the CPU).")
 @click.option("--history", type=int, default=5, show_default=True)
 @click.option("--batch", type=int, default=1000, show_default=True)
@@ -433,7 +471,7 @@ def verify_cmd(modes, history, batch, iters, rtol, threads, seed, data, out, tim
 
 
 @cli.command("list")
-@click.option("--workload", "-w", "workloads", multiple=True,
+@click.option("--workload", "--workloads", "-w", "workloads", multiple=True,
               help="Also your own workloads: path/to/file.py[:NAME] or module:NAME.")
 def list_cmd(workloads):
     """Show workloads with their parameters and defaults, and modes with their availability."""
@@ -480,10 +518,34 @@ def report(directory, out):
     if not (run_dir / RAW).is_file():
         raise UserError(f"{run_dir}: no {RAW} here (not an eagerbench run folder)")
     try:
-        summary = build_report(run_dir, Path(out) if out else None)
+        build_report(run_dir, Path(out) if out else None)
     except ResultsError as exc:
         raise UserError(str(exc)) from None
-    click.echo(summary.to_markdown(index=False))
+    _print_answer(Path(out) if out else run_dir)
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--all", "all_rows", is_flag=True,
+              help="One row per mode however many (by default a large run shows its headline "
+                   "matrix).")
+def show(directory, all_rows):
+    """Print a stored run's answer: each mode's median, eager tax and ratio over torch.
+
+    \b
+    Examples:
+      eagerbench show results
+      eagerbench show runs/20261206-0930 --all
+    """
+    run_dir = Path(directory)
+    if not (run_dir / RAW).is_file() and not (run_dir / "cells.csv").is_file():
+        raise UserError(f"{run_dir}: no {RAW} here (not an eagerbench run folder)")
+    if not _tables(run_dir):
+        try:
+            build_report(run_dir)
+        except ResultsError as exc:
+            raise UserError(str(exc)) from None
+    _print_answer(run_dir, all_rows)
 
 
 @cli.command("machine")

@@ -515,12 +515,12 @@ def figure(why: pd.DataFrame, workload: str, path: Path) -> Path:
     return Path(path)
 
 
-def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
+def markdown(why: pd.DataFrame, out_dir: Path, prefix: str = "") -> list[str]:
     """The report's "Why" section: leading sentences, the eager tax explained per pair, and a
-    figure per workload; ``why.csv`` holds every column."""
+    figure per workload, drawn into ``out_dir`` and linked as ``prefix`` + its name (a page
+    in a folder below); ``why.csv`` holds every column."""
     if why.empty:
         return []
-    why.to_csv(out_dir / "why.csv", index=False)
     taxes = tax_table(why)
     parts = ["## Why: where each eager tax comes from", "",
              "Each cell's time per call split into estimates (method in `eagerbench/explain.py`):"
@@ -578,6 +578,6 @@ def markdown(why: pd.DataFrame, out_dir: Path) -> list[str]:
                   "one for the other.", "",
                   memory.to_markdown(index=False, floatfmt=".4g"), ""]
     for workload in dict.fromkeys(why["workload"]):
-        path = figure(why, workload, out_dir / f"why_{workload}.png")
-        parts += [f"![why {workload}]({path.name})", ""]
+        path = figure(why, workload, out_dir / f"why_{workload.replace('-', '_')}.png")
+        parts += [f"![why {workload}]({prefix}{path.name})", ""]
     return parts

@@ -48,12 +48,12 @@ def _number(row, key: str) -> float:
     return value
 
 
-def row_flags(row) -> list[str]:
-    """The flags of one row of the cells table (with ``allocation_share`` where known)."""
+def ratio_flags(row, ratio: str) -> list[str]:
+    """The flags of one row of the cells table read by its ``ratio`` column (``vs_eager``,
+    ``slowdown``; '' for none): the interval's, then the step's own."""
     if row.get("status") != "ok":
         return []
     out = []
-    ratio = headline(row)
     if ratio and _number(row, f"{ratio}_half_width") > stats.IMPRECISE:
         out.append("imprecise")
     if ratio and _number(row, f"{ratio}_disagreement_p") < stats.DISAGREE_P:
@@ -63,6 +63,12 @@ def row_flags(row) -> list[str]:
     if _number(row, "allocation_share") > ALLOCATION_BOUND:
         out.append("allocation-bound")
     return out
+
+
+def row_flags(row) -> list[str]:
+    """The flags of one row of the cells table (with ``allocation_share`` where known), read
+    by its headline ratio."""
+    return ratio_flags(row, headline(row))
 
 
 def mark(cells: pd.DataFrame, why: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from typing import Optional
 
 import pandas as pd
 
-from eagerbench import article, explain, facts, flags, plots, results, tables, views
+from eagerbench import explain, facts, flags, pages, plots, results, runpage, tables, views
 from eagerbench.results import Record
 
 ENV = "env.json"
@@ -115,12 +115,9 @@ def _host_env(env: dict, host) -> dict:
 
 
 def _write(out_dir: Path, records: list[Record], env: dict) -> pd.DataFrame:
-    """Tables, plots and README.md of one host type's records into ``out_dir``."""
+    """Tables, plots and pages of one host type's records into ``out_dir``."""
     iters = tables.iterations_table(records)
-    cells = tables.cells_table(records, env.get("limits"))
-    why_table = explain.why_table(records, cells, env.get("limits")) if "status" in cells \
-        else None
-    cells = flags.mark(cells, why_table)
+    cells, why_table = marked_cells(records, env.get("limits"))
     env = {**env, "data_source": sorted({r.result.data_source for r in records
                                          if r.result.data_source})}
     jobs = [r.result.process["slurm"] for r in records if r.result.process.get("slurm")]
@@ -130,297 +127,40 @@ def _write(out_dir: Path, records: list[Record], env: dict) -> pd.DataFrame:
     (out_dir / ENV).write_text(json.dumps(env, indent=2) + "\n")
     iters.to_csv(out_dir / "iterations.csv", index=False)
     cells.to_csv(out_dir / "cells.csv", index=False)
+    if why_table is not None and len(why_table):
+        why_table.to_csv(out_dir / "why.csv", index=False)
     summary = tables.summary_table(cells)
-    figures = plots.all_plots(cells, iters, out_dir)
-    declared = views.declared(records)
-    workload_tables, crossings = [], []
-    if "status" in cells and (cells["status"] == "ok").any():
-        figures += views.figures(declared, cells, iters, out_dir)
-        workload_tables = views.tables(declared, cells, iters)
-        crossings = views.crossover_tables(declared, cells)
     from eagerbench import verify_report as verify
 
     suite = suite_figures(records, cells, env, verify.wall_s(out_dir))
-    why = explain.markdown(why_table, out_dir) if why_table is not None else []
-    (out_dir / "README.md").write_text(_markdown(summary, cells, env, figures,
-                                                 verify.markdown(out_dir), workload_tables,
-                                                 suite, crossings, why))
+    _write_pages(out_dir, records, cells, iters, why_table, summary, env, suite,
+                 verify.markdown(out_dir))
     return summary
 
 
-def _machine(env: dict, cells: pd.DataFrame) -> str:
-    if not env:
-        return "unknown (no env.json)"
-    versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())
-    gpu = "; ".join(f"{g.get('name')} (driver {g.get('driver_version')}, SM clock "
-                    f"{g.get('clocks.sm')} of max {g.get('clocks.max.sm')})"
-                    for g in env.get("gpus", []))
-    lines = [f"- measured {env.get('date')} at revision `{env.get('git_revision')}`",
-             f"- CPU: {env.get('cpu')} ({env.get('cpu_count')} logical cores, "
-             f"{env.get('memory_gib')} GiB memory), {env.get('platform')}",
-             f"- device: {env.get('device')}" + (f" — {gpu}" if gpu else ""),
-             f"- threads per framework: {env.get('threads')}; dtype {env.get('dtype')}; "
-             f"garbage collector: {env.get('gc')}; seed {env.get('seed')}",
-             f"- Python {env.get('python')}; {versions}"]
-    if env.get("slurm"):
-        options = env.get("executor") or {}
-        lines.append(f"- measured through Slurm: {len(env['slurm']['jobs'])} jobs on "
-                     f"{', '.join(env['slurm']['nodes'])}, partition "
-                     f"{options.get('partition') or 'default'}, "
-                     + ("exclusive nodes" if options.get("exclusive") else "shared nodes"))
-    lines += _limits_lines(env.get("limits") or {}, cells)
-    lines += _contention_lines(env.get("contention") or {})
-    lines += _allocator_lines(env)
-    lines.append("- why phase: " + ("on, in each setting's first process (after each unit's timed rounds, "
-                                     "never between them)"
-                                    if env.get("why", True) else "off (`--no-why`)"))
-    for note in env.get("skipped", []) or []:
-        lines.append(f"- {note}")
-    for src in env.get("data_source", []) or []:
-        lines.append(f"- lbfgs data: {src}")
-    return "\n".join(lines)
+def marked_cells(records: list[Record], limits: dict | None):
+    """The cells table with each row's flags, and the why table behind them."""
+    cells = tables.cells_table(records, limits)
+    why_table = explain.why_table(records, cells, limits) if "status" in cells else None
+    return flags.mark(cells, why_table), why_table
 
 
-def _limits_lines(lim: dict, cells: pd.DataFrame) -> list[str]:
-    """The machine's measured limits, and the wait floor under the samples."""
-    lines = []
-    if lim.get("peak_gflops"):
-        peaks = {d: peak for d, peak in lim["peak_gflops"].items() if peak}
-        best = {d: max(lim["per_library"],
-                       key=lambda k: lim["per_library"][k]["matmul_gflops"].get(d) or 0)
-                for d in peaks}
-        when = ("best of the probes before and after the run (a cell beat the first)"
-                if lim.get("probes") == 2 else "probed before the run")
-        lines.append(
-            f"- measured limits ({lim['device']}, {when}): matmul {lim['matmul_n']}^3 "
-            + ", ".join(f"{d} {peak:.0f} GFLOP/s ({best[d]})" for d, peak in peaks.items())
-            + "; streaming "
-            f"`b += a` bandwidth {lim['bandwidth_gbps'] or float('nan'):.1f} GB/s, in cache "
-            f"{lim.get('cache_bandwidth_gbps') or float('nan'):.0f} GB/s; largest cache "
-            f"{(lim.get('llc_bytes') or 0) / 2**20:.0f} MiB"
-            + (("; float32 matmul by side: " + ", ".join(
-                f"{side} {rate:.0f}" for side, rate in lim["matmul_ladder"]["float32"].items())
-                + " GFLOP/s") if (lim.get("matmul_ladder") or {}).get("float32") else ""))
-    if "floor_us" in cells and cells["floor_us"].notna().any():
-        floor = cells["floor_us"]
-        lines.append(f"- wait floor per sample (the clock and each backend's wait on the cell's "
-                     f"finished outputs, per cell in `cells.csv`): {floor.min():.2g} to "
-                     f"{floor.max():.2g} us, median {floor.median():.2g} us")
-    return lines
-
-
-def _contention_lines(probe: dict) -> list[str]:
-    """How steady the machine was at the run's start and end."""
-    if not probe:
-        return []
-    from eagerbench.limits import slow_against
-
-    fast = min(c["fast_unit_us"] for c in probe.values())
-    parts = [f"{when}: {slow_against(c, fast):.0%} of 1 ms units at least 1.3x slower than "
-             f"the fastest tenth of both probes (median unit "
-             f"{c['percentiles_us'][50] / fast:.2f}x it)" if c.get("percentiles_us") else
-             f"{when}: {c['slow_share']:.0%} of units slow" for when, c in probe.items()]
-    return ["- machine contention, a fixed pure-Python loop for 2 s at the run's start "
-            "and end: " + "; ".join(parts) + ". A quiet machine shows about 0% and "
-            "1.00x; a shared host slows every mode in spells, which intervals over "
-            "processes and interleaved modes absorb, but which widens spreads"]
-
-
-def _allocator_lines(env: dict) -> list[str]:
-    """The allocator's settings, and what free page reporting does to a faulting step."""
-    alloc = env.get("allocator") or {}
-    if not alloc:
-        return []
-    return [f"- allocator: `--allocator {env.get('allocator_choice', 'default')}`; "
-            f"transparent huge pages `{alloc.get('transparent_hugepages')}`; "
-            f"allocator variables {alloc.get('env') or 'none'}"
-            + ("; free page reporting on: this VM hands freed memory back to its "
-               "host, and a step that faults pages afresh pays the host's faults too, "
-               "more the longer the memory lay free (its allocation part then swings "
-               "between samples)" if alloc.get("free_page_reporting") else "")]
-
-
-def _suite(suite: dict) -> list[str]:
-    lines = ["## This run", ""]
-    if suite.get("suite_wall_s"):
-        verify = (f" + verify {suite['verify_wall_s']:.0f} s" if suite.get("verify_wall_s")
-                  else "")
-        prepare = (f", of which {suite['prepare_s']:.0f} s computing start states that later "
-                   f"runs on this machine load from its cache" if suite.get("prepare_s") else "")
-        lines.append(f"- wall time: {suite['suite_wall_s'] / 60:.1f} min (run "
-                     f"{suite['run_wall_s']:.0f} s{prepare}{verify}), {suite['processes']} "
-                     f"worker processes")
-    if suite["cell_wall_s"]:
-        phases = suite.get("phases_s") or {}
-        rest = ("; the rest is process start, framework import, building, warm-up and compiles"
-                if not phases else
-                "; the workers' phases: " + ", ".join(
-                    f"{phase} {seconds:.0f} s" for phase, seconds in phases.items())
-                + f", outside them (process start, imports, compiler set-up, data) "
-                  f"{suite['cell_wall_s'] - sum(phases.values()):.0f} s")
-        lines.append(f"- {suite['timed_share']:.0%} of the workers' wall time was timed samples "
-                     f"({suite['timed_s']:.0f} of {suite['cell_wall_s']:.0f} s{rest})")
-    if suite["rows"]:
-        lines.append(f"- {suite['flagged_rows']} of {suite['rows']} rows "
-                     f"({suite['flagged_rows'] / suite['rows']:.0%}) carry a flag"
-                     + ("" if not suite['flagged_rows'] else ": " + ", ".join(
-                         f"{count} {name}" for name, count in suite["flag_counts"].items()
-                         if count)))
-        lines += [f"  - *{name}*: {flags.MEANINGS[name]}"
-                  for name, count in suite["flag_counts"].items() if count]
-    if suite.get("host_noisy"):
-        lines.append(f"- {suite['host_noisy']}")
-    return lines + [""]
-
-
-def header_line(suite: dict) -> str:
-    """The run in one line: processes per cell, the median half-width of the eager tax, the
-    flagged share, the wall time and the timed share; every figure from the run."""
-    parts = [f"{suite['processes_per_cell']} processes per cell"
-             if suite.get("processes_per_cell") else ""]
-    if np.isfinite(suite.get("median_half_width", np.nan)):
-        parts.append(f"eager tax known to +-{suite['median_half_width']:.1%} (median "
-                     f"half-width of its 95% intervals)")
-    if suite.get("rows"):
-        parts.append(f"{suite['flagged_rows'] / suite['rows']:.0%} of rows flagged")
-    if suite.get("suite_wall_s"):
-        parts.append(f"wall time {suite['suite_wall_s'] / 60:.1f} min")
-    if np.isfinite(suite.get("timed_share", np.nan)):
-        parts.append(f"{suite['timed_share']:.0%} of worker time timing")
-    return "**This run:** " + "; ".join(p for p in parts if p) + "."
-
-
-def _article(cells: pd.DataFrame, env: dict) -> list[str]:
-    modes = list(dict.fromkeys(m for m in cells.get("mode", []) if " " not in m))
-    table = article.table(cells, modes)
-    if table.empty:
-        return []
-    device = env.get("device", "cpu")
-    where = ("This run is on a CPU; the article measured on a GPU, so its ratios say what the "
-             "eager tax was there, not what it should be here." if device == "cpu" else
-             f"This run is on {', '.join(g.get('name', 'a GPU') for g in env.get('gpus', []))}; "
-             "the article's GPU was from 2017.")
-    return ["## The article beside today", "",
-            "The 2017 article compared TensorFlow eager with PyTorch; each row is a case it "
-            "measured, with its TF-eager/PyTorch time ratio, and today's time of every mode "
-            "against PyTorch eager with its 95% interval. " + where, "",
-            table.to_markdown(index=False), ""]
-
-
-def _settings(cells: pd.DataFrame) -> list[str]:
-    """Cells measured with a non-default setting, against the same cell without it."""
-    if "mode" not in cells:
-        return []
-    tagged = cells[cells["mode"].str.contains(" ", regex=False) & (cells["status"] == "ok")]
-    rows = []
-    for _, r in tagged.iterrows():
-        twin = r["eager_twin"]
-        base = cells[(cells["workload"] == r["workload"]) & (cells["params"] == r["params"])
-                     & (cells["mode"] == twin) & (cells["status"] == "ok")]
-        rows.append({"cell": f"{r['workload']} {r['params']}", "setting": r["mode"],
-                     "allocator env": r.get("allocator", ""),
-                     "ms per call": f"{r['median_ms']:.4g}",
-                     "against": twin,
-                     "its ms": f"{base['median_ms'].iloc[0]:.4g}" if len(base) else "",
-                     "ratio": tables.fmt_ratio(r["vs_eager"], r["vs_eager_lo"],
-                                               r["vs_eager_hi"])})
-    if not rows:
-        return []
-    return ["## Settings compared", "",
-            "Cells measured again with one setting changed (`--allocator thp` sets "
-            "`THP_MEM_ALLOC_ENABLE=1`: PyTorch's CPU allocator then asks the kernel for "
-            "transparent huge pages, which cuts the page faults of fresh large tensors). A "
-            "ratio well below 1 says that cell's time was spent allocating, not dispatching.",
-            "", pd.DataFrame(rows).to_markdown(index=False), ""]
-
-
-def _break_even(cells: pd.DataFrame) -> list[str]:
-    """The compile cost of each compiled mode over its twin, and the calls that repay it."""
-    be = plots.break_even_table(cells) if "status" in cells else None
-    if be is None or be.empty:
-        return []
-    be = be.assign(break_even_calls=be["break_even_calls"].map(
-        lambda n: "never" if n == float("inf") else "not measured" if n != n else f"{n:.0f}"))
-    return ["## Compile cost and break-even", "",
-            "Compile cost of each compiled mode over its eager twin (all warm-up calls' "
-            "time over the steady state, so compiles in later warm-ups count), the time it "
-            "saves per call, and the calls needed to repay it. Costs come from each "
-            "setting's first process, the only one that compiles cold; a note says why a "
-            "cost is missing.", "",
-            be.to_markdown(index=False, floatfmt=".4g"), ""]
-
-
-def _crossings(crossings: list) -> list[str]:
-    """Per swept workload, where each mode's dispatch stops mattering."""
-    parts = []
-    for workload, sweep, table in crossings:
-        parts += [f"## {workload}: where dispatch stops mattering", "",
-                  f"Per mode, the {sweep.x} at which {sweep.y} reaches twice its value at the "
-                  f"smallest {sweep.x} (interpolated on log-log axes between measured values; "
-                  f"blank: not reached).", "", table.to_markdown(index=False, floatfmt=".3g"),
-                  ""]
-    return parts
-
-
-def _workload_tables(workload_tables: list | None) -> list[str]:
-    """The tables each workload declares."""
-    if not workload_tables:
-        return []
-    parts = ["## Workloads' own tables", "",
-             "Tables each workload declares (see `eagerbench list`). The values of an "
-             "interleaved parameter (orders, squares, optimizers) ran round-robin in one "
-             "process per mode (`interleaved` in `cells.csv`). Their times are also in the "
-             "summary above, with ratios and intervals.", ""]
-    for title, text, table in workload_tables:
-        parts += [f"### {title}", "", text, "", table.to_markdown(index=False), ""]
-    return parts
-
-
-def _markdown(summary: pd.DataFrame, cells: pd.DataFrame, env: dict, figures,
-              verified: str | None = None, workload_tables: list | None = None,
-              suite: dict | None = None, crossings: list | None = None,
-              why: list | None = None) -> str:
-    failed = cells[cells["status"] != "ok"] if "status" in cells else cells.iloc[0:0]
-    headline = [p for p in figures if p.name == "heatmap.png"]
-    parts = ["# eagerbench results", "",
-             "Generated by `eagerbench report` from `raw.jsonl`; do not edit by hand.", ""]
-    if not env.get("finished", True):
-        parts += ["**A partial run**: it was interrupted; `eagerbench run --resume` on its "
-                  "folder measures the cells it did not reach.", ""]
-    parts += [header_line(suite), ""] + _suite(suite) if suite else []
-    parts += _article(cells, env)
-    if headline:
-        parts += ["## At a glance", "", f"![eager tax]({headline[0].name})", ""]
-    parts += ["## Machine", "", _machine(env, cells), "",
-              "## Summary", "",
-              "`time per call` is the geometric mean over the cell's worker processes of each "
-              "process's median time per call; steps under 1 ms are timed in blocks of `(xN)` "
-              "calls with one wait at the end, and their `latency` (one call waited on, back to "
-              "back) is timed apart. `vs torch` divides by PyTorch eager, `vs eager twin` by the "
-              "same framework's eager mode (the eager tax); above 1x is slower. Intervals are "
-              "95% t intervals over processes (see How it measures in the project README), "
-              "blank with one process. `compile` is every warm-up call's time over the steady "
-              "state: all compiles before timing.", "",
-              summary.to_markdown(index=False), ""]
-    parts += _settings(cells)
-    parts += _break_even(cells) + _crossings(crossings or []) + _workload_tables(workload_tables)
-    parts += why or []
-    if verified:
-        parts += [verified]
-    if len(failed):
-        parts += ["## Cells not measured", "",
-                  *(f"- {r.workload} {r.params} [{r.mode}]: {r.status}: {r.reason}"
-                    for r in failed.itertuples()), ""]
-    parts += ["## Plots", ""] + [f"![{p.stem}]({p.name})\n" for p in figures
-                                 if p.name != "heatmap.png"]
-    parts += ["## Files", "",
-              "- `raw.jsonl`: one record per cell and process (spec and every sample), as "
-              "measured",
-              "- `iterations.csv`: one row per sample (warm-up calls and timed blocks), GC "
-              "counts, loss",
-              "- `cells.csv`: one row per cell: statistics, rates, ratios with intervals",
-              "- `why.csv`: one row per cell: the time decomposition, ops and dispatches per "
-              "call, graphs and graph breaks, compile split, peak memory",
-              "- `env.json`: versions, machine, settings (copied from `raw.jsonl`'s header and "
-              "footer)", ""]
-    return "\n".join(parts)
+def _write_pages(out_dir: Path, records: list[Record], cells: pd.DataFrame,
+                 iters: pd.DataFrame, why_table, summary: pd.DataFrame, env: dict,
+                 suite: dict, verified: str | None) -> None:
+    """README.md (the answer), run.md (how it was measured), workloads/<name>.md (the rest),
+    and the plots they show."""
+    figures = plots.all_plots(cells, iters, out_dir)
+    declared = views.declared(records)
+    measured = "status" in cells and (cells["status"] == "ok").any()
+    crossings = views.crossover_tables(declared, cells) if measured else []
+    workload_tables = views.tables(declared, cells, iters) if measured else []
+    (out_dir / "README.md").write_text(pages.front_page(cells, env, suite, crossings, figures))
+    (out_dir / "run.md").write_text(runpage.page(env, cells, suite, verified))
+    folder = out_dir / pages.WORKLOADS
+    folder.mkdir(exist_ok=True)
+    for workload in dict.fromkeys(cells.get("workload", [])):
+        drawn = (views.figures({workload: declared[workload]}, cells, iters, out_dir)
+                 if measured and workload in declared else [])
+        (folder / f"{workload}.md").write_text(pages.workload_page(
+            workload, summary, cells, why_table, crossings, workload_tables, drawn, out_dir))

@@ -19,7 +19,7 @@ def test_matmul_flops_are_priced_at_the_product_timed_alongside_the_cell():
     the machine's ladder, probed once per run, misjudged cells timed later. A product of the
     cell's FLOPs per op timed between its samples (a 1 x 1 product's call price left out) sets
     the rate, each process's kernel time averaged."""
-    from tests.test_report import _record
+    from tests.recorded_runs import record_of as _record
 
     side, flops = 512, 2 * 512**3
     cells = []
@@ -41,7 +41,7 @@ def test_streaming_traffic_is_priced_at_the_stream_timed_alongside_the_cell():
     """1e7 floats, one add: 120 MB per call. At the 20 and 30 GB/s two processes' streams
     ran at (their mean time per byte: 24 GB/s), 5 ms; a cell whose data fits in the cache
     keeps the cache's bandwidth."""
-    from tests.test_report import _record
+    from tests.recorded_runs import record_of as _record
 
     cells = []
     for process, gbps in ((1, 20.0), (2, 30.0)):
@@ -63,7 +63,7 @@ def test_data_that_fits_the_last_level_but_not_the_cache_below_it_streams():
     at the 181 GB/s measured on 256 KiB vectors. The cache bandwidth holds up to half the
     cache below the last level; past it the stream alongside prices the traffic, and a new
     40 MB output is write-allocated; without that cache's size, half the last level's."""
-    from tests.test_report import _record
+    from tests.recorded_runs import record_of as _record
 
     limits = {**LIMITS, "llc_bytes": 260 << 20, "inner_cache_bytes": 2 << 20}
     n = 10**7
@@ -87,7 +87,7 @@ def test_a_write_into_fresh_pages_is_not_read_first():
     kernel zeroed each page at its fault (priced as allocation), and the add's write found
     the lines in cache. Counting the write-allocate too put the parts 21% over the call;
     the faulted bytes are left out of it, down to none."""
-    from tests.test_report import _record
+    from tests.recorded_runs import record_of as _record
 
     n = 10**7
     cell = _record("elementwise", {"size": n, "ops": 1}, "jax", [9.0] * 6, 1, 0)
@@ -109,7 +109,7 @@ def test_a_write_into_a_new_tensor_past_the_caches_counts_twice():
     read before it is written, so the 120 MB the add reads and writes move 160 MB (8 ms at
     20 GB/s). Outputs under half the cache (16 MiB here) add nothing, nor does a cell whose
     data stays in the cache, nor a compiler's own count of what its graph moves."""
-    from tests.test_report import _record
+    from tests.recorded_runs import record_of as _record
 
     n = 10**7
     fresh = {str(4 * n): 1, str(4096): 3}
@@ -267,7 +267,7 @@ def test_a_product_timed_at_its_size_is_not_pooled_again():
     holds the hand-off (its 1 x 1 product's call left out), and the add probe's price at
     16,384 elements counted it a second time (jax at 128: -39%). The workload's one product
     leaves the pool; an add of the same size in the step stays in it."""
-    from tests.test_report import _record
+    from tests.recorded_runs import record_of as _record
 
     side, excess_ns = 128, 9e3
     why = {"ops": 2, "dispatch_ns": 10e3, "op_sizes": {str(side**2): 2},

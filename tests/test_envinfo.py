@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from eagerbench import envinfo, report
+from eagerbench import envinfo, runpage
 
 
 def _virtio(root, name: str, device: str, features: str) -> None:
@@ -30,6 +30,6 @@ def test_free_page_reporting_is_read_from_the_vms_balloon(tmp_path, devices, rep
 def test_the_report_says_when_freed_memory_goes_back_to_the_host():
     env = {"allocator": {"env": {}, "transparent_hugepages": "madvise",
                          "free_page_reporting": True}}
-    assert "free page reporting on" in report._machine(env, pd.DataFrame())
+    assert "free page reporting on" in runpage.machine(env, pd.DataFrame())
     env["allocator"]["free_page_reporting"] = False
-    assert "free page reporting" not in report._machine(env, pd.DataFrame())
+    assert "free page reporting" not in runpage.machine(env, pd.DataFrame())

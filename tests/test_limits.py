@@ -27,7 +27,7 @@ def test_merged_limits_keep_the_best_of_two_probes():
 def test_limits_are_probed_in_the_run_dtype_only():
     """A float32 run probes float32 products alone (the float64 ones took TensorFlow 6 of its
     17 s), and the probes of two runs merge and print whatever dtypes they hold."""
-    from eagerbench import report
+    from eagerbench import runpage
 
     probe = limits.probe("numpy", "cpu", n=64, elems=1 << 12, dtypes=("float32",))
     assert set(probe["matmul_gflops"]) == set(probe["matmul_ladder"]) == {"float32"}
@@ -36,7 +36,7 @@ def test_limits_are_probed_in_the_run_dtype_only():
         del table["float64"]
     merged = limits.merge(only32, _probe(120.0, 26.0))
     assert merged["peak_gflops"] == {"float32": 150.0, "float64": 60.0}
-    text = report._machine({"limits": {**only32, "matmul_n": 2048}}, pd.DataFrame())
+    text = runpage.machine({"limits": {**only32, "matmul_n": 2048}}, pd.DataFrame())
     line = next(x for x in text.splitlines() if "measured limits" in x)
     assert "float32 150 GFLOP/s (torch)" in line and "float64" not in line
 
@@ -94,7 +94,7 @@ def test_a_cell_beating_the_limits_asks_for_a_second_probe():
     """`eagerbench run` measures the limits again after the cells when one claims more than
     them, instead of calling it INVALID on a probe taken in a slow spell."""
     from eagerbench.session import beat_limits as _beaten
-    from tests.test_report import _record
+    from tests.recorded_runs import record_of as _record
 
     records = [_record("matmul", {"size": 1024}, "torch", [10.0] * 6, 1, 0)]  # 215 GFLOP/s
     assert _beaten(records, _probe(120.0, 26.0))
@@ -134,7 +134,7 @@ def test_a_cell_faster_than_what_was_timed_alongside_it_asks_for_no_second_probe
     from dataclasses import replace
 
     from eagerbench.session import beat_limits as _beaten
-    from tests.test_report import _record
+    from tests.recorded_runs import record_of as _record
 
     cell = _record("matmul", {"size": 1024}, "torch", [10.0] * 6, 1, 0)   # 215 GFLOP/s
     product = {"side": 1024, "ns": 10.5e6, "call_ns": 3e3}              # 205 GFLOP/s

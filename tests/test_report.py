@@ -9,58 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eagerbench import article, flags, report, tables
+from eagerbench import article, flags, pages, report, runpage, tables
 from eagerbench.results import RAW, RunHeader, RunWriter
-from tests.conftest import record
-
-
-def _record(workload, params, mode, ms, process, repeat, options=None, warmup_ms=None):
-    """One cell measured in one process, as the worker stores it."""
-    samples = [{"ns": int(v * 1e6), "calls": 1, "step": i + 3, "gc_collections": 0, "gc_ns": 0}
-               for i, v in enumerate(ms)]
-    warm = [{"ns": int(v * 1e6), "calls": 1, "step": i + 1, "gc_collections": 0, "gc_ns": 0}
-            for i, v in enumerate(warmup_ms or [ms[0], ms[0]])]
-    cell = {"workload": workload, "params": params, "mode": mode, "device": "cpu",
-            "dtype": "float32", "threads": 2, "repeat": repeat, "iters": len(ms), "warmup": 2,
-            "options": options or {"compile_mode": "default", "allocator": "default"}}
-    result = {"status": "ok", "setup_s": 0.1, "warmup": warm, "timed": samples, "latency_ns": [],
-              "block_calls": 1, "floor_ns": 200.0, "stopped": None, "traces_before_timing": 1,
-              "traces_during_timing": 0, "compiles_before_timing": 1, "compiles_during_timing": 0,
-              "compile_events_s": 0.0, "host_reads_per_call": 0.0, "threads_applied": {},
-              "device_name": "cpu", "check": {}, "wall_s": 1.0, "donation": None,
-              "phases_s": {"warm-up": 0.2, "timed": 0.5},
-              "process": {"pid": process, "started": 0, "position": 0}}
-    return record(cell, result)
-
-
-def _run(rng):
-    """lbfgs at batch 60k and the tiny add, in torch, tf-eager and tf-graph, two processes each
-    (tf-eager and tf-graph share theirs), and torch again with huge pages."""
-    levels = {"torch": 850.0, "tf-eager": 575.0, "tf-graph": 490.0, "torch +thp": 600.0}
-    records = []
-    for repeat in range(2):
-        for label, ms in levels.items():
-            mode, *tags = label.split(" ")
-            options = {"compile_mode": "default",
-                       "allocator": "thp" if tags else "default"}
-            pid = {"torch": 1, "tf-eager": 2, "tf-graph": 2}[mode] + 10 * repeat + 5 * len(tags)
-            shift = np.exp(rng.normal(0, 0.02))
-            records.append(_record("lbfgs", {"history": 5, "batch": 60000}, mode,
-                                   list(ms * shift * np.exp(rng.normal(0, 0.01, 8))), pid, repeat,
-                                   options))
-        for mode, us in (("torch", 1.0), ("tf-eager", 30.0), ("tf-graph", 3.5)):
-            pid = {"torch": 1, "tf-eager": 2, "tf-graph": 2}[mode] + 10 * repeat
-            records.append(_record("elementwise", {"size": 10, "ops": 100}, mode,
-                                   list(us / 10 * np.exp(rng.normal(0, 0.01, 20))), pid, repeat,
-                                   warmup_ms=[60.0, 20.0] if mode == "tf-graph" else None))
-    return records
-
-
-def _write(tmp_path, records, env=None):
-    with RunWriter(tmp_path / RAW, RunHeader.new({"device": "cpu", **(env or {})})) as writer:
-        for rec in records:
-            writer.record(rec)
-        writer.footer({"run_wall_s": 600.0})
+from tests.recorded_runs import record_of as _record, two_process_run as _run, write_run as _write
 
 
 def test_cells_from_two_processes_have_ratios_with_intervals_paired_where_shared():
@@ -77,26 +28,29 @@ def test_cells_from_two_processes_have_ratios_with_intervals_paired_where_shared
     assert thp["vs_eager"] < 0.8 and thp["vs_eager_significant"]   # against plain torch
 
 
-def test_report_opens_with_the_suite_figures_and_the_article_table(tmp_path):
+def test_report_opens_with_the_run_line_the_answer_and_the_article_table(tmp_path):
     records = _run(np.random.default_rng(1))
     _write(tmp_path, records)
     report.build(tmp_path)
     readme = (tmp_path / "README.md").read_text()
-    head = readme.split("## Machine")[0]
-    assert "## This run" in head and "## The article beside today" in head
-    assert "10.0 min" in head                     # the run's wall time, in minutes
-    assert "wall time was timed samples" in head and "carry a flag" in head
-    assert head.splitlines()[4].startswith("**This run:** ")   # the one-line header
-    assert "the workers' phases: warm-up 2 s, timed 5 s" in head
-    assert "article measured on a GPU" in head     # said plainly on a CPU run
-    assert head.index("## The article beside today") < head.index("heatmap.png")
-    table = [line for line in head.splitlines() if line.startswith("| l-BFGS, batch 60k")]
+    first = readme.splitlines()[2]
+    assert first.startswith("**This run:** ")          # the one-line header
+    assert "10.0 min" in first and "2 processes per cell" in first and "flagged" in first
+    assert "## The eager tax" in readme and "## The article beside today" in readme
+    assert readme.index("## The eager tax") < readme.index("## The article beside today")
+    assert "article measured on a GPU" in readme     # said plainly on a CPU run
+    table = [line for line in readme.splitlines() if line.startswith("| l-BFGS, batch 60k")]
     cells = tables.cells_table(records).set_index(["params", "mode"])
     eager = cells.loc[("history=5 batch=60000", "tf-eager")]
     today = tables.fmt_ratio(eager["slowdown"], eager["slowdown_lo"], eager["slowdown_hi"])
     assert len(table) == 1 and "1.4x" in table[0] and today in table[0]
     assert "not dispatch" in table[0]             # the allocation finding, with its numbers
-    assert "## Settings compared" in readme and "torch +thp" in readme
+    run = (tmp_path / "run.md").read_text()       # how the run went, in full
+    assert "## This run" in run and "wall time was timed samples" in run
+    assert "the workers' phases: warm-up 2 s, timed 5 s" in run and "## Machine" in run
+    lbfgs = (tmp_path / "workloads" / "lbfgs.md").read_text()
+    assert "## Settings compared" in lbfgs and "torch +thp" in lbfgs
+    assert "torch +thp" not in readme.split("## The article")[0]   # a setting is no headline
     assert (tmp_path / "heatmap.png").stat().st_size > 1000
 
 
@@ -109,7 +63,7 @@ def test_the_allocation_finding_is_said_only_where_huge_pages_were_faster(tmp_pa
         for rec in _run(np.random.default_rng(1))]
     _write(tmp_path, records)
     report.build(tmp_path)
-    head = (tmp_path / "README.md").read_text().split("## Machine")[0]
+    head = (tmp_path / "README.md").read_text()
     table = [line for line in head.splitlines() if line.startswith("| l-BFGS, batch 60k")]
     assert "not dispatch" not in table[0] and "cannot say the gap is allocation" in table[0]
 
@@ -139,8 +93,8 @@ def test_suite_figures_count_timed_time_and_flagged_rows():
     assert figures["suite_wall_s"] == 120.0
     assert figures["machine_iqr"] == {"before": 0.54, "after": 0.31}
     assert figures["prepare_s"] == 42.0
-    assert "of which 42 s computing start states" in report._suite(figures)[2]
-    line = next(x for x in report._suite(figures) if "host noisy" in x)
+    assert "of which 42 s computing start states" in runpage.suite_lines(figures)[2]
+    line = next(x for x in runpage.suite_lines(figures) if "host noisy" in x)
     assert "an IQR of 54% of its median (before) and 31% of its median (after)" in line
     timed = sum(s.ns for r in records for s in r.result.timed) / 1e9
     assert figures["timed_s"] == timed
@@ -184,7 +138,7 @@ def test_a_compile_cost_not_measured_says_why_and_is_not_read_as_never(tmp_path)
     be = break_even_table(cells).set_index(["params", "mode"]).loc[("size=10 ops=100",
                                                                     "tf-graph")]
     assert np.isnan(be["break_even_calls"]) and be["note"].startswith("not measured")
-    row = next(line for line in report._break_even(cells)[-2].splitlines()
+    row = next(line for line in pages._break_even(cells)[-2].splitlines()
                if "tf-graph" in line and "size=10" in line)
     assert "not measured" in row and "never" not in row
     assert break_even(cells, tmp_path) is not None

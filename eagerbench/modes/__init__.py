@@ -48,3 +48,13 @@ def get_mode(name: str) -> Mode:
     if name not in modes:
         raise KeyError(f"unknown mode {name!r} (known: {', '.join(modes)})")
     return modes[name]
+
+
+def graph_twins() -> dict[str, str]:
+    """Each eager mode's graph twin: the first compiled mode (in display order) that names it
+    as its baseline (torch -> torch-compile, tf-eager -> tf-graph, jax -> jax-jit)."""
+    twins: dict[str, str] = {}
+    for mode in all_modes().values():
+        if mode.compiled and mode.baseline and mode.baseline not in twins:
+            twins[mode.baseline] = mode.name
+    return twins

@@ -1,0 +1,131 @@
+"""The answer: the eager tax read one way (eager / graph) everywhere, the headline matrix, the
+terminal table that fits 100 columns, and a page generated from the records alone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from eagerbench import answer, flags, report, tables
+from eagerbench.results import RAW
+from tests.recorded_runs import two_process_run, write_run
+
+
+def _cells(seed: int = 1) -> pd.DataFrame:
+    return flags.mark(tables.cells_table(two_process_run(np.random.default_rng(seed))))
+
+
+def test_the_tax_is_eager_over_graph_with_the_interval_inverted():
+    cells = _cells()
+    graph = cells.set_index(["params", "mode"]).loc[("size=10 ops=100", "tf-graph")]
+    tax = next(r for r in answer.taxes(cells)
+               if r.params == "size=10 ops=100" and r.numerator == "tf-eager"
+               and r.denominator == "tf-graph")
+    assert tax.value == pytest.approx(1 / graph["vs_eager"])
+    assert tax.lo == pytest.approx(1 / graph["vs_eager_hi"])
+    assert tax.hi == pytest.approx(1 / graph["vs_eager_lo"])
+    assert tax.value == pytest.approx(30.0 / 3.5, rel=0.05)   # the planted times
+    assert tax.is_tax and tax.lo < tax.value < tax.hi
+
+
+def test_the_graph_twin_of_each_eager_mode():
+    assert answer.graph_twins() == {"torch": "torch-compile", "tf-eager": "tf-graph",
+                                    "jax": "jax-jit"}
+
+
+def test_a_taxs_flags_come_from_its_interval_and_from_either_step():
+    cells = _cells()
+    twin = cells.index[(cells["mode"] == "tf-graph") & (cells["workload"] == "lbfgs")][0]
+    eager = cells.index[(cells["mode"] == "tf-eager") & (cells["workload"] == "lbfgs")][0]
+    cells.loc[twin, "vs_eager_half_width"] = 0.3              # imprecise
+    cells.loc[eager, "allocation_share"] = 0.6                # the eager step faults
+    tax = next(r for r in answer.taxes(cells)
+               if r.workload == "lbfgs" and r.numerator == "tf-eager" and r.is_tax)
+    assert set(tax.flags) == {"imprecise", "allocation-bound"} and tax.marks() == "ia"
+    clean = next(r for r in answer.taxes(_cells())
+                 if r.workload == "lbfgs" and r.numerator == "tf-eager" and r.is_tax)
+    assert clean.flags == ()
+
+
+def test_allocation_bound_taxes_are_not_in_a_frameworks_headline_figure():
+    cells = _cells()
+    rows = answer.headline_params(cells)
+    before = answer.framework_lines(answer.taxes(cells), rows)
+    assert any("over 2 cells" in line for line in before)
+    eager = (cells["mode"] == "tf-eager") & (cells["workload"] == "lbfgs")
+    cells.loc[eager, "allocation_share"] = 0.6
+    after = answer.framework_lines(answer.taxes(cells), rows)
+    assert any("**tf-eager**" in line and "over 1 cells" in line for line in after)
+
+
+def test_headline_rows_are_the_default_sweep_and_leave_out_the_full_grids_values():
+    cells = _cells()
+    extra = cells[cells["workload"] == "elementwise"].copy()
+    extra["params"], extra["p_size"] = "size=50 ops=100", 50          # not a default value
+    rows = answer.headline_params(pd.concat([cells, extra], ignore_index=True))
+    assert ("elementwise", "size=10 ops=100") in rows
+    assert ("elementwise", "size=50 ops=100") not in rows
+    assert all(" " not in m for m in answer.matrix(cells).columns[2:] if "+" in m)
+
+
+def test_the_terminal_answer_fits_100_columns_in_both_views():
+    cells = _cells()
+    small = answer.terminal(cells)
+    assert max(len(line) for line in small.splitlines()) <= 100
+    eager_row = next(line for line in small.splitlines() if line.strip().startswith("tf-eager"))
+    tax = next(r for r in answer.taxes(cells)
+               if r.params == "size=10 ops=100" and r.numerator == "tf-eager" and r.is_tax)
+    assert "over tf-graph" in small
+    assert any(answer.compact(tax) in line for line in small.splitlines())
+    assert "tf-eager" in eager_row
+    # a large run shows the headline matrix, one line per parameter set
+    many = pd.concat([cells.assign(params=cells["params"] + f" n={i}") for i in range(12)],
+                     ignore_index=True)
+    big = answer.terminal(many)
+    assert "show RUN --all" in big and max(len(line) for line in big.splitlines()) <= 100
+    assert max(len(line) for line in answer.terminal(many, all_rows=True).splitlines()) <= 100
+
+
+def test_the_page_is_generated_from_the_records(tmp_path):
+    """Editing a number in raw.jsonl changes the page: nothing on it is typed by hand."""
+    write_run(tmp_path, two_process_run(np.random.default_rng(1)))
+    report.build(tmp_path)
+    before = (tmp_path / "README.md").read_text()
+    lines = (tmp_path / RAW).read_text().splitlines()
+    edited = []
+    for line in lines:
+        data = json.loads(line)
+        if data.get("cell", {}).get("mode") == "tf-graph":      # tf-graph twice as slow
+            for sample in data["result"]["timed"]:
+                sample["ns"] *= 2
+        edited.append(json.dumps(data))
+    (tmp_path / RAW).write_text("\n".join(edited) + "\n")
+    report.build(tmp_path)
+    after = (tmp_path / "README.md").read_text()
+    assert after != before
+    cells = pd.read_csv(tmp_path / "cells.csv")
+    graph = cells.set_index(["params", "mode"]).loc[("size=10 ops=100", "tf-graph")]
+    tax = answer.Ratio("", "", "", "", 1 / graph["vs_eager"], 1 / graph["vs_eager_hi"],
+                       1 / graph["vs_eager_lo"])
+    assert tax.text() in after and tax.text() not in before
+    assert len(after.encode()) <= 15_000
+
+
+def test_show_prints_the_stored_answer_and_report_prints_no_row_per_cell(tmp_path):
+    from eagerbench.cli import cli
+
+    write_run(tmp_path, two_process_run(np.random.default_rng(1)))
+    built = CliRunner().invoke(cli, ["report", str(tmp_path)])
+    assert built.exit_code == 0, built.output
+    shown = CliRunner().invoke(cli, ["show", str(tmp_path)])
+    assert shown.exit_code == 0, shown.output
+    assert "eager tax" in shown.output and "README.md" in shown.output
+    assert shown.output == built.output        # report prints the same answer
+    assert "|" not in shown.output             # not the markdown table of every row
+    missing = CliRunner().invoke(cli, ["show", str(tmp_path / "nowhere")])
+    assert missing.exit_code == 2 and "not an eagerbench run folder" in missing.output
+    assert "Traceback" not in missing.output
