@@ -25,6 +25,7 @@ install: $(STAMP)  ## Create .venv and install eagerbench with PyTorch, TensorFl
 bench: $(STAMP)  ## Run the default suite and verify on the CPU; tables, plots, README.md -> results/
 	$(BIN)/eagerbench run --out results $(ARGS)
 	$(BIN)/eagerbench verify --out results
+	$(BIN)/python scripts/readme_excerpt.py
 
 bench-full: $(STAMP)  ## The whole grid (every workload's further values, thp companions) -> runs/full/
 	$(BIN)/eagerbench run --grid full --out runs/full $(ARGS)
@@ -38,8 +39,9 @@ test-fast: $(STAMP)  ## The framework-free tier: no framework imported, no proce
 	EAGERBENCH_FAST_TIER=1 $(BIN)/python -m pytest -q tests \
 	    -m "not framework and not compile and not process and not slurm and not timing"
 
-report: $(STAMP)  ## Rebuild results/ tables and plots from results/raw.jsonl
+report: $(STAMP)  ## Rebuild results/ tables, plots and pages from results/raw.jsonl (and the README's excerpt)
 	$(BIN)/eagerbench report results
+	$(BIN)/python scripts/readme_excerpt.py
 
 slurm-up:  ## Start a single-node Slurm on localhost (apt-get as root): the Slurm tests then run
 	scripts/slurm_local.sh up

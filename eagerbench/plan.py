@@ -15,7 +15,7 @@ import sys
 from dataclasses import replace
 from typing import Optional
 
-from eagerbench.modes import all_modes, canonical, get_mode
+from eagerbench.modes import all_modes, canonical, get_mode, graph_twins
 from eagerbench.procenv import ALLOCATORS
 from eagerbench.results import CellSpec
 from workloads import all_workloads
@@ -25,8 +25,9 @@ from workloads import all_workloads
 MIN_TIME_S = 0.2
 
 # The default grid covers every workload of the article at its sizes; "full" adds each
-# workload's further values (``Param.full``) and its companion cells (a setting changed).
-GRIDS = ("default", "full")
+# workload's further values (``Param.full``) and its companion cells (a setting changed);
+# "quick" is one small cell per workload family (``Workload.quick``).
+GRIDS = ("default", "full", "quick")
 
 
 class PlanError(ValueError):
@@ -110,11 +111,12 @@ def check_counts(iters, warmup, repeat, threads, chosen: list) -> None:
 
 
 def expand(chosen: list, modes: list[str], given: dict, iters, warmup, base: CellSpec,
-           full: bool = False) -> list[CellSpec]:
+           full: bool = False, quick: bool = False) -> list[CellSpec]:
     """One cell per workload grid entry and mode (an interleaved sweep is one cell)."""
     grid = []
     for w in chosen:
-        for params in w.grid(dict(given), full):
+        quick_cell = {k: v if isinstance(v, list) else [v] for k, v in (w.quick or {}).items()}
+        for params in w.grid(quick_cell if quick else dict(given), full):
             variants = w.variants(params)
             # Interleaved values keep their own default iteration counts (a list).
             default_iters = ([w.iters(v) for v in variants] if w.sweeps(params)
@@ -172,6 +174,23 @@ def order(cells: list[CellSpec], repeat: int) -> list[CellSpec]:
     return [replace(c, repeat=r, why=c.why and r == 0) for r in range(repeat) for c in ranked(r)]
 
 
+def quick_choice(chosen: list, given: dict, mode_names: list[str],
+                 named_modes: list) -> tuple[list, list[str]]:
+    """The quick grid: each workload's one quick cell, in the eager modes and their graph
+    twins (unless modes were named)."""
+    if given:
+        raise PlanError(f"--quick measures each workload's own small cell; drop "
+                        f"--{', --'.join(given)}")
+    quick = [w for w in chosen if w.quick is not None]
+    if not quick:
+        raise PlanError(f"--quick: {', '.join(w.name for w in chosen)} has no quick cell "
+                        f"(those that do: {', '.join(n for n, w in all_workloads().items() if w.quick)})")
+    if not named_modes:
+        twins = graph_twins()
+        mode_names = [m for m in mode_names if m in twins or m in twins.values()]
+    return quick, mode_names
+
+
 def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, device, dtype, seed,
          data, gc_mode, compile_mode="default", allocator: Optional[str] = None,
          min_time_s: float = MIN_TIME_S, why: bool = True,
@@ -188,14 +207,16 @@ def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, devi
     check_counts(iters, warmup, repeat, threads, chosen)
     if grid not in GRIDS:
         raise PlanError(f"--grid {grid!r} is not one of {', '.join(GRIDS)}")
-    full = grid == "full"
+    full, quick = grid == "full", grid == "quick"
+    if quick:
+        chosen, mode_names = quick_choice(chosen, given, mode_names, names(modes))
     if allocator is not None and allocator not in ALLOCATORS:
         raise PlanError(f"--allocator {allocator!r} is not one of {', '.join(ALLOCATORS)}")
     base = CellSpec(workload="", params={}, mode="", device=device, dtype=dtype, threads=threads,
                 seed=seed, gc=gc_mode, data=os.path.abspath(data) if data else None,
                 min_time_s=min_time_s, why=why,
                 options={"compile_mode": compile_mode, "allocator": allocator or "default"})
-    cells = expand(chosen, mode_names, given, iters, warmup, base, full)
+    cells = expand(chosen, mode_names, given, iters, warmup, base, full, quick)
     if not cells:
         raise PlanError(f"none of the modes chosen can run {', '.join(w.name for w in chosen)} "
                         f"(it runs in {', '.join(sorted({f for w in chosen for f in w.frameworks}))}"

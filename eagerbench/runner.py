@@ -15,7 +15,7 @@ from typing import Iterable
 
 from tqdm import tqdm
 
-from eagerbench import facts, prepared, protocol
+from eagerbench import estimate, facts, prepared, protocol
 from eagerbench.executors.local import LocalExecutor, Results, batch_key
 from eagerbench.results import CellSpec, Record, RunWriter
 
@@ -98,12 +98,16 @@ def run_cells(cells: Iterable[Cell], writer: RunWriter, timeout: float,
     executor = executor or LocalExecutor()
     cells = list(cells)
     records: list[Record] = []
-    bar = tqdm(total=len(cells), unit="cell", file=sys.stderr, disable=not progress,
-               bar_format="{l_bar}{bar:20}| {n_fmt}/{total_fmt} cells [{elapsed}<{remaining}]"
-                          "{postfix}", dynamic_ncols=True)
+    expected = dict(zip(map(estimate.key, cells), estimate.expected(cells, estimate.load())))
+    bar = EstimatedBar(estimate.Remaining(list(expected.values())), total=len(cells),
+                       unit="cell", file=sys.stderr, disable=not progress, dynamic_ncols=True,
+                       bar_format="{l_bar}{bar:20}| {n_fmt}/{total_fmt} cells [{elapsed}, "
+                                  "about {left} left]{postfix}")
+    took: dict[str, float] = {}
     with bar:
         shown = BarProgress(bar)
         cells = prepared.attach(cells, timeout, shown.say, executor.run_one)
+        last = bar.elapsed_s()
         # closing: a failed write or an interrupt stops every worker (or job) now
         with contextlib.closing(executor.measure(batches(cells), timeout, shown)) as landed:
             for cell, results in landed:
@@ -113,5 +117,28 @@ def run_cells(cells: Iterable[Cell], writer: RunWriter, timeout: float,
                 if not results[0].ok:
                     shown.say(f"eagerbench: {cell.label()} {results[0].status}: "
                               f"{results[0].reason}")
+                now = bar.elapsed_s()
+                took[estimate.key(cell)] = now - last
+                last = now
+                bar.remaining.landed(expected.get(estimate.key(cell), 0.0), now)
                 bar.update(1)
+    estimate.remember(took)
     return records
+
+
+class EstimatedBar(tqdm):
+    """A tqdm bar whose time left comes from each cell's expected seconds (``estimate``), so
+    it has an estimate from the start, not only once cells have landed."""
+
+    def __init__(self, remaining: estimate.Remaining, *args, **kwargs):
+        self.remaining = remaining
+        super().__init__(*args, **kwargs)
+
+    def elapsed_s(self) -> float:
+        return self._time() - self.start_t if hasattr(self, "start_t") else 0.0
+
+    @property
+    def format_dict(self):
+        values = super().format_dict
+        values["left"] = tqdm.format_interval(self.remaining.left(self.elapsed_s()))
+        return values

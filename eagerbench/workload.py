@@ -105,6 +105,9 @@ class Workload:
     step_function: Optional[Callable] = None
     # What its part of a report shows: generic figure and table types (``presentation``).
     views: tuple = ()
+    # Its one cell in ``--quick`` (the parameters; an interleaved one as a list), or None: not
+    # in the quick run (another workload of its family stands for it).
+    quick: Optional[dict] = None
 
     def param(self, name: str) -> Param:
         for p in self.params:

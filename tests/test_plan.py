@@ -74,3 +74,46 @@ def test_interleaved_values_stay_one_cell_per_mode():
 def test_eager_modes_answer_to_their_aliases():
     cells, _ = plan(("matmul",), ("torch-eager,jax-eager",), {"size": [8]}, repeat=1, **COMMON)
     assert [c.mode for c in cells] == ["torch", "jax"]
+
+
+def test_the_quick_grid_is_one_small_cell_per_family_in_the_eager_modes_and_their_twins():
+    import pytest
+
+    from eagerbench.plan import PlanError
+    from workloads import all_workloads
+
+    cells, _ = plan((), (), {}, repeat=3, grid="quick", **COMMON)
+    quick = {name for name, w in all_workloads().items() if w.quick}
+    assert {c.workload for c in cells} == quick and {"lbfgs", "matmul"} <= quick
+    first = [c for c in cells if c.repeat == 0]
+    assert len({(c.workload, str(c.params)) for c in first}) == len(quick)   # one cell each
+    assert {c.mode for c in first} == {"torch", "torch-compile", "tf-eager", "tf-graph",
+                                       "jax", "jax-jit"}
+    lbfgs = next(c for c in first if c.workload == "lbfgs")
+    assert lbfgs.params == all_workloads()["lbfgs"].quick
+    order = next(c for c in first if c.workload == "higher-order")
+    assert order.params["order"] == all_workloads()["higher-order"].quick["order"]
+    with pytest.raises(PlanError, match="drop --size"):
+        plan(("matmul",), (), {"size": [64]}, repeat=3, grid="quick", **COMMON)
+    named, _ = plan(("matmul",), ("torch,tf-xla",), {}, repeat=1, grid="quick", **COMMON)
+    assert {c.mode for c in named} == {"torch", "tf-xla"}     # named modes are kept
+
+
+def test_quick_on_the_command_line_sets_three_processes_without_why_or_limits(monkeypatch):
+    from click.testing import CliRunner
+
+    from eagerbench import cli as cli_module
+
+    seen = {}
+
+    def planned(*args, **kwargs):
+        seen.update(kwargs)
+        raise cli_module.UserError("stop here")
+
+    monkeypatch.setattr(cli_module, "plan", planned)
+    CliRunner().invoke(cli_module.cli, ["run", "--quick"])
+    assert seen["grid"] == "quick" and seen["repeat"] == 3 and seen["why"] is False
+    CliRunner().invoke(cli_module.cli, ["run", "--quick", "--repeat", "5", "--why"])
+    assert seen["repeat"] == 5 and seen["why"] is True
+    bad = CliRunner().invoke(cli_module.cli, ["run", "--quick", "--grid", "full"])
+    assert bad.exit_code == 2 and "--quick chooses its own grid" in bad.output

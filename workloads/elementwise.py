@@ -77,6 +77,7 @@ WORKLOAD = Workload(
     work=_work,
     iters=_iters,
     resolve=_resolve,
+    quick={"size": 10},
     views=(Sweep(x="size", y="us_per_op", lines="ops", crossover=True,
                  ylabel="microseconds per op",
                  title="elementwise: us per op; *: size where dispatch stops dominating",

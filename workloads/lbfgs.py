@@ -94,6 +94,7 @@ WORKLOAD = Workload(
     # At batch 60k PyTorch eager allocates fresh 188 MB tensors every iteration: with huge pages
     # the page faults shrink, and so does its gap to TensorFlow eager.
     companions=(({"history": 5, "batch": 60000}, "torch", {"allocator": "thp"}),),
+    quick={"history": 5, "batch": 10000},
     views=(Series(y="ms", panels=("history", "batch"), marks=True,
                   ylabel="ms per l-BFGS iteration", title="l-BFGS: ms per iteration",
                   file="lbfgs_iterations.png"),

@@ -41,5 +41,6 @@ WORKLOAD = Workload(
     build=_build,
     work=_work,
     iters=_iters,
+    quick={"size": 512},
     views=(Sweep(x="size", y="gflops", ylabel="achieved GFLOP/s", file="matmul_gflops.png"),),
 )
