@@ -174,7 +174,7 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "~"
 
 
-def _duration(ms: float) -> str:
+def duration(ms: float) -> str:
     if not np.isfinite(ms):
         return ""
     if ms < 1:
@@ -199,7 +199,7 @@ def mode_rows(cells: pd.DataFrame, ratios: list[Ratio]) -> list[str]:
             marks = "".join(dict.fromkeys((tax.marks() if tax else "")
                                           + (versus.marks() if versus else "")))
             tax_text = f"{compact(tax)} over {tax.denominator}" if tax else ""
-            lines.append(f"  {_fit(mode, 14):<15}{_duration(row['median_ms']):>10}  "
+            lines.append(f"  {_fit(mode, 14):<15}{duration(row['median_ms']):>10}  "
                          f"{_fit(tax_text, 30):<31}{compact(versus):<16}{marks}")
     return lines
 

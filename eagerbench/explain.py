@@ -504,13 +504,13 @@ def figure(why: pd.DataFrame, workload: str, path: Path) -> Path:
         left += share * 100
     ax.axvline(100, color="k", lw=0.8)
     ax.set_yticks(y)
-    ax.set_yticklabels(labels, fontsize=6)
+    ax.set_yticklabels(labels, fontsize=7)
     ax.invert_yaxis()
-    ax.set_xlabel("% of the time per call (past 100%: the estimates explain more than all)")
-    ax.set_title(f"{workload}: where the time goes", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    ax.set_xlabel("% of the time per call (past the line at 100%: the estimates explain more "
+                  "than all)")
+    ax.set_title(f"{workload}: where each cell's time per call goes", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    fig.savefig(path, dpi=110, bbox_inches="tight")   # the long labels are never clipped
     plt.close(fig)
     return Path(path)
 

@@ -132,7 +132,7 @@ def _extremes(ratios: list, rows: list) -> list[str]:
         return []
     high = max(taxes, key=lambda r: r.value)
     low = min(taxes, key=lambda r: r.value)
-    out = [f"The largest eager tax: {high.numerator} ran {high.text()} times as long as "
+    out = [f"The largest eager tax: {high.numerator} took {high.text()} the time of "
            f"{high.denominator} at {high.workload} {high.params} ({_link(high.workload)})."]
     if low is not high:
         verdict = ("the graph mode was the slower one" if low.hi < 1 else
@@ -143,20 +143,28 @@ def _extremes(ratios: list, rows: list) -> list[str]:
     return out
 
 
+def _size(value: float) -> str:
+    """A size to two significant figures, written out: 3,000; 41,000; 0.5."""
+    rounded = float(f"{value:.2g}")
+    return f"{rounded:,.0f}" if rounded >= 10 else f"{rounded:g}"
+
+
 def _crossover_sentences(crossings: list) -> list[str]:
-    """Per swept workload, where each eager mode's cost stops being dispatch."""
+    """Per swept workload, where each eager mode's cost stops being dispatch (its first line
+    of the sweep: the one with the most sizes)."""
     eager = set(graph_twins())
     out = []
     for workload, sweep, table in crossings:
         column = f"crossover {sweep.x}"
-        mine = table[table["mode"].isin(eager)] if "mode" in table else table.iloc[0:0]
-        if mine.empty or column not in mine:
+        if "mode" not in table or column not in table:
             continue
-        parts = [f"{r['mode']} at {sweep.x} {stats.significant_figures(r[column])}"
-                 if np.isfinite(r[column]) else f"{r['mode']} not within the sizes measured"
-                 for _, r in mine.iterrows()]
-        out.append(f"In {workload}, {sweep.y} doubles from its value at the smallest "
-                   f"{sweep.x} (dispatch no longer dominates) for " + "; ".join(parts)
+        mine = table[table["mode"].isin(eager)].drop_duplicates("mode")
+        if mine.empty:
+            continue
+        parts = [f"{_size(r[column])} for {r['mode']}" if np.isfinite(r[column])
+                 else f"beyond the sizes measured for {r['mode']}" for _, r in mine.iterrows()]
+        out.append(f"In {workload}, dispatch stops dominating ({sweep.y} doubles from its "
+                   f"value at the smallest {sweep.x}) at {sweep.x} " + ", ".join(parts)
                    + f" ({_link(workload)}).")
     return out
 
@@ -168,24 +176,27 @@ def _payback_sentence(cells: pd.DataFrame, rows: list) -> list[str]:
     if be.empty:
         return []
     be = be[[(w, p) in set(rows) for w, p in zip(be["workload"], be["params"])]]
-    twins = set(graph_twins().values())
     parts = []
-    for mode, group in be[be["mode"].isin(twins)].groupby("mode", sort=False):
+    for mode, group in be[be["mode"].isin(set(graph_twins().values()))].groupby("mode",
+                                                                                sort=False):
         calls = group["break_even_calls"]
-        repaid = calls[np.isfinite(calls)]
-        never = int(np.isinf(calls).sum())
+        repaid, never = calls[np.isfinite(calls)], int(np.isinf(calls).sum())
         if repaid.empty and not never:
             continue
         cost = group["compile_ms"][np.isfinite(group["compile_ms"])]
-        parts.append(f"{mode} after a median of {repaid.median():,.0f} calls"
-                     if len(repaid) else f"{mode} never")
-        parts[-1] += (f" (compile {stats.significant_figures(cost.median() / 1e3)} s median"
-                      + (f"; never in {never} of {len(calls)} cells, where it is not faster)"
-                         if never and len(repaid) else ")")) if len(cost) else ""
+        text = (f"{mode} never" if repaid.empty else
+                f"{mode} at once" if repaid.median() < 1 else
+                f"{mode} after {repaid.median():,.0f} calls")
+        if len(cost):
+            text += (f" (median compile {answer.duration(cost.median())}"
+                     if cost.median() > 0 else " (its compile costs no more than eager's first "
+                     "calls")
+            text += f"; never in {never} of {len(calls)} cells)" if never else ")"
+        parts.append(text)
     if not parts:
         return []
-    return ["A compile pays for itself " + "; ".join(parts)
-            + " ([break-even](break_even.png), per cell on each workload page)."]
+    return ["Compiling pays for itself (median over the cells): " + "; ".join(parts)
+            + ". [Break-even per cell](break_even.png)."]
 
 
 # --- README.md: the answer -----------------------------------------------------------------------
@@ -208,7 +219,8 @@ def _workload_index(cells: pd.DataFrame) -> list[str]:
     lines = ["## Workloads", ""]
     for name in names:
         mine = ok[ok["workload"] == name]
-        lines.append(f"- {_link(name)}: {mine['params'].nunique()} parameter sets, "
+        sets = mine["params"].nunique()
+        lines.append(f"- {_link(name)}: {sets} parameter set{'s' if sets != 1 else ''}, "
                      f"{mine['mode'].nunique()} modes")
     return lines + ["", "[How this run was measured](run.md): the machine, its limits, "
                     "how the run spent its time, verification, the files.", ""]

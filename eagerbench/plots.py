@@ -49,42 +49,36 @@ def _group_ticks(ax, groups) -> None:
     ax.set_xticklabels([f"{w}\n{p.replace(' ', chr(10))}" for w, p in groups], fontsize=7)
 
 
-def _heat_panel(ax, cells: pd.DataFrame, groups: list, modes: list, column: str, title: str):
-    """One heatmap: a row per (workload, params), a column per mode, the ratio written in each
-    square; red is slower, blue faster, grey when the interval contains 1."""
-    from matplotlib.colors import TwoSlopeNorm
+LIMIT = np.log10(30.0)     # the colour scale saturates at 30x either way
 
+
+def _heat_panel(ax, rows: list, columns: list, ratios: dict, title: str, norm, cmap):
+    """One heatmap: a row per (workload, params), a column per ratio, the ratio written in each
+    square; red above 1, blue below, grey when its interval contains 1."""
     from eagerbench.stats import significant_figures
 
-    limit = np.log10(30.0)
-    norm = TwoSlopeNorm(vmin=-limit, vcenter=0.0, vmax=limit)
-    cmap = plt.get_cmap("RdBu_r")
-    index = cells.set_index(["workload", "params", "mode"])
-    for i, (w, p) in enumerate(groups):
-        for j, mode in enumerate(modes):
-            if (w, p, mode) not in index.index:
+    for i, row in enumerate(rows):
+        for j, column in enumerate(columns):
+            ratio = ratios.get((row, column))
+            if ratio is None or not np.isfinite(ratio.value):
                 continue
-            r = index.loc[(w, p, mode)]
-            value = r[column]
-            if not np.isfinite(value):
-                continue
-            reference = value == 1.0 and not np.isfinite(r[f"{column}_lo"])
-            significant = bool(r[f"{column}_significant"])
+            reference = ratio.numerator == ratio.denominator
+            significant = bool(np.isfinite(ratio.lo) and (ratio.lo > 1 or ratio.hi < 1))
             color = ("white" if reference else
-                     cmap(norm(np.clip(np.log10(value), -limit, limit))) if significant
+                     cmap(norm(np.clip(np.log10(ratio.value), -LIMIT, LIMIT))) if significant
                      else "#d9d9d9")
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=color,
                                        edgecolor="white", lw=1))
-            dark = significant and abs(np.log10(value)) > 0.6 * limit
-            ax.text(j, i, "ref" if reference else f"{significant_figures(value, 2)}x",
+            dark = significant and abs(np.log10(ratio.value)) > 0.6 * LIMIT
+            ax.text(j, i, "ref" if reference else f"{significant_figures(ratio.value, 2)}x",
                     ha="center", va="center", fontsize=6.5,
                     color="white" if dark else ("#666666" if not significant else "black"))
-    ax.set_xlim(-0.5, len(modes) - 0.5)
-    ax.set_ylim(len(groups) - 0.5, -0.5)
-    ax.set_xticks(range(len(modes)))
-    ax.set_xticklabels(modes, rotation=40, ha="right", fontsize=7.5)
-    ax.set_yticks(range(len(groups)))
-    ax.set_yticklabels([f"{w}  {p}" for w, p in groups], fontsize=7)
+    ax.set_xlim(-0.5, len(columns) - 0.5)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xticks(range(len(columns)))
+    ax.set_xticklabels([" / ".join(c) for c in columns], rotation=35, ha="right", fontsize=7.5)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{w}  {p}" for w, p in rows], fontsize=7)
     ax.set_title(title, fontsize=9)
     ax.tick_params(length=0)
     for side in ax.spines.values():
@@ -92,31 +86,45 @@ def _heat_panel(ax, cells: pd.DataFrame, groups: list, modes: list, column: str,
 
 
 def heatmap(cells: pd.DataFrame, out: Path, title_suffix: str = "") -> Path | None:
-    """The headline figure: every cell's eager tax (compiled mode / its eager twin) and, where
-    PyTorch eager ran, its time against it, as heatmaps that share their rows."""
-    ok = cells[(cells["status"] == "ok") & (np.isfinite(cells["slowdown"])
-                                            | np.isfinite(cells["vs_eager"]))]
-    if ok.empty:
+    """The headline figure, for the headline rows: each eager mode's tax (eager / its graph
+    twin) and each mode's time over PyTorch eager, as heatmaps that share their rows, with a
+    colour bar on a log scale."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import TwoSlopeNorm
+
+    from eagerbench import answer
+
+    ratios = answer.taxes(cells)
+    rows = answer.headline_params(cells)
+    if not ratios or not rows:
         return None
-    groups = list(dict.fromkeys(zip(ok["workload"], ok["params"])))
-    modes = list(dict.fromkeys(ok["mode"]))
-    taxed = [m for m in modes if ok.loc[ok["mode"] == m, "vs_eager"].notna().any()]
-    against_torch = [m for m in modes if ok.loc[ok["mode"] == m, "slowdown"].notna().any()]
-    panels = [(taxed, "vs_eager", "eager tax: time / the same framework's eager mode"),
-              (against_torch, "slowdown", "time / PyTorch eager")]
-    panels = [p for p in panels if p[0]]
-    widths = [len(p[0]) for p in panels]
+    found = {((r.workload, r.params), (r.numerator, r.denominator)): r for r in ratios}
+    pairs = list(dict.fromkeys(pair for _, pair in found))
+    taxes = [p for p in pairs if p[1] != answer.REFERENCE or p[0] == answer.REFERENCE]
+    versus = [p for p in pairs if p not in taxes]
+    panels = [(c, t) for c, t in ((taxes, "eager tax: eager / graph twin"),
+                                  (versus, "time / PyTorch eager")) if c]
+    norm = TwoSlopeNorm(vmin=-LIMIT, vcenter=0.0, vmax=LIMIT)
+    cmap = plt.get_cmap("RdBu_r")
+    widths = [len(c) for c, _ in panels]
     fig, axes = plt.subplots(1, len(panels), squeeze=False,
-                             figsize=(max(8.0, 3.2 + 0.62 * sum(widths)),
-                                      1.6 + 0.24 * len(groups)),
+                             figsize=(max(8.0, 4.2 + 0.62 * sum(widths)), 2.0 + 0.24 * len(rows)),
                              gridspec_kw={"width_ratios": widths})
-    for ax, (columns, column, title) in zip(axes[0], panels):
-        _heat_panel(ax, ok, groups, columns, column, title)
+    for ax, (columns, title) in zip(axes[0], panels):
+        _heat_panel(ax, rows, columns, found, title, norm, cmap)
     for ax in axes[0][1:]:
         ax.set_yticklabels([])
-    fig.suptitle(f"Time per call against a reference{title_suffix}: red slower, blue faster, "
-                 f"grey when the 95% interval contains 1", fontsize=9)
-    return _save(fig, out / "heatmap.png")
+    bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes[0]), shrink=0.6,
+                       pad=0.02)
+    ticks = [1 / 30, 1 / 10, 1 / 3, 1, 3, 10, 30]
+    bar.set_ticks(np.log10(ticks))
+    bar.set_ticklabels(["1/30x", "1/10x", "1/3x", "1x", "3x", "10x", "30x"], fontsize=7)
+    bar.set_label("ratio (log scale; grey: 95% interval contains 1)", fontsize=7.5)
+    fig.suptitle(f"How many times as long each mode takes{title_suffix}: red slower, "
+                 f"blue faster", fontsize=9)
+    fig.savefig(out / "heatmap.png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return out / "heatmap.png"
 
 
 def break_even_table(cells: pd.DataFrame) -> pd.DataFrame:
@@ -180,8 +188,11 @@ def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
                  "(hatched: never repays, the compiled mode is not faster; n/m: not measured)",
                  fontsize=9)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[m]) for m in modes]
-    ax.legend(handles, modes, fontsize=7, loc="lower right")
-    return _save(fig, out / "break_even.png")
+    ax.legend(handles, modes, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              borderaxespad=0)
+    fig.savefig(out / "break_even.png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return out / "break_even.png"
 
 
 def all_plots(cells: pd.DataFrame, iters: pd.DataFrame, out: Path) -> list[Path]:

@@ -89,6 +89,14 @@ def _value(v) -> str:
     return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
 
 
+def _tick(v: float) -> str:
+    """A measured value as a tick label: 512, 10000, 1e+07 -> 1e7, 268435456 -> 2.7e8."""
+    if abs(v) < 1e5:
+        return _value(v)
+    mantissa, exponent = f"{v:.2g}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
 def _panel_title(params, values: tuple) -> str:
     return ", ".join(f"{p} {_value(v)}" for p, v in zip([p for p in params if p], values))
 
@@ -99,40 +107,68 @@ def sweep(decl: Sweep, cells: pd.DataFrame, workload: str, path: Path) -> Path |
     if df.empty or x not in df or df[x].nunique() < 2 or decl.y not in df:
         return None
     panels = _panels(df, [decl.panels])
-    colors = _colors(list(dict.fromkeys(df["mode"])))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + 0.5, 4), squeeze=False)
+    modes = list(dict.fromkeys(df["mode"]))
+    colors = _colors(modes)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + 2.2, 4), squeeze=False)
+    lines = list(dict.fromkeys(df[f"p_{decl.lines}"])) if decl.lines else [None]
     for ax, values in zip(axes[0], panels):
         sub = _select(df, [decl.panels], values)
-        lines = list(dict.fromkeys(sub[f"p_{decl.lines}"])) if decl.lines else [None]
         for mode, g in sub.groupby("mode", sort=False):
             for j, value in enumerate(lines):
                 h = (g if value is None else g[g[f"p_{decl.lines}"] == value]).sort_values(x)
-                if h.empty:
-                    continue
-                label = mode if value is None else f"{mode}, {decl.lines} {_value(value)}"
-                style = dict(marker="o", ls=STYLES[j % len(STYLES)], color=colors[mode])
-                if decl.crossover:
-                    at = crossover(h[x], h[decl.y])
-                    if np.isfinite(at):
-                        ax.plot([at], [2 * h[decl.y].iloc[0]], marker="*", ms=11, ls="none",
-                                color=colors[mode], mec="black", mew=0.5)
-                        label += f" (crossover {at:.2g})"
-                if decl.quartiles:
-                    ax.errorbar(h[x], h[decl.y], yerr=quartile_bars(h), capsize=2, label=label,
-                                **style)
-                else:
-                    ax.plot(h[x], h[decl.y], label=label, **style)
-        ax.set_xscale("log" if decl.log_x else "linear")
-        ax.set_yscale("log" if decl.log_y else "linear")
-        if not decl.log_y:
-            ax.set_ylim(bottom=0)
-        ax.set_xlabel(decl.x)
-        ax.set_ylabel(decl.ylabel)
-        title = decl.title or f"{workload}: {decl.ylabel} against {decl.x}"
-        extra = _panel_title([decl.panels], values)
-        ax.set_title(title + (f" ({extra})" if extra else ""), fontsize=9)
-    axes[0][0].legend(fontsize=7)
+                if not h.empty:
+                    _sweep_line(ax, decl, h, x, dict(marker="o", ls=STYLES[j % len(STYLES)],
+                                                     color=colors[mode]))
+        _sweep_axes(ax, decl, sub[x], workload, values)
+    _sweep_legend(fig, axes[0][-1], decl, modes, colors, lines)
     return _save(fig, path)
+
+
+def _sweep_line(ax, decl: Sweep, h: pd.DataFrame, x: str, style: dict) -> None:
+    """One mode's line (one value of ``decl.lines``), with its quartiles and crossover star."""
+    if decl.crossover:
+        at = crossover(h[x], h[decl.y])
+        if np.isfinite(at):
+            ax.plot([at], [2 * h[decl.y].iloc[0]], marker="*", ms=11, ls="none",
+                    color=style["color"], mec="black", mew=0.5)
+    if decl.quartiles:
+        ax.errorbar(h[x], h[decl.y], yerr=quartile_bars(h), capsize=2, **style)
+    else:
+        ax.plot(h[x], h[decl.y], **style)
+
+
+def _sweep_axes(ax, decl: Sweep, measured: pd.Series, workload: str, values: tuple) -> None:
+    """Scales, a tick at every measured value, labels with units and the scale named."""
+    ax.set_xscale("log" if decl.log_x else "linear")
+    ax.set_yscale("log" if decl.log_y else "linear")
+    if not decl.log_y:
+        ax.set_ylim(bottom=0)
+    ticks = sorted(set(float(v) for v in measured))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([_tick(v) for v in ticks], fontsize=7)
+    if decl.log_x:
+        ax.minorticks_off()
+    ax.set_xlabel(decl.x + (" (log scale)" if decl.log_x else ""))
+    ax.set_ylabel(decl.ylabel + (" (log scale)" if decl.log_y else ""))
+    title = decl.title or f"{workload}: {decl.ylabel} against {decl.x}"
+    extra = _panel_title([decl.panels], values)
+    ax.set_title(title + (f" ({extra})" if extra else ""), fontsize=9)
+
+
+def _sweep_legend(fig, ax, decl: Sweep, modes: list, colors: dict, lines: list) -> None:
+    """One entry per mode (its colour) and one per value of ``decl.lines`` (its line style),
+    outside the axes, never over the data."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=colors[m], marker="o", label=m) for m in modes]
+    if decl.lines:
+        handles += [Line2D([], [], color="grey", ls=STYLES[j % len(STYLES)],
+                           label=f"{decl.lines} {_value(v)}") for j, v in enumerate(lines)]
+    if decl.crossover:
+        handles.append(Line2D([], [], marker="*", ms=9, ls="none", color="grey", mec="black",
+                              label="crossover: twice the\nsmallest size's value"))
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              borderaxespad=0)
 
 
 def _with_wall(df: pd.DataFrame) -> pd.DataFrame:
