@@ -376,12 +376,14 @@ def plot(table: pd.DataFrame, sides: list[Side], path: Path, view_name: str = "t
         ax.set_xscale("log")
         what = "eager tax" if view_name == "tax" else "time beyond the run's shift"
         ax.set_xlabel(f"{what}: {sides[i].name} / {sides[0].name} (95% interval, log scale)")
-        ax.set_title("red: significantly slower; green: faster; grey: no significant change",
-                     fontsize=8)
+        ax.set_title(f"{sides[i].name} against {sides[0].name}", fontsize=8)
     axes[0][0].set_yticks(y)
     axes[0][0].set_yticklabels(labels, fontsize=6)
     axes[0][0].invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    what = "each mode's eager tax" if view_name == "tax" else "each cell's time"
+    fig.suptitle(f"Run against run: {what}, with its 95% interval\n"
+                 "red: significantly slower; green: faster; grey: no significant change",
+                 fontsize=9)
+    fig.savefig(path, dpi=110, bbox_inches="tight")   # long labels and the title never cut
     plt.close(fig)
     return Path(path)

@@ -129,3 +129,16 @@ def test_show_prints_the_stored_answer_and_report_prints_no_row_per_cell(tmp_pat
     missing = CliRunner().invoke(cli, ["show", str(tmp_path / "nowhere")])
     assert missing.exit_code == 2 and "not an eagerbench run folder" in missing.output
     assert "Traceback" not in missing.output
+
+
+def test_every_page_links_only_files_that_exist(tmp_path):
+    import re
+
+    write_run(tmp_path, two_process_run(np.random.default_rng(1)))
+    report.build(tmp_path)
+    pages = [tmp_path / "README.md", tmp_path / "run.md",
+             *sorted((tmp_path / "workloads").glob("*.md"))]
+    assert {p.stem for p in pages[2:]} == {"lbfgs", "elementwise"}
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#]+)\)", page.read_text()):
+            assert (page.parent / target).resolve().exists(), (page.name, target)
