@@ -248,6 +248,10 @@ def front_page(cells: pd.DataFrame, env: dict, suite: dict, crossings: list,
                   + ", ".join(f"({m}) {name}" for name, m in answer.MARKS.items())
                   + " (see Flags).", "", markdown_table(shown), ""]
         parts += [f"- {line}" for line in answer.framework_lines(ratios, rows)] + [""]
+        others = len({(r.workload, r.params) for r in ratios}) - len(rows)
+        if others > 0:
+            parts += [f"{others} more parameter sets (beyond the article's sizes) are on the "
+                      f"workload pages.", ""]
     said = _extremes(ratios, rows) + _crossover_sentences(crossings) \
         + _payback_sentence(cells, rows)
     if said:
