@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import time
 from dataclasses import replace
 from typing import Iterable
 
@@ -98,8 +99,10 @@ def run_cells(cells: Iterable[Cell], writer: RunWriter, timeout: float,
     executor = executor or LocalExecutor()
     cells = list(cells)
     records: list[Record] = []
-    expected = dict(zip(map(estimate.key, cells), estimate.expected(cells, estimate.load())))
-    bar = EstimatedBar(estimate.Remaining(list(expected.values())), total=len(cells),
+    seconds = estimate.expected(cells, estimate.load())
+    expected = dict(zip(map(estimate.key, cells), seconds))   # a cell's repeats share a key
+    started = time.perf_counter()
+    bar = EstimatedBar(estimate.Remaining(seconds), total=len(cells),
                        unit="cell", file=sys.stderr, disable=not progress, dynamic_ncols=True,
                        bar_format="{l_bar}{bar:20}| {n_fmt}/{total_fmt} cells [{elapsed}, "
                                   "about {left} left]{postfix}")
@@ -107,7 +110,7 @@ def run_cells(cells: Iterable[Cell], writer: RunWriter, timeout: float,
     with bar:
         shown = BarProgress(bar)
         cells = prepared.attach(cells, timeout, shown.say, executor.run_one)
-        last = bar.elapsed_s()
+        last = time.perf_counter() - started
         # closing: a failed write or an interrupt stops every worker (or job) now
         with contextlib.closing(executor.measure(batches(cells), timeout, shown)) as landed:
             for cell, results in landed:
@@ -117,7 +120,7 @@ def run_cells(cells: Iterable[Cell], writer: RunWriter, timeout: float,
                 if not results[0].ok:
                     shown.say(f"eagerbench: {cell.label()} {results[0].status}: "
                               f"{results[0].reason}")
-                now = bar.elapsed_s()
+                now = time.perf_counter() - started
                 took[estimate.key(cell)] = now - last
                 last = now
                 bar.remaining.landed(expected.get(estimate.key(cell), 0.0), now)

@@ -41,3 +41,39 @@ def test_landing_times_are_kept_in_the_cache_and_merged(tmp_path, monkeypatch):
     assert estimate.load() == {"a": 1.0, "b": 2.0}
     (tmp_path / estimate.FILE).write_text("not json")
     assert estimate.load() == {}
+
+
+class _SlowExecutor:
+    """Lands each cell 20 ms after the last, with a failure (no framework, no process)."""
+
+    def run_one(self, cell, timeout):
+        raise AssertionError("no start state to prepare")
+
+    def measure(self, batches, timeout, progress):
+        import time
+
+        from eagerbench.executors.local import failed
+
+        for batch in batches:
+            for cell in batch:
+                time.sleep(0.02)
+                yield cell, failed("planted")
+
+
+def test_a_run_keeps_each_cells_landing_time_and_counts_every_repeat(tmp_path, monkeypatch):
+    """The estimate sums every cell, repeats included (a cell's repeats share one key), and a
+    run without a progress bar still records real landing times, never zeros."""
+    from eagerbench.results import RAW, RunHeader, RunWriter
+    from eagerbench.runner import run_cells
+
+    monkeypatch.setenv("EAGERBENCH_CACHE", str(tmp_path))
+    cells = [replace(CELL, repeat=r) for r in range(3)] + [replace(CELL, mode="tf-eager")]
+    totals = []
+    monkeypatch.setattr(estimate.Remaining, "__init__",
+                        lambda self, s, init=estimate.Remaining.__init__: (totals.append(sum(s)),
+                                                                           init(self, s))[1])
+    with RunWriter(tmp_path / RAW, RunHeader.new({})) as writer:
+        run_cells(cells, writer, timeout=10, progress=False, executor=_SlowExecutor())
+    assert totals == [2 * estimate.FIRST_GUESS_S[True] + 2 * estimate.FIRST_GUESS_S[False]]
+    kept = estimate.load()
+    assert len(kept) == 3 and all(seconds >= 0.015 for seconds in kept.values())
