@@ -21,9 +21,10 @@ HOST_NOISY = 0.10           # IQR over median of the machine probe's fixed loop
 MEANINGS = {
     "imprecise": f"the ratio's 95% interval is wider than +-{stats.IMPRECISE:.0%}: more "
                  "processes (--repeat) would narrow it",
-    "processes disagree": f"the processes' ratios differ beyond their own samples' scatter "
-                          f"(Cochran's Q, p < {stats.DISAGREE_P:g}): the interval carries it, "
-                          "but something in the process decides this ratio",
+    "processes disagree": f"the processes' ratios differ beyond their own samples' scatter, "
+                          f"allowing for correlated samples (Cochran's Q, p < "
+                          f"{stats.DISAGREE_P:g}): the interval carries it, but something in "
+                          "the process decides this ratio",
     "bimodal": f"a process's per-call times fall in two modes ({stats.BIMODAL_MIN_SAMPLES} "
                "samples or more): the step itself has two speeds; the median hides one",
     "allocation-bound": f"over {ALLOCATION_BOUND:.0%} of a call is page faults on fresh "

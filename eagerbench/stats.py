@@ -54,18 +54,43 @@ def summarize(ms: np.ndarray) -> dict:
             "spikes": int(np.sum(ms > SPIKE_FACTOR * med))}
 
 
+BATCHES = 5            # contiguous batches of a process's samples, for their batch means
+
+
 def median_log_variance(ms: np.ndarray) -> float:
-    """The sampling variance of the log of a process's median time, from its own samples:
-    ``pi / 2 * sigma^2 / n`` with ``sigma`` the MAD of the log times (robust to the heavy
-    tail of per-call times). Samples in a process are not independent, so this is a floor on
-    what the median can vary by; Cochran's Q uses it for that reason only."""
+    """The sampling variance of the log of a process's median time, from its own samples.
+
+    Two estimates, the larger kept. ``pi / 2 * sigma^2 / n`` with ``sigma`` the MAD of the log
+    times (robust to the heavy tail of per-call times) is right for independent samples only.
+    Samples in a process are not independent (a slow spell of the host spans many), so from
+    ``2 * BATCHES`` samples on, the variance of the medians of ``BATCHES`` contiguous batches,
+    over ``BATCHES`` (batch means, as for any autocorrelated series), is taken where it is
+    larger. Without it, Cochran's Q called processes that agreed "disagreeing" in 23% of
+    simulated cells whose samples had a lag-1 correlation of 0.5 (1% is its level)."""
     logs = np.log(np.asarray(ms, dtype=float))
     if logs.size < 2:
         return np.nan
     sigma = 1.4826 * float(np.median(np.abs(logs - np.median(logs))))
     if sigma == 0:
         sigma = float(np.std(logs, ddof=1))
-    return float(np.pi / 2 * sigma**2 / logs.size)
+    independent = float(np.pi / 2 * sigma**2 / logs.size)
+    if logs.size < 2 * BATCHES:
+        return independent
+    medians = [float(np.median(part)) for part in np.array_split(logs, BATCHES)]
+    return max(independent * _autocorrelation_factor(logs),
+               float(np.var(medians, ddof=1)) / BATCHES)
+
+
+def _autocorrelation_factor(logs: np.ndarray) -> float:
+    """``(1 + r) / (1 - r)``: how much a lag-1 correlation ``r`` between successive samples
+    inflates the variance of their mean (``n`` over the effective sample size of an AR(1)
+    series); ``r`` is clipped to [0, 0.95]."""
+    centred = logs - np.mean(logs)
+    denominator = float(np.sum(centred ** 2))
+    if denominator == 0:
+        return 1.0
+    r = float(np.clip(np.sum(centred[1:] * centred[:-1]) / denominator, 0.0, 0.95))
+    return (1 + r) / (1 - r)
 
 
 @dataclass(frozen=True)
