@@ -166,6 +166,8 @@ def compact(ratio: Ratio | None) -> str:
         return ""
     half = np.exp((np.log(ratio.hi) - np.log(ratio.lo)) / 2) - 1 \
         if np.isfinite(ratio.lo) and np.isfinite(ratio.hi) else np.nan
+    if np.isfinite(half) and half > 1:   # past +-100% a +- reads wrong: the interval itself
+        return f"{ratio.value:.2g}x [{ratio.lo:.2g}-{ratio.hi:.2g}]"
     return f"{stats.significant_figures(ratio.value)}x" + (f" +-{half:.0%}" if np.isfinite(half)
                                                            else "")
 

@@ -142,3 +142,10 @@ def test_every_page_links_only_files_that_exist(tmp_path):
     for page in pages:
         for target in re.findall(r"\]\(([^)#]+)\)", page.read_text()):
             assert (page.parent / target).resolve().exists(), (page.name, target)
+
+
+def test_a_wide_interval_is_shown_as_its_ends_not_as_a_plus_minus():
+    narrow = answer.Ratio("w", "p", "tf-eager", "torch", 2.0, 1.8, 2.2)
+    wide = answer.Ratio("w", "p", "tf-eager", "torch", 0.54, 0.084, 3.47)
+    assert answer.compact(narrow) == "2.00x +-11%"
+    assert answer.compact(wide) == "0.54x [0.084-3.5]"
