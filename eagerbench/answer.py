@@ -88,19 +88,20 @@ def taxes(cells: pd.DataFrame) -> list[Ratio]:
 
 def headline_params(cells: pd.DataFrame) -> list[tuple[str, str]]:
     """The (workload, params) rows of the headline: a known workload's default sweep (the
-    article's sizes), every parameter set of a user's workload; at most 25 rows."""
+    article's sizes; the values run when none of them was), every parameter set of a user's
+    workload; at most 25 rows."""
     ok = _ok(cells)
     known = all_workloads()
     rows = []
-    for (workload, params), group in ok.groupby(["workload", "params"], sort=False):
+    for workload, sets in ok.groupby("workload", sort=False):
         spec = known.get(workload)
-        first = group.iloc[0]
-        if spec is not None and not all(
-                None in p.default or f"p_{p.name}" not in group
-                or pd.isna(first[f"p_{p.name}"]) or _in(first[f"p_{p.name}"], p.default)
-                for p in spec.params):
-            continue
-        rows.append((workload, params))
+        mine = [(workload, params) for params, group in sets.groupby("params", sort=False)
+                if spec is None or all(
+                    None in p.default or f"p_{p.name}" not in group
+                    or pd.isna(group.iloc[0][f"p_{p.name}"])
+                    or _in(group.iloc[0][f"p_{p.name}"], p.default) for p in spec.params)]
+        # a workload run at none of its default values (sizes the user chose) shows them all
+        rows += mine or [(workload, params) for params in dict.fromkeys(sets["params"])]
     return rows[:MAX_HEADLINE_ROWS]
 
 

@@ -24,7 +24,7 @@ STAGING_SUFFIX = ".partial"
 # What a run writes into its folder (and what moves with it): files, the per-host reports of a
 # run over several host types, and a cluster's job files.
 RUN_FILES = (RAW, RAW + ".torn", "env.json", "cells.csv", "iterations.csv", "why.csv",
-             "README.md", "verify.json", "hosts", "slurm")
+             "README.md", "run.md", "workloads", "verify.json", "hosts", "slurm")
 
 
 def _stamp() -> str:

@@ -149,3 +149,12 @@ def test_a_wide_interval_is_shown_as_its_ends_not_as_a_plus_minus():
     wide = answer.Ratio("w", "p", "tf-eager", "torch", 0.54, 0.084, 3.47)
     assert answer.compact(narrow) == "2.00x +-11%"
     assert answer.compact(wide) == "0.54x [0.084-3.5]"
+
+
+def test_a_workload_run_only_at_sizes_of_the_users_choice_still_has_headline_rows():
+    cells = _cells()
+    chosen = cells[cells["workload"] == "elementwise"].assign(params="size=50 ops=100",
+                                                              p_size=50)
+    rows = answer.headline_params(pd.concat([cells[cells["workload"] == "lbfgs"], chosen],
+                                            ignore_index=True))
+    assert ("elementwise", "size=50 ops=100") in rows

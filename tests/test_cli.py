@@ -109,7 +109,8 @@ def test_run_end_to_end_then_report(tmp_path):
     assert set(env["contention"]) == {"before", "after"}
     assert (out / "heatmap.png").stat().st_size > 1000
     readme = (out / "README.md").read_text()
-    assert "heatmap.png" in readme and "| matmul" in readme and "## This run" in readme
+    assert "heatmap.png" in readme and "[matmul](workloads/matmul.md)" in readme
+    assert "## This run" in (out / "run.md").read_text()
     # report rebuilds everything from raw.jsonl alone
     (out / "cells.csv").unlink()
     (out / "heatmap.png").unlink()
@@ -166,9 +167,11 @@ def test_gradient_features_end_to_end_tables_and_plots(tmp_path):
     for png in ("higher_order.png", "custom_gradient.png", "custom_gradient_time.png",
                 "kfac.png", "kfac_time.png", "convnet.png", "convnet_compile.png"):
         assert (out / png).stat().st_size > 1000, png
-    readme = (out / "README.md").read_text()
+    pages = out / "workloads"
+    readme = (pages / "higher-order.md").read_text()
     assert "## Workloads' own tables" in readme
     section = readme.split("### higher-order: ms per n-th derivative (size=16)")[1]
     rows = [line for line in section.split("###")[0].splitlines() if line.startswith("|")]
     assert [r.split("|")[1].strip() for r in rows[2:]] == ["1", "3"]   # one row per order
-    assert "kfac: loss after the last iteration" in readme and "convnet.png" in readme
+    assert "kfac: loss after the last iteration" in (pages / "kfac.md").read_text()
+    assert "convnet.png" in (pages / "convnet.md").read_text()

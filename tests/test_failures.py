@@ -65,14 +65,16 @@ def test_one_mode_that_fails_does_not_take_its_unit_down(tmp_path):
 
 def test_report_and_warnings_survive_a_run_where_every_cell_failed(tmp_path, capsys):
     from eagerbench import report
-    from eagerbench.cli import _warn_noisy
+    from eagerbench.cli import _print_answer
 
     cell = Cell("matmul", {"size": 16}, "torch", dtype="float16", threads=1, iters=2, warmup=1)
     run_into([cell], tmp_path, timeout=300)
     summary = report.build(tmp_path)
     assert summary["note"].str.contains("failed").all()
-    _warn_noisy(tmp_path)   # no measured cell: nothing to warn about, and no crash
-    assert "Cells not measured" in (tmp_path / "README.md").read_text()
+    _print_answer(tmp_path)   # no measured cell: an answer with no rows, and no crash
+    assert "README.md" in capsys.readouterr().out
+    assert "1 cells were not measured" in (tmp_path / "README.md").read_text()
+    assert "Cells not measured" in (tmp_path / "workloads" / "matmul.md").read_text()
 
 
 def test_interleaved_cell_is_one_process_but_one_record_per_value(tmp_path):

@@ -123,7 +123,7 @@ def test_a_grid_through_slurm_matches_the_local_run(tmp_path, slurm_env):
         assert rec.result.check.keys() == twin.keys()
         for key, value in rec.result.check.items():
             np.testing.assert_allclose(value, twin[key], rtol=1e-6)
-    report = (tmp_path / "slurm" / "README.md").read_text()
+    report = (tmp_path / "slurm" / "run.md").read_text()
     assert "measured through Slurm: 2 jobs" in report
 
 

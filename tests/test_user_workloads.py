@@ -170,11 +170,12 @@ def test_the_examples_run_in_every_mode_of_their_framework(tmp_path, example, pa
     assert proc.returncode == 0, proc.stderr
     cells = results.load(tmp_path / "run")
     assert {r.spec.mode for r in cells.records} == modes
-    readme = (tmp_path / "run" / "README.md").read_text()
-    assert "Compile cost and break-even" in readme and "heatmap.png" in readme
-    assert "DISAGREES" not in readme and "RECOMPILED" not in readme
-    assert (tmp_path / "run" / "break_even.png").exists()
     name = {"transformer_block.py": "transformer-block", "jax_mlp.py": "jax-mlp"}[example]
+    readme = (tmp_path / "run" / "README.md").read_text()
+    page = (tmp_path / "run" / "workloads" / f"{name}.md").read_text()
+    assert "Compile cost and break-even" in page and "heatmap.png" in readme
+    assert "DISAGREES" not in page and "RECOMPILED" not in page
+    assert (tmp_path / "run" / "break_even.png").exists()
     assert (tmp_path / "run" / f"{name}_loss.png").stat().st_size > 1000   # declared view
 
 
