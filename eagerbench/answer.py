@@ -54,6 +54,15 @@ class Ratio:
         return "".join(MARKS[f] for f in self.flags if f in MARKS)
 
 
+def read_cells(path) -> pd.DataFrame:
+    """A stored ``cells.csv``, its text columns as text ('' where empty)."""
+    text = {"flags": "string", "invalid": "string", "bimodal": "string"}
+    cells = pd.read_csv(path, dtype=text)
+    for column in text:   # absent when no cell was measured
+        cells[column] = cells[column].fillna("") if column in cells else ""
+    return cells
+
+
 def _ok(cells: pd.DataFrame) -> pd.DataFrame:
     if "status" not in cells:
         return cells.iloc[0:0]
@@ -165,8 +174,7 @@ def compact(ratio: Ratio | None) -> str:
     """``1.80x +-13%``: the ratio and its interval's half-width on the log scale."""
     if ratio is None or not np.isfinite(ratio.value):
         return ""
-    half = np.exp((np.log(ratio.hi) - np.log(ratio.lo)) / 2) - 1 \
-        if np.isfinite(ratio.lo) and np.isfinite(ratio.hi) else np.nan
+    half = stats.Ratio(ratio.value, ratio.lo, ratio.hi).half_width
     if np.isfinite(half) and half > 1:   # past +-100% a +- reads wrong: the interval itself
         return f"{ratio.value:.2g}x [{ratio.lo:.2g}-{ratio.hi:.2g}]"
     return f"{stats.significant_figures(ratio.value)}x" + (f" +-{half:.0%}" if np.isfinite(half)

@@ -352,15 +352,10 @@ def _measure(cells, opened, runner, timeout: float, quiet: bool) -> None:
 def _print_answer(folder: Path, all_rows: bool = False) -> None:
     """The run's answer in the terminal (its stored cells table), the warnings under it (one
     line per kind), and where the page is."""
-    import pandas as pd
-
     from eagerbench import answer
 
-    text = {"flags": "string", "invalid": "string", "bimodal": "string"}
     for table in _tables(folder):
-        cells = pd.read_csv(table, dtype=text)
-        for column in text:   # absent when no cell was measured
-            cells[column] = cells[column].fillna("") if column in cells else ""
+        cells = answer.read_cells(table)
         if table.parent != folder:
             click.echo(f"\n{table.parent.relative_to(folder)}:")
         click.echo(answer.terminal(cells, all_rows))

@@ -15,8 +15,8 @@ from eagerbench.modes import graph_twins
 WORKLOADS = "workloads"     # the workload pages' folder, beside README.md
 
 
-def workload_link(workload: str, prefix: str = "") -> str:
-    return f"{prefix}{WORKLOADS}/{workload}.md"
+def workload_link(workload: str) -> str:
+    return f"{WORKLOADS}/{workload}.md"
 
 
 def markdown_table(df: pd.DataFrame) -> str:

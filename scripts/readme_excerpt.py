@@ -7,8 +7,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- show results: begin -->", "<!-- show results: end -->"
 
@@ -16,10 +14,7 @@ BEGIN, END = "<!-- show results: begin -->", "<!-- show results: end -->"
 def excerpt(results: Path) -> str:
     from eagerbench import answer
 
-    cells = pd.read_csv(results / "cells.csv", dtype={"flags": "string", "bimodal": "string"})
-    for column in ("flags", "bimodal"):
-        cells[column] = cells[column].fillna("")
-    return answer.terminal(cells)
+    return answer.terminal(answer.read_cells(results / "cells.csv"))
 
 
 def updated(readme: str, text: str) -> str:
