@@ -67,9 +67,12 @@ def test_an_interrupted_run_keeps_the_previous_run_and_resume_finishes_it(tmp_pa
     before = (out / RAW).read_bytes()
     assert _count(out) == 1
 
-    # 4 s of timed samples per cell: the run is still going when the interrupt comes, even
-    # beside make test's other worker
-    second = _eagerbench("run", *SMALL, "--size", "16,24,32", "--repeat", "2", "--out", out,
+    # 4 s of timed samples per cell (no fixed --iters, which would override --min-time and let
+    # all six cells land within a second or two of the first): the run is still going when the
+    # interrupt comes, even beside make test's other worker
+    at = SMALL.index("--iters")
+    slow = SMALL[:at] + SMALL[at + 2:]
+    second = _eagerbench("run", *slow, "--size", "16,24,32", "--repeat", "2", "--out", out,
                          "--min-time", "4", background=True)
     deadline = time.monotonic() + 60
     while not list(out.glob("run-*.partial")) and time.monotonic() < deadline:
