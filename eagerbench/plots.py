@@ -22,7 +22,7 @@ def _colors(modes) -> dict:
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")   # a legend outside the axes stays in
     plt.close(fig)
     return path
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
@@ -189,8 +190,13 @@ def series(decl: Series, iters: pd.DataFrame, workload: str, path: Path) -> Path
     modes = list(dict.fromkeys(df["mode"]))
     values = list(dict.fromkeys(df[f"p_{decl.colour}"])) if decl.colour else []
     colors = _colors(values or modes)
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels) + 1, 3.9), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
+    columns = min(2, len(panels))           # two panels a row: a strip of four is unreadable
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.8 * columns + 1.6, 3.6 * rows),
+                             squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, panel in zip(axes.flat, panels):
         sub = _select(df, decl.panels, panel)
         for (mode, params), g in sub.groupby(["mode", "params"], sort=False):
             value = g[f"p_{decl.colour}"].iloc[0] if decl.colour else None
@@ -208,7 +214,14 @@ def series(decl: Series, iters: pd.DataFrame, workload: str, path: Path) -> Path
                            zorder=3)
         ax.set_xscale("log" if decl.log_x else "linear")
         ax.set_yscale("log" if decl.log_y else "linear")
-        if not decl.log_y:
+        if decl.x == "iteration":
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if decl.log_y:
+            plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+            ax.yaxis.set_major_formatter(plain)
+            ax.yaxis.set_minor_formatter(plain if _decades(ax) < 1 else
+                                         matplotlib.ticker.NullFormatter())
+        else:
             ax.set_ylim(bottom=0)
         ax.set_xlabel({"iteration": "call (step) number",
                        "wall_s": "seconds since the first call (compiles included)"}[decl.x]
@@ -217,22 +230,37 @@ def series(decl: Series, iters: pd.DataFrame, workload: str, path: Path) -> Path
         extra = _panel_title(decl.panels, panel)
         ax.set_title((decl.title or f"{workload}: {decl.y}") + (f" ({extra})" if extra else ""),
                      fontsize=9)
+    beside = dict(fontsize=7, bbox_to_anchor=(1.02, 1.0), borderaxespad=0)   # off the data
     if decl.colour:
-        first = axes[0][0].legend([plt.Line2D([], [], color=colors[v]) for v in values],
-                                  [f"{decl.colour} {_value(v)}" for v in values], fontsize=7,
-                                  loc="upper right")
-        axes[0][0].add_artist(first)
+        first = axes[0][-1].legend([plt.Line2D([], [], color=colors[v]) for v in values],
+                                   [f"{decl.colour} {_value(v)}" for v in values],
+                                   loc="upper left", **beside)
+        axes[0][-1].add_artist(first)
         axes[0][-1].legend([plt.Line2D([], [], color="gray", ls=STYLES[i % len(STYLES)])
-                            for i in range(len(modes))], modes, fontsize=7, loc="lower left")
+                            for i in range(len(modes))], modes, loc="lower left",
+                           **{**beside, "bbox_to_anchor": (1.02, 0.0)})
     else:
-        axes[0][0].legend(fontsize=7, title="o = GC ran, x = spike" if decl.marks else None,
-                          title_fontsize=7)
+        axes[0][-1].legend(title="o = GC ran, x = spike" if decl.marks else None,
+                           title_fontsize=7, loc="upper left", **beside)
     return _save(fig, path)
 
 
+def _decades(ax) -> float:
+    """How many powers of ten a log axis spans (under one: its minor ticks need labels)."""
+    low, high = ax.get_ylim()
+    return float(np.log10(high / low)) if low > 0 else np.inf
+
+
+LOG_SPAN = 20.0     # a bar chart's axis goes log only where its values span more than this
+
+
 def bars(decl: Bars, cells: pd.DataFrame, workload: str, path: Path) -> Path | None:
+    """One bar per mode in each group, with the quartiles of its samples where the statistic
+    is the median time. A log axis (where the workload allows one) only when the values span
+    more than ``LOG_SPAN``: on a log axis a bar's length means nothing, so a narrow range is
+    drawn linear from 0."""
     df = _ok(cells, workload)
-    if df.empty or decl.y not in df:
+    if df.empty or decl.y not in df or df[decl.y].dropna().empty:
         return None
     key = "params" if decl.groups == "params" else f"p_{decl.groups}"
     groups = list(dict.fromkeys(df[key]))
@@ -242,18 +270,25 @@ def bars(decl: Bars, cells: pd.DataFrame, workload: str, path: Path) -> Path | N
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(1, len(modes) / 3) + 2), 4))
     for j, mode in enumerate(modes):
         g = df[df["mode"] == mode].set_index(key)
-        xs = [i + (j - (len(modes) - 1) / 2) * width for i, v in enumerate(groups)
-              if v in g.index]
-        ax.bar(xs, [g.loc[v, decl.y] for v in groups if v in g.index], width,
-               color=colors[mode], label=mode)
-    if decl.log_y:
+        shown = [v for v in groups if v in g.index]
+        xs = [groups.index(v) + (j - (len(modes) - 1) / 2) * width for v in shown]
+        rows = g.loc[shown]
+        spread = quartile_bars(rows) if decl.y == "median_ms" and "q1_ms" in rows else None
+        ax.bar(xs, rows[decl.y], width, color=colors[mode], label=mode, yerr=spread,
+               error_kw={"lw": 0.8, "capsize": 2})
+    values = df[decl.y].dropna()
+    log_y = decl.log_y and values.min() > 0 and values.max() / values.min() > LOG_SPAN
+    if log_y:
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([_value(v) for v in groups], fontsize=8)
     ax.set_xlabel("" if decl.groups == "params" else decl.groups)
-    ax.set_ylabel(decl.ylabel + (" (log)" if decl.log_y else ""))
-    ax.set_title(decl.title or f"{workload}: {decl.ylabel}", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_ylabel(decl.ylabel + (" (log scale)" if log_y else ""), fontsize=8)
+    ax.set_title((decl.title or f"{workload}: {decl.ylabel}")
+                 + ("\n(whiskers: the samples' quartiles)" if spread is not None else ""),
+                 fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     return _save(fig, path)
 
 

@@ -127,9 +127,9 @@ WORKLOAD = Workload(
     min_warmup=2,
     views=(Bars(y="median_ms", ylabel="median ms per training step",
                 title="convnet: one SGD step of a small ResNet", file="convnet.png"),
-           Bars(y="compile_ms", ylabel="compile cost, ms (every warm-up call over the steady "
-                                       "state)",
-                title="convnet: cost of compiling (tracing included)",
+           Bars(y="compile_ms", ylabel="compile cost, ms",
+                title="convnet: cost of compiling, tracing included\n(every warm-up call "
+                      "over the steady state)",
                 file="convnet_compile.png"),
            Columns(("params", "mode", "median_ms", "gflops", "vs_eager", "compile_ms"),
                    title="one training step",
