@@ -42,7 +42,13 @@ def backend_for(spec: CellSpec, dtype: Optional[str] = None):
     """The cell's mode's backend, and the mode options it was given."""
     from eagerbench.modes import get_mode
 
+    from eagerbench.workload import Unsupported
+
     mode = get_mode(spec.mode)
+    if mode.since:   # an environment of another release (--env) may lack the mode
+        missing = mode.unavailable(versions(mode.framework)[mode.framework])
+        if missing:
+            raise Unsupported(missing)
     options = {k: v for k, v in (spec.options or {}).items() if k in mode.options}
     return mode.make(spec.device, dtype or spec.dtype, spec.threads, **options), options
 

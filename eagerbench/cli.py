@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import os
 import sys
@@ -23,7 +24,7 @@ from workloads import WorkloadError, all_workloads, builtin_workloads
 EXIT_BAD_INPUT = 2
 EXIT_CELLS_FAILED = 3
 # Options that shape a run's grid: --resume takes the interrupted run's own.
-GRID_OPTIONS = ("workloads", "extra_params", "modes", "iters", "warmup", "repeat", "grid", "threads", "device", "dtype",
+GRID_OPTIONS = ("workloads", "env_specs", "extra_params", "modes", "iters", "warmup", "repeat", "grid", "threads", "device", "dtype",
                 "seed", "data", "gc_mode", "compile_mode", "allocator", "min_time", "out",
                 "limits", "why")
 
@@ -233,12 +234,16 @@ def cli():
 @click.option("--limits/--no-limits", default=True, show_default=True,
               help="Measure the machine's peak matmul rate and bandwidth first (~15 s; on "
                    "Slurm, once per host type, on its node).")
+@click.option("--env", "env_specs", multiple=True, metavar="SPEC",
+              help="Run in an isolated environment built with uv (cached; repeat the option "
+                   "to compare releases): a requirement such as jax==0.4.30, or a requirements "
+                   "file. Each environment's processes take turns with the others'.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @_executor_options
 @click.pass_context
 def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, grid, quick, threads, device,
-        dtype, seed, data, gc_mode, compile_mode, allocator, min_time, out, resume, rerun_failed,
-        timeout, why, limits, quiet, executor, **param_values):
+        dtype, seed, data, gc_mode, compile_mode, allocator, min_time, env_specs, out, resume,
+        rerun_failed, timeout, why, limits, quiet, executor, **param_values):
     """Run workloads in modes, each cell in --repeat worker processes; write tables and plots.
 
     \b
@@ -249,6 +254,7 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, grid, quick,
       eagerbench run -w lbfgs --history 5,100 --batch 60000,10000 --modes torch,tf-graph
       eagerbench run -w elementwise --size 100,1e6 --ops 10
       eagerbench run -w examples/transformer_block.py -p batch=8,32
+      eagerbench run --env jax==0.4.30 --env jax==0.10.2 -w elementwise   # two releases
       eagerbench run --resume runs/20261128-0930       # finish an interrupted run
       eagerbench run --executor slurm --partition gpu --gres gpu:1 --device cuda
     """
@@ -266,18 +272,21 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, grid, quick,
         grid, repeat, why, limits = _quick(ctx, grid, repeat, why, limits)
     workloads = _register(workloads)
     param_values = _extra_params(extra_params, workloads, param_values)
+    runner = _executor(ctx, executor, limits=limits)
+    specs, built = _session(session.prepare_environments, env_specs, runner, _say)
     cells, skipped = plan(workloads, modes, param_values, iters=iters, warmup=warmup,
                           repeat=repeat, threads=threads, device=device, dtype=dtype, seed=seed,
                           data=data, gc_mode=gc_mode, compile_mode=compile_mode,
-                          allocator=allocator, min_time_s=min_time, why=why, grid=grid)
+                          allocator=allocator, min_time_s=min_time, why=why, grid=grid,
+                          envs=specs)
     for note in skipped:
         click.echo(f"eagerbench: note: {note}", err=True)
-    runner = _executor(ctx, executor, limits=limits)
     target = Path(out) if out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     settings = session.run_settings(
         device=device, dtype=dtype, threads=threads, seed=seed, repeat=repeat,
         min_time_s=min_time, why=why, command=" ".join(["eagerbench"] + sys.argv[1:]),
-        gc=gc_mode, compile_mode=compile_mode, allocator=allocator, skipped=skipped, grid=grid)
+        gc=gc_mode, compile_mode=compile_mode, allocator=allocator, skipped=skipped, grid=grid,
+        environments_built=built)
     started = time.perf_counter()
     opened = _session(session.open_new, target, session.header_env(
         settings, cells, runner, limits, _say))
@@ -352,16 +361,26 @@ def _measure(cells, opened, runner, timeout: float, quiet: bool) -> None:
 def _print_answer(folder: Path, all_rows: bool = False) -> None:
     """The run's answer in the terminal (its stored cells table), the warnings under it (one
     line per kind), and where the page is."""
-    from eagerbench import answer
+    from eagerbench import answer, releases
 
     for table in _tables(folder):
         cells = answer.read_cells(table)
         if table.parent != folder:
             click.echo(f"\n{table.parent.relative_to(folder)}:")
-        click.echo(answer.terminal(cells, all_rows))
+        env = _stored_env(table.parent)
+        click.echo(releases.terminal(cells, env) if env.get("environments")
+                   else answer.terminal(cells, all_rows))
         _warn(cells)
     click.echo(f"\nthe answer: {folder / 'README.md'}; every table and plot: "
                f"{folder / 'workloads'}/")
+
+
+def _stored_env(folder: Path) -> dict:
+    """The ``env.json`` a report wrote beside a cells table ({} where there is none)."""
+    try:
+        return json.loads((folder / "env.json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _tables(folder: Path) -> list[Path]:
@@ -567,6 +586,56 @@ def machine_cmd(seconds):
         click.echo(f"eagerbench: at {', '.join(f'{b} ms' for b in noisy)} this host alone "
                    f"spreads a fixed loop over {flags.HOST_NOISY:.0%} of its median: a run's "
                    f"report says so in one line (host noisy)")
+
+
+@cli.group("envs")
+def envs_group():
+    """The isolated environments `run --env` built (cached under ~/.cache/eagerbench/envs).
+
+    \b
+    Examples:
+      eagerbench envs list
+      eagerbench envs prune jax==0.4.30        # one environment, by its label
+      eagerbench envs prune --all
+    """
+
+
+@envs_group.command("list")
+def envs_list():
+    """Each cached environment: its label, frameworks' releases, size and folder."""
+    import pandas as pd
+
+    from eagerbench import environments
+
+    found = environments.listing()
+    if not found:
+        click.echo(f"no environments cached in {environments.root()}")
+        return
+    rows = [{"label": e["label"], "releases": ", ".join(f"{k} {v}" for k, v in
+                                                       e["versions"].items()),
+             "size": f"{e['bytes'] / 2**20:.0f} MiB", "folder": e["path"]} for e in found]
+    click.echo(pd.DataFrame(rows).to_markdown(index=False))
+    click.echo(f"{len(found)} environments, {sum(e['bytes'] for e in found) / 2**30:.2f} GiB")
+
+
+@envs_group.command("prune")
+@click.argument("labels", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Remove every cached environment.")
+def envs_prune(labels, everything):
+    """Remove cached environments, by label (or key), or --all of them."""
+    from eagerbench import environments
+
+    if bool(labels) == everything:
+        raise UserError("name the environments to remove (eagerbench envs list), or --all")
+    known = {e["label"] for e in environments.listing()} | {e["key"] for e in
+                                                            environments.listing()}
+    unknown = [label for label in labels if label not in known]
+    if unknown:
+        raise UserError(f"no cached environment {', '.join(map(repr, unknown))} "
+                        f"(eagerbench envs list shows them)")
+    gone = environments.prune(tuple(labels))
+    click.echo(f"removed {len(gone)} environments ({sum(e['bytes'] for e in gone) / 2**20:.0f} "
+               f"MiB)")
 
 
 @cli.command("compare")

@@ -16,14 +16,21 @@ DEFAULT_OPTIONS = {"compile_mode": "default", "allocator": "default"}
 SAMPLE_FIELDS = ("ns", "calls", "step", "gc_collections", "gc_ns")
 
 
+# Settings every mode takes, shown in its label when set: the allocator and the environment
+# (``--env``, by its label: ``jax-jit @jax==0.4.30``).
+PROCESS_SETTINGS = {"allocator": "+", "env": "@"}
+
+
 def mode_label(spec: CellSpec) -> str:
-    """The mode, with each setting that differs from the default appended (``torch +thp``)."""
+    """The mode, with each setting that differs from the default appended (``torch +thp``,
+    ``jax @jax==0.4.30``)."""
     from eagerbench.modes import get_mode
 
     taken = set(get_mode(spec.mode).options)
-    tags = [str(v) for k, v in (spec.options or {}).items()
-            if v != DEFAULT_OPTIONS.get(k) and (k in taken or k == "allocator")]
-    return " ".join([spec.mode] + [f"+{t}" for t in tags])
+    tags = [f"{PROCESS_SETTINGS.get(k, '+')}{v}" for k, v in (spec.options or {}).items()
+            if v is not None and v != DEFAULT_OPTIONS.get(k)
+            and (k in taken or k in PROCESS_SETTINGS)]
+    return " ".join([spec.mode] + tags)
 
 
 def eager_twin(label: str) -> str | None:

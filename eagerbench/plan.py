@@ -73,10 +73,18 @@ def check_values(chosen: list, given: dict) -> None:
                                     f"(got {min(values):g})")
 
 
-def choose_modes(modes, device: str) -> tuple[list[str], list[str]]:
-    """The modes named (or every installed one for the device), and notes on those skipped."""
+def choose_modes(modes, device: str, here: bool = True) -> tuple[list[str], list[str]]:
+    """The modes named (or every installed one for the device), and notes on those skipped.
+    ``here=False``: the modes run in environments of their own (``--env``), so whether their
+    framework is installed here does not matter."""
     known = all_modes()
     named = [canonical(name) for name in names(modes)]
+    if not here:
+        for name in named:
+            if name not in known:
+                raise PlanError(f"unknown mode {name!r} (known: {', '.join(known)})")
+        chosen = named or [m.name for m in known.values() if device in m.devices]
+        return [m for m in chosen if device in known[m].devices], []
     for name in named:
         if name not in known:
             raise PlanError(f"unknown mode {name!r} (known: {', '.join(known)})")
@@ -158,6 +166,7 @@ def order(cells: list[CellSpec], repeat: int) -> list[CellSpec]:
     setting's first process only: they describe the step, and the others time it."""
     frameworks = list(dict.fromkeys(get_mode(c.mode).framework for c in cells))
     settings = list(dict.fromkeys(c.options.get("allocator") for c in cells))
+    envs = list(dict.fromkeys(c.options.get("env") for c in cells))
     workloads = list(dict.fromkeys(c.workload for c in cells))
     params = list(dict.fromkeys(json.dumps(c.params, sort_keys=True) for c in cells))
     position = {id(c): i for i, c in enumerate(cells)}
@@ -165,8 +174,11 @@ def order(cells: list[CellSpec], repeat: int) -> list[CellSpec]:
     def ranked(r: int) -> list[CellSpec]:
         turn = -1 if r % 2 else 1
         # Cells with another setting (a companion's allocator) need their own process: after
-        # the framework's others, so that each setting is one process.
-        return sorted(cells, key=lambda c: (turn * frameworks.index(get_mode(c.mode).framework),
+        # the framework's others, so that each setting is one process. Environments (--env)
+        # take turns first, reversed on odd repeats (A B, B A, ...): drift of the host then
+        # falls on every release alike.
+        return sorted(cells, key=lambda c: (turn * envs.index(c.options.get("env")),
+                                            turn * frameworks.index(get_mode(c.mode).framework),
                                             settings.index(c.options.get("allocator")),
                                             workloads.index(c.workload),
                                             params.index(json.dumps(c.params, sort_keys=True)),
@@ -194,7 +206,7 @@ def quick_choice(chosen: list, given: dict, mode_names: list[str],
 def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, device, dtype, seed,
          data, gc_mode, compile_mode="default", allocator: Optional[str] = None,
          min_time_s: float = MIN_TIME_S, why: bool = True,
-         grid: str = "default") -> tuple[list[CellSpec], list[str]]:
+         grid: str = "default", envs: tuple = ()) -> tuple[list[CellSpec], list[str]]:
     """Validate the options and expand them into the ordered list of cells to run: the one
     check every front end (``eagerbench run``, ``eagerbench.measure``) goes through."""
     if not isinstance(min_time_s, (int, float)) or min_time_s < 0 \
@@ -203,7 +215,7 @@ def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, devi
     given = {k: v for k, v in param_values.items() if v}
     chosen = choose_workloads(workloads, given)
     check_values(chosen, given)
-    mode_names, skipped = choose_modes(modes, device)
+    mode_names, skipped = choose_modes(modes, device, here=not envs)
     check_counts(iters, warmup, repeat, threads, chosen)
     if grid not in GRIDS:
         raise PlanError(f"--grid {grid!r} is not one of {', '.join(GRIDS)}")
@@ -216,17 +228,34 @@ def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, devi
                 seed=seed, gc=gc_mode, data=os.path.abspath(data) if data else None,
                 min_time_s=min_time_s, why=why,
                 options={"compile_mode": compile_mode, "allocator": allocator or "default"})
-    cells = expand(chosen, mode_names, given, iters, warmup, base, full, quick)
+    if envs:
+        cells = in_environments(envs, lambda names: expand(chosen, names, given, iters, warmup,
+                                                           base, full, quick), mode_names)
+    else:
+        cells = expand(chosen, mode_names, given, iters, warmup, base, full, quick)
     if not cells:
         raise PlanError(f"none of the modes chosen can run {', '.join(w.name for w in chosen)} "
                         f"(it runs in {', '.join(sorted({f for w in chosen for f in w.frameworks}))}"
                         f"'s modes)")
-    cells += companions(chosen, mode_names, cells, explicit=allocator is not None, full=full)
+    cells += companions(chosen, mode_names, cells, explicit=allocator is not None or bool(envs),
+                        full=full)
     if device == "cuda":
         check_cuda({c.mode for c in cells})
     if data:
         check_data(data, cells)
     return order(cells, repeat), skipped
+
+
+def in_environments(envs, expand_modes, mode_names: list[str]) -> list[CellSpec]:
+    """The grid once per environment, in the modes of the frameworks it holds; each cell
+    carries its environment among its options (a setting, like the allocator)."""
+    cells = []
+    for env in envs:
+        here = [m for m in mode_names if get_mode(m).framework in env.frameworks]
+        cells += [replace(c, options={**c.options, "env": env.label,
+                                      "env_requirements": list(env.requirements)})
+                  for c in expand_modes(here)]
+    return cells
 
 
 def check_cuda(modes: set[str]) -> None:

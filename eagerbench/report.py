@@ -10,7 +10,8 @@ from typing import Optional
 
 import pandas as pd
 
-from eagerbench import explain, facts, flags, pages, plots, results, runpage, tables, views
+from eagerbench import (explain, facts, flags, pages, plots, releases, results, runpage, tables,
+                        views)
 from eagerbench.results import Record
 
 ENV = "env.json"
@@ -155,7 +156,12 @@ def _write_pages(out_dir: Path, records: list[Record], cells: pd.DataFrame,
     measured = "status" in cells and (cells["status"] == "ok").any()
     crossings = views.crossover_tables(declared, cells) if measured else []
     workload_tables = views.tables(declared, cells, iters) if measured else []
-    (out_dir / "README.md").write_text(pages.front_page(cells, env, suite, crossings, figures))
+    if env.get("environments"):   # a run across releases (--env) answers by release
+        figures += releases.plot(releases.taxes(cells, env), out_dir)
+        front = releases.page(cells, env, runpage.machine_line(env, suite), figures)
+    else:
+        front = pages.front_page(cells, env, suite, crossings, figures)
+    (out_dir / "README.md").write_text(front)
     (out_dir / "run.md").write_text(runpage.page(env, cells, suite, verified))
     folder = out_dir / pages.WORKLOADS
     folder.mkdir(exist_ok=True)

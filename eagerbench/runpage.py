@@ -157,11 +157,22 @@ def machine_line(env: dict, suite: dict) -> str:
     cell, the eager tax's median half-width, the flagged share, the wall time and the timed
     share. Every figure comes from the run."""
     versions = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items())
+    if env.get("environments"):   # --env: the releases measured, not the runner's own
+        versions = "environments " + ", ".join(
+            f"{label} ({_frameworks(info)})" if _frameworks(info) else f"{label} (failed)"
+            for label, info in env["environments"].items())
     gpus = ", ".join(g.get("name", "a GPU") for g in env.get("gpus", []) or [])
     machine = (f"{env.get('cpu') or 'unknown CPU'} ({env.get('cpu_count')} logical cores, "
                f"{env.get('threads')} threads per framework)"
                + (f", {gpus}" if gpus and env.get("device") == "cuda" else ""))
     return header_line(suite).replace("**This run:** ", f"**This run:** {machine}; {versions}; ")
+
+
+def _frameworks(info: dict) -> str:
+    """An environment's framework releases as resolved: ``jax 0.4.30, jaxlib 0.4.30``."""
+    packages = info.get("packages") or {}
+    return ", ".join(f"{k} {packages[k]}" for k in ("torch", "tensorflow", "tensorflow-cpu",
+                                                    "jax", "jaxlib") if k in packages)
 
 
 def page(env: dict, cells: pd.DataFrame, suite: dict, verified: str | None) -> str:

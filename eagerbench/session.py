@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import pandas as pd
 
-from eagerbench import executors, facts, limits as machine, report, store
+from eagerbench import environments, executors, facts, limits as machine, report, store
 from eagerbench.results import RAW, CellSpec, Record, ResultsError, RunHeader, RunWriter
 from eagerbench.runner import run_cells, variant_specs
 
@@ -67,7 +67,8 @@ class Opened:
 def run_settings(*, device: str, dtype: str, threads: int, seed: int, repeat: int,
                  min_time_s: float, why: bool, command: str, gc: str = "on",
                  compile_mode: str = "default", allocator: Optional[str] = None,
-                 skipped: tuple = (), grid: str = "default") -> dict:
+                 skipped: tuple = (), grid: str = "default",
+                 environments_built: Optional[dict] = None) -> dict:
     """The settings a run's header records, whichever front end started it."""
     import workloads
 
@@ -77,7 +78,38 @@ def run_settings(*, device: str, dtype: str, threads: int, seed: int, repeat: in
             "compile_mode": compile_mode, "skipped": list(skipped), "repeat": repeat,
             "grid": grid, "min_time_s": min_time_s, "why": why, "allocator_choice": allocator or "default",
             "allocator": envinfo.allocator_settings(),
-            "user_workloads": workloads.registered(), "command": command}
+            "user_workloads": workloads.registered(), "command": command,
+            **({"environments": environments_built} if environments_built else {})}
+
+
+def prepare_environments(texts: tuple[str, ...], executor,
+                         say: Callable[[str], None]) -> tuple[tuple, dict]:
+    """``--env``: each SPEC read and resolved (an unknown release or an unreachable index is a
+    ``SessionError`` before anything is measured), then built or found in the cache. A build
+    that fails is said and recorded; its cells fail with that reason and the others run.
+    Returns the specs and what the header records of each environment."""
+    if not texts:
+        return (), {}
+    if executor.name != "local":
+        raise SessionError("--env runs with the local executor only")
+    try:
+        specs = tuple(dict.fromkeys(environments.parse(text) for text in texts))
+        labels = [spec.label for spec in specs]
+        if len(set(labels)) != len(labels):
+            raise SessionError(f"--env: two environments share the label "
+                               f"{next(l for l in labels if labels.count(l) > 1)!r}")
+        for spec in specs:
+            environments.check(spec)
+    except environments.EnvError as exc:
+        raise SessionError(str(exc)) from None
+    recorded = {}
+    for spec in specs:
+        try:
+            recorded[spec.label] = environments.build(spec, say).to_json()
+        except environments.EnvError as exc:
+            say(f"eagerbench: {exc}; its cells are recorded as failed, the others go on")
+            recorded[spec.label] = {**spec.to_json(), "failed": str(exc)}
+    return specs, recorded
 
 
 def header_env(settings: dict, cells: list[CellSpec], executor, measure_limits: bool,

@@ -9,6 +9,7 @@ it.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections import Counter
 from typing import Any, Callable
@@ -144,8 +145,21 @@ def _argument_shape(x):
     and dtype (a committed array's device too: it is part of the cache key)."""
     if not isinstance(x, jax.Array):
         return x
-    return jax.ShapeDtypeStruct(x.shape, x.dtype, weak_type=x.weak_type,
-                                sharding=x.sharding if x.committed else None)
+    weak = {"weak_type": x.weak_type} if SHAPE_TAKES_WEAK_TYPE else {}
+    return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding if committed(x) else None,
+                                **weak)
+
+
+# ``ShapeDtypeStruct(weak_type=...)`` arrived after JAX 0.4.30; before it, a weak-typed argument
+# lowers as a strong one (a cost analysis of a twin program, after the timing: never in it).
+SHAPE_TAKES_WEAK_TYPE = "weak_type" in inspect.signature(jax.ShapeDtypeStruct).parameters
+
+
+def committed(x) -> bool:
+    """Whether an array is committed to its device: ``Array.committed`` since JAX 0.4.31, the
+    private ``_committed`` before (``--env jax==0.4.30``)."""
+    found = getattr(x, "committed", None)
+    return bool(x._committed if found is None else found)
 
 
 _HOST_READ_ERRORS = (jax.errors.ConcretizationTypeError, jax.errors.TracerBoolConversionError,

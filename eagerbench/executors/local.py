@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 from typing import Callable, Iterator, Optional
 
-from eagerbench import protocol
+from eagerbench import environments, protocol
 from eagerbench.procenv import (ALLOCATORS, COLD_TEMPLATE_ENV, compile_cache_env, thread_env,
                                 with_package_path)
 from eagerbench.results import CellResult, CellSpec
@@ -35,7 +35,8 @@ def batch_key(cell: CellSpec) -> tuple:
 
     return (get_mode(cell.mode).framework, cell.repeat, cell.device, cell.dtype, cell.threads,
             cell.gc, json.dumps(cell.extra_env, sort_keys=True), cell.job,
-            json.dumps(cell.options.get("allocator"), sort_keys=True), cell.why)
+            json.dumps(cell.options.get("allocator"), sort_keys=True), cell.why,
+            cell.options.get("env"))
 
 
 def failed(reason: str, stderr_tail: str = "") -> Results:
@@ -61,6 +62,16 @@ def _worker_env(cell: CellSpec, cache: str, template: Optional[str] = None) -> d
         env[COLD_TEMPLATE_ENV] = template
     env["EAGERBENCH_RUNNER_PID"] = str(os.getpid())
     return with_package_path(env)
+
+
+def _interpreter(cell: CellSpec, env: dict) -> tuple[str, dict]:
+    """The Python a cell's worker runs in, and its environment variables: this one's, or
+    the interpreter of the cell's ``--env`` environment (built now if it is not yet)."""
+    if not cell.options.get("env"):
+        return sys.executable, env
+    built = environments.build(environments.EnvSpec(
+        cell.options["env"], tuple(cell.options["env_requirements"]), cell.options["env"]))
+    return str(built.python), environments.worker_env(built, env)
 
 
 def _lines(proc, deadline_of: Callable[[], float]) -> Iterator[Optional[str]]:
@@ -137,10 +148,15 @@ def _one_process(cells: list[CellSpec], timeout: float, on_progress,
     cells in progress (one unit) when the worker dies or runs out of time are yielded as
     failed, and the generator ends there."""
     watch = _Watch(timeout, len(cells))
+    try:
+        python, env = _interpreter(cells[0], _worker_env(cells[0], cache_dir, template))
+    except environments.EnvError as exc:
+        for index in range(len(cells)):
+            yield index, failed(f"environment {cells[0].options.get('env')}: {exc}")
+        return
     with tempfile.TemporaryFile("w+") as errfile:
-        proc = subprocess.Popen([sys.executable, "-m", "eagerbench.worker"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=errfile, text=True,
-                                env=_worker_env(cells[0], cache_dir, template),
+        proc = subprocess.Popen([python, "-m", "eagerbench.worker"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=errfile, text=True, env=env,
                                 start_new_session=True)
         completed = False
         try:
@@ -236,7 +252,7 @@ def _setting(cell: CellSpec) -> tuple:
     none of the first's graphs and compiled them all again (65 s of torch.compile warm-up at
     repeat 1 against 11 s at repeats 2 to 4)."""
     key = batch_key(cell)
-    return key[:1] + key[2:-1]
+    return key[:1] + key[2:-2] + key[-1:]
 
 
 class LocalExecutor:

@@ -11,4 +11,4 @@ def _make(device: str, dtype: str, threads: int):
 
 MODE = Mode(name="tf-xla", framework="tensorflow", install_hint="pip install tensorflow-cpu",
             summary="TensorFlow, steps as tf.function(jit_compile=True)", compiled=True,
-            baseline="tf-eager", make=_make)
+            baseline="tf-eager", make=_make, since="2.5")   # jit_compile=True

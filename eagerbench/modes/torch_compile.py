@@ -15,4 +15,4 @@ def _make(device: str, dtype: str, threads: int, compile_mode: str = "default"):
 
 MODE = Mode(name="torch-compile", framework="torch", install_hint="pip install torch==2.13.0",
             summary="PyTorch, steps compiled with torch.compile", compiled=True,
-            baseline="torch", make=_make, options=("compile_mode",))
+            baseline="torch", make=_make, options=("compile_mode",), since="2.0")

@@ -15,4 +15,4 @@ def _make(device: str, dtype: str, threads: int):
 
 MODE = Mode(name="torch-cudagraph", framework="torch", install_hint="pip install torch==2.13.0",
             summary="PyTorch, one step captured as a CUDA graph", compiled=True,
-            baseline="torch", make=_make, devices=("cuda",))
+            baseline="torch", make=_make, devices=("cuda",), since="1.10")

@@ -1,0 +1,78 @@
+"""The releases page's figures from a synthetic cells table: releases in version order (0.4
+before 0.10), the tax as the inverse of the graph twin's ratio, the move between releases
+with its interval, and modes a release lacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from eagerbench import releases
+
+ENV = {"environments": {f"jax=={v}": {"packages": {"jax": v, "jaxlib": v}}
+                        for v in ("0.4.30", "0.10.2", "0.5.0")}}
+
+
+def _twin_row(version: str, tax: float, half: float = 0.05, params: str = "size=10") -> dict:
+    """The graph twin's row: vs_eager = graph / eager = 1 / tax."""
+    return {"workload": "elementwise", "params": params, "mode": f"jax-jit @jax=={version}",
+            "status": "ok", "vs_eager": 1 / tax, "vs_eager_lo": 1 / tax / (1 + half),
+            "vs_eager_hi": (1 + half) / tax, "vs_eager_half_width": half,
+            "vs_eager_disagreement_p": 0.5, "bimodal": "", "allocation_share": 0.0,
+            "reason": ""}
+
+
+def _cells(taxes: dict, half: float = 0.05) -> pd.DataFrame:
+    rows = [_twin_row(v, t, half) for v, t in taxes.items()]
+    rows += [{**_twin_row(v, 1.0), "mode": f"jax @jax=={v}", "vs_eager": np.nan}
+             for v in taxes]
+    return pd.DataFrame(rows)
+
+
+def test_releases_are_rows_in_version_order_and_the_tax_is_eager_over_graph():
+    cells = _cells({"0.10.2": 3.0, "0.4.30": 6.0, "0.5.0": 5.0})
+    (table,) = releases.tables(releases.taxes(cells, ENV)).values()
+    assert list(table["release"]) == ["jax 0.4.30", "jax 0.5.0", "jax 0.10.2"]
+    column = "elementwise size=10 (jax / jax-jit)"
+    assert table[column].iloc[0].startswith("6.00x [")
+    assert table[column].iloc[2].startswith("3.00x [")
+
+
+def test_the_largest_clear_move_is_said_with_its_interval():
+    cells = _cells({"0.4.30": 6.0, "0.5.0": 5.8, "0.10.2": 2.9}, half=0.03)
+    (line,) = releases.sentences(releases.taxes(cells, ENV))
+    assert "moved most from 0.5.0 to 0.10.2" in line and "5.80x -> 2.90x" in line
+    change = float(line.split("a change of ")[1].split("x")[0])
+    assert np.isclose(change, 0.5, rtol=0.01)
+    lo, hi = (float(v) for v in line.split("[")[1].split("]")[0].split(", "))
+    assert lo < 0.5 < hi < 1            # the interval excludes no change
+    assert "within noise" not in line
+
+
+def test_moves_within_noise_are_said_to_be():
+    cells = _cells({"0.4.30": 3.0, "0.10.2": 3.1}, half=0.3)
+    (line,) = releases.sentences(releases.taxes(cells, ENV))
+    assert "within noise" in line
+
+
+def test_the_change_interval_adds_both_releases_variances():
+    cells = _cells({"0.4.30": 4.0, "0.10.2": 2.0}, half=0.1)
+    (move,) = releases.moves(releases.taxes(cells, ENV))
+    one = np.log(1.1) / releases.Z95          # each tax's log-scale standard error
+    assert np.isclose(np.log(move["hi"] / move["change"]), releases.Z95 * np.sqrt(2) * one)
+
+
+def test_a_mode_a_release_lacks_is_listed_and_a_single_release_compares_nothing():
+    cells = pd.concat([_cells({"0.4.30": 6.0}), pd.DataFrame([{
+        "workload": "elementwise", "params": "size=10", "mode": "torch-compile @torch==1.13.1",
+        "status": "unsupported",
+        "reason": "unavailable in torch 1.13.1 (torch-compile needs 2.0 or newer)"}])])
+    assert releases.unavailable(cells) == [
+        "torch-compile @torch==1.13.1: unavailable in torch 1.13.1 (torch-compile needs 2.0 or "
+        "newer)"]
+    assert "nothing to compare" in releases.sentences(releases.taxes(cells, ENV))[0]
+
+
+def test_labels_split_into_mode_and_environment():
+    assert releases.split_label("jax-jit @jax==0.4.30") == ("jax-jit", "jax==0.4.30")
+    assert releases.split_label("torch +thp") == ("torch", "")
