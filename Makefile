@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install bench bench-full test test-fast report clean slurm-up slurm-down
+.PHONY: help install bench bench-full releases test test-fast report clean slurm-up slurm-down
 
 help:  ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,6 +30,22 @@ bench: $(STAMP)  ## Run the default suite and verify on the CPU; tables, plots, 
 bench-full: $(STAMP)  ## The whole grid (every workload's further values, thp companions) -> runs/full/
 	$(BIN)/eagerbench run --grid full --out runs/full $(ARGS)
 	$(BIN)/eagerbench verify --out runs/full
+
+# The release matrix: every tensorflow-cpu minor from 2.12 (the first for Python 3.11), JAX
+# from 0.4 to 0.10, and the PyTorch releases the disk allows (PyPI's Linux wheels are CUDA
+# builds: about 5 GB each in uv's cache). The grid: the tiny-op dispatch cost (element-wise at
+# 10 elements), the crossover (at 1e5) and l-BFGS at batch 10k, history 5, each with its twin.
+TF_RELEASES    := 2.12.1 2.13.1 2.14.1 2.15.1 2.16.2 2.17.1 2.18.1 2.19.1 2.20.0 2.21.0
+JAX_RELEASES   := 0.4.20 0.4.30 0.5.3 0.6.2 0.7.2 0.8.3 0.9.2 0.10.2
+TORCH_RELEASES := 2.0.1 2.3.1 2.6.0 2.9.1 2.13.0
+RELEASE_ENVS   := $(foreach v,$(TF_RELEASES),--env tensorflow-cpu==$(v)) \
+                  $(foreach v,$(JAX_RELEASES),--env jax==$(v)) \
+                  $(foreach v,$(TORCH_RELEASES),--env torch==$(v))
+RELEASE_GRID   := -w elementwise --size 10,1e5 -w lbfgs --history 5 --batch 10000
+
+releases: $(STAMP)  ## The eager tax across framework releases -> results/releases/ (about 45 min)
+	$(BIN)/eagerbench run $(RELEASE_ENVS) $(RELEASE_GRID) --no-why --no-limits \
+	    --out results/releases $(ARGS)
 
 test: $(STAMP)  ## Run the test suite (every tier; Slurm tests skip without a local Slurm)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slurm and not timing" tests

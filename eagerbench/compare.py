@@ -41,6 +41,7 @@ class Side:
     twins: dict           # cell key -> its eager twin's key
     frameworks: dict      # cell key -> framework
     shares: dict          # cell key -> share of its host's limit
+    environment: str | None = None   # one environment of a run across releases (RUN@LABEL)
 
 
 def _shares(run: results.Run) -> dict:
@@ -59,22 +60,45 @@ def _shares(run: results.Run) -> dict:
     return shares
 
 
+def split_environment(where: Path | str) -> tuple[Path, str | None]:
+    """``RUN@LABEL`` -> (RUN, LABEL): one environment of a run across releases (``--env``);
+    a plain folder -> (folder, None)."""
+    text = str(where)
+    if Path(text).is_dir() or "@" not in text:
+        return Path(text), None
+    folder, _, label = text.rpartition("@")
+    return Path(folder), label
+
+
 def load(path: Path | str, name: str | None = None) -> Side:
-    run = facts.load(path)
+    """A run to compare, or one environment of it (``RUN@jax==0.4.30``): its cells then lose
+    their environment's tag, so that two environments of one run meet cell for cell."""
+    folder, environment = split_environment(path)
+    run = facts.load(folder)
+    if environment is not None:
+        known = list((run.env().get("environments") or {}))
+        if environment not in known:
+            raise results.ResultsError(
+                f"{folder}: no environment {environment!r} in this run "
+                f"({'its environments: ' + ', '.join(known) if known else 'it ran in none'})")
+    tag = f" @{environment}" if environment else ""
     levels, twins, frameworks = {}, {}, {}
     hosts = run.hosts()
     for number, host in enumerate(hosts, 1):   # a cell is never pooled across host types
         suffix = f" @host {number}" if len(hosts) > 1 else ""
         for (workload, params, label), recs in tables.by_cell(host.records).items():
+            if tag and not label.endswith(tag):
+                continue
             lv = tables.cell_level(recs)
             if lv is None:
                 continue
-            key = (workload, params, label + suffix)
+            key = (workload, params, label.removesuffix(tag) + suffix)
             levels[key] = lv
             frameworks[key] = recs[0].facts.framework + suffix
-            if recs[0].facts.eager_twin and recs[0].facts.eager_twin != label:
-                twins[key] = (workload, params, recs[0].facts.eager_twin + suffix)
-    return Side(name or str(path), run, levels, twins, frameworks, _shares(run))
+            twin = recs[0].facts.eager_twin
+            if twin and twin != label:
+                twins[key] = (workload, params, twin.removesuffix(tag) + suffix)
+    return Side(name or str(path), run, levels, twins, frameworks, _shares(run), environment)
 
 
 def _classes(keys) -> dict:
@@ -247,7 +271,12 @@ def _env_entries(side: Side) -> dict:
                     f"{name} bandwidth GB/s": _rounded(limits.get("bandwidth_gbps"))})
     out.update({k: env.get(k) for k in ENV_KEYS})
     out["allocator env"] = (env.get("allocator") or {}).get("env") or {}
-    out.update({f"{name} version": v for name, v in (env.get("versions") or {}).items()})
+    versions = env.get("versions") or {}
+    if side.environment:   # the environment's own releases, not the runner's
+        packages = env["environments"][side.environment].get("packages") or {}
+        versions = {k: v for k, v in packages.items()
+                    if k in ("torch", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "numpy")}
+    out.update({f"{name} version": v for name, v in versions.items()})
     out["result schema"] = side.run.header.schema
     return out
 

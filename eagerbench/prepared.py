@@ -70,7 +70,12 @@ def path_for(state_key: dict) -> Path:
 
 
 def choose_mode(modes: set[str]) -> str:
-    return next((m for m in PREFERRED if m in modes), sorted(modes)[0])
+    """The mode that computes a start state: the run's fastest installed here (the job runs
+    in the runner's own environment, also when the run's cells run in ``--env`` ones)."""
+    from eagerbench.modes import get_mode
+
+    here = [m for m in PREFERRED if get_mode(m).installed()]
+    return next((m for m in here if m in modes), here[0] if here else sorted(modes)[0])
 
 
 def _compute(cell, workload, path: Path, mode: str, timeout: float, run_one) -> dict:

@@ -125,8 +125,10 @@ def sentences(found: list[ReleaseTax]) -> list[str]:
                  and np.isfinite(m["change"]) and np.isfinite(m["lo"])]
         if not steps:
             versions = sorted({t.version for t in found if t.framework == framework}, key=release)
-            lines.append(f"{framework}: one release measured ({', '.join(versions)}): nothing "
-                         f"to compare.")
+            lines.append(f"{framework}: one release measured ({versions[0]}): nothing to "
+                         f"compare." if len(versions) < 2 else
+                         f"{framework}: releases {', '.join(versions)} have no intervals to "
+                         f"compare (one process per cell: --repeat 2 or more).")
             continue
         clear = [m for m in steps if m["lo"] > 1 or m["hi"] < 1]
         top = max(clear or steps, key=lambda m: abs(np.log(m["change"])))
@@ -227,11 +229,26 @@ def page(cells: pd.DataFrame, env: dict, header: str, figures: list[Path]) -> st
 
 
 def terminal(cells: pd.DataFrame, env: dict) -> str:
-    """The answer in the terminal for a run across releases: each framework's table."""
+    """The answer in the terminal for a run across releases: per framework, a row per release
+    and a numbered column per cell (named above the table), each ``2.71x +-4%`` and marks."""
     found = taxes(cells, env)
     lines = []
-    for framework, table in tables(found).items():
-        lines += [f"{framework}: eager tax (eager / graph) by release", table.to_string(index=False),
-                  ""]
+    for framework in dict.fromkeys(t.framework for t in found):
+        mine = [t for t in found if t.framework == framework]
+        cells_of = list(dict.fromkeys(t.cell for t in mine))
+        versions = sorted({t.version for t in mine}, key=release)
+        by = {(t.version, t.cell): t.ratio for t in mine}
+        lines.append(f"{framework}: eager tax (eager / graph) by release")
+        lines += [f"  [{i + 1}] {cell}" for i, cell in enumerate(cells_of)]
+        lines.append((f"  {'release':<12}" + "".join(f"{f'[{i + 1}]':<18}"
+                                                     for i in range(len(cells_of)))).rstrip())
+        for version in versions:
+            shown = []
+            for cell in cells_of:
+                ratio = by.get((version, cell))
+                marks = ratio.marks() if ratio else ""
+                shown.append(f"{answer.compact(ratio) + (' ' + marks if marks else ''):<18}")
+            lines.append((f"  {version:<12}" + "".join(shown)).rstrip())
+        lines.append("")
     lines += sentences(found) + [f"note: {line}" for line in unavailable(cells)]
     return "\n".join(lines) if lines else "no eager tax measured in any environment"

@@ -56,3 +56,23 @@ def write_run(tmp_path, records, env=None):
         for rec in records:
             writer.record(rec)
         writer.footer({"run_wall_s": 600.0})
+
+
+def two_release_run(tmp_path, rng, taxes={"jax==0.4.30": 8.0, "jax==0.10.2": 4.0}):
+    """elementwise at 10 elements in jax and jax-jit, in two environments (``--env``), three
+    processes each, with the eager tax of each release as given; written to ``tmp_path``."""
+    records, pid = [], 0
+    for repeat in range(3):
+        for label, tax in taxes.items():
+            pid += 1
+            options = {"compile_mode": "default", "allocator": "default", "env": label,
+                       "env_requirements": [label]}
+            for mode, us in (("jax", 8.0 * tax), ("jax-jit", 8.0)):
+                records.append(record_of("elementwise", {"size": 10, "ops": 100}, mode,
+                                         list(us / 1e3 * np.exp(rng.normal(0, 0.01, 20))), pid,
+                                         repeat, options))
+    version = {label: {"label": label, "requirements": [label],
+                       "packages": {"jax": label.split("==")[1], "jaxlib": label.split("==")[1]}}
+               for label in taxes}
+    write_run(tmp_path, records, {"environments": version})
+    return tmp_path

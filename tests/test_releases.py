@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from eagerbench import releases
+from eagerbench import releases, results
 
 ENV = {"environments": {f"jax=={v}": {"packages": {"jax": v, "jaxlib": v}}
                         for v in ("0.4.30", "0.10.2", "0.5.0")}}
@@ -76,3 +77,27 @@ def test_a_mode_a_release_lacks_is_listed_and_a_single_release_compares_nothing(
 def test_labels_split_into_mode_and_environment():
     assert releases.split_label("jax-jit @jax==0.4.30") == ("jax-jit", "jax==0.4.30")
     assert releases.split_label("torch +thp") == ("torch", "")
+
+
+def test_a_stored_run_across_releases_answers_by_release_and_compares_its_environments(tmp_path):
+    """The page, the terminal and ``compare RUN@A RUN@B`` of a run with two environments."""
+    from eagerbench import compare, report
+    from tests.recorded_runs import two_release_run
+
+    run = two_release_run(tmp_path, np.random.default_rng(3))
+    report.build(run)
+    page = (run / "README.md").read_text()
+    assert page.startswith("# The eager tax across releases")
+    assert "| jax 0.4.30 | 8.0" in page and "| jax 0.10.2 | 4.0" in page   # eager / graph
+    assert "moved most from 0.4.30 to 0.10.2" in page and (run / "releases_jax.png").exists()
+
+    old, new = (compare.load(f"{run}@{label}") for label in ("jax==0.4.30", "jax==0.10.2"))
+    assert set(old.levels) == set(new.levels) == {
+        ("elementwise", "size=10 ops=100", "jax"), ("elementwise", "size=10 ops=100", "jax-jit")}
+    view = compare.tax_view([old, new]).set_index("mode")
+    assert np.isclose(view.loc["jax-jit", "ratio_1"], 2.0, rtol=0.02)   # jit / eager doubled:
+    assert view.loc["jax-jit", "significant_1"]                          # the tax halved
+    differences = compare.environment_differences([old, new])
+    assert set(differences["setting"]) == {"jax version", "jaxlib version"}
+    with pytest.raises(results.ResultsError, match="no environment 'jax==9'"):
+        compare.load(f"{run}@jax==9")
