@@ -216,9 +216,17 @@ def check(spec: EnvSpec) -> None:
         raise _failure(proc.stderr, "resolving", spec)
 
 
-IMPORT_OF = {"torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
+# Per framework, a smoke test that its NumPy interop works (an old release built against
+# NumPy 1 imports beside NumPy 2 with a warning, then fails at its first conversion), and what
+# it needs at run time beyond its metadata (torch.compile's C++ builder imports setuptools,
+# which a uv environment does not hold).
+SMOKE = {"torch": "import numpy, torch; torch.from_numpy(numpy.zeros(2)).sum().item()",
+         "tensorflow": "import numpy, tensorflow as tf; tf.constant(numpy.zeros(2)).numpy()",
+         "jax": "import numpy, jax.numpy as jnp; numpy.asarray(jnp.asarray(numpy.zeros(2)) + 1)"}
+RUNTIME_NEEDS = {"torch": ("setuptools",)}
 OLD_NUMPY = re.compile(r"numpy\.core\.multiarray failed to import|compiled using NumPy 1|"
-                       r"_ARRAY_API not found|numpy.dtype size changed", re.I)
+                       r"_ARRAY_API not found|numpy.dtype size changed|Numpy is not available",
+                       re.I)
 
 
 def build(spec: EnvSpec, say: Callable[[str], None] = lambda line: None) -> Environment:
@@ -253,18 +261,19 @@ def _build(spec: EnvSpec, say: Callable[[str], None]) -> Environment:
     try:
         _run([uv(), "venv", "--quiet", "--python", sys.executable, str(staging)],
              "creating the virtual environment", spec)
-        _install(python, spec.requirements + ("numpy",), spec)
+        requirements = spec.requirements + ("numpy",) + tuple(
+            need for framework in spec.frameworks for need in RUNTIME_NEEDS.get(framework, ()))
+        _install(python, requirements, spec)
         failure = _smoke(python, spec)
-        if failure and OLD_NUMPY.search(failure):
-            # a release built against NumPy 1 that declares no upper bound: give it the NumPy
-            # of its day
-            _install(python, spec.requirements + ("numpy<2",), spec)
-            notes.append("numpy<2: the release was built against NumPy 1")
-            failure = _smoke(python, spec)
+        for fix in FIXES:   # what an older release needs that its metadata does not say
+            if failure and fix.symptom.search(failure):
+                requirements = fix.change(requirements)
+                _install(python, requirements, spec)
+                notes.append(fix.note)
+                failure = _smoke(python, spec)
         if failure:
             raise EnvError(f"--env {spec.text}: installed, but "
-                                    f"{'/'.join(spec.frameworks)} does not import "
-                                    f"({failure[:240]})")
+                           f"{'/'.join(spec.frameworks)} does not import ({failure[:240]})")
         packages = _frozen(python, spec)
         data = {**spec.to_json(), "packages": packages, "notes": notes,
                 "build_s": time.perf_counter() - started, "python": platform.python_version()}
@@ -279,15 +288,46 @@ def _build(spec: EnvSpec, say: Callable[[str], None]) -> Environment:
     return env
 
 
+NO_JAXLIB = re.compile(r"jax requires jaxlib", re.I)
+
+
+def _with_cpu_extra(requirement: str) -> str:
+    """``jax==0.4.20`` -> ``jax[cpu]==0.4.20`` (other requirements as they are)."""
+    parsed = Requirement(requirement)
+    if parsed.name.lower() != "jax" or "cpu" in parsed.extras:
+        return requirement
+    parsed.extras = set(parsed.extras) | {"cpu"}
+    return str(parsed)
+
+
+@dataclass(frozen=True)
+class Fix:
+    """An older release's known install gap: the import error that shows it, and the change
+    to the requirements that closes it."""
+
+    symptom: re.Pattern
+    change: Callable[[tuple], tuple]
+    note: str
+
+
+# In this order: jax[cpu] first (its jaxlib may then want NumPy 1).
+FIXES = (
+    Fix(NO_JAXLIB, lambda reqs: tuple(_with_cpu_extra(r) for r in reqs),
+        "jax[cpu]: the release leaves jaxlib to its cpu extra"),
+    Fix(OLD_NUMPY, lambda reqs: tuple("numpy<2" if r == "numpy" else r for r in reqs),
+        "numpy<2: the release was built against NumPy 1"),
+)
+
+
 def _install(python: Path, requirements: tuple, spec: EnvSpec) -> None:
     _run([uv(), "pip", "install", "--quiet", "--python", str(python), *requirements],
          "installing", spec)
 
 
 def _smoke(python: Path, spec: EnvSpec) -> str:
-    """'' when every framework of ``spec`` imports in the environment, else the last line of
-    the error."""
-    code = "; ".join(f"import {IMPORT_OF[f]}" for f in spec.frameworks)
+    """'' when every framework of ``spec`` imports in the environment and converts a NumPy
+    array, else the telling line of the error."""
+    code = "\n".join(SMOKE[f] for f in spec.frameworks)
     proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True,
                           timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     if proc.returncode == 0:

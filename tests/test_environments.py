@@ -5,6 +5,7 @@ lacks. No environment is built here (``test_releases_end_to_end.py`` builds real
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -250,3 +251,45 @@ def test_an_unknown_release_stops_the_run_before_anything_is_built(monkeypatch):
     with pytest.raises(session.SessionError, match="no release satisfies it"):
         session.prepare_environments(("jax==0.10.2", "jax==9.9"), local.LocalExecutor(),
                                      print)
+
+
+def test_an_old_release_gets_what_its_metadata_omits_and_the_environment_says_so(tmp_path,
+                                                                                 monkeypatch):
+    """jax 0.4.20 needs jax[cpu] for its jaxlib, whose build then needs NumPy 1: both fixes,
+    in that order, noted in the environment's record."""
+    monkeypatch.setenv("EAGERBENCH_CACHE", str(tmp_path))
+    installs = []
+    errors = iter(["ModuleNotFoundError: jax requires jaxlib to be installed.",
+                   "ImportError: numpy.core.multiarray failed to import", ""])
+
+    def venv(args, what, spec, timeout=0):
+        (Path(args[-1]) / "bin").mkdir(parents=True)
+        return ""
+    monkeypatch.setattr(environments, "uv", lambda: "uv")
+    monkeypatch.setattr(environments, "_run", venv)
+    monkeypatch.setattr(environments, "_install", lambda py, reqs, spec: installs.append(reqs))
+    monkeypatch.setattr(environments, "_smoke", lambda py, spec: next(errors))
+    monkeypatch.setattr(environments, "_frozen", lambda py, spec: {"jax": "0.4.20"})
+    built = environments.build(environments.parse("jax==0.4.20"))
+    assert installs == [("jax==0.4.20", "numpy"), ("jax[cpu]==0.4.20", "numpy"),
+                        ("jax[cpu]==0.4.20", "numpy<2")]
+    assert [note.split(":")[0] for note in built.notes] == ["jax[cpu]", "numpy<2"]
+    assert environments.cached(built.spec).notes == built.notes          # kept with it
+
+
+def test_an_environment_whose_framework_never_imports_is_not_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("EAGERBENCH_CACHE", str(tmp_path))
+
+    def venv(args, what, spec, timeout=0):
+        (Path(args[-1]) / "bin").mkdir(parents=True)
+        return ""
+    monkeypatch.setattr(environments, "uv", lambda: "uv")
+    monkeypatch.setattr(environments, "_run", venv)
+    monkeypatch.setattr(environments, "_install", lambda py, reqs, spec: None)
+    monkeypatch.setattr(environments, "_smoke", lambda py, spec: "ImportError: libfoo.so")
+    spec = environments.parse("jax==0.4.21")
+    with pytest.raises(EnvError, match="does not import .ImportError: libfoo.so"):
+        environments.build(spec)
+    assert environments.cached(spec) is None and not list((tmp_path / "envs").iterdir())
+    with pytest.raises(EnvError):                # the run's later batches: at once, no retry
+        environments.build(spec)

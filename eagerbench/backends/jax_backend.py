@@ -153,6 +153,8 @@ def _argument_shape(x):
 # ``ShapeDtypeStruct(weak_type=...)`` arrived after JAX 0.4.30; before it, a weak-typed argument
 # lowers as a strong one (a cost analysis of a twin program, after the timing: never in it).
 SHAPE_TAKES_WEAK_TYPE = "weak_type" in inspect.signature(jax.ShapeDtypeStruct).parameters
+# ``jnp.full(..., device=)`` arrived in JAX 0.4.21; before it, the array is put on the device.
+FULL_TAKES_DEVICE = "device" in inspect.signature(jnp.full).parameters
 
 
 def committed(x) -> bool:
@@ -215,7 +217,9 @@ class JaxBackend(Backend):
         return jnp.minimum(a, b) if self.compiled else min(a, b)
 
     def full(self, n: int, value: float):
-        return jnp.full((n,), value, self.dtype, device=self.jax_device)
+        if FULL_TAKES_DEVICE:
+            return jnp.full((n,), value, self.dtype, device=self.jax_device)
+        return jax.device_put(jnp.full((n,), value, self.dtype), self.jax_device)
 
     def buffer_full(self, n: int, value: float):
         return self.full(n, value)   # XLA's own memory: it can be donated

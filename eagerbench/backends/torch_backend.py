@@ -48,7 +48,9 @@ def _count_graph_bytes() -> None:
 
     from torch._inductor import compile_fx
 
-    log = compile_fx.inductor_metrics_log
+    log = getattr(compile_fx, "inductor_metrics_log", None)
+    if log is None:   # before torch 2.7 (--env): Inductor has no such switch to turn on
+        return
     log.setLevel(logging.INFO)
     log.propagate = False
     if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
@@ -82,10 +84,13 @@ class TorchBackend(Backend):
         self.graph_control_flow = False
         # Both pools must be sized before the first parallel op runs; the worker calls this first.
         torch.set_num_threads(threads)
-        try:
-            torch.set_num_interop_threads(threads)
-        except RuntimeError:  # already started by an earlier backend in the same process (tests)
-            pass
+        # Set once: a second call aborts the process in torch 2.0 (a C++ terminate, no
+        # exception), and raises in later releases once the pool has started.
+        if torch.get_num_interop_threads() != threads:
+            try:
+                torch.set_num_interop_threads(threads)
+            except RuntimeError:  # started by an earlier backend in the same process (tests)
+                pass
         if device == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("CUDA is not available to PyTorch on this machine")
         self.torch_device = torch.device("cuda" if device == "cuda" else "cpu")
@@ -312,9 +317,12 @@ class TorchBackend(Backend):
             # Inductor's in-memory kernel caches outlive Dynamo's reset: without this, a unit
             # whose graphs miss the disk cache still skipped compiling kernels an earlier unit
             # built (a first call of 1.2 s instead of 5.3 s at l-BFGS history 100)
-            from torch._inductor.utils import clear_caches
-
-            clear_caches()
+            try:
+                from torch._inductor.utils import clear_caches
+            except ImportError:   # before torch 2.7 (--env): no such call; its kernels stay
+                clear_caches = None
+            if clear_caches is not None:
+                clear_caches()
             _watch_compiles.done = False   # reset clears Dynamo's compile callbacks too
             _watch_compiles()
 

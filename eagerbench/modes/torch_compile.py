@@ -15,4 +15,5 @@ def _make(device: str, dtype: str, threads: int, compile_mode: str = "default"):
 
 MODE = Mode(name="torch-compile", framework="torch", install_hint="pip install torch==2.13.0",
             summary="PyTorch, steps compiled with torch.compile", compiled=True,
-            baseline="torch", make=_make, options=("compile_mode",), since="2.0")
+            baseline="torch", make=_make, options=("compile_mode",),
+            since="2.1")   # 2.0 had torch.compile, but not for Python 3.11
