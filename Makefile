@@ -46,6 +46,8 @@ RELEASE_GRID   := -w elementwise --size 10,1e5 -w lbfgs --history 5 --batch 1000
 releases: $(STAMP)  ## The eager tax across framework releases -> results/releases/ (about 45 min)
 	$(BIN)/eagerbench run $(RELEASE_ENVS) $(RELEASE_GRID) --no-why --no-limits \
 	    --out results/releases $(ARGS)
+	$(BIN)/python scripts/releases_timeit.py results/releases
+	$(BIN)/eagerbench report results/releases > /dev/null
 
 test: $(STAMP)  ## Run the test suite (every tier; Slurm tests skip without a local Slurm)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slurm and not timing" tests

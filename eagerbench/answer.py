@@ -20,7 +20,8 @@ from workloads import all_workloads
 REFERENCE = "torch"
 MAX_HEADLINE_ROWS = 25
 # One letter per flag, for tables too narrow for the words.
-MARKS = {"imprecise": "i", "processes disagree": "d", "bimodal": "b", "allocation-bound": "a"}
+MARKS = {"imprecise": "i", "processes disagree": "d", "bimodal": "b", "allocation-bound": "a",
+         "results disagree": "x"}
 
 
 @dataclass(frozen=True)

@@ -613,9 +613,11 @@ def envs_list():
         return
     rows = [{"label": e["label"], "releases": ", ".join(f"{k} {v}" for k, v in
                                                        e["versions"].items()),
-             "size": f"{e['bytes'] / 2**20:.0f} MiB", "folder": e["path"]} for e in found]
+             "own files": f"{e['bytes'] / 2**20:.0f} MiB", "folder": e["path"]} for e in found]
     click.echo(pd.DataFrame(rows).to_markdown(index=False))
-    click.echo(f"{len(found)} environments, {sum(e['bytes'] for e in found) / 2**30:.2f} GiB")
+    click.echo(f"{len(found)} environments, {sum(e['bytes'] for e in found) / 2**30:.2f} GiB "
+               f"of their own; the packages' files are links into uv's cache (`uv cache clean` "
+               f"frees those)")
 
 
 @envs_group.command("prune")
@@ -635,7 +637,7 @@ def envs_prune(labels, everything):
                         f"(eagerbench envs list shows them)")
     gone = environments.prune(tuple(labels))
     click.echo(f"removed {len(gone)} environments ({sum(e['bytes'] for e in gone) / 2**20:.0f} "
-               f"MiB)")
+               f"MiB of their own files)")
 
 
 @cli.command("compare")

@@ -2,8 +2,9 @@
 per SPEC, built with uv, cached under ``<cache>/envs/<key>`` and reused by later runs.
 
 A SPEC is one requirement (``jax==0.4.30``) or a requirements file. The environment holds the
-framework, NumPy and nothing else: the worker runs there on this package's own source (a
-folder of links put first on its path), and imports neither pandas, matplotlib nor click.
+framework, NumPy and what the framework needs at run time (``RUNTIME_NEEDS``), nothing else:
+the worker runs there on this package's own source (a folder of links put first on its path),
+and imports neither pandas, matplotlib nor click.
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ class EnvSpec:
 
     @property
     def key(self) -> str:
-        """The cache folder's name: the requirements, this Python and this machine's kind."""
+        """The cache folder's name: the requirements as asked, this Python and this machine's
+        kind. Not the resolved set: finding a built environment must need no package index (a
+        run resumed offline)."""
         facts = {"requirements": sorted(self.requirements), "python": platform.python_version(),
                  "machine": platform.machine(), "system": platform.system()}
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
@@ -388,7 +391,14 @@ def listing() -> list[dict]:
 
 
 def _size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+    """Bytes of the files only this environment holds: uv links the rest from its cache, and
+    removing the environment frees none of those (``uv cache clean`` does)."""
+    own = 0
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            info = path.stat()
+            own += info.st_size if info.st_nlink == 1 else 0
+    return own
 
 
 def prune(labels: tuple[str, ...] = ()) -> list[dict]:

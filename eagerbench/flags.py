@@ -4,7 +4,8 @@ A flag says something about the row that its ratio alone does not: the interval 
 read to 10% (``imprecise``), the processes measured different ratios beyond what their own
 samples allow (``processes disagree``), one process's per-call times fall in two modes
 (``bimodal``, a property of the step), or the cell's time is mostly fresh pages
-(``allocation-bound``: it moves with the machine's memory state, not with the framework). What
+(``allocation-bound``: it moves with the machine's memory state, not with the framework), or
+the mode computed something else than its eager twin (``results disagree``). What
 the whole host scatters by is one line for the run (``host_noisy``), not a mark on each row.
 """
 
@@ -30,6 +31,9 @@ MEANINGS = {
     "allocation-bound": f"over {ALLOCATION_BOUND:.0%} of a call is page faults on fresh "
                         "memory: the time moves with the machine's memory state, so its "
                         "ratios are not headline figures",
+    "results disagree": "after the warm-up, the mode's results differ from its eager twin's "
+                        "beyond the tolerance (agreement_rel_diff over agreement_rtol): it may "
+                        "not compute the same thing, so its eager tax compares unlike work",
 }
 
 
@@ -63,6 +67,9 @@ def ratio_flags(row, ratio: str) -> list[str]:
         out.append("bimodal")
     if _number(row, "allocation_share") > ALLOCATION_BOUND:
         out.append("allocation-bound")
+    if ratio == "vs_eager" and _number(row, "agreement_rel_diff") > _number(row,
+                                                                            "agreement_rtol"):
+        out.append("results disagree")
     return out
 
 

@@ -166,14 +166,18 @@ def plot(found: list[ReleaseTax], out_dir: Path) -> list[Path]:
                         color=colors[cell], label=cell)
         ax.axhline(1.0, color="gray", lw=0.8, ls=":")
         ax.set_yscale("log")
-        ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+        times = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x")
+        low, high = ax.get_ylim()
+        ax.yaxis.set_major_formatter(times)     # minor ticks labelled within one decade only
+        ax.yaxis.set_minor_formatter(times if high / low < 10 else
+                                     matplotlib.ticker.NullFormatter())
         ax.set_xticks(range(len(versions)))
         ax.set_xticklabels(versions, fontsize=8, rotation=30 if len(versions) > 6 else 0)
         ax.set_xlabel(f"{framework} release")
         ax.set_ylabel("eager tax, eager / graph (log scale)")
         ax.set_title(f"{framework}: the eager tax by release (95% intervals over processes)",
                      fontsize=9)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1,
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=1,
                   frameon=False)   # under the axes: the cells' names are long
         made.append(_save(fig, out_dir / f"releases_{framework}.png"))
     return made
@@ -196,9 +200,14 @@ def environment_lines(env: dict) -> list[str]:
     return lines
 
 
-def page(cells: pd.DataFrame, env: dict, header: str, figures: list[Path]) -> str:
+CHECK = "timeit_check.md"   # written beside the page by scripts/releases_timeit.py
+
+
+def page(cells: pd.DataFrame, env: dict, header: str, figures: list[Path],
+         folder: Path | None = None) -> str:
     """README.md of a run across releases: per framework its table and plot, the sentences,
-    what was unavailable, and the environments."""
+    what was unavailable, and the environments (and the independent check, where it was
+    run on this folder)."""
     found = taxes(cells, env)
     parts = ["# The eager tax across releases", "", header, ""]
     said = sentences(found)
@@ -224,6 +233,9 @@ def page(cells: pd.DataFrame, env: dict, header: str, figures: list[Path]) -> st
               "under `~/.cache/eagerbench/envs`); their processes took turns (A B, B A, ...) "
               "so that drift of the host falls on every release alike.", ""]
     parts += [f"- {line}" for line in environment_lines(env)] + [""]
+    if folder is not None and (folder / CHECK).is_file():
+        parts += [f"The tiny-op time of each framework's oldest and newest release, timed again "
+                  f"by a plain timeit loop in its environment: [{CHECK}]({CHECK}).", ""]
     parts += ["How it was measured: [run.md](run.md).", ""]
     return "\n".join(parts)
 

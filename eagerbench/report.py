@@ -158,7 +158,7 @@ def _write_pages(out_dir: Path, records: list[Record], cells: pd.DataFrame,
     workload_tables = views.tables(declared, cells, iters) if measured else []
     if env.get("environments"):   # a run across releases (--env) answers by release
         figures += releases.plot(releases.taxes(cells, env), out_dir)
-        front = releases.page(cells, env, runpage.machine_line(env, suite), figures)
+        front = releases.page(cells, env, runpage.machine_line(env, suite), figures, out_dir)
     else:
         front = pages.front_page(cells, env, suite, crossings, figures)
     (out_dir / "README.md").write_text(front)

@@ -158,9 +158,7 @@ def machine_line(env: dict, suite: dict) -> str:
     share. Every figure comes from the run."""
     versions = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items())
     if env.get("environments"):   # --env: the releases measured, not the runner's own
-        versions = "environments " + ", ".join(
-            f"{label} ({_frameworks(info)})" if _frameworks(info) else f"{label} (failed)"
-            for label, info in env["environments"].items())
+        versions = _release_ranges(env["environments"])
     gpus = ", ".join(g.get("name", "a GPU") for g in env.get("gpus", []) or [])
     machine = (f"{env.get('cpu') or 'unknown CPU'} ({env.get('cpu_count')} logical cores, "
                f"{env.get('threads')} threads per framework)"
@@ -168,11 +166,29 @@ def machine_line(env: dict, suite: dict) -> str:
     return header_line(suite).replace("**This run:** ", f"**This run:** {machine}; {versions}; ")
 
 
-def _frameworks(info: dict) -> str:
-    """An environment's framework releases as resolved: ``jax 0.4.30, jaxlib 0.4.30``."""
-    packages = info.get("packages") or {}
-    return ", ".join(f"{k} {packages[k]}" for k in ("torch", "tensorflow", "tensorflow-cpu",
-                                                    "jax", "jaxlib") if k in packages)
+def _release_ranges(environments: dict) -> str:
+    """``--env`` environments in a few words: per framework asked for, how many releases and
+    the oldest and newest (``jax 0.4.20 to 0.10.2 (8 releases)``); failed builds counted."""
+    from eagerbench.modes.base import release
+
+    asked: dict[str, list[str]] = {}
+    failed = 0
+    for label, info in environments.items():
+        if info.get("failed"):
+            failed += 1
+            continue
+        packages = info.get("packages") or {}
+        for requirement in info.get("requirements") or []:
+            name = requirement.split("[")[0].split("=")[0].split("<")[0].split(">")[0].strip()
+            if name in packages:
+                asked.setdefault(name, []).append(packages[name])
+    parts = []
+    for name, versions in asked.items():
+        ordered = sorted(set(versions), key=release)
+        parts.append(f"{name} {ordered[0]}" + (f" to {ordered[-1]} ({len(ordered)} releases)"
+                                               if len(ordered) > 1 else ""))
+    return ("environments: " + ", ".join(parts)
+            + (f", {failed} failed to install" if failed else ""))
 
 
 def page(env: dict, cells: pd.DataFrame, suite: dict, verified: str | None) -> str:

@@ -1,8 +1,10 @@
 """Each flag planted in synthetic records and raised, with a negative control that is not:
-imprecise, processes disagree, bimodal, allocation-bound, host noisy; and the retired rules
-(IQR over 10%, drift over few samples) raise nothing."""
+imprecise, processes disagree, bimodal, allocation-bound, results disagree, host noisy; and the
+retired rules (IQR over 10%, drift over few samples) raise nothing."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -110,12 +112,29 @@ def test_the_retired_rules_raise_nothing():
     assert row["flags"] == "" and "warnings" not in row
 
 
+def test_results_disagree_when_the_compiled_mode_ends_elsewhere_than_its_eager_twin():
+    rng = np.random.default_rng(5)
+
+    def with_checks(compiled_value: float) -> list:
+        out = []
+        for rec in _records(rng, [10.0] * 3, [5.0] * 3):
+            value = compiled_value if rec.spec.mode == "torch-compile" else 1.0
+            out.append(dataclasses.replace(rec, result=dataclasses.replace(
+                rec.result, warm_check={"loss": value})))
+        return out
+
+    assert "results disagree" in _flags(with_checks(1.23))
+    assert "results disagree" not in _flags(with_checks(1.0 + 1e-7))   # float32 reordering
+    assert "results disagree" not in _flags(_records(rng, [10.0] * 3, [5.0] * 3))  # no check
+
+
 def test_every_flag_has_a_meaning_on_the_page():
     assert set(flags.MEANINGS) == {"imprecise", "processes disagree", "bimodal",
-                                   "allocation-bound"}
+                                   "allocation-bound", "results disagree"}
     row = pd.Series({"status": "ok", "eager_twin": "torch", "mode": "torch-compile",
                      "vs_eager_half_width": 0.2, "vs_eager_disagreement_p": 0.001,
-                     "bimodal": "time per call bimodal", "allocation_share": 0.3})
+                     "bimodal": "time per call bimodal", "allocation_share": 0.3,
+                     "agreement_rel_diff": 0.23, "agreement_rtol": 1e-3})
     assert flags.row_flags(row) == list(flags.MEANINGS)
 
 
