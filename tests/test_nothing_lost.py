@@ -191,6 +191,24 @@ def test_a_full_disk_is_one_line_exit_2_and_keeps_what_was_written(tmp_path, mon
     assert not _workers_of(os.getpid())
 
 
+def test_an_abandoned_batch_leaves_no_worker_not_even_a_zombie():
+    """Closing a batch mid-way (what a failed write or an interrupt does to it) kills its
+    worker and reaps it before close() returns. Killed but not waited for, the worker lived
+    on as a zombie, or was still dying when the runner reported the fault (a flaky CI)."""
+    from eagerbench.executors import local
+    from eagerbench.runner import Cell
+
+    cells = [Cell("matmul", {"size": 16}, "torch", threads=1, iters=2, warmup=1),
+             Cell("matmul", {"size": 1024}, "torch", threads=1, iters=100000, warmup=2)]
+    batch = local.run_batch(cells, timeout=300)
+    _, (first,) = next(batch)
+    assert first.status == "ok"
+    worker = first.process["pid"]
+    assert Path(f"/proc/{worker}").exists()        # still measuring the long cell
+    batch.close()
+    assert not Path(f"/proc/{worker}").exists()
+
+
 def test_a_real_write_failure_names_the_file(tmp_path):
     """The writer itself turns an OSError into one line naming the file (/dev/full: ENOSPC)."""
     if not Path("/dev/full").exists():

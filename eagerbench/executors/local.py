@@ -166,7 +166,8 @@ def _one_process(cells: list[CellSpec], timeout: float, on_progress,
             completed = True
         finally:
             if not completed and proc.poll() is None:   # abandoned (an interrupt, a failed
-                os.killpg(proc.pid, signal.SIGKILL)      # write): no orphan worker
+                os.killpg(proc.pid, signal.SIGKILL)      # write): no orphan worker, and reaped
+                proc.wait()                              # before the runner reports the fault
         rc = proc.wait()
         errfile.seek(0)
         stderr_tail = errfile.read()[-4000:]
@@ -187,18 +188,22 @@ def run_batch(cells: list[CellSpec], timeout: float, on_progress=lambda message:
     """
     own = tempfile.TemporaryDirectory(prefix="eagerbench-cache-") if cache_dir is None else None
     left = list(cells)
-    while left:
-        done = 0
-        started = time.perf_counter()
-        for index, results in _one_process(left, timeout, on_progress, cache_dir or own.name,
-                                              template):
-            wall = time.perf_counter() - started
-            yield left[index], tuple(replace(r, wall_s=wall) for r in results)
+    try:
+        while left:
+            done = 0
             started = time.perf_counter()
-            done = max(done, index + 1)
-        left = left[done:]
-    if own is not None:
-        own.cleanup()
+            # closing: when this batch is abandoned, its worker stops now, not at collection
+            with contextlib.closing(_one_process(left, timeout, on_progress,
+                                                 cache_dir or own.name, template)) as landed:
+                for index, results in landed:
+                    wall = time.perf_counter() - started
+                    yield left[index], tuple(replace(r, wall_s=wall) for r in results)
+                    started = time.perf_counter()
+                    done = max(done, index + 1)
+            left = left[done:]
+    finally:
+        if own is not None:
+            own.cleanup()
 
 
 def run_cell(cell: CellSpec, timeout: float, on_progress=lambda message: None) -> CellResult:
