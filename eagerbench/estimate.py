@@ -21,8 +21,11 @@ FIRST_GUESS_S = {False: 4.0, True: 15.0}    # a later process's cell, a first pr
 
 
 def key(cell: CellSpec) -> str:
+    """A cell's identity for its landing time: what it runs, where, and how long it is asked to
+    time (a test's 2-iteration cell must not set a real run's estimate), in which environment."""
     return json.dumps([cell.workload, cell.params, cell.mode, cell.device, cell.threads,
-                       cell.repeat == 0, cell.why], sort_keys=True, default=str)
+                       cell.repeat == 0, cell.why, cell.iters, cell.warmup, cell.min_time_s,
+                       cell.options.get("env")], sort_keys=True, default=str)
 
 
 def _path() -> Path:

@@ -23,6 +23,16 @@ def test_expected_seconds_come_from_this_machines_last_run_then_from_the_known_c
     assert estimate.expected([CELL], {}) == [estimate.FIRST_GUESS_S[True]]
 
 
+def test_a_cell_asked_to_time_less_or_in_another_environment_has_its_own_landing_time():
+    """A test's 2-iteration cell, or the same cell in another release, is not the cell of a
+    real run: their landing times must not stand in for each other."""
+    others = [replace(CELL, iters=2), replace(CELL, warmup=0), replace(CELL, min_time_s=3.0),
+              replace(CELL, options={"env": "jax==0.4.30"})]
+    keys = {estimate.key(c) for c in [CELL, *others]}
+    assert len(keys) == 1 + len(others)
+    assert estimate.key(replace(CELL, options={"compile_mode": "default"})) == estimate.key(CELL)
+
+
 def test_time_left_runs_down_from_the_start_and_follows_the_runs_pace():
     left = estimate.Remaining([10.0] * 4)
     assert left.left(0.0) == 40.0 and left.left(5.0) == 35.0   # an estimate before any cell
