@@ -177,7 +177,8 @@ def compact(ratio: Ratio | None) -> str:
         return ""
     half = stats.Ratio(ratio.value, ratio.lo, ratio.hi).half_width
     if np.isfinite(half) and half > 1:   # past +-100% a +- reads wrong: the interval itself
-        return f"{ratio.value:.2g}x [{ratio.lo:.2g}-{ratio.hi:.2g}]"
+        ends = [stats.significant_figures(v, 2) for v in (ratio.value, ratio.lo, ratio.hi)]
+        return f"{ends[0]}x [{ends[1]}-{ends[2]}]"     # 430x [220-870], not 4.3e+02x
     return f"{stats.significant_figures(ratio.value)}x" + (f" +-{half:.0%}" if np.isfinite(half)
                                                            else "")
 
@@ -201,7 +202,7 @@ def mode_rows(cells: pd.DataFrame, ratios: list[Ratio]) -> list[str]:
     twins = graph_twins()
     found = {(r.workload, r.params, r.numerator, r.denominator): r for r in ratios}
     lines = [f"  {'mode':<15}{'median':>10}  {'eager tax (eager/graph)':<31}"
-             f"{'vs torch':<16}flags"]
+             f"{'vs torch':<20}flags"]
     for (workload, params), group in ok.groupby(["workload", "params"], sort=False):
         lines.append(_fit(f"{workload} {params}", 100))
         for _, row in group.iterrows():
@@ -212,7 +213,7 @@ def mode_rows(cells: pd.DataFrame, ratios: list[Ratio]) -> list[str]:
                                           + (versus.marks() if versus else "")))
             tax_text = f"{compact(tax)} over {tax.denominator}" if tax else ""
             lines.append(f"  {_fit(mode, 14):<15}{duration(row['median_ms']):>10}  "
-                         f"{_fit(tax_text, 30):<31}{compact(versus):<16}{marks}")
+                         f"{_fit(tax_text, 30):<31}{_fit(compact(versus), 19):<20}{marks}")
     return lines
 
 

@@ -149,6 +149,18 @@ def test_a_wide_interval_is_shown_as_its_ends_not_as_a_plus_minus():
     wide = answer.Ratio("w", "p", "tf-eager", "torch", 0.54, 0.084, 3.47)
     assert answer.compact(narrow) == "2.00x +-11%"
     assert answer.compact(wide) == "0.54x [0.084-3.5]"
+    large = answer.Ratio("w", "p", "jax", "jax-jit", 430.0, 100.0, 1900.0)
+    assert answer.compact(large) == "430x [100-1900]"          # never 4.3e+02x
+
+
+def test_the_flag_marks_stay_apart_from_a_wide_interval_in_the_terminal():
+    """jax-jit at 0.11x [0.04-0.31] over torch once ran into its marks ('[0.04-0.31]ib')."""
+    cells = _cells()
+    wide = [answer.Ratio(r.workload, r.params, r.numerator, r.denominator, 0.11, 0.04, 0.31,
+                         ("imprecise", "bimodal")) if r.denominator == "torch" else r
+            for r in answer.taxes(cells)]
+    rows = [line for line in answer.mode_rows(cells, wide) if line.endswith("ib")]
+    assert rows and all(line.endswith(" ib") for line in rows), rows
 
 
 def test_a_workload_run_only_at_sizes_of_the_users_choice_still_has_headline_rows():
