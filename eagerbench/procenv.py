@@ -82,6 +82,27 @@ def cold_compile_cache():
         shutil.rmtree(os.path.dirname(unit), ignore_errors=True)
 
 
+@contextmanager
+def throwaway_compile_cache():
+    """Around what the why phase compiles before a unit's warm-up: torch.compile's on-disk
+    caches point to an empty folder, dropped after. The product probe of a matmul cell is
+    that cell's own graph: compiled into the cell's cache, it was found there by the cell's
+    first compile, whose cost then went unmeasured in every process that ran the why phase."""
+    saved = {name: os.environ.get(name) for name in TORCH_CACHE_VARS}
+    folder = tempfile.mkdtemp(prefix="eagerbench-probe-cache-")
+    try:
+        for name in TORCH_CACHE_VARS:
+            os.environ[name] = os.path.join(folder, name.lower())
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def with_package_path(env: dict) -> dict:
     """``env`` with this package's root first on PYTHONPATH (a worker runs the runner's code)."""
     return {**env, "PYTHONPATH": PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")}

@@ -148,6 +148,25 @@ def test_the_worker_times_a_product_of_the_cells_flops_per_op_alongside_it():
     assert product["side"] == 64 and product["ns"] > product["call_ns"] > 0
 
 
+def test_a_matmul_cell_compiles_its_graph_cold_beside_the_why_phases_product_probe(
+        tmp_path, monkeypatch):
+    """The why phase compiles a product probe before the warm-up; for a matmul cell that is
+    the cell's own graph. In the cell's cache, the cell's first compile found it (one hit, no
+    miss) and every torch-compile matmul row read 'compile cost not measured'."""
+    from eagerbench.timing import Entry, Settings
+    from tests.conftest import measure_why as measure_unit
+    from workloads.matmul import WORKLOAD as MATMUL
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "triton"))
+    B, _ = build("torch-compile", "matmul", {"size": 48}, dtype="float32")
+    entry = Entry(B, MATMUL, {"size": 48}, {"seed": 1}, [3], mode="torch-compile")
+    record, = measure_unit([entry], Settings(1, 0.0))
+    assert record.why.product["side"] == 48                     # the probe was made
+    assert record.compile_cache["graph_hits"] == 0, record.compile_cache
+    assert record.compile_cache["graph_misses"] >= 1
+
+
 @pytest.mark.parametrize("mode,compiled", [("jax-jit", True), ("jax", False),
                                            ("tf-xla", True), ("tf-graph", False),
                                            ("torch-compile", True)])

@@ -15,7 +15,7 @@ from typing import Optional
 from eagerbench.counters import compiler_plus
 from eagerbench.timing import Observer, Run
 from eagerbench.pricing import PROBE_SAMPLES
-from eagerbench.procenv import usable_cpus
+from eagerbench.procenv import throwaway_compile_cache, usable_cpus
 from eagerbench.results import Why
 from eagerbench.why.memory import FaultTally, fault_ns, watch_memory
 from eagerbench.why.ops import count_round
@@ -37,7 +37,8 @@ class WhyObserver(Observer):
     def on_unit_start(self, runs: list[Run]) -> None:
         self.whys = [Why() for _ in runs]
         self.index = {id(run): i for i, run in enumerate(runs)}
-        self.prices = UnitPrices(self.entries, runs)
+        with throwaway_compile_cache():   # no probe's graph in the cache a cell's compile reads
+            self.prices = UnitPrices(self.entries, runs)
 
     def before_warm_up(self, runs: list[Run], watch) -> None:
         count_round(runs, self.whys, watch, graphs=True)
