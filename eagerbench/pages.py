@@ -80,7 +80,8 @@ def _break_even(cells: pd.DataFrame) -> list[str]:
     if be is None or be.empty:
         return []
     be = be.assign(break_even_calls=be["break_even_calls"].map(
-        lambda n: "never" if n == float("inf") else "not measured" if n != n else f"{n:.0f}"))
+        lambda n: "never" if n == float("inf") else "not measured" if n != n
+        else "1" if n <= 1 else f"{n:.0f}"))   # repaid within the first call, not "0"
     return ["## Compile cost and break-even", "",
             "Compile cost of each compiled mode over its eager twin (all warm-up calls' "
             "time over the steady state, so compiles in later warm-ups count), the time it "

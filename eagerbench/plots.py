@@ -152,17 +152,26 @@ def break_even_table(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
-    """Calls each compiled mode needs to repay its compile cost against its eager twin: one
-    row per (workload, params), a bar per mode, on a log axis; hatched where it never does
-    (the compiled steady state is not faster), "n/m" where the cost was not measured."""
+    """Calls each compiled mode needs to repay its compile cost against its eager twin, drawn
+    by ``break_even_figure`` into break_even.png."""
     be = break_even_table(cells)
     if be.empty:
         return None
+    fig = break_even_figure(be)
+    fig.savefig(out / "break_even.png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return out / "break_even.png"
+
+
+def break_even_figure(be: pd.DataFrame):
+    """One row per (workload, params), a bar per mode, on a log axis from one call; hatched
+    where it never repays (the compiled steady state is not faster), "1" where it repays
+    within its first call (a bar under one call has no length on that axis and read as
+    missing), "n/m" where the cost was not measured."""
     groups = list(dict.fromkeys(zip(be["workload"], be["params"])))
     modes = list(dict.fromkeys(be["mode"]))
     colors, height = _colors(modes), 0.8 / len(modes)
     fig, ax = plt.subplots(figsize=(8.0, 1.4 + 0.22 * len(groups) * max(1.0, len(modes) / 3)))
-    # A compile no costlier than the eager mode's first calls repays itself at once: one call.
     finite = be["break_even_calls"].replace(np.inf, np.nan).clip(lower=1.0)
     top = float(np.nanmax(finite)) * 3 if finite.notna().any() else 10.0
     for j, mode in enumerate(modes):
@@ -172,11 +181,12 @@ def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
                 continue
             n = sub.loc[g, "break_even_calls"]
             y = i + (j - (len(modes) - 1) / 2) * height
-            if np.isnan(n):   # not measured: a mark of its own, never a bar
-                ax.text(1.05, y, "n/m", va="center", fontsize=6, color=colors[mode])
+            if np.isnan(n) or n <= 1:   # a mark of its own, never a bar
+                ax.text(1.05, y, "n/m" if np.isnan(n) else "1", va="center", fontsize=6,
+                        color=colors[mode])
                 continue
             never = not np.isfinite(n)
-            ax.barh(y, top if never else max(n, 1.0), height, color=colors[mode],
+            ax.barh(y, top if never else n, height, color=colors[mode],
                     hatch="//" if never else None, alpha=0.35 if never else 1)
     ax.set_xscale("log")
     ax.set_xlim(left=1.0)
@@ -184,15 +194,13 @@ def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
     ax.set_yticklabels([f"{w} {p}" for w, p in groups], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("calls until the compile has paid for itself (log scale)")
-    ax.set_title("Break-even of each compiled mode against its eager twin\n"
-                 "(hatched: never repays, the compiled mode is not faster; n/m: not measured)",
-                 fontsize=9)
+    ax.set_title("Break-even of each compiled mode against its eager twin\n(hatched: never "
+                 "repays, the compiled mode is not faster; 1: repays within its first call; "
+                 "n/m: not measured)", fontsize=9)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colors[m]) for m in modes]
     ax.legend(handles, modes, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0),
               borderaxespad=0)
-    fig.savefig(out / "break_even.png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return out / "break_even.png"
+    return fig
 
 
 def all_plots(cells: pd.DataFrame, iters: pd.DataFrame, out: Path) -> list[Path]:

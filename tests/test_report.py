@@ -144,6 +144,25 @@ def test_a_compile_cost_not_measured_says_why_and_is_not_read_as_never(tmp_path)
     assert break_even(cells, tmp_path) is not None
 
 
+def test_a_compile_that_repays_within_its_first_call_is_marked_not_left_blank():
+    """On a log axis from one call, a bar of under one call has no length: jax-jit's rows
+    (a compile of 31 ms against eager steps 188x slower) looked like missing data."""
+    import matplotlib.pyplot as plt
+
+    from eagerbench.plots import break_even_figure
+
+    be = pd.DataFrame([{"workload": "w", "params": "p", "mode": mode, "break_even_calls": n}
+                       for mode, n in (("jax-jit", 0.3), ("tf-graph", 40.0),
+                                       ("tf-xla", np.inf), ("torch-compile", np.nan))])
+    fig = break_even_figure(be)
+    ax = fig.axes[0]
+    marks = sorted(t.get_text() for t in ax.texts)
+    assert marks == ["1", "n/m"]
+    widths = sorted(bar.get_width() for bar in ax.patches)
+    assert len(widths) == 2 and widths[0] == 40.0     # tf-graph's bar and tf-xla's "never"
+    plt.close(fig)
+
+
 def test_break_even_uses_the_whole_compile_cost():
     cells = tables.cells_table(_run(np.random.default_rng(4)))
     from eagerbench.plots import break_even_table
