@@ -161,7 +161,12 @@ def test_a_matmul_cell_compiles_its_graph_cold_beside_the_why_phases_product_pro
     monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "triton"))
     B, _ = build("torch-compile", "matmul", {"size": 48}, dtype="float32")
     entry = Entry(B, MATMUL, {"size": 48}, {"seed": 1}, [3], mode="torch-compile")
-    record, = measure_unit([entry], Settings(1, 0.0))
+    try:
+        record, = measure_unit([entry], Settings(1, 0.0))
+    finally:   # Dynamo caches by code object: the probe's product would be found by later tests
+        import torch._dynamo
+
+        torch._dynamo.reset()
     assert record.why.product["side"] == 48                     # the probe was made
     assert record.compile_cache["graph_hits"] == 0, record.compile_cache
     assert record.compile_cache["graph_misses"] >= 1
