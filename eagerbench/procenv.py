@@ -56,6 +56,22 @@ TORCH_CACHE_VARS = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")
 
 
 @contextmanager
+def _environ(values: dict):
+    """``values`` set in this process's environment for the block, each variable as it was
+    after (unset again where it was unset)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
 def cold_compile_cache():
     """Around one unit of a first process: torch.compile's caches start from the template
     (Dynamo's in-memory caches are reset between units; only the disk cache carried graphs
@@ -70,12 +86,11 @@ def cold_compile_cache():
         prefix="unit-", dir=os.path.dirname(shared["TORCHINDUCTOR_CACHE_DIR"])), "cache")
     shutil.copytree(template, unit)
     try:
-        for name, folder in shared.items():
-            os.environ[name] = os.path.join(unit, os.path.basename(folder))
-        yield
+        with _environ({name: os.path.join(unit, os.path.basename(folder))
+                       for name, folder in shared.items()}):
+            yield
     finally:
-        for name, folder in shared.items():
-            os.environ[name] = folder
+        for folder in shared.values():
             mine = os.path.join(unit, os.path.basename(folder))
             if os.path.isdir(mine):
                 shutil.copytree(mine, folder, dirs_exist_ok=True)
@@ -88,18 +103,11 @@ def throwaway_compile_cache():
     caches point to an empty folder, dropped after. The product probe of a matmul cell is
     that cell's own graph: compiled into the cell's cache, it was found there by the cell's
     first compile, whose cost then went unmeasured in every process that ran the why phase."""
-    saved = {name: os.environ.get(name) for name in TORCH_CACHE_VARS}
     folder = tempfile.mkdtemp(prefix="eagerbench-probe-cache-")
     try:
-        for name in TORCH_CACHE_VARS:
-            os.environ[name] = os.path.join(folder, name.lower())
-        yield
+        with _environ({name: os.path.join(folder, name.lower()) for name in TORCH_CACHE_VARS}):
+            yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         shutil.rmtree(folder, ignore_errors=True)
 
 
