@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,7 @@ def build(run_dir: Path, out: Optional[Path] = None) -> pd.DataFrame:
     run = facts.load(Path(run_dir))
     out_dir = Path(out or run_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    _carry_inputs(Path(run_dir), out_dir)
     env = {k: v for k, v in run.env().items() if k != "plan"}
     env["schema"], env["finished"] = run.header.schema, run.finished
     hosts = run.hosts()
@@ -99,6 +101,21 @@ def build(run_dir: Path, out: Optional[Path] = None) -> pd.DataFrame:
          "Each has its own report: ratios and shares of the measured limits are taken within "
          "one host type only.", ""] + sections))
     return pd.concat(summaries, ignore_index=True)
+
+
+# What a run folder holds beside raw.jsonl that its pages read: the verify run
+# (``eagerbench verify --out``) and the releases' timeit check (``make releases``).
+PAGE_INPUTS = ("verify.json", "timeit_check.md")
+
+
+def _carry_inputs(run_dir: Path, out_dir: Path) -> None:
+    """A report written elsewhere (``--out``) reads what the run's folder holds beside its
+    records as a report in place does: copied, so that its pages link what they show."""
+    if run_dir.resolve() == out_dir.resolve():
+        return
+    for name in PAGE_INPUTS:
+        if (run_dir / name).is_file():
+            shutil.copy(run_dir / name, out_dir / name)
 
 
 def _host_env(env: dict, host) -> dict:
