@@ -13,8 +13,10 @@ from typing import Optional
 
 import pandas as pd
 
-from eagerbench import envinfo, facts, tables
-from eagerbench.results import Record
+from eagerbench.records import host as envinfo
+from eagerbench.frameworks import facts
+from eagerbench.report import tables
+from eagerbench.records.model import Record
 from eagerbench.workload import Workload
 
 
@@ -77,8 +79,9 @@ def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int 
     or ``workloads.WorkloadError`` on bad input, ``eagerbench.session.SessionError`` when the
     run cannot be written.
     """
-    from eagerbench import executors, session
-    from eagerbench import plan as planner
+    from eagerbench.execute import executors
+    from eagerbench import session
+    from eagerbench.plan import grid as planner
 
     runner = executors.create(executor) if isinstance(executor, str) else executor
     name = _name(workload)
@@ -99,7 +102,7 @@ def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int 
                                                          _quiet))
     opened.started = started
     outcome = session.measure(cells, opened, runner, timeout, progress, _quiet)
-    run = facts.load(outcome.target)
+    run = facts.open_run(outcome.target)
     records = run.latest()
     return Measured(tuple(records), tables.cells_table(records, run.env().get("limits")),
                     outcome.target)

@@ -1,51 +1,67 @@
-"""The package's layers, declared once: each module's layer, and which layers a layer may
-import. ``tests/test_layers.py`` walks every module with ``ast`` and fails on an import that
-this table does not allow, and on any import cycle.
+"""The package's layers, declared once, by package: the pipeline from the front down.
+
+``tests/test_layers.py`` walks every module with ``ast`` and fails on an import that this table
+does not allow, and on any import cycle; ``docs/development.md``'s layout table is generated
+from it (``scripts/layout_table.py``) and a test fails when the two differ.
 
 A module imports only from its own layer (no cycle) or from a layer it lists. Reporting reads
-stored records only: it never imports the measuring core, the worker, the executors or the
-runner. Modules are matched by their dotted name, the longest prefix first.
+stored records only: it never imports the measuring side, the planner or the executors.
+Modules are matched by their dotted name, the longest prefix first.
 """
 
 from __future__ import annotations
 
-LAYERS: dict[str, tuple[str, ...]] = {
-    # layer        modules (a package name covers its modules)
-    "foundation": ("eagerbench.stats", "eagerbench.envinfo", "eagerbench.procenv",
-                   "eagerbench.presentation", "eagerbench.workload", "eagerbench.pricing",
-                   "eagerbench.failures", "eagerbench.counters", "eagerbench.layers"),
-    "records": ("eagerbench.results", "eagerbench.timer", "eagerbench.protocol",
-                "eagerbench.limits", "eagerbench.store"),
-    "frameworks": ("eagerbench.backends", "eagerbench.modes", "eagerbench.native",
-                   "eagerbench.facts", "workloads"),
-    "measuring": ("eagerbench.timing", "eagerbench.why", "eagerbench.cellsetup",
-                  "eagerbench.jobs"),
-    "worker": ("eagerbench.worker",),
-    "executing": ("eagerbench.executors", "eagerbench.prepared", "eagerbench.plan",
-                  "eagerbench.estimate", "eagerbench.environments"),
-    "running": ("eagerbench.runner", "eagerbench.verify"),
-    "reporting": ("eagerbench.tables", "eagerbench.flags", "eagerbench.plots", "eagerbench.compare",
-                  "eagerbench.explain", "eagerbench.report", "eagerbench.views",
-                  "eagerbench.article", "eagerbench.verify_report", "eagerbench.answer",
-                  "eagerbench.pages", "eagerbench.runpage", "eagerbench.releases"),
-    "session": ("eagerbench.session",),
-    "front": ("eagerbench.cli", "eagerbench.api", "eagerbench"),
-}
+from dataclasses import dataclass
 
-# Which layers each layer may import, besides its own.
-MAY_IMPORT: dict[str, tuple[str, ...]] = {
-    "foundation": (),
-    "records": ("foundation",),
-    "frameworks": ("foundation", "records"),
-    "measuring": ("foundation", "records", "frameworks"),
-    "worker": ("foundation", "records", "frameworks", "measuring"),
-    "executing": ("foundation", "records", "frameworks"),
-    "running": ("foundation", "records", "frameworks", "executing"),
-    "reporting": ("foundation", "records", "frameworks"),
-    "session": ("foundation", "records", "frameworks", "executing", "running", "reporting"),
-    "front": ("foundation", "records", "frameworks", "executing", "running", "reporting",
-              "session"),
-}
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    packages: tuple[str, ...]     # a package covers its modules
+    holds: str                    # what a reader finds there
+    may_import: tuple[str, ...]   # the layers below it that it may use
+
+
+LAYER_LIST: tuple[Layer, ...] = (
+    Layer("front", ("eagerbench.cli", "eagerbench.api", "eagerbench"),
+          "the command line (`cli/`, one module per command) and `eagerbench.measure` (`api`): "
+          "options to one call of the session or of a report",
+          ("session", "reporting", "executing", "planning", "measuring", "frameworks",
+           "records", "foundation")),
+    Layer("session", ("eagerbench.session",),
+          "one run: plan, prepare (environments, start states), execute, store, report",
+          ("reporting", "executing", "planning", "measuring", "frameworks", "records",
+           "foundation")),
+    Layer("reporting", ("eagerbench.report",),
+          "stored records to typed rows (`summary`), statistics and flags, one `format` for "
+          "every unit, and the views: the terminal answer, pages, figures, compare, releases",
+          ("frameworks", "records", "foundation")),
+    Layer("executing", ("eagerbench.execute",),
+          "the runner (cells down to an executor, records up as they land), the executors "
+          "(local worker processes, Slurm), start states, `--env` virtual environments, verify",
+          ("planning", "measuring", "frameworks", "records", "foundation")),
+    Layer("planning", ("eagerbench.plan",),
+          "options to the ordered cells of a run (`grid`), and each cell's expected seconds",
+          ("frameworks", "records", "foundation")),
+    Layer("measuring", ("eagerbench.measure",),
+          "the worker (`python -m eagerbench.measure.worker`), THE timing loop (`loop`) and its "
+          "`clock`, cell set-up, jobs, compiler counters, the machine's limits, the why phase",
+          ("frameworks", "records", "foundation")),
+    Layer("frameworks", ("eagerbench.frameworks", "eagerbench.native", "workloads"),
+          "one backend per framework, one module per mode, the facts a record keeps, the "
+          "workloads and framework-native ones",
+          ("records", "foundation")),
+    Layer("records", ("eagerbench.records",),
+          "the typed, versioned result model, the run file, the host, the machine's limits, the "
+          "run settings, the worker protocol, run folders",
+          ("foundation",)),
+    Layer("foundation", ("eagerbench.layers", "eagerbench.workload", "eagerbench.presentation"),
+          "the workload interface and the figure and table types a workload declares",
+          ()),
+)
+
+LAYERS: dict[str, tuple[str, ...]] = {layer.name: layer.packages for layer in LAYER_LIST}
+MAY_IMPORT: dict[str, tuple[str, ...]] = {layer.name: layer.may_import for layer in LAYER_LIST}
 
 
 def layer_of(module: str) -> str:

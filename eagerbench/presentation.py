@@ -1,7 +1,7 @@
 """What a workload's part of a report shows, declared by the workload (no report code knows a
 workload by name). Each declaration is a generic figure or table type; ``views`` draws them.
 
-Declarations are stored with every measured cell (``results.Facts``), so an old run draws the
+Declarations are stored with every measured cell (``records.model.Facts``), so an old run draws the
 figures it was measured with. Parameters are named as the workload names them (``"batch"``).
 """
 

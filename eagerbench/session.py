@@ -16,9 +16,15 @@ from typing import Callable, Optional
 
 import pandas as pd
 
-from eagerbench import environments, executors, facts, limits as machine, report, store
-from eagerbench.results import RAW, CellSpec, Record, ResultsError, RunHeader, RunWriter
-from eagerbench.runner import run_cells, variant_specs
+from eagerbench.execute import venvs as environments, executors
+from eagerbench.frameworks import facts
+from eagerbench.measure import machine
+from eagerbench.records import limits
+from eagerbench.report import build as report
+from eagerbench.records import store
+from eagerbench.records.runfile import RAW, ResultsError, RunHeader, RunWriter
+from eagerbench.records.model import CellSpec, Record
+from eagerbench.execute.runner import run_cells, variant_specs
 
 
 class SessionError(Exception):
@@ -72,7 +78,7 @@ def run_settings(*, device: str, dtype: str, threads: int, seed: int, repeat: in
     """The settings a run's header records, whichever front end started it."""
     import workloads
 
-    from eagerbench import envinfo
+    from eagerbench.records import host as envinfo
 
     return {"device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc,
             "compile_mode": compile_mode, "skipped": list(skipped), "repeat": repeat,
@@ -117,13 +123,13 @@ def header_env(settings: dict, cells: list[CellSpec], executor, measure_limits: 
     """The run's header environment: the settings, the machine's limits (measured here when
     the run is local and ``measure_limits``) and contention, and the plan (``--resume``
     finishes exactly these cells)."""
-    from eagerbench import envinfo
+    from eagerbench.records import host as envinfo
 
     settings = {**settings, "executor": executor.settings()}
     if executor.name == "local":   # a cluster's jobs measure their own nodes
         if measure_limits:
             say("eagerbench: measuring this machine's matmul peak and bandwidth ...")
-            settings["limits"] = machine.measure(settings["threads"], settings["device"],
+            settings["limits"] = machine.probe_limits(settings["threads"], settings["device"],
                                                  dtypes=(settings["dtype"],))
         settings["contention"] = {"before": machine.contention()}
     return {**envinfo.record(settings), "plan": [c.to_json() for c in cells]}
@@ -165,7 +171,7 @@ def open_resume(folder: Path, rerun_failed: bool) -> Resumption:
     locks = [_lock(folder)] + ([_lock(folder.parent)] if store.is_staging(folder) else [])
     try:
         torn = store.set_aside_torn_tail(folder)
-        previous = facts.load(folder)
+        previous = facts.open_run(folder)
         planned = previous.header.env.get("plan")
         if planned is None:
             raise ResultsError(f"{folder / RAW}: written before runs recorded their plan "
@@ -220,14 +226,14 @@ def measure(cells: list[CellSpec], opened: Opened, executor, timeout: float,
 def _footer(opened: Opened, executor, say) -> dict:
     """The run's footer: hosts, wall time, contention after, limits measured again where a
     cell beat them."""
-    run = facts.load(opened.folder)
+    run = facts.open_run(opened.folder)
     env = run.env()
     footer = {**opened.footer, **executors.hosts_footer(executor)}
     if executor.name == "local" and env.get("limits") and beat_limits(run.latest(),
                                                                       env["limits"]):
         say("eagerbench: a cell beat the limits measured before the run, or ran faster than its "
             "kernels at their rates (taken in a slow spell?): measuring them again")
-        footer["limits"] = machine.merge(env["limits"], machine.measure(
+        footer["limits"] = limits.merge(env["limits"], machine.probe_limits(
             env["threads"], env["device"], dtypes=(env["dtype"],)))
     footer["run_wall_s"] = footer.pop("earlier_wall_s", 0.0) + time.perf_counter() \
         - opened.started
@@ -239,8 +245,8 @@ def _footer(opened: Opened, executor, say) -> dict:
 def beat_limits(records: list[Record], limits: dict) -> bool:
     """Whether a measured cell claims more than the machine's limits allow, or ran faster than
     the time its kernels need at the measured rates (the probe ran in a slow spell)."""
-    from eagerbench.explain import why_table
-    from eagerbench.tables import cells_table
+    from eagerbench.report.explain import why_table
+    from eagerbench.report.tables import cells_table
 
     cells = cells_table(records, limits)
     if "invalid" in cells and cells["invalid"].fillna("").ne("").any():
@@ -261,7 +267,7 @@ def _finish(opened: Opened) -> Outcome:
         summary = report.build(opened.folder)
         kept = store.promote(opened.folder, opened.target) \
             if opened.folder != opened.target else None
-        records = facts.load(opened.target).latest()
+        records = facts.open_run(opened.target).latest()
     finally:
         opened.release()
     return Outcome(opened.target, opened.folder, records, summary, kept)

@@ -12,7 +12,7 @@ BEGIN, END = "<!-- show results: begin -->", "<!-- show results: end -->"
 
 
 def excerpt(results: Path) -> str:
-    from eagerbench import answer
+    from eagerbench.report import answer
 
     return answer.terminal(answer.read_cells(results / "cells.csv"))
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from eagerbench.environments import EnvSpec, cached
-from eagerbench.modes.base import release
-from eagerbench.procenv import thread_env
+from eagerbench.execute.venvs import EnvSpec, cached
+from eagerbench.frameworks.modes.base import release
+from eagerbench.measure.process import thread_env
 
 LOOPS = {
     "torch": ("import torch; torch.set_num_threads(2); a = torch.full((10,), 1 / 1024); "

@@ -7,8 +7,8 @@ import functools
 
 import pytest
 
-from eagerbench.modes import all_modes
-from eagerbench.runner import Cell, to_records
+from eagerbench.frameworks.modes import all_modes
+from eagerbench.execute.runner import Cell, to_records
 
 COMPILED = [m.name for m in all_modes().values()
             if m.compiled and m.installed() and "cpu" in m.devices]
@@ -25,7 +25,7 @@ GRID = [("lbfgs", {"history": 2, "batch": 200}), ("elementwise", {"size": 1000, 
 @functools.lru_cache(maxsize=None)
 def measured_in_one_worker(mode: str) -> dict:
     """Every workload in one compiled mode, its cells in one worker (as a run does)."""
-    from eagerbench.executors.local import run_batch
+    from eagerbench.execute.local import run_batch
 
     cells = [Cell(w, params, mode, threads=1, iters=4, warmup=2, why=False)   # no probes
              for w, params in GRID]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eagerbench.modes import get_mode
+from eagerbench.frameworks.modes import get_mode
 from workloads import get_workload, mnist
 
 THREADS = 1
@@ -46,8 +46,8 @@ def rel_diff(a, b) -> float:
 def record(cell, result: dict):
     """A typed record from a cell (a spec or its JSON) and a worker-shaped result, built the
     way the runner builds them (facts included)."""
-    from eagerbench.results import CellResult, CellSpec
-    from eagerbench.runner import to_records
+    from eagerbench.records.model import CellResult, CellSpec
+    from eagerbench.execute.runner import to_records
 
     spec = cell if isinstance(cell, CellSpec) else CellSpec.from_json(cell)
     typed = result if isinstance(result, CellResult) else CellResult.from_json(result)
@@ -59,8 +59,8 @@ def run_into(cells, folder, timeout: float):
     returns the typed records."""
     from pathlib import Path
 
-    from eagerbench.results import RAW, RunHeader, RunWriter
-    from eagerbench.runner import run_cells
+    from eagerbench.records.runfile import RAW, RunHeader, RunWriter
+    from eagerbench.execute.runner import run_cells
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -122,8 +122,8 @@ def one_line_error(proc, *needles):
 
 def measure_why(entries, settings, channel=None):
     """``measure_unit`` with the why phase, as a worker runs it by default (``--why``)."""
-    from eagerbench.timing import measure_unit
-    from eagerbench.why.observer import WhyObserver
+    from eagerbench.measure.loop import measure_unit
+    from eagerbench.measure.why.observer import WhyObserver
 
     return measure_unit(entries, settings, channel, WhyObserver(entries))
 

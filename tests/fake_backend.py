@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from eagerbench.backends.base import Backend
+from eagerbench.frameworks.backends.base import Backend
 from eagerbench.workload import Param, Task, Work, Workload
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eagerbench.results import RAW, RunHeader, RunWriter
+from eagerbench.records.runfile import RAW, RunHeader, RunWriter
 from tests.conftest import record
 
 

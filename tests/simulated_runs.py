@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from eagerbench import stats
+from eagerbench.report import stats
 
 
 @dataclass
@@ -32,7 +32,7 @@ class SimulatedRun:
     def side(self, name: str):
         """This run as ``compare`` reads one: ``a`` is ``b``'s compiled twin, sharing its
         processes; ``c`` is another framework."""
-        from eagerbench import compare
+        from eagerbench.report import compare
 
         twins = {k: (k[0], k[1], "b") for k in self.levels if k[2] == "a"}
         frameworks = {k: "c" if k[2] == "c" else "ab" for k in self.levels}

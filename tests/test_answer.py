@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from eagerbench import answer, flags, report, tables
-from eagerbench.results import RAW
+from eagerbench.report import answer, flags, build as report, tables
+from eagerbench.records.runfile import RAW
 from tests.recorded_runs import two_process_run, write_run
 
 

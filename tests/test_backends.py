@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eagerbench.modes import all_modes, get_mode
+from eagerbench.frameworks.modes import all_modes, get_mode
 from tests.conftest import build, run_steps
 
 MODES = [m.name for m in all_modes().values() if m.installed() and "cpu" in m.devices]
@@ -106,7 +106,7 @@ def test_tf_batch_norm_uses_the_fused_kernel_and_matches_the_definition():
 def _torch_host_syncs(fn) -> int:
     """aten ops that copy a device value to the host (``.item()``, ``bool()``, and the error
     check of ``linalg.solve``) while ``fn`` runs."""
-    from eagerbench.backends.cudagraph import OpTrail
+    from eagerbench.frameworks.backends.cudagraph import OpTrail
 
     class Syncs(OpTrail):
         def __init__(self):
@@ -160,7 +160,7 @@ def test_an_uncapturable_op_is_named():
     """What the record of a step CUDA graphs cannot capture says: the aten op it failed in."""
     import torch
 
-    from eagerbench.backends.cudagraph import OpTrail
+    from eagerbench.frameworks.backends.cudagraph import OpTrail
 
     trail = OpTrail()
     with pytest.raises(RuntimeError) as failure, trail:

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eagerbench import compare
-from eagerbench.results import RAW, RunHeader, RunWriter
+from eagerbench.report import compare
+from eagerbench.records.runfile import RAW, RunHeader, RunWriter
 from simulated_runs import simulated_run
 from tests.conftest import record
 
@@ -210,11 +210,12 @@ def _host(cpu: str, gpu: str, peak: float) -> tuple[dict, dict]:
 def test_a_run_on_two_host_types_reports_each_apart(tmp_path):
     """Process 0 ran on one node type and process 1 on another: each gets its own report with
     its own limits, and no cell pools the two."""
-    from eagerbench import report, results
+    from eagerbench.report import build as report
+    from eagerbench.records import runfile
 
     hosts = [_host("Xeon", "A100", 1000.0), _host("EPYC", "H100", 4000.0)]
     folder = _run(tmp_path / "run", np.random.default_rng(0), hosts=hosts)
-    assert [h.host["cpu"] for h in results.load(folder).hosts()] == ["Xeon", "EPYC"]
+    assert [h.host["cpu"] for h in runfile.read(folder).hosts()] == ["Xeon", "EPYC"]
     summary = report.build(folder)
     assert sorted(summary["host"].unique()) == [1, 2]
     top = (folder / "README.md").read_text()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eagerbench.modes import all_modes
-from eagerbench.runner import Cell
+from eagerbench.frameworks.modes import all_modes
+from eagerbench.execute.runner import Cell
 from tests.conftest import build
 
 def test_every_new_mode_is_discovered():
@@ -47,7 +47,7 @@ def test_torch_compile_cells_compile_cold_and_later_repeats_reuse_their_graphs(t
     comes from the cold process alone."""
     from dataclasses import replace
 
-    from eagerbench import tables
+    from eagerbench.report import tables
     from tests.conftest import run_into
 
     cell = Cell("elementwise", {"size": 64, "ops": 3}, "torch-compile", threads=1, iters=2,
@@ -80,7 +80,7 @@ def test_torch_compile_cells_with_the_same_graphs_both_compile_cold(tmp_path):
     second cell loaded the first's graphs and had no compile cost at all."""
     from dataclasses import replace
 
-    from eagerbench import tables
+    from eagerbench.report import tables
     from tests.conftest import run_into
 
     cell = Cell("lbfgs", {"history": 2, "batch": 100}, "torch-compile", threads=1, iters=2,
@@ -105,7 +105,7 @@ def test_jax_uses_the_runs_own_cache_after_the_first_process_never_the_users(tmp
     programs their own process had compiled, and no process would compile cold. Later
     processes load what the second one cached (in the run's folder, never the user's); the
     compile cost in the table is the first process's."""
-    from eagerbench import tables
+    from eagerbench.report import tables
     from tests.conftest import run_into
 
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "users-cache"))

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from eagerbench import counters, explain, tables
+from eagerbench.measure import counters
+from eagerbench.report import explain, tables
 from tests.conftest import build
 
 
@@ -42,7 +43,7 @@ RECOMPILING = native.workload("recompiling", "torch", setup, recompiling, iters=
 def planted(tmp_path_factory):
     """Both planted workloads measured in one run (one torch.compile set-up), in torch and
     torch-compile: the run's records and its cells table."""
-    from eagerbench import results
+    from eagerbench.records import runfile
     from tests.conftest import eagerbench_cli
 
     folder = tmp_path_factory.mktemp("planted")
@@ -52,7 +53,7 @@ def planted(tmp_path_factory):
                           "torch,torch-compile", "--repeat", "1", "--min-time", "0",
                           "--threads", "1", "--no-limits", "-q", "--out", folder / "run")
     assert proc.returncode == 0, proc.stderr
-    run = results.load(folder / "run")
+    run = runfile.read(folder / "run")
     cells = tables.cells_table(run.latest())
     why = explain.why_table(run.latest(), cells, None)
     return {(r.workload, r.mode): r for r in why.itertuples()}, cells
@@ -129,7 +130,7 @@ def test_an_hlo_programs_bytes_are_its_top_level_instructions_operands_and_resul
     """A copy (40 B in, 40 out) and a fusion (40 + 80 in, 40 out); parameters and tuples
     move nothing, and a fused computation's inside is not counted again. A loop's count is
     unknown."""
-    from eagerbench.backends.hlo import entry_bytes
+    from eagerbench.frameworks.backends.hlo import entry_bytes
 
     assert entry_bytes(HLO) == 80 + 160
     looping = HLO.replace("copy(%a)", "while(%a), condition=%c, body=%fused")

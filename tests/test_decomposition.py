@@ -8,8 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from eagerbench import explain, tables
-from eagerbench import limits as machine
+from eagerbench.report import explain, tables
+from eagerbench.measure import machine
+from eagerbench.records import limits as limits_record
 from tests.conftest import record
 from tests.why_cells import LIMITS, priced_cell as _cell
 
@@ -192,18 +193,18 @@ def test_a_call_that_faults_many_pages_is_priced_by_its_own_kernel_time():
 def test_a_small_product_is_held_to_the_rate_measured_at_its_size():
     limits = {**LIMITS, "matmul_n": 2048,
               "matmul_ladder": {"float32": {"128": 25.0, "512": 50.0, "1024": 80.0}}}
-    assert machine.matmul_rate(limits, "float32", 2 * 128**3) == pytest.approx(25.0)
-    assert machine.matmul_rate(limits, "float32", 2 * 256**3) == pytest.approx(
+    assert limits_record.matmul_rate(limits, "float32", 2 * 128**3) == pytest.approx(25.0)
+    assert limits_record.matmul_rate(limits, "float32", 2 * 256**3) == pytest.approx(
         np.sqrt(25.0 * 50.0))                                       # log-log halfway
-    assert machine.matmul_rate(limits, "float32", 2 * 4096**3) == 100.0   # the peak
-    assert machine.matmul_rate(limits, "float32", 2.0) == pytest.approx(25.0)
-    assert machine.matmul_rate(LIMITS, "float32", 2 * 128**3) == 100.0   # no ladder: peak
+    assert limits_record.matmul_rate(limits, "float32", 2 * 4096**3) == 100.0   # the peak
+    assert limits_record.matmul_rate(limits, "float32", 2.0) == pytest.approx(25.0)
+    assert limits_record.matmul_rate(LIMITS, "float32", 2 * 128**3) == 100.0   # no ladder: peak
     # a framework's own library, where it was probed: its ladder and its peak
     limits["per_library"] = {"tensorflow": {"matmul_gflops": {"float32": 60.0},
                                             "matmul_ladder": {"float32": {"128": 10.0}}}}
-    assert machine.matmul_rate(limits, "float32", 2 * 128**3, "tensorflow") == pytest.approx(10.0)
-    assert machine.matmul_rate(limits, "float32", 2 * 4096**3, "tensorflow") == pytest.approx(60.0)
-    assert machine.matmul_rate(limits, "float32", 2 * 128**3, "jax") == pytest.approx(25.0)
+    assert limits_record.matmul_rate(limits, "float32", 2 * 128**3, "tensorflow") == pytest.approx(10.0)
+    assert limits_record.matmul_rate(limits, "float32", 2 * 4096**3, "tensorflow") == pytest.approx(60.0)
+    assert limits_record.matmul_rate(limits, "float32", 2 * 128**3, "jax") == pytest.approx(25.0)
 
 
 def test_the_cache_bandwidth_leaves_out_the_price_of_calling_an_add(monkeypatch):

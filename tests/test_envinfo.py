@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from eagerbench import envinfo, runpage
+from eagerbench.records import host as envinfo
+from eagerbench.report.pages import run as runpage
 
 
 def _virtio(root, name: str, device: str, features: str) -> None:

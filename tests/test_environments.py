@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from eagerbench import environments, facts
-from eagerbench.environments import EnvError, EnvSpec, IndexUnreachable, NoSuchRelease
-from eagerbench.modes import get_mode
-from eagerbench.modes.base import release
-from eagerbench.plan import plan
-from eagerbench.results import CellSpec
+from eagerbench.execute import venvs as environments
+from eagerbench.frameworks import facts
+from eagerbench.execute.venvs import EnvError, EnvSpec, IndexUnreachable, NoSuchRelease
+from eagerbench.frameworks.modes import get_mode
+from eagerbench.frameworks.modes.base import release
+from eagerbench.plan.grid import plan
+from eagerbench.records.model import CellSpec
 
 
 def test_a_requirement_is_a_spec_labelled_by_itself_and_naming_its_framework():
@@ -219,7 +220,7 @@ def test_no_reachable_index_is_one_line(tmp_path):
 
 def test_an_environment_that_fails_to_install_fails_its_cells_and_the_others_go_on(monkeypatch):
     from eagerbench import session
-    from eagerbench.executors import local
+    from eagerbench.execute import local
 
     good, bad = environments.parse("jax==0.10.2"), environments.parse("jax==0.4.1")
     monkeypatch.setattr(environments, "check", lambda spec: None)
@@ -246,7 +247,7 @@ def test_an_environment_that_fails_to_install_fails_its_cells_and_the_others_go_
 
 def test_an_unknown_release_stops_the_run_before_anything_is_built(monkeypatch):
     from eagerbench import session
-    from eagerbench.executors import local
+    from eagerbench.execute import local
 
     def check(spec):
         if spec.label == "jax==9.9":

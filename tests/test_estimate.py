@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from eagerbench import estimate
-from eagerbench.results import CellSpec
+from eagerbench.plan import estimate
+from eagerbench.records.model import CellSpec
 
 CELL = CellSpec(workload="matmul", params={"size": 64}, mode="torch", device="cpu",
                 dtype="float32", threads=1, seed=1, repeat=0)
@@ -62,7 +62,7 @@ class _SlowExecutor:
     def measure(self, batches, timeout, progress):
         import time
 
-        from eagerbench.executors.local import failed
+        from eagerbench.execute.local import failed
 
         for batch in batches:
             for cell in batch:
@@ -73,8 +73,8 @@ class _SlowExecutor:
 def test_a_run_keeps_each_cells_landing_time_and_counts_every_repeat(tmp_path, monkeypatch):
     """The estimate sums every cell, repeats included (a cell's repeats share one key), and a
     run without a progress bar still records real landing times, never zeros."""
-    from eagerbench.results import RAW, RunHeader, RunWriter
-    from eagerbench.runner import run_cells
+    from eagerbench.records.runfile import RAW, RunHeader, RunWriter
+    from eagerbench.execute.runner import run_cells
 
     monkeypatch.setenv("EAGERBENCH_CACHE", str(tmp_path))
     cells = [replace(CELL, repeat=r) for r in range(3)] + [replace(CELL, mode="tf-eager")]

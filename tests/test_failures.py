@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from eagerbench import results
-from eagerbench.runner import Cell
+from eagerbench.records import runfile
+from eagerbench.execute.runner import Cell
 from tests.conftest import run_into
 
 
@@ -22,7 +22,7 @@ def test_killed_and_crashing_cells_are_recorded_and_the_run_continues(tmp_path):
     ]
     out = tmp_path / "run"
     records = run_into(cells, out, timeout=300)
-    lines = list(results.load(out).records)
+    lines = list(runfile.read(out).records)
     assert [r.result.status for r in lines] == ["failed", "failed", "ok"]
     assert lines == records
     assert "SIGKILL" in lines[0].result.reason
@@ -49,7 +49,7 @@ def test_a_worker_killed_mid_batch_costs_only_the_cell_in_progress(tmp_path, mon
     assert "SIGKILL" in records[1].result.reason
     pids = [r.result.process["pid"] for r in (records[0], records[2])]
     assert pids[0] != pids[1]
-    assert len(results.load(tmp_path).records) == 3
+    assert len(runfile.read(tmp_path).records) == 3
 
 
 def test_one_mode_that_fails_does_not_take_its_unit_down(tmp_path):
@@ -64,7 +64,7 @@ def test_one_mode_that_fails_does_not_take_its_unit_down(tmp_path):
 
 
 def test_report_and_warnings_survive_a_run_where_every_cell_failed(tmp_path, capsys):
-    from eagerbench import report
+    from eagerbench.report import build as report
     from eagerbench.cli import _print_answer
 
     cell = Cell("matmul", {"size": 16}, "torch", dtype="float16", threads=1, iters=2, warmup=1)
@@ -103,7 +103,7 @@ def test_interleaved_cell_is_one_process_but_one_record_per_value(tmp_path):
 def test_notes_of_a_run_where_some_cells_failed_read_nan_as_nothing():
     """A failed cell's row has NaN counters beside measured ones: its notes used to crash the
     end of such a run (int(NaN)) after every cell had been measured."""
-    from eagerbench import tables
+    from eagerbench.report import tables
     from tests.conftest import record
 
     sample = {"ns": 10**6, "calls": 1, "gc_collections": 0, "gc_ns": 0}

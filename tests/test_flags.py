@@ -9,7 +9,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from eagerbench import flags, tables
+from eagerbench.report import flags, tables
 from tests.conftest import record
 
 
@@ -151,7 +151,7 @@ def _disagree_share(rng, cells: int, phi: float, effect: float = 0.0) -> float:
     """The share of simulated cells whose five processes are called disagreeing: 40
     autocorrelated samples a process, a 10% shift shared by a process's two modes, and
     ``effect`` on one process's ratio alone."""
-    from eagerbench import stats
+    from eagerbench.report import stats
 
     procs = [str(p) for p in range(5)]
     hits = 0

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eagerbench.modes import all_modes, get_mode
-from eagerbench.executors.local import measure_cell
-from eagerbench.runner import Cell, to_records
+from eagerbench.frameworks.modes import all_modes, get_mode
+from eagerbench.execute.local import measure_cell
+from eagerbench.execute.runner import Cell, to_records
 from tests.conftest import THREADS, build, rel_diff, run_steps
 from workloads import custom_gradient, higher_order, kfac
 

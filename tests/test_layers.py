@@ -88,18 +88,19 @@ def test_no_import_cycle():
 
 def test_reporting_never_imports_the_runner_or_the_worker():
     reporting = [m for m in graph() if layers.layer_of(m) == "reporting"]
-    assert "eagerbench.report" in reporting and "eagerbench.tables" in reporting
+    assert "eagerbench.report.build" in reporting and "eagerbench.report.tables" in reporting
     for module in reporting:
         for dep in graph()[module]:
-            assert layers.layer_of(dep) not in ("measuring", "worker", "executing", "running"), \
+            assert layers.layer_of(dep) not in ("measuring", "planning", "executing"), \
                 f"{module} imports {dep}"
 
 
 @pytest.mark.parametrize("importer, imported", [
-    ("eagerbench.tables", "eagerbench.runner"),        # reporting driving the runner
-    ("eagerbench.results", "eagerbench.facts"),        # the old results <-> facts cycle
-    ("eagerbench.limits", "eagerbench.worker"),        # the old limits -> worker import
-    ("eagerbench.backends.base", "eagerbench.why.probes"),
+    ("eagerbench.report.tables", "eagerbench.execute.runner"),   # reporting driving the runner
+    ("eagerbench.records.runfile", "eagerbench.frameworks.facts"),   # the old results <-> facts
+    ("eagerbench.records.limits", "eagerbench.measure.worker"),   # the old limits -> worker
+    ("eagerbench.frameworks.backends.base", "eagerbench.measure.why.probes"),
+    ("eagerbench.report.build", "eagerbench.measure.machine"),    # a report probing the host
 ])
 def test_the_table_refuses_the_imports_that_made_the_old_cycles(importer, imported):
     assert not layers.allowed(importer, imported)
@@ -107,5 +108,6 @@ def test_the_table_refuses_the_imports_that_made_the_old_cycles(importer, import
 
 def test_the_walker_sees_a_lazy_import_inside_a_function(tmp_path):
     source = tmp_path / "mod.py"
-    source.write_text("def f():\n    from eagerbench.runner import run_cells\n")
-    assert imports_of("eagerbench.tables", source, {"eagerbench.runner"}) == {"eagerbench.runner"}
+    source.write_text("def f():\n    from eagerbench.execute.runner import run_cells\n")
+    assert imports_of("eagerbench.report.tables", source, {"eagerbench.execute.runner"}) == \
+        {"eagerbench.execute.runner"}

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eagerbench import prepared, tables
-from eagerbench.modes import all_modes, get_mode
-from eagerbench.runner import Cell
+from eagerbench.execute import start_states as prepared
+from eagerbench.report import tables
+from eagerbench.frameworks.modes import all_modes, get_mode
+from eagerbench.execute.runner import Cell
 from tests.conftest import rel_diff, run_into
 from workloads import get_workload, lbfgs_optimizer, mnist
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from eagerbench import limits
+from eagerbench.measure import machine as limits
+from eagerbench.records import limits as limits_record
 
 
 def _probe(gflops: float, gbps: float) -> dict:
@@ -17,24 +18,24 @@ def _probe(gflops: float, gbps: float) -> dict:
 
 def test_merged_limits_keep_the_best_of_two_probes():
     slow, fast = _probe(120.0, 26.0), _probe(200.0, 40.0)
-    merged = limits.merge(slow, fast)
+    merged = limits_record.merge(slow, fast)
     assert merged["peak_gflops"] == {"float32": 200.0, "float64": 100.0}
     assert merged["bandwidth_gbps"] == 40.0 and merged["probes"] == 2
     assert merged["per_library"]["torch"]["matmul_gflops"]["float32"] == 200.0
-    assert limits.merge(fast, slow)["bandwidth_gbps"] == 40.0
+    assert limits_record.merge(fast, slow)["bandwidth_gbps"] == 40.0
 
 
 def test_limits_are_probed_in_the_run_dtype_only():
     """A float32 run probes float32 products alone (the float64 ones took TensorFlow 6 of its
     17 s), and the probes of two runs merge and print whatever dtypes they hold."""
-    from eagerbench import runpage
+    from eagerbench.report.pages import run as runpage
 
     probe = limits.probe("numpy", "cpu", n=64, elems=1 << 12, dtypes=("float32",))
     assert set(probe["matmul_gflops"]) == set(probe["matmul_ladder"]) == {"float32"}
     only32 = _probe(150.0, 30.0)
     for table in (only32["peak_gflops"], only32["per_library"]["torch"]["matmul_gflops"]):
         del table["float64"]
-    merged = limits.merge(only32, _probe(120.0, 26.0))
+    merged = limits_record.merge(only32, _probe(120.0, 26.0))
     assert merged["peak_gflops"] == {"float32": 150.0, "float64": 60.0}
     text = runpage.machine({"limits": {**only32, "matmul_n": 2048}}, pd.DataFrame())
     line = next(x for x in text.splitlines() if "measured limits" in x)
@@ -45,7 +46,7 @@ def test_merged_limits_keep_the_best_matmul_rate_at_each_side():
     slow, fast = _probe(120.0, 26.0), _probe(200.0, 40.0)
     slow["matmul_ladder"] = {"float32": {"128": 30.0, "512": 90.0}}
     fast["matmul_ladder"] = {"float32": {"128": 20.0, "512": 110.0}}
-    assert limits.merge(slow, fast)["matmul_ladder"] == {"float32": {"128": 30.0, "512": 110.0}}
+    assert limits_record.merge(slow, fast)["matmul_ladder"] == {"float32": {"128": 30.0, "512": 110.0}}
 
 
 def test_merged_limits_keep_each_librarys_best_ladder_and_chain_rate():
@@ -59,7 +60,7 @@ def test_merged_limits_keep_each_librarys_best_ladder_and_chain_rate():
                                           elementwise_gflops={"float32": 20.0})
     first["elementwise_gflops"], second["elementwise_gflops"] = {"float32": 36.0}, \
         {"float32": 20.0}
-    merged = limits.merge(first, second)
+    merged = limits_record.merge(first, second)
     assert merged["per_library"]["torch"]["matmul_ladder"] == {"float32": {"128": 69.0}}
     assert merged["per_library"]["torch"]["elementwise_gflops"] == {"float32": 36.0}
     assert merged["elementwise_gflops"] == {"float32": 36.0}
@@ -78,9 +79,9 @@ def test_a_probe_wholly_in_a_slow_spell_shows_against_another():
     the fastest tenth of a probe taken later, every unit of it is slow."""
     slow = {"fast_unit_us": 1850.0, "percentiles_us": [1850.0 + i for i in range(101)]}
     quick = {"fast_unit_us": 1050.0, "percentiles_us": [1050.0 + i for i in range(101)]}
-    assert limits.slow_against(slow, slow["fast_unit_us"]) == 0.0
-    assert limits.slow_against(slow, quick["fast_unit_us"]) == 1.0
-    assert limits.slow_against(quick, quick["fast_unit_us"]) == 0.0
+    assert limits_record.slow_against(slow, slow["fast_unit_us"]) == 0.0
+    assert limits_record.slow_against(slow, quick["fast_unit_us"]) == 1.0
+    assert limits_record.slow_against(quick, quick["fast_unit_us"]) == 0.0
 
 
 def test_the_contention_probe_reports_its_distribution():

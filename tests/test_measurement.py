@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from eagerbench import tables
-from eagerbench.executors.local import run_cell
-from eagerbench.procenv import thread_env
-from eagerbench.results import CellSpec as Cell
-from eagerbench.timer import GCWatch, run_block
-from eagerbench.timing import Entry, Settings, measure_unit
+from eagerbench.report import tables
+from eagerbench.execute.local import run_cell
+from eagerbench.measure.process import thread_env
+from eagerbench.records.model import CellSpec as Cell
+from eagerbench.measure.clock import GCWatch, run_block
+from eagerbench.measure.loop import Entry, Settings, measure_unit
 from tests.conftest import build, record, run_steps
 from tests.fake_backend import ADD, FakeBackend
 from workloads import mnist

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from eagerbench import results, store
-from eagerbench.results import RAW, ResultsError
+from eagerbench.records import runfile, store
+from eagerbench.records.runfile import RAW, ResultsError
 from tests.conftest import eagerbench_cli as _eagerbench, one_line_error as _one_line_error
 
 SMALL = ["-w", "matmul", "--modes", "torch", "--repeat", "1", "--iters", "2", "--warmup", "1",
@@ -21,7 +21,7 @@ SMALL = ["-w", "matmul", "--modes", "torch", "--repeat", "1", "--iters", "2", "-
 
 
 def _count(folder: Path) -> int:
-    return len(results.load(folder).records)
+    return len(runfile.read(folder).records)
 
 
 def _records_on_disk(path: Path) -> int:
@@ -115,10 +115,10 @@ def test_a_runner_killed_with_sigkill_leaves_no_worker_and_every_finished_cell(t
         time.sleep(0.1)
     assert workers and not _workers_of(proc.pid)
     finished = _count(out)
-    assert finished >= 1 and not results.load(out).finished
+    assert finished >= 1 and not runfile.read(out).finished
     resumed = _eagerbench("run", "--resume", out, "-q")              # the lock died with it
     assert resumed.returncode == 0, resumed.stderr
-    assert _count(out) == 4 and results.load(out).finished
+    assert _count(out) == 4 and runfile.read(out).finished
 
 
 def test_resume_skips_finished_cells_and_reruns_failed_ones_only_when_asked(tmp_path):
@@ -126,13 +126,13 @@ def test_resume_skips_finished_cells_and_reruns_failed_ones_only_when_asked(tmp_
     killed = _eagerbench("run", *SMALL, "--size", "16,24,32", "--out", out,
                          env={"EAGERBENCH_KILL_AT": "1"})
     assert killed.returncode == 3, killed.stderr
-    assert [r.result.status for r in results.load(out).records] == ["ok", "failed", "ok"]
+    assert [r.result.status for r in runfile.read(out).records] == ["ok", "failed", "ok"]
     again = _eagerbench("run", "--resume", out, "-q")
     assert again.returncode == 3 and "0 to go" in again.stderr      # the failure stands
     assert _count(out) == 3
     rerun = _eagerbench("run", "--resume", out, "--rerun-failed", "-q")
     assert rerun.returncode == 0, rerun.stderr
-    run = results.load(out)
+    run = runfile.read(out)
     assert len(run.records) == 4                                     # the failed record stays
     assert [r.result.status for r in run.latest()] == ["ok", "ok", "ok"]
 
@@ -145,7 +145,7 @@ def test_resume_sets_a_torn_last_line_aside_and_finishes(tmp_path):
     with open(out / RAW, "a") as f:
         f.write('{"cell": {"workload": "matmul", "par')          # killed mid-write
     with pytest.raises(ResultsError, match="truncated"):
-        results.load(out)
+        runfile.read(out)
     resumed = _eagerbench("run", "--resume", out, "--rerun-failed", "-q")
     assert resumed.returncode == 0, resumed.stderr
     assert (out / (RAW + ".torn")).read_text().startswith('{"cell": {"workload": "matmul"')
@@ -174,7 +174,7 @@ def test_a_full_disk_is_one_line_exit_2_and_keeps_what_was_written(tmp_path, mon
 
     from eagerbench import cli
 
-    real_init = results.RunWriter.__init__
+    real_init = runfile.RunWriter.__init__
 
     def init(self, path, header=None):
         real_init(self, path, None)
@@ -182,7 +182,7 @@ def test_a_full_disk_is_one_line_exit_2_and_keeps_what_was_written(tmp_path, mon
         if header is not None:
             self._line(header.to_json())
 
-    monkeypatch.setattr(results.RunWriter, "__init__", init)
+    monkeypatch.setattr(runfile.RunWriter, "__init__", init)
     out = tmp_path / "run"
     got = CliRunner().invoke(cli.cli, ["run", *SMALL, "--size", "16,24,32", "--out", str(out)])
     assert got.exit_code == 2, got.output
@@ -195,8 +195,8 @@ def test_an_abandoned_batch_leaves_no_worker_not_even_a_zombie():
     """Closing a batch mid-way (what a failed write or an interrupt does to it) kills its
     worker and reaps it before close() returns. Killed but not waited for, the worker lived
     on as a zombie, or was still dying when the runner reported the fault (a flaky CI)."""
-    from eagerbench.executors import local
-    from eagerbench.runner import Cell
+    from eagerbench.execute import local
+    from eagerbench.execute.runner import Cell
 
     cells = [Cell("matmul", {"size": 16}, "torch", threads=1, iters=2, warmup=1),
              Cell("matmul", {"size": 1024}, "torch", threads=1, iters=100000, warmup=2)]
@@ -215,7 +215,7 @@ def test_a_real_write_failure_names_the_file(tmp_path):
         pytest.skip("no /dev/full")
     os.symlink("/dev/full", tmp_path / RAW)
     with pytest.raises(ResultsError, match=r"raw.jsonl: cannot write \(No space left on device\)"):
-        results.RunWriter(tmp_path / RAW, results.RunHeader.new({}))
+        runfile.RunWriter(tmp_path / RAW, runfile.RunHeader.new({}))
 
 
 def test_an_unwritable_output_folder_is_one_line_and_exit_2(tmp_path):

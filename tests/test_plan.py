@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from eagerbench.plan import plan
-from eagerbench.executors.local import batch_key
-from eagerbench.runner import batches
+from eagerbench.plan.grid import plan
+from eagerbench.execute.local import batch_key
+from eagerbench.execute.runner import batches
 
 COMMON = dict(iters=None, warmup=None, threads=1, device="cpu", dtype="float32", seed=1,
               data=None, gc_mode="on")
@@ -79,7 +79,7 @@ def test_eager_modes_answer_to_their_aliases():
 def test_the_quick_grid_is_one_small_cell_per_family_in_the_eager_modes_and_their_twins():
     import pytest
 
-    from eagerbench.plan import PlanError
+    from eagerbench.plan.grid import PlanError
     from workloads import all_workloads
 
     cells, _ = plan((), (), {}, repeat=3, grid="quick", **COMMON)

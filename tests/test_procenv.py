@@ -10,7 +10,7 @@ def test_a_first_process_unit_compiles_from_the_template_and_leaves_its_graphs_s
     """Inside the context the compiler's cache holds the template only (not a graph an earlier
     unit compiled); after it, what the unit wrote is in the shared cache for later processes,
     and the variables point back at it."""
-    from eagerbench.procenv import COLD_TEMPLATE_ENV, cold_compile_cache
+    from eagerbench.measure.process import COLD_TEMPLATE_ENV, cold_compile_cache
 
     template, shared = tmp_path / "template", tmp_path / "shared"
     (template / "inductor").mkdir(parents=True)

@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from eagerbench import protocol
-from eagerbench.results import CellResult, CellSpec, Sample, Why
+from eagerbench.records import protocol
+from eagerbench.records.model import CellResult, CellSpec, Sample
+from eagerbench.records.why import Why
 
 
 def test_every_message_survives_the_wire():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eagerbench.modes import get_mode
+from eagerbench.frameworks.modes import get_mode
 
 
 class OldArray:
@@ -19,7 +19,7 @@ class OldArray:
 
 
 def test_jax_reads_whether_an_array_is_committed_in_either_release():
-    from eagerbench.backends import jax_backend
+    from eagerbench.frameworks.backends import jax_backend
 
     assert jax_backend.committed(OldArray(True)) is True
     assert jax_backend.committed(OldArray(False)) is False
@@ -33,7 +33,7 @@ def test_jax_lowers_an_argument_without_weak_type_before_it_existed(monkeypatch)
     import jax
     import jax.numpy as jnp
 
-    from eagerbench.backends import jax_backend
+    from eagerbench.frameworks.backends import jax_backend
 
     monkeypatch.setattr(jax_backend, "SHAPE_TAKES_WEAK_TYPE", False)
     shape = jax_backend._argument_shape(jnp.ones(3))
@@ -41,7 +41,7 @@ def test_jax_lowers_an_argument_without_weak_type_before_it_existed(monkeypatch)
 
 
 def test_jax_full_puts_the_vector_on_the_device_where_full_takes_no_device(monkeypatch):
-    from eagerbench.backends import jax_backend
+    from eagerbench.frameworks.backends import jax_backend
 
     backend = get_mode("jax-jit").make("cpu", "float32", 1)
     monkeypatch.setattr(jax_backend, "FULL_TAKES_DEVICE", False)
@@ -72,7 +72,7 @@ def test_torch_compile_backends_work_without_inductors_newer_switches(monkeypatc
     import torch._inductor.compile_fx as compile_fx
     import torch._inductor.utils as inductor_utils
 
-    from eagerbench.backends import torch_backend
+    from eagerbench.frameworks.backends import torch_backend
 
     monkeypatch.delattr(compile_fx, "inductor_metrics_log")
     monkeypatch.delattr(inductor_utils, "clear_caches")

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eagerbench import releases, results
+from eagerbench.report import releases
+from eagerbench.records import runfile
 
 ENV = {"environments": {f"jax=={v}": {"packages": {"jax": v, "jaxlib": v}}
                         for v in ("0.4.30", "0.10.2", "0.5.0")}}
@@ -81,7 +82,7 @@ def test_labels_split_into_mode_and_environment():
 
 def test_a_stored_run_across_releases_answers_by_release_and_compares_its_environments(tmp_path):
     """The page, the terminal and ``compare RUN@A RUN@B`` of a run with two environments."""
-    from eagerbench import compare, report
+    from eagerbench.report import compare, build as report
     from tests.recorded_runs import two_release_run
 
     run = two_release_run(tmp_path, np.random.default_rng(3))
@@ -99,5 +100,5 @@ def test_a_stored_run_across_releases_answers_by_release_and_compares_its_enviro
     assert view.loc["jax-jit", "significant_1"]                          # the tax halved
     differences = compare.environment_differences([old, new])
     assert set(differences["setting"]) == {"jax version", "jaxlib version"}
-    with pytest.raises(results.ResultsError, match="no environment 'jax==9'"):
+    with pytest.raises(runfile.ResultsError, match="no environment 'jax==9'"):
         compare.load(f"{run}@jax==9")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 
-from eagerbench import results
+from eagerbench.records import runfile
 from tests.conftest import eagerbench_cli
 
 OLD, NEW = "jax==0.4.30", "jax==0.10.2"
@@ -20,7 +20,7 @@ def test_two_jax_releases_each_measure_their_cell_and_the_page_shows_both(tmp_pa
                           "10", "--ops", "10", "--repeat", "2", "--min-time", "0.05",
                           "--no-limits", "--no-why", "-q", "--out", out)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    run = results.load(out)
+    run = runfile.read(out)
     seen = {(r.spec.options["env"], r.spec.mode): r.result for r in run.records}
     assert set(seen) == {(env, mode) for env in (OLD, NEW) for mode in ("jax", "jax-jit")}
     assert all(result.status == "ok" for result in seen.values()), \
@@ -70,5 +70,5 @@ def test_an_interrupted_run_across_releases_resumes_without_building_again(tmp_p
     resumed = eagerbench_cli("run", "--resume", out, "-q")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "building the environment" not in resumed.stderr
-    run = results.load(out)
+    run = runfile.read(out)
     assert len(run.records) == 24 and {r.spec.options["env"] for r in run.records} == {OLD, NEW}

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eagerbench import article, flags, pages, report, runpage, tables
-from eagerbench.results import RAW, RunHeader, RunWriter
+from eagerbench.report import article, flags, build as report, tables
+from eagerbench.report.pages import front as pages, run as runpage
+from eagerbench.records.runfile import RAW, RunHeader, RunWriter
 from tests.recorded_runs import record_of as _record, two_process_run as _run, write_run as _write
 
 
@@ -126,7 +127,7 @@ def test_compile_costs_come_from_the_first_process_and_are_never_negative():
 def test_a_compile_cost_not_measured_says_why_and_is_not_read_as_never(tmp_path):
     """A first process that found its graphs in the cache measured no compile: the row says
     so, and the break-even table and plot show "not measured", not "never"."""
-    from eagerbench.plots import break_even, break_even_table
+    from eagerbench.report.figures.headline import break_even, break_even_table
 
     recs = _run(np.random.default_rng(4))
     for rec in recs:
@@ -149,7 +150,7 @@ def test_a_compile_that_repays_within_its_first_call_is_marked_not_left_blank():
     (a compile of 31 ms against eager steps 188x slower) looked like missing data."""
     import matplotlib.pyplot as plt
 
-    from eagerbench.plots import break_even_figure
+    from eagerbench.report.figures.headline import break_even_figure
 
     be = pd.DataFrame([{"workload": "w", "params": "p", "mode": mode, "break_even_calls": n}
                        for mode, n in (("jax-jit", 0.3), ("tf-graph", 40.0),
@@ -165,7 +166,7 @@ def test_a_compile_that_repays_within_its_first_call_is_marked_not_left_blank():
 
 def test_break_even_uses_the_whole_compile_cost():
     cells = tables.cells_table(_run(np.random.default_rng(4)))
-    from eagerbench.plots import break_even_table
+    from eagerbench.report.figures.headline import break_even_table
 
     be = break_even_table(cells).set_index(["params", "mode"])
     row = be.loc[("size=10 ops=100", "tf-graph")]

@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from eagerbench import report, results
-from eagerbench.results import (RAW, SCHEMA_VERSION, CellResult, CellSpec, Record, ResultsError,
-                                RunHeader, RunWriter)
+from eagerbench.report import build as report
+from eagerbench.records import runfile
+from eagerbench.records.runfile import RAW, SCHEMA_VERSION, ResultsError, RunHeader, RunWriter
+from eagerbench.records.model import CellResult, CellSpec, Record
 from tests.conftest import record
 
 SCHEMA1 = Path(__file__).parent / "data" / "schema1"   # a slice of the results of 1ada6ac
@@ -57,22 +58,22 @@ def test_a_stored_run_keeps_its_facts_when_the_code_changes(tmp_path, monkeypatc
     rec = record(_spec(mode="torch-compile"), _result())
     _write_run(tmp_path, [rec])
     import workloads
-    from eagerbench import modes
+    from eagerbench.frameworks import modes
 
     monkeypatch.setattr(workloads, "get_workload", lambda *a: pytest.fail("workload code read"))
     monkeypatch.setattr(modes, "get_mode", lambda *a: pytest.fail("mode code read"))
-    cells = report.tables.cells_table(results.load(tmp_path).records)
+    cells = report.tables.cells_table(runfile.read(tmp_path).records)
     assert cells.iloc[0]["eager_twin"] == "torch"
     assert cells.iloc[0]["gflops"] == pytest.approx(2 * 8**3 / 1e-3 / 1e9)
 
 
 def test_the_committed_schema_1_results_load_through_the_upgrader(tmp_path):
-    from eagerbench import facts
+    from eagerbench.frameworks import facts
 
     shutil.copytree(SCHEMA1, tmp_path / "run")
-    with pytest.raises(ResultsError, match="facts.load"):
-        results.load(tmp_path / "run")   # the record layer knows no workload code
-    run = facts.load(tmp_path / "run")
+    with pytest.raises(ResultsError, match="facts.open_run"):
+        runfile.read(tmp_path / "run")   # the record layer knows no workload code
+    run = facts.open_run(tmp_path / "run")
     assert run.header.schema == 1 and run.finished
     assert len(run.records) == len((SCHEMA1 / RAW).read_text().splitlines())
     assert {r.facts.derived_by for r in run.records} == {"upgrade from schema 1"}
@@ -88,7 +89,7 @@ def test_a_new_run_writes_a_header_records_and_a_footer(tmp_path):
     assert lines[0]["header"]["schema"] == SCHEMA_VERSION
     assert set(lines[0]["header"]["host"]) >= {"cpu", "cores", "gpus"}
     assert "facts" in lines[1] and lines[2] == {"footer": {"run_wall_s": 5.0}}
-    run = results.load(tmp_path)
+    run = runfile.read(tmp_path)
     assert run.finished and run.env()["run_wall_s"] == 5.0
 
 
@@ -97,7 +98,7 @@ def test_a_rerun_supersedes_the_failed_record_which_stays_in_the_file(tmp_path):
     ok = record(_spec(), _result())
     other = record(_spec(params={"size": 16}), _result())
     _write_run(tmp_path, [failed, other, ok])
-    run = results.load(tmp_path)
+    run = runfile.read(tmp_path)
     assert len(run.records) == 3
     assert run.latest() == [other, ok]
 
@@ -140,10 +141,10 @@ def _bad_file(kind: str, folder: Path) -> Path:
 @pytest.mark.parametrize("kind", list(BAD_FILES))
 def test_a_bad_file_is_one_error_naming_file_and_line(tmp_path, kind):
     path = _bad_file(kind, tmp_path)
-    from eagerbench import facts
+    from eagerbench.frameworks import facts
 
     with pytest.raises(ResultsError) as err:
-        facts.load(tmp_path)
+        facts.open_run(tmp_path)
     assert str(err.value).startswith(str(path))
     assert BAD_FILES[kind][1] in str(err.value)
     assert "\n" not in str(err.value)
@@ -187,7 +188,7 @@ def test_an_unknown_field_in_a_result_is_kept_not_dropped():
 def test_promoting_a_finished_run_moves_everything_it_wrote(tmp_path):
     """The tables, the why table, the per-host reports and a cluster's job files all move with
     the run: the staging folder is gone, and the run that was there is whole in previous/."""
-    from eagerbench import store
+    from eagerbench.records import store
 
     def fill(folder: Path, tag: str) -> None:
         for name in (RAW, "env.json", "cells.csv", "why.csv", "README.md", "heatmap.png"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import eagerbench
-from eagerbench import plan as planner
+from eagerbench.plan import grid as planner
 from tests.conftest import eagerbench_in_process
 
 INVALID = [  # (CLI arguments, API keyword arguments, what both say)
@@ -33,7 +33,7 @@ def test_the_api_refuses_the_same_invalid_cell_as_the_cli(tmp_path, cli_args, ap
 
 
 def test_no_why_reaches_every_cell_and_its_own_worker_process():
-    from eagerbench.executors.local import batch_key
+    from eagerbench.execute.local import batch_key
 
     kwargs = dict(iters=None, warmup=None, repeat=1, threads=1, device="cpu", dtype="float32",
                   seed=1, data=None, gc_mode="on")

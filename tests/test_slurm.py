@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eagerbench import results
+from eagerbench.records import runfile
 from tests.conftest import eagerbench_cli, one_line_error
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +107,7 @@ def test_a_grid_through_slurm_matches_the_local_run(tmp_path, slurm_env):
     local = eagerbench_cli("run", *GRID, "--no-limits", "--out", tmp_path / "local")
     assert local.returncode == 0, local.stderr
 
-    on_slurm, here = results.load(tmp_path / "slurm"), results.load(tmp_path / "local")
+    on_slurm, here = runfile.read(tmp_path / "slurm"), runfile.read(tmp_path / "local")
     jobs = {r.result.process["slurm"]["job_id"] for r in on_slurm.records}
     assert len(on_slurm.records) == 4 and len(jobs) == 2   # torch and jax: one job each
     assert all(r.result.ok and r.result.process["host"]["cpu"] for r in on_slurm.records)
@@ -139,7 +139,7 @@ def test_a_prepared_start_state_is_computed_by_a_slurm_job(tmp_path, slurm_env):
                   env={**slurm_env, "EAGERBENCH_CACHE": str(cache)})
     assert proc.returncode == 0, proc.stderr
     assert "preparing the lbfgs start state" in proc.stderr
-    (rec,) = results.load(out).latest()
+    (rec,) = runfile.read(out).latest()
     assert rec.result.ok and rec.result.process["slurm"]["job_id"]
     assert rec.spec.prepared["cached"] is False
     assert Path(rec.spec.prepared["path"]).is_file()
@@ -156,7 +156,7 @@ def test_a_cancelled_job_fails_its_cells_keeps_the_rest_and_resume_finishes(tmp_
     subprocess.run(["scancel", f"{array}_0"], env={**os.environ, **slurm_env}, check=True)
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 3, stderr
-    run = results.load(out)
+    run = runfile.read(out)
     status = {r.spec.mode: r.result for r in run.latest()}
     assert status["jax"].ok
     assert status["torch"].status == "failed"
@@ -164,7 +164,7 @@ def test_a_cancelled_job_fails_its_cells_keeps_the_rest_and_resume_finishes(tmp_
 
     again = _slurm("--resume", out, "--rerun-failed", env=slurm_env)
     assert again.returncode == 0, again.stderr
-    assert all(r.result.ok for r in results.load(out).latest())
+    assert all(r.result.ok for r in runfile.read(out).latest())
 
 
 @needs_slurm
@@ -179,7 +179,7 @@ def test_a_node_failure_is_the_reason_of_the_cells_its_job_had_left(tmp_path, sl
         _, stderr = proc.communicate(timeout=300)
     finally:
         _node_back()
-    torch = next(r.result for r in results.load(out).latest() if r.spec.mode == "torch")
+    torch = next(r.result for r in runfile.read(out).latest() if r.spec.mode == "torch")
     assert torch.status == "failed"
     assert f"Slurm job {array}_0 ended because its node {node} failed" in torch.reason, stderr
     assert "SIGTERM" not in torch.reason
@@ -199,7 +199,7 @@ def test_ctrl_c_cancels_the_jobs_and_resume_finishes_on_slurm(tmp_path, slurm_en
         time.sleep(0.5)
     again = _slurm("--resume", out, env=slurm_env)
     assert again.returncode == 0, again.stderr
-    latest = results.load(out).latest()
+    latest = runfile.read(out).latest()
     assert len(latest) == 2 and all(r.result.ok for r in latest)
     assert all(r.result.process["slurm"]["job_id"] for r in latest)
 
@@ -221,7 +221,7 @@ def test_a_job_sbatch_refuses_is_recorded_per_cell(tmp_path, slurm_env):
                   env=slurm_env)
     assert proc.returncode == 3, proc.stderr
     assert "Traceback" not in proc.stderr
-    latest = results.load(tmp_path / "run").latest()
+    latest = runfile.read(tmp_path / "run").latest()
     assert len(latest) == 4
     for rec in latest:
         assert rec.result.status == "failed"
@@ -279,8 +279,8 @@ def test_a_job_that_ended_early_keeps_what_it_measured_and_fails_the_rest(tmp_pa
     is not its own failure; the third never started. Slurm's end is the reason for both."""
     import json
 
-    from eagerbench.executors.slurm import SlurmExecutor, _Task
-    from eagerbench.results import CellSpec
+    from eagerbench.execute.slurm import SlurmExecutor, _Task
+    from eagerbench.records.model import CellSpec
 
     cells = [CellSpec("matmul", {"size": n}, "torch") for n in (8, 16, 32)]
     stream = tmp_path / "0.jsonl"
@@ -300,8 +300,8 @@ def test_a_job_killed_before_squeue_shows_it_waits_for_its_end_as_the_reason(tmp
                                                                              monkeypatch):
     """A node failure kills the job, which writes its result file within a second, while the
     polled state may still say PENDING: the cells' reason waits for squeue to show the end."""
-    from eagerbench.executors import slurm
-    from eagerbench.results import CellSpec
+    from eagerbench.execute import slurm
+    from eagerbench.records.model import CellSpec
 
     job = _Job(tmp_path, "PENDING")
     job.paths.result_pickle.write_bytes(b"")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eagerbench import stats, tables
+from eagerbench.report import stats, tables
 from simulated_runs import simulated_run, terciles
 
 

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 import eagerbench
-from eagerbench import plan as planner
-from eagerbench import results, tables
+from eagerbench.plan import grid as planner
+from eagerbench.records import runfile
+from eagerbench.report import tables
 from tests.conftest import record
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -111,7 +112,7 @@ def test_a_step_that_raises_fails_its_cell_and_the_others_go_on(tmp_path):
     proc = _cli("run", "-w", path, "-p", "n=1,2", "--modes", "torch", "--repeat", "1",
                 "--min-time", "0", "--no-limits", "-q", "--out", tmp_path / "run")
     assert proc.returncode == 3, proc.stderr
-    run = results.load(tmp_path / "run")
+    run = runfile.read(tmp_path / "run")
     status = {r.spec.params["n"]: (r.result.status, r.result.reason) for r in run.records}
     assert status[1][0] == "ok"
     assert status[2] == ("failed", "RuntimeError: user bug")
@@ -153,7 +154,7 @@ def test_the_api_takes_a_workload_object_and_returns_the_clis_records(tmp_path):
     assert measured.folder == tmp_path / "run"
     # the second process measures the modes in reverse, so position costs fall on both alike
     assert [r.spec.mode for r in measured.records] == ["jax", "jax-jit", "jax-jit", "jax"]
-    assert results.load(measured.folder).latest() == list(measured.records)
+    assert runfile.read(measured.folder).latest() == list(measured.records)
     jit = measured.cells.set_index("mode").loc["jax-jit"]
     assert jit["agreement_rel_diff"] < 1e-5 and jit["compiles_during_timing"] == 0
     assert np.isfinite(jit["vs_eager_lo"]) and np.isfinite(jit["gflops"])
@@ -168,7 +169,7 @@ def test_the_examples_run_in_every_mode_of_their_framework(tmp_path, example, pa
     proc = _cli("run", "-w", EXAMPLES / example, *args, "--repeat", "1", "--min-time", "0.05",
                 "--threads", "1", "--no-limits", "--no-why", "-q", "--out", tmp_path / "run")
     assert proc.returncode == 0, proc.stderr
-    cells = results.load(tmp_path / "run")
+    cells = runfile.read(tmp_path / "run")
     assert {r.spec.mode for r in cells.records} == modes
     name = {"transformer_block.py": "transformer-block", "jax_mlp.py": "jax-mlp"}[example]
     readme = (tmp_path / "run" / "README.md").read_text()

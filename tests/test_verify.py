@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eagerbench import limits, tables, views
+from eagerbench.measure import machine as limits
+from eagerbench.report import tables
+from eagerbench.report.figures import declared as views
 from eagerbench.presentation import Sweep
 from tests.conftest import build, record
 from workloads import autoencoder, mnist
@@ -122,9 +124,9 @@ def test_median_agrees_with_an_independent_timer():
     import torch
     import torch.utils.benchmark as tb
 
-    from eagerbench.executors.local import run_cell
-    from eagerbench.runner import Cell
-    from eagerbench.tables import per_call_ms
+    from eagerbench.execute.local import run_cell
+    from eagerbench.execute.runner import Cell
+    from eagerbench.report.tables import per_call_ms
 
     res = run_cell(Cell("matmul", {"size": 512}, "torch", threads=1, iters=30, warmup=3), 600)
     ours = np.median(per_call_ms(res)) / 1e3

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from eagerbench import views
+from eagerbench.report.figures import declared as views
 from eagerbench.presentation import Bars, Series
 
 

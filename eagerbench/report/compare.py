@@ -1,0 +1,420 @@
+"""Runs side by side (pyperf's ``compare_to``, asv's ``compare``, for eager-tax runs), in two
+views kept apart.
+
+- **tax** (the default): each mode's eager tax (its time over its eager twin's, measured in the
+  same processes) in run i against the baseline (run 0): a ratio of ratios. A whole run or
+  process being slower moves a mode and its twin together, so it cancels.
+- **absolute**: each cell's time in run i over the baseline. What moves every cell of one
+  framework at once (a slower day, a noisier host, one framework's processes landing slow) is
+  estimated once per framework as the run's *shift*, a random-effects mean over its cells, and
+  each cell's change is judged beyond that shift: a run 10% slower reads as one line "10%
+  slower", not as 60 cells "significantly slower".
+
+Intervals come from ``stats``: processes are the unit, and each run's variances are moderated
+among the cells of one workload in that run. Reads stored results only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from eagerbench.frameworks import facts
+from eagerbench.records import host as hosts, runfile
+from eagerbench.report import stats, tables
+
+# Environment entries whose difference changes what a time means, shown when runs differ.
+ENV_KEYS = ("device", "dtype", "threads", "compile_mode", "allocator_choice", "gc", "repeat",
+            "min_time_s", "python", "git_revision")
+VIEWS = ("tax", "absolute")
+
+
+@dataclass(frozen=True)
+class Side:
+    """One run, ready to compare: its cells' levels, each compiled cell's eager twin, each
+    cell's framework (the cells that share processes), and shares of the host's limits."""
+
+    name: str
+    run: runfile.Run | None
+    levels: dict          # (workload, params, mode label) -> stats.Level
+    twins: dict           # cell key -> its eager twin's key
+    frameworks: dict      # cell key -> framework
+    shares: dict          # cell key -> share of its host's limit
+    environment: str | None = None   # one environment of a run across releases (RUN@LABEL)
+
+
+def _shares(run: runfile.Run) -> dict:
+    """Each cell's rate as a share of the limits measured on its own host type: what makes
+    runs on different machines (two GPU models) comparable."""
+    shares = {}
+    hosts = run.hosts()
+    for number, host in enumerate(hosts, 1):
+        if not host.limits:
+            continue
+        suffix = f" @host {number}" if len(hosts) > 1 else ""
+        table = tables.cells_table(host.records, host.limits)
+        for row in table.itertuples():
+            if isinstance(row.limit, str) and row.limit:
+                shares[(row.workload, row.params, row.mode + suffix)] = row.limit_share
+    return shares
+
+
+def split_environment(where: Path | str) -> tuple[Path, str | None]:
+    """``RUN@LABEL`` -> (RUN, LABEL): one environment of a run across releases (``--env``);
+    a plain folder -> (folder, None)."""
+    text = str(where)
+    if Path(text).is_dir() or "@" not in text:
+        return Path(text), None
+    folder, _, label = text.rpartition("@")
+    return Path(folder), label
+
+
+def load(path: Path | str, name: str | None = None) -> Side:
+    """A run to compare, or one environment of it (``RUN@jax==0.4.30``): its cells then lose
+    their environment's tag, so that two environments of one run meet cell for cell."""
+    folder, environment = split_environment(path)
+    run = facts.open_run(folder)
+    if environment is not None:
+        known = list((run.env().get("environments") or {}))
+        if environment not in known:
+            raise runfile.ResultsError(
+                f"{folder}: no environment {environment!r} in this run "
+                f"({'its environments: ' + ', '.join(known) if known else 'it ran in none'})")
+    tag = f" @{environment}" if environment else ""
+    levels, twins, frameworks = {}, {}, {}
+    hosts = run.hosts()
+    for number, host in enumerate(hosts, 1):   # a cell is never pooled across host types
+        suffix = f" @host {number}" if len(hosts) > 1 else ""
+        for (workload, params, label), recs in tables.by_cell(host.records).items():
+            if tag and not label.endswith(tag):
+                continue
+            lv = tables.cell_level(recs)
+            if lv is None:
+                continue
+            key = (workload, params, label.removesuffix(tag) + suffix)
+            levels[key] = lv
+            frameworks[key] = recs[0].facts.framework + suffix
+            twin = recs[0].facts.eager_twin
+            if twin and twin != label:
+                twins[key] = (workload, params, twin.removesuffix(tag) + suffix)
+    return Side(name or str(path), run, levels, twins, frameworks, _shares(run), environment)
+
+
+def _classes(keys) -> dict:
+    return {key: key[0] for key in keys}     # variances are moderated within a workload
+
+
+def _taxes(side: Side) -> dict:
+    """Each compiled cell's per-process log eager tax (its twin measured in its processes)."""
+    out = {}
+    for key, twin in side.twins.items():
+        if key in side.levels and twin in side.levels:
+            found = stats.paired_differences(side.levels[key], side.levels[twin])
+            if found is not None:
+                out[key] = found[0]
+    return out
+
+
+def _missing(row: dict, i: int) -> None:
+    row.update({f"value_{i}": np.nan, f"ratio_{i}": np.nan, f"lo_{i}": np.nan,
+                f"hi_{i}": np.nan, f"significant_{i}": False})
+
+
+def _verdict(row: dict, i: int, ratio: stats.Ratio) -> None:
+    row.update({f"ratio_{i}": ratio.value, f"lo_{i}": ratio.lo, f"hi_{i}": ratio.hi,
+                f"significant_{i}": ratio.significant})
+
+
+def tax_view(sides: list[Side]) -> pd.DataFrame:
+    """One row per compiled cell of the baseline: its eager tax in each run (``value_i``) and,
+    against the baseline, the ratio of taxes with its interval (``ratio_i``, ``lo_i``,
+    ``hi_i``) and whether it is significant."""
+    taxes = [_taxes(side) for side in sides]
+    priors = [stats.fit_priors(t, _classes(t)) for t in taxes]
+    rows = []
+    for key, base in taxes[0].items():
+        workload, params, mode = key
+        row = {"workload": workload, "params": params, "mode": mode,
+               "twin": sides[0].twins[key][2], "value_0": float(np.exp(base.mean()))}
+        for i in range(1, len(sides)):
+            other = taxes[i].get(key)
+            if other is None:
+                _missing(row, i)
+                continue
+            row[f"value_{i}"] = float(np.exp(other.mean()))
+            _verdict(row, i, stats.difference(other, base, priors[i][workload],
+                                              priors[0][workload]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _changes(base: Side, other: Side) -> dict:
+    """Each cell's time in ``other`` over ``base`` (independent processes)."""
+    priors = [stats.fit_priors({k: np.asarray(lv.logs) for k, lv in side.levels.items()},
+                               _classes(side.levels)) for side in (base, other)]
+    return {key: stats.difference(np.asarray(other.levels[key].logs), np.asarray(lv.logs),
+                                  priors[1][key[0]], priors[0][key[0]])
+            for key, lv in base.levels.items() if key in other.levels}
+
+
+def shifts(sides: list[Side]) -> pd.DataFrame:
+    """Per other run and framework, the shift of all its cells against the baseline, with
+    its interval: what the absolute view judges each cell beyond."""
+    rows = []
+    for i, side in enumerate(sides[1:], 1):
+        changes = _changes(sides[0], side)
+        for framework in dict.fromkeys(sides[0].frameworks.get(k) for k in changes):
+            keys = [k for k in changes if sides[0].frameworks.get(k) == framework]
+            found = stats.shift(np.log([changes[k].value for k in keys]),
+                                np.array([changes[k].se ** 2 for k in keys]))
+            rows.append({"run": i, "framework": framework, "cells": len(keys),
+                         "shift": found.value, "lo": found.lo, "hi": found.hi,
+                         "se": found.se, "significant": found.significant})
+    return pd.DataFrame(rows)
+
+
+def absolute_view(sides: list[Side], shift_table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per cell of the baseline: its time in each run (``value_i``, ms), its raw ratio
+    (``raw_i``), and its change beyond its framework's shift in that run with an interval
+    (``ratio_i``, ``lo_i``, ``hi_i``) and whether that is significant."""
+    shift_table = shifts(sides) if shift_table is None else shift_table
+    by_run = {(r.run, r.framework): stats.Ratio(r.shift, r.lo, r.hi, se=r.se)
+              for r in shift_table.itertuples()}
+    changes = [None] + [_changes(sides[0], side) for side in sides[1:]]
+    rows = []
+    for key, lv in sides[0].levels.items():
+        workload, params, mode = key
+        row = {"workload": workload, "params": params, "mode": mode, "value_0": lv.estimate}
+        for i in range(1, len(sides)):
+            change = changes[i].get(key)
+            if change is None:
+                _missing(row, i)
+                row[f"raw_{i}"] = np.nan
+                continue
+            row[f"value_{i}"] = sides[i].levels[key].estimate
+            row[f"raw_{i}"] = change.value
+            shift = by_run.get((i, sides[0].frameworks.get(key)))
+            _verdict(row, i, stats.relative(change, shift) if shift and
+                     np.isfinite(shift.value) else change)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def view(sides: list[Side], name: str = "tax") -> pd.DataFrame:
+    """The named view's table (``VIEWS``)."""
+    if name not in VIEWS:
+        raise ValueError(f"unknown view {name!r}: one of {', '.join(VIEWS)}")
+    return tax_view(sides) if name == "tax" else absolute_view(sides)
+
+
+def by_mode(table: pd.DataFrame, runs: int) -> pd.DataFrame:
+    """Per mode and run: the geometric mean of its cells' ratios, and how many cells got
+    significantly slower or faster."""
+    rows = []
+    for mode, group in table.groupby("mode", sort=False):
+        row = {"mode": mode, "cells": len(group)}
+        for i in range(1, runs):
+            ratios = group[f"ratio_{i}"].dropna()
+            sig = group[f"significant_{i}"]
+            row[f"geomean_{i}"] = float(np.exp(np.log(ratios).mean())) if len(ratios) else np.nan
+            row[f"slower_{i}"] = int((sig & (group[f"ratio_{i}"] > 1)).sum())
+            row[f"faster_{i}"] = int((sig & (group[f"ratio_{i}"] < 1)).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def regressions(table: pd.DataFrame, runs: int, percent: float) -> pd.DataFrame:
+    """Cells significantly slower than the baseline by more than ``percent`` in some run: the
+    whole 95% interval of the ratio lies above ``1 + percent / 100`` (a point estimate past
+    the threshold with an interval reaching below it is not evidence of that much)."""
+    worse = np.zeros(len(table), dtype=bool)
+    for i in range(1, runs):
+        worse |= table[f"lo_{i}"].to_numpy(float) > 1 + percent / 100
+    return table[worse]
+
+
+def slower_shifts(shift_table: pd.DataFrame, percent: float) -> pd.DataFrame:
+    """The frameworks whose whole run is slower than the baseline by more than ``percent``."""
+    if shift_table.empty:
+        return shift_table
+    return shift_table[shift_table["lo"].to_numpy(float) > 1 + percent / 100]
+
+
+def unmatched(sides: list[Side]) -> list[str]:
+    """Cells measured in one run and not in another (never silently dropped)."""
+    notes = []
+    base = set(sides[0].levels)
+    for side in sides[1:]:
+        only_base, only_other = base - set(side.levels), set(side.levels) - base
+        if only_base:
+            notes.append(f"{len(only_base)} cell(s) only in {sides[0].name}, not in {side.name}")
+        if only_other:
+            notes.append(f"{len(only_other)} cell(s) only in {side.name}, not in "
+                         f"{sides[0].name}")
+    return notes
+
+
+def _env_entries(side: Side) -> dict:
+    env = side.run.env()
+    hosts = side.run.hosts() or [runfile.Host("", side.run.header.host or
+                                              hosts.fingerprint(env), env.get("limits"),
+                                              [])]
+    out = {}
+    for number, host in enumerate(hosts, 1):
+        name = "host" if len(hosts) == 1 else f"host {number}"
+        limits = host.limits or {}
+        out.update({name: hosts.label(host.host),
+                    f"{name} cores": host.host.get("cores"),
+                    f"{name} peak float32 GFLOP/s": _rounded((limits.get("peak_gflops") or {})
+                                                             .get("float32")),
+                    f"{name} bandwidth GB/s": _rounded(limits.get("bandwidth_gbps"))})
+    out.update({k: env.get(k) for k in ENV_KEYS})
+    out["allocator env"] = (env.get("allocator") or {}).get("env") or {}
+    versions = env.get("versions") or {}
+    if side.environment:   # the environment's own releases, not the runner's
+        packages = env["environments"][side.environment].get("packages") or {}
+        versions = {k: v for k, v in packages.items()
+                    if k in ("torch", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "numpy")}
+    out.update({f"{name} version": v for name, v in versions.items()})
+    out["result schema"] = side.run.header.schema
+    return out
+
+
+def _rounded(value) -> str | None:
+    return None if value is None else stats.significant_figures(value)
+
+
+def environment_differences(sides: list[Side]) -> pd.DataFrame:
+    """The environment entries that differ between the runs, one row each."""
+    entries = [_env_entries(s) for s in sides]
+    keys = list(dict.fromkeys(k for e in entries for k in e))
+    rows = []
+    for key in keys:
+        values = [e.get(key) for e in entries]
+        if any(v != values[0] for v in values[1:]):
+            rows.append({"setting": key, **{s.name: "" if v is None else str(v)
+                                           for s, v in zip(sides, values)}})
+    return pd.DataFrame(rows)
+
+
+def _duration(ms: float) -> str:
+    if not np.isfinite(ms):
+        return ""
+    return f"{stats.significant_figures(ms * 1e3)} us" if ms < 1 else \
+        f"{stats.significant_figures(ms)} ms"
+
+
+def _change(ratio: float, significant: bool) -> str:
+    if not np.isfinite(ratio):
+        return "missing"
+    if not significant:
+        return "same"
+    return f"{(ratio - 1) * 100:+.0f}% " + ("slower" if ratio > 1 else "faster")
+
+
+def display(table: pd.DataFrame, sides: list[Side], changed_only: bool = False,
+            view_name: str = "tax") -> pd.DataFrame:
+    """The human-readable table: each run's value (eager tax, or time), the ratio against the
+    baseline with its interval, and the verdict per run; with each run's share of its own
+    host's measured limit when the runs were measured on different host types."""
+    shares = view_name == "absolute" and len({_hosts_of(side) for side in sides}) > 1
+    value = _tax if view_name == "tax" else _duration
+    rows = []
+    for _, r in table.iterrows():
+        verdicts = [_change(r[f"ratio_{i}"], r[f"significant_{i}"]) for i in range(1, len(sides))]
+        if changed_only and all(v in ("same", "missing") for v in verdicts):
+            continue
+        key = (r["workload"], r["params"], r["mode"])
+        mode = f"{r['mode']} / {r['twin']}" if view_name == "tax" else r["mode"]
+        row = {"cell": f"{r['workload']} {r['params']}", "mode": mode,
+               sides[0].name: value(r["value_0"])}
+        if shares:
+            row[f"{sides[0].name} of limit"] = _share(sides[0].shares.get(key, np.nan))
+        for i, side in enumerate(sides[1:], 1):
+            row[side.name] = value(r[f"value_{i}"])
+            if shares:
+                row[f"{side.name} of limit"] = _share(side.shares.get(key, np.nan))
+            row[f"ratio {i}"] = tables.fmt_ratio(r[f"ratio_{i}"], r[f"lo_{i}"], r[f"hi_{i}"])
+            row[f"change {i}"] = verdicts[i - 1]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _tax(value: float) -> str:
+    return f"{stats.significant_figures(value)}x" if np.isfinite(value) else ""
+
+
+def display_shifts(shift_table: pd.DataFrame, sides: list[Side]) -> list[str]:
+    """One line per other run and framework: the shift every cell of it shares."""
+    lines = []
+    for r in shift_table.itertuples():
+        verdict = _change(r.shift, r.significant)
+        lines.append(f"{sides[r.run].name} / {sides[0].name}, {r.framework} ({r.cells} cells): "
+                     f"{tables.fmt_ratio(r.shift, r.lo, r.hi)}: "
+                     + ("no shift" if verdict == "same" else f"the whole run is {verdict}"))
+    return lines
+
+
+def _hosts_of(side: Side) -> tuple:
+    return tuple(h.key for h in side.run.hosts())
+
+
+def _share(value: float) -> str:
+    return f"{value:.0%}" if np.isfinite(value) else ""
+
+
+def display_modes(summary: pd.DataFrame, sides: list[Side]) -> pd.DataFrame:
+    rows = []
+    for _, r in summary.iterrows():
+        row = {"mode": r["mode"], "cells": r["cells"]}
+        for i in range(1, len(sides)):
+            row[f"geomean {i}"] = f"{stats.significant_figures(r[f'geomean_{i}'])}x"
+            row[f"slower {i}"] = r[f"slower_{i}"]
+            row[f"faster {i}"] = r[f"faster_{i}"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot(table: pd.DataFrame, sides: list[Side], path: Path, view_name: str = "tax") -> Path:
+    """Each cell's ratio against the baseline with its interval, one panel per other run,
+    on a log axis; significant changes in colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(table)
+    panels = len(sides) - 1
+    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, max(3.0, 0.22 * n + 1.2)),
+                             sharey=True, squeeze=False)
+    labels = [f"{r.workload} {r.params} [{r.mode}]" for r in table.itertuples()]
+    y = np.arange(n)
+    for i, ax in enumerate(axes[0], 1):
+        ratio = table[f"ratio_{i}"].to_numpy(float)
+        lo = table[f"lo_{i}"].to_numpy(float)
+        hi = table[f"hi_{i}"].to_numpy(float)
+        sig = table[f"significant_{i}"].to_numpy(bool)
+        colour = np.where(~sig, "0.6", np.where(ratio > 1, "tab:red", "tab:green"))
+        for j in range(n):
+            if not np.isfinite(ratio[j]):
+                continue
+            err = [[ratio[j] - lo[j]], [hi[j] - ratio[j]]] if np.isfinite(lo[j]) else None
+            ax.errorbar(ratio[j], y[j], xerr=err, fmt="o", color=colour[j], ms=3, capsize=2)
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        what = "eager tax" if view_name == "tax" else "time beyond the run's shift"
+        ax.set_xlabel(f"{what}: {sides[i].name} / {sides[0].name} (95% interval, log scale)")
+        ax.set_title(f"{sides[i].name} against {sides[0].name}", fontsize=8)
+    axes[0][0].set_yticks(y)
+    axes[0][0].set_yticklabels(labels, fontsize=6)
+    axes[0][0].invert_yaxis()
+    what = "each mode's eager tax" if view_name == "tax" else "each cell's time"
+    fig.suptitle(f"Run against run: {what}, with its 95% interval\n"
+                 "red: significantly slower; green: faster; grey: no significant change",
+                 fontsize=9)
+    fig.savefig(path, dpi=110, bbox_inches="tight")   # long labels and the title never cut
+    plt.close(fig)
+    return Path(path)
