@@ -13,24 +13,32 @@ from typing import Optional
 
 import pandas as pd
 
-from eagerbench.records import host as envinfo
+from eagerbench.records import host
 from eagerbench.frameworks import facts
-from eagerbench.report import tables
+from eagerbench.records.limits import MachineLimits
+from eagerbench.report import cell_table, exports, summary
+from eagerbench.report.rows import CellRow
 from eagerbench.records.model import Record
 from eagerbench.workload import Workload
 
 
 @dataclass(frozen=True)
 class Measured:
-    """What ``measure`` returns: every record, the per-cell table, and the run folder."""
+    """What ``measure`` returns: every record, each cell's typed row (``rows``, with its
+    ratios' intervals and flags), and the run folder."""
 
     records: tuple[Record, ...]
-    cells: pd.DataFrame
+    rows: tuple[CellRow, ...]
     folder: Path
 
+    @property
+    def cells(self) -> pd.DataFrame:
+        """The rows as ``cells.csv``'s table (its columns: ``docs/results-format.md``)."""
+        return exports.cells_frame(list(self.rows))
+
     def summary(self) -> pd.DataFrame:
-        """The table ``eagerbench run`` prints."""
-        return tables.summary_table(self.cells)
+        """The table of every cell, as a workload page shows it."""
+        return cell_table.summary_table(list(self.rows))
 
 
 def reference_of(workload: Workload) -> str:
@@ -87,7 +95,7 @@ def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int 
     name = _name(workload)
     values = {k: (list(v) if isinstance(v, (list, tuple)) else [v])
               for k, v in (params or {}).items()}
-    threads = threads or envinfo.default_threads()
+    threads = threads or host.default_threads()
     cells, skipped = planner.plan([name], list(modes or []), values, iters=iters, warmup=warmup,
                                   repeat=repeat, threads=threads, device=device, dtype=dtype,
                                   seed=seed, data=None, gc_mode="on", min_time_s=min_time_s,
@@ -101,11 +109,11 @@ def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int 
     opened = session.open_new(target, session.header_env(settings, cells, runner, limits,
                                                          _quiet))
     opened.started = started
-    outcome = session.measure(cells, opened, runner, timeout, progress, _quiet)
+    outcome = session.execute(cells, opened, runner, timeout, progress, _quiet)
     run = facts.open_run(outcome.target)
     records = run.latest()
-    return Measured(tuple(records), tables.cells_table(records, run.env().get("limits")),
-                    outcome.target)
+    found = summary.summarize(records, MachineLimits.from_json(run.env().get("limits")))
+    return Measured(tuple(records), tuple(found.rows), outcome.target)
 
 
 def _quiet(line: str) -> None:

@@ -43,9 +43,10 @@ LAYER_LIST: tuple[Layer, ...] = (
     Layer("planning", ("eagerbench.plan",),
           "options to the ordered cells of a run (`grid`), and each cell's expected seconds",
           ("frameworks", "records", "foundation")),
-    Layer("measuring", ("eagerbench.measure",),
-          "the worker (`python -m eagerbench.measure.worker`), THE timing loop (`loop`) and its "
-          "`clock`, cell set-up, jobs, compiler counters, the machine's limits, the why phase",
+    Layer("measuring", ("eagerbench.worker",),
+          "what runs in a worker process (`python -m eagerbench.worker`): THE timing loop "
+          "(`loop`) and its `clock`, cell set-up, jobs, compiler counters, the machine's limits, "
+          "the why phase",
           ("frameworks", "records", "foundation")),
     Layer("frameworks", ("eagerbench.frameworks", "eagerbench.native", "workloads"),
           "one backend per framework, one module per mode, the facts a record keeps, the "

@@ -16,11 +16,12 @@ from typing import Callable, Optional
 
 import pandas as pd
 
-from eagerbench.execute import venvs as environments, executors
+from eagerbench.execute import venvs, executors
 from eagerbench.frameworks import facts
-from eagerbench.measure import machine
-from eagerbench.records import limits
+from eagerbench.worker import machine
+from eagerbench.records.limits import MachineLimits
 from eagerbench.report import build as report
+from eagerbench.report import summary
 from eagerbench.records import store
 from eagerbench.records.runfile import RAW, ResultsError, RunHeader, RunWriter
 from eagerbench.records.model import CellSpec, Record
@@ -78,12 +79,12 @@ def run_settings(*, device: str, dtype: str, threads: int, seed: int, repeat: in
     """The settings a run's header records, whichever front end started it."""
     import workloads
 
-    from eagerbench.records import host as envinfo
+    from eagerbench.records import host
 
     return {"device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc,
             "compile_mode": compile_mode, "skipped": list(skipped), "repeat": repeat,
             "grid": grid, "min_time_s": min_time_s, "why": why, "allocator_choice": allocator or "default",
-            "allocator": envinfo.allocator_settings(),
+            "allocator": host.allocator_settings(),
             "user_workloads": workloads.registered(), "command": command,
             **({"environments": environments_built} if environments_built else {})}
 
@@ -99,20 +100,20 @@ def prepare_environments(texts: tuple[str, ...], executor,
     if executor.name != "local":
         raise SessionError("--env runs with the local executor only")
     try:
-        specs = tuple(dict.fromkeys(environments.parse(text) for text in texts))
+        specs = tuple(dict.fromkeys(venvs.parse(text) for text in texts))
         labels = [spec.label for spec in specs]
         if len(set(labels)) != len(labels):
             raise SessionError(f"--env: two environments share the label "
                                f"{next(l for l in labels if labels.count(l) > 1)!r}")
         for spec in specs:
-            environments.check(spec)
-    except environments.EnvError as exc:
+            venvs.check(spec)
+    except venvs.EnvError as exc:
         raise SessionError(str(exc)) from None
     recorded = {}
     for spec in specs:
         try:
-            recorded[spec.label] = environments.build(spec, say).to_json()
-        except environments.EnvError as exc:
+            recorded[spec.label] = venvs.build(spec, say).to_json()
+        except venvs.EnvError as exc:
             say(f"eagerbench: {exc}; its cells are recorded as failed, the others go on")
             recorded[spec.label] = {**spec.to_json(), "failed": str(exc)}
     return specs, recorded
@@ -123,7 +124,7 @@ def header_env(settings: dict, cells: list[CellSpec], executor, measure_limits: 
     """The run's header environment: the settings, the machine's limits (measured here when
     the run is local and ``measure_limits``) and contention, and the plan (``--resume``
     finishes exactly these cells)."""
-    from eagerbench.records import host as envinfo
+    from eagerbench.records import host
 
     settings = {**settings, "executor": executor.settings()}
     if executor.name == "local":   # a cluster's jobs measure their own nodes
@@ -132,7 +133,7 @@ def header_env(settings: dict, cells: list[CellSpec], executor, measure_limits: 
             settings["limits"] = machine.probe_limits(settings["threads"], settings["device"],
                                                  dtypes=(settings["dtype"],))
         settings["contention"] = {"before": machine.contention()}
-    return {**envinfo.record(settings), "plan": [c.to_json() for c in cells]}
+    return {**host.record(settings), "plan": [c.to_json() for c in cells]}
 
 
 def open_new(target: Path, env: dict) -> Opened:
@@ -201,7 +202,7 @@ def _lock(folder: Path):
         raise SessionError(str(exc)) from None
 
 
-def measure(cells: list[CellSpec], opened: Opened, executor, timeout: float,
+def execute(cells: list[CellSpec], opened: Opened, executor, timeout: float,
             progress: bool, say: Callable[[str], None]) -> Outcome:
     """Measure ``cells`` into an opened run, then finish it: footer, report, and its place in
     its target. Where a cell beat the limits measured before the run (``beat_limits``), they
@@ -229,36 +230,18 @@ def _footer(opened: Opened, executor, say) -> dict:
     run = facts.open_run(opened.folder)
     env = run.env()
     footer = {**opened.footer, **executors.hosts_footer(executor)}
-    if executor.name == "local" and env.get("limits") and beat_limits(run.latest(),
-                                                                      env["limits"]):
+    before = MachineLimits.from_json(env.get("limits"))
+    if executor.name == "local" and before and summary.beat_limits(run.latest(), before):
         say("eagerbench: a cell beat the limits measured before the run, or ran faster than its "
             "kernels at their rates (taken in a slow spell?): measuring them again")
-        footer["limits"] = limits.merge(env["limits"], machine.probe_limits(
-            env["threads"], env["device"], dtypes=(env["dtype"],)))
+        again = MachineLimits.from_json(machine.probe_limits(env["threads"], env["device"],
+                                                             dtypes=(env["dtype"],)))
+        footer["limits"] = before.merged(again).to_json() if again else before.to_json()
     footer["run_wall_s"] = footer.pop("earlier_wall_s", 0.0) + time.perf_counter() \
         - opened.started
     if executor.name == "local":
         footer["contention"] = {**(env.get("contention") or {}), "after": machine.contention()}
     return footer
-
-
-def beat_limits(records: list[Record], limits: dict) -> bool:
-    """Whether a measured cell claims more than the machine's limits allow, or ran faster than
-    the time its kernels need at the measured rates (the probe ran in a slow spell)."""
-    from eagerbench.report.explain import why_table
-    from eagerbench.report.tables import cells_table
-
-    cells = cells_table(records, limits)
-    if "invalid" in cells and cells["invalid"].fillna("").ne("").any():
-        return True
-    why = why_table(records, cells, limits)
-    if why.empty:
-        return False
-    # A product or a stream timed alongside a cell is no limit: the cell may beat it by its
-    # noise.
-    alongside = ((why["bound"] == "compute") & (why["compute_rate_from"] == "product alongside")
-                 | (why["bound"] == "memory") & (why["bandwidth_from"] == "stream alongside"))
-    return bool((~alongside & (why["kernels_ms"] > why["median_ms"])).any())
 
 
 def _finish(opened: Opened) -> Outcome:

@@ -12,9 +12,9 @@ BEGIN, END = "<!-- show results: begin -->", "<!-- show results: end -->"
 
 
 def excerpt(results: Path) -> str:
-    from eagerbench.report import answer
+    from eagerbench.report import answer, exports
 
-    return answer.terminal(answer.read_cells(results / "cells.csv"))
+    return answer.terminal(exports.read_cells(results / "cells.csv"))
 
 
 def updated(readme: str, text: str) -> str:

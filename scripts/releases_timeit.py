@@ -21,7 +21,7 @@ import pandas as pd
 
 from eagerbench.execute.venvs import EnvSpec, cached
 from eagerbench.frameworks.modes.base import release
-from eagerbench.measure.process import thread_env
+from eagerbench.worker.process import thread_env
 
 LOOPS = {
     "torch": ("import torch; torch.set_num_threads(2); a = torch.full((10,), 1 / 1024); "

@@ -122,8 +122,8 @@ def one_line_error(proc, *needles):
 
 def measure_why(entries, settings, channel=None):
     """``measure_unit`` with the why phase, as a worker runs it by default (``--why``)."""
-    from eagerbench.measure.loop import measure_unit
-    from eagerbench.measure.why.observer import WhyObserver
+    from eagerbench.worker.loop import measure_unit
+    from eagerbench.worker.why.observer import WhyObserver
 
     return measure_unit(entries, settings, channel, WhyObserver(entries))
 

@@ -4,30 +4,41 @@ terminal table that fits 100 columns, and a page generated from the records alon
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
-import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from eagerbench.report import answer, flags, build as report, tables
 from eagerbench.records.runfile import RAW
+from eagerbench.report import answer, exports, summary
+from eagerbench.report import build as report
+from eagerbench.report.rows import CellRow
 from tests.recorded_runs import two_process_run, write_run
 
 
-def _cells(seed: int = 1) -> pd.DataFrame:
-    return flags.mark(tables.cells_table(two_process_run(np.random.default_rng(seed))))
+def _cells(seed: int = 1) -> list[CellRow]:
+    return summary.summarize(two_process_run(np.random.default_rng(seed))).rows
+
+
+def _at(rows: list[CellRow], params: str, mode: str) -> CellRow:
+    return next(r for r in rows if (r.params, r.mode) == (params, mode))
+
+
+def _changed(rows: list[CellRow], test, **fields) -> list[CellRow]:
+    """The rows with ``fields`` set where ``test(row)`` holds."""
+    return [replace(r, **fields) if test(r) else r for r in rows]
 
 
 def test_the_tax_is_eager_over_graph_with_the_interval_inverted():
     cells = _cells()
-    graph = cells.set_index(["params", "mode"]).loc[("size=10 ops=100", "tf-graph")]
+    graph = _at(cells, "size=10 ops=100", "tf-graph").vs_eager
     tax = next(r for r in answer.taxes(cells)
                if r.params == "size=10 ops=100" and r.numerator == "tf-eager"
                and r.denominator == "tf-graph")
-    assert tax.value == pytest.approx(1 / graph["vs_eager"])
-    assert tax.lo == pytest.approx(1 / graph["vs_eager_hi"])
-    assert tax.hi == pytest.approx(1 / graph["vs_eager_lo"])
+    assert tax.value == pytest.approx(1 / graph.value)
+    assert tax.lo == pytest.approx(1 / graph.hi)
+    assert tax.hi == pytest.approx(1 / graph.lo)
     assert tax.value == pytest.approx(30.0 / 3.5, rel=0.05)   # the planted times
     assert tax.is_tax and tax.lo < tax.value < tax.hi
 
@@ -39,10 +50,12 @@ def test_the_graph_twin_of_each_eager_mode():
 
 def test_a_taxs_flags_come_from_its_interval_and_from_either_step():
     cells = _cells()
-    twin = cells.index[(cells["mode"] == "tf-graph") & (cells["workload"] == "lbfgs")][0]
-    eager = cells.index[(cells["mode"] == "tf-eager") & (cells["workload"] == "lbfgs")][0]
-    cells.loc[twin, "vs_eager_half_width"] = 0.3              # imprecise
-    cells.loc[eager, "allocation_share"] = 0.6                # the eager step faults
+    graph = next(r for r in cells if r.mode == "tf-graph" and r.workload == "lbfgs").vs_eager
+    wide = replace(graph, lo=graph.value / 1.3, hi=graph.value * 1.3)       # imprecise
+    cells = _changed(cells, lambda r: r.mode == "tf-graph" and r.workload == "lbfgs",
+                     vs_eager=wide)
+    cells = _changed(cells, lambda r: r.mode == "tf-eager" and r.workload == "lbfgs",
+                     allocation_share=0.6)                   # the eager step faults
     tax = next(r for r in answer.taxes(cells)
                if r.workload == "lbfgs" and r.numerator == "tf-eager" and r.is_tax)
     assert set(tax.flags) == {"imprecise", "allocation-bound"} and tax.marks() == "ia"
@@ -56,17 +69,17 @@ def test_allocation_bound_taxes_are_not_in_a_frameworks_headline_figure():
     rows = answer.headline_params(cells)
     before = answer.framework_lines(answer.taxes(cells), rows)
     assert any("over 2 cells" in line for line in before)
-    eager = (cells["mode"] == "tf-eager") & (cells["workload"] == "lbfgs")
-    cells.loc[eager, "allocation_share"] = 0.6
+    cells = _changed(cells, lambda r: r.mode == "tf-eager" and r.workload == "lbfgs",
+                     allocation_share=0.6)
     after = answer.framework_lines(answer.taxes(cells), rows)
     assert any("**tf-eager**" in line and "over 1 cells" in line for line in after)
 
 
 def test_headline_rows_are_the_default_sweep_and_leave_out_the_full_grids_values():
     cells = _cells()
-    extra = cells[cells["workload"] == "elementwise"].copy()
-    extra["params"], extra["p_size"] = "size=50 ops=100", 50          # not a default value
-    rows = answer.headline_params(pd.concat([cells, extra], ignore_index=True))
+    extra = [replace(r, params="size=50 ops=100", param_values={**r.param_values, "size": 50})
+             for r in cells if r.workload == "elementwise"]            # not a default value
+    rows = answer.headline_params(cells + extra)
     assert ("elementwise", "size=10 ops=100") in rows
     assert ("elementwise", "size=50 ops=100") not in rows
     assert all(" " not in m for m in answer.matrix(cells).columns[2:] if "+" in m)
@@ -83,8 +96,7 @@ def test_the_terminal_answer_fits_100_columns_in_both_views():
     assert any(answer.compact(tax) in line for line in small.splitlines())
     assert "tf-eager" in eager_row
     # a large run shows the headline matrix, one line per parameter set
-    many = pd.concat([cells.assign(params=cells["params"] + f" n={i}") for i in range(12)],
-                     ignore_index=True)
+    many = [replace(r, params=r.params + f" n={i}") for i in range(12) for r in cells]
     big = answer.terminal(many)
     assert "show RUN --all" in big and max(len(line) for line in big.splitlines()) <= 100
     assert max(len(line) for line in answer.terminal(many, all_rows=True).splitlines()) <= 100
@@ -107,10 +119,9 @@ def test_the_page_is_generated_from_the_records(tmp_path):
     report.build(tmp_path)
     after = (tmp_path / "README.md").read_text()
     assert after != before
-    cells = pd.read_csv(tmp_path / "cells.csv")
-    graph = cells.set_index(["params", "mode"]).loc[("size=10 ops=100", "tf-graph")]
-    tax = answer.Ratio("", "", "", "", 1 / graph["vs_eager"], 1 / graph["vs_eager_hi"],
-                       1 / graph["vs_eager_lo"])
+    graph = _at(exports.read_cells(tmp_path / "cells.csv"), "size=10 ops=100",
+                "tf-graph").vs_eager
+    tax = answer.ModeRatio("", "", "", "", 1 / graph.value, 1 / graph.hi, 1 / graph.lo)
     assert tax.text() in after and tax.text() not in before
     assert len(after.encode()) <= 15_000
 
@@ -145,19 +156,19 @@ def test_every_page_links_only_files_that_exist(tmp_path):
 
 
 def test_a_wide_interval_is_shown_as_its_ends_not_as_a_plus_minus():
-    narrow = answer.Ratio("w", "p", "tf-eager", "torch", 2.0, 1.8, 2.2)
-    wide = answer.Ratio("w", "p", "tf-eager", "torch", 0.54, 0.084, 3.47)
+    narrow = answer.ModeRatio("w", "p", "tf-eager", "torch", 2.0, 1.8, 2.2)
+    wide = answer.ModeRatio("w", "p", "tf-eager", "torch", 0.54, 0.084, 3.47)
     assert answer.compact(narrow) == "2.00x +-11%"
     assert answer.compact(wide) == "0.54x [0.084-3.5]"
-    large = answer.Ratio("w", "p", "jax", "jax-jit", 430.0, 100.0, 1900.0)
+    large = answer.ModeRatio("w", "p", "jax", "jax-jit", 430.0, 100.0, 1900.0)
     assert answer.compact(large) == "430x [100-1900]"          # never 4.3e+02x
 
 
 def test_the_flag_marks_stay_apart_from_a_wide_interval_in_the_terminal():
     """jax-jit at 0.11x [0.04-0.31] over torch once ran into its marks ('[0.04-0.31]ib')."""
     cells = _cells()
-    wide = [answer.Ratio(r.workload, r.params, r.numerator, r.denominator, 0.11, 0.04, 0.31,
-                         ("imprecise", "bimodal")) if r.denominator == "torch" else r
+    wide = [answer.ModeRatio(r.workload, r.params, r.numerator, r.denominator, 0.11, 0.04,
+                             0.31, ("imprecise", "bimodal")) if r.denominator == "torch" else r
             for r in answer.taxes(cells)]
     rows = [line for line in answer.mode_rows(cells, wide) if line.endswith("ib")]
     assert rows and all(line.endswith(" ib") for line in rows), rows
@@ -165,8 +176,7 @@ def test_the_flag_marks_stay_apart_from_a_wide_interval_in_the_terminal():
 
 def test_a_workload_run_only_at_sizes_of_the_users_choice_still_has_headline_rows():
     cells = _cells()
-    chosen = cells[cells["workload"] == "elementwise"].assign(params="size=50 ops=100",
-                                                              p_size=50)
-    rows = answer.headline_params(pd.concat([cells[cells["workload"] == "lbfgs"], chosen],
-                                            ignore_index=True))
+    chosen = [replace(r, params="size=50 ops=100", param_values={**r.param_values, "size": 50})
+              for r in cells if r.workload == "elementwise"]
+    rows = answer.headline_params([r for r in cells if r.workload == "lbfgs"] + chosen)
     assert ("elementwise", "size=50 ops=100") in rows

@@ -120,7 +120,7 @@ def test_run_end_to_end_then_report(tmp_path):
 
 
 def test_sweep_with_comma_lists_and_repeated_options(tmp_path):
-    from eagerbench.cli import plan
+    from eagerbench.cli.common import plan
 
     common = dict(iters=None, warmup=None, repeat=2, threads=1, device="cpu", dtype="float32",
                   seed=1, data=None, gc_mode="on")

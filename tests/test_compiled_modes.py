@@ -47,7 +47,7 @@ def test_torch_compile_cells_compile_cold_and_later_repeats_reuse_their_graphs(t
     comes from the cold process alone."""
     from dataclasses import replace
 
-    from eagerbench.report import tables
+    from eagerbench.report import cellstats, summary
     from tests.conftest import run_into
 
     cell = Cell("elementwise", {"size": 64, "ops": 3}, "torch-compile", threads=1, iters=2,
@@ -68,9 +68,9 @@ def test_torch_compile_cells_compile_cold_and_later_repeats_reuse_their_graphs(t
         assert res.compiles_before_timing >= 1
     assert again.compile_cache["graph_hits"] >= 1
     assert again.compile_cache["graph_misses"] == 0, again.compile_cache
-    row = tables.cells_table(records).set_index("params").loc["size=64 ops=3"]
-    assert row["compile_ms"] == pytest.approx(tables.compile_ms(first))
-    assert row["first_call_ms"] == pytest.approx(first.warmup[0].ns / 1e6)
+    row = next(r for r in summary.cell_rows(records) if r.params == "size=64 ops=3")
+    assert row.compile_ms == pytest.approx(cellstats.compile_ms(first))
+    assert row.first_call_ms == pytest.approx(first.warmup[0].ns / 1e6)
 
 
 def test_torch_compile_cells_with_the_same_graphs_both_compile_cold(tmp_path):
@@ -80,7 +80,7 @@ def test_torch_compile_cells_with_the_same_graphs_both_compile_cold(tmp_path):
     second cell loaded the first's graphs and had no compile cost at all."""
     from dataclasses import replace
 
-    from eagerbench.report import tables
+    from eagerbench.report import summary
     from tests.conftest import run_into
 
     cell = Cell("lbfgs", {"history": 2, "batch": 100}, "torch-compile", threads=1, iters=2,
@@ -93,9 +93,10 @@ def test_torch_compile_cells_with_the_same_graphs_both_compile_cold(tmp_path):
         assert res.compile_cache["graph_hits"] == 0, res.compile_cache
         assert res.compile_cache["graph_misses"] >= 1, res.compile_cache
     assert again.compile_cache["graph_hits"] >= 1, again.compile_cache
-    table = tables.cells_table(records).set_index("params")
-    assert table["compile_ms"].notna().all(), table[["compile_ms", "compile_note"]]
-    assert not table["compile_note"].str.startswith("not measured").any(), table
+    rows = summary.cell_rows(records)
+    assert all(np.isfinite(r.compile_ms) for r in rows), [(r.compile_ms, r.compile_note)
+                                                          for r in rows]
+    assert not any(r.compile_note.startswith("not measured") for r in rows)
 
 
 def test_jax_uses_the_runs_own_cache_after_the_first_process_never_the_users(tmp_path,
@@ -105,7 +106,7 @@ def test_jax_uses_the_runs_own_cache_after_the_first_process_never_the_users(tmp
     programs their own process had compiled, and no process would compile cold. Later
     processes load what the second one cached (in the run's folder, never the user's); the
     compile cost in the table is the first process's."""
-    from eagerbench.report import tables
+    from eagerbench.report import summary
     from tests.conftest import run_into
 
     monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "users-cache"))
@@ -119,5 +120,5 @@ def test_jax_uses_the_runs_own_cache_after_the_first_process_never_the_users(tmp
     assert by_repeat[0].compile_cache == {"graph_hits": 0, "graph_misses": 0}
     assert by_repeat[1].compile_cache["graph_misses"] >= 1, by_repeat[1].compile_cache
     assert by_repeat[2].compile_cache["graph_hits"] >= 1, by_repeat[2].compile_cache
-    table = tables.cells_table(records)
-    assert table["compile_ms"].notna().all() and (table["compile_ms"] > 0).all(), table
+    costs = [r.compile_ms for r in summary.cell_rows(records)]
+    assert all(np.isfinite(c) and c > 0 for c in costs), costs

@@ -8,11 +8,30 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from eagerbench.report import explain, tables
-from eagerbench.measure import machine
-from eagerbench.records import limits as limits_record
+from eagerbench.worker import machine
+from eagerbench.records.limits import MachineLimits
+from eagerbench.report import explain, summary
 from tests.conftest import record
 from tests.why_cells import LIMITS, priced_cell as _cell
+
+
+def _why(records, limits: dict, significant=None):
+    """The why table of ``records`` under the limits recorded as ``limits``, each tax's
+    significance overridden where ``significant`` says."""
+    typed = MachineLimits.from_json(limits)
+    rows = summary.cell_rows(records, typed)
+    if significant is not None:
+        def interval(v: float) -> dict:   # one that excludes 1, or one that holds it
+            return ({"lo": 0.9 * v, "hi": 1.1 * v} if significant else
+                    {"lo": min(v, 1.0) / 10, "hi": max(v, 1.0) * 10})
+
+        rows = [replace(r, vs_eager=replace(r.vs_eager, **interval(r.vs_eager.value)))
+                if r.vs_eager is not None and r.compiled else r for r in rows]
+    return explain.why_table(records, rows, typed)
+
+
+def _rate(limits: dict, *args):
+    return MachineLimits.from_json(limits).matmul_rate(*args)
 
 
 def test_matmul_flops_are_priced_at_the_product_timed_alongside_the_cell():
@@ -28,12 +47,12 @@ def test_matmul_flops_are_priced_at_the_product_timed_alongside_the_cell():
         cell = _record("matmul", {"size": side}, "torch", [3.0] * 6, process, process - 1)
         product = {"side": side, "ns": kernel_ms * 1e6 + 4e3, "call_ns": 4e3}
         cells.append(replace(cell, result=replace(cell.result, why={"product": product})))
-    why = explain.why_table(cells, tables.cells_table(cells, LIMITS), LIMITS)
+    why = _why(cells, LIMITS)
     assert why["compute_ms"].iloc[0] == pytest.approx(2.5)
     assert why["compute_rate_from"].iloc[0] == "product alongside"
     assert explain.product_gflops(cells) == pytest.approx(flops / 2.5e6)
     bare = [_record("matmul", {"size": side}, "torch", [3.0] * 6, 1, 0)]   # the ladder's rate
-    ladder = explain.why_table(bare, tables.cells_table(bare, LIMITS), LIMITS)
+    ladder = _why(bare, LIMITS)
     assert ladder["compute_rate_from"].iloc[0] == "machine ladder"
     assert ladder["compute_ms"].iloc[0] != pytest.approx(2.5)
 
@@ -49,11 +68,11 @@ def test_streaming_traffic_is_priced_at_the_stream_timed_alongside_the_cell():
         cell = _record("elementwise", {"size": 10**7, "ops": 1}, "torch", [6.0] * 6, process,
                        process - 1)
         cells.append(replace(cell, result=replace(cell.result, why={"stream_gbps": gbps})))
-    row = explain.why_table(cells, tables.cells_table(cells, LIMITS), LIMITS).iloc[0]
+    row = _why(cells, LIMITS).iloc[0]
     assert row["memory_ms"] == pytest.approx(5.0) and row["bandwidth_from"] == "stream alongside"
     small = _record("elementwise", {"size": 1000, "ops": 1}, "torch", [0.01] * 6, 1, 0)
     small = [replace(small, result=replace(small.result, why={"stream_gbps": 20.0}))]
-    row = explain.why_table(small, tables.cells_table(small, LIMITS), LIMITS).iloc[0]
+    row = _why(small, LIMITS).iloc[0]
     assert row["bandwidth_from"] == "machine cache"
     assert row["memory_ms"] == pytest.approx(1.2e4 / 100.0 / 1e6)
 
@@ -71,15 +90,15 @@ def test_data_that_fits_the_last_level_but_not_the_cache_below_it_streams():
     cell = _record("elementwise", {"size": n, "ops": 1}, "jax", [4.0] * 6, 1, 0)
     cells = [replace(cell, result=replace(cell.result, why={
         "stream_gbps": 40.0, "fresh_outputs": {str(4 * n): 1}}))]
-    row = explain.why_table(cells, tables.cells_table(cells, limits), limits).iloc[0]
+    row = _why(cells, limits).iloc[0]
     assert row["bandwidth_from"] == "stream alongside"
     assert row["write_allocated_bytes_per_call"] == 4 * n
     assert row["memory_ms"] == pytest.approx(16 * n / 40e9 * 1e3)
     mid = _record("elementwise", {"size": 10**5, "ops": 1}, "jax", [0.01] * 6, 1, 0)
-    row = explain.why_table([mid], tables.cells_table([mid], limits), limits).iloc[0]
+    row = _why([mid], limits).iloc[0]
     assert row["bandwidth_from"] == "machine cache"   # 800 KB: within half the L2
     older = {**limits, "inner_cache_bytes": None}
-    row = explain.why_table(cells, tables.cells_table(cells, older), older).iloc[0]
+    row = _why(cells, older).iloc[0]
     assert row["bandwidth_from"] == "machine cache"
 
 
@@ -96,12 +115,12 @@ def test_a_write_into_fresh_pages_is_not_read_first():
         why = {"stream_gbps": 20.0, "fresh_outputs": {str(4 * n): 1},
                "memory": {"page_faults": faults, "huge_page_faults": 0}}
         cells = [replace(cell, result=replace(cell.result, why=why))]
-        row = explain.why_table(cells, tables.cells_table(cells, LIMITS), LIMITS).iloc[0]
+        row = _why(cells, LIMITS).iloc[0]
         assert row["write_allocated_bytes_per_call"] == pytest.approx(allocated)
     huge = {"page_faults": 10, "huge_page_faults": 10}   # 20 MiB in huge pages
     cells = [replace(cell, result=replace(cell.result, why={
         "fresh_outputs": {str(4 * n): 1}, "memory": huge}))]
-    row = explain.why_table(cells, tables.cells_table(cells, LIMITS), LIMITS).iloc[0]
+    row = _why(cells, LIMITS).iloc[0]
     assert row["write_allocated_bytes_per_call"] == pytest.approx(4 * n - 10 * (2 << 20))
 
 
@@ -117,26 +136,26 @@ def test_a_write_into_a_new_tensor_past_the_caches_counts_twice():
     cell = _record("elementwise", {"size": n, "ops": 1}, "jax", [9.0] * 6, 1, 0)
     cells = [replace(cell, result=replace(cell.result, why={"stream_gbps": 20.0,
                                                             "fresh_outputs": fresh}))]
-    row = explain.why_table(cells, tables.cells_table(cells, LIMITS), LIMITS).iloc[0]
+    row = _why(cells, LIMITS).iloc[0]
     assert row["write_allocated_bytes_per_call"] == 4 * n
     assert row["memory_ms"] == pytest.approx(16 * n / 20e9 * 1e3)
     small = _record("elementwise", {"size": 1000, "ops": 1}, "jax", [0.01] * 6, 1, 0)
     small = [replace(small, result=replace(small.result, why={"fresh_outputs": {"4000": 1}}))]
-    row = explain.why_table(small, tables.cells_table(small, LIMITS), LIMITS).iloc[0]
+    row = _why(small, LIMITS).iloc[0]
     assert row["write_allocated_bytes_per_call"] == 0
     assert row["memory_ms"] == pytest.approx(1.2e4 / 100.0 / 1e6)
     compiled = _record("elementwise", {"size": n, "ops": 1}, "jax-jit", [9.0] * 6, 1, 0)
     compiled = [replace(compiled, result=replace(
         compiled.result, why={"stream_gbps": 20.0, "fresh_outputs": fresh},
         compiler={"graphs": 1, "bytes_accessed": 12.0 * n}))]
-    row = explain.why_table(compiled, tables.cells_table(compiled, LIMITS), LIMITS).iloc[0]
+    row = _why(compiled, LIMITS).iloc[0]
     assert row["memory_ms"] == pytest.approx(12 * n / 20e9 * 1e3)
 
 
 def test_in_place_ops_are_priced_by_the_in_place_probe():
     """Ten ops, four of them in place: 6 x 20 us + 4 x 5 us."""
     records = [_cell(1000, "torch", 1.0, 10, 20.0, ops_in_place=4, dispatch_ns_in_place=5e3)]
-    why = explain.why_table(records, tables.cells_table(records, LIMITS), LIMITS)
+    why = _why(records, LIMITS)
     assert why["dispatch_ms"].iloc[0] == pytest.approx(0.14)
     assert why["us_per_dispatch"].iloc[0] == pytest.approx(14.0)
     assert why["in_place_ops_per_call"].iloc[0] == 4
@@ -150,7 +169,7 @@ def test_ops_counted_in_one_process_are_priced_with_every_processs_probe():
     second = replace(second, result=replace(second.result, why={"dispatch_ns": 40e3},
                                             process={"pid": 2, "started": 0.0}))
     records = [first, second]
-    why = explain.why_table(records, tables.cells_table(records, LIMITS), LIMITS)
+    why = _why(records, LIMITS)
     assert why["ops_per_call"].iloc[0] == 10
     assert why["dispatch_ms"].iloc[0] == pytest.approx(10 * 30e-3)
 
@@ -163,7 +182,7 @@ def test_page_faults_are_priced_as_allocation():
                      fault_ns={"small": 2e3, "huge": 300e3}),
                _cell(1000, "torch", 10.0, 10, 1.0, memory=memory,
                      fault_ns={"small": 2e3, "huge": None})]
-    why = explain.why_table(records, tables.cells_table(records, LIMITS), LIMITS)
+    why = _why(records, LIMITS)
     rows = {r.params: r for r in why.itertuples()}
     big = rows[f"size={1 << 24} ops=10"]
     assert big.allocation_ms == pytest.approx(2.9)
@@ -183,7 +202,7 @@ def test_a_call_that_faults_many_pages_is_priced_by_its_own_kernel_time():
                      fault_ns={"small": 2e3, "huge": None}),
                _cell(1000, "torch", 10.0, 10, 1.0, memory=few,
                      fault_ns={"small": 2e3, "huge": None})]
-    why = explain.why_table(records, tables.cells_table(records, LIMITS), LIMITS)
+    why = _why(records, LIMITS)
     rows = {r.params: r for r in why.itertuples()}
     big = rows[f"size={1 << 24} ops=10"]
     assert big.allocation_ms == pytest.approx(0.7 * big.median_ms)
@@ -193,18 +212,18 @@ def test_a_call_that_faults_many_pages_is_priced_by_its_own_kernel_time():
 def test_a_small_product_is_held_to_the_rate_measured_at_its_size():
     limits = {**LIMITS, "matmul_n": 2048,
               "matmul_ladder": {"float32": {"128": 25.0, "512": 50.0, "1024": 80.0}}}
-    assert limits_record.matmul_rate(limits, "float32", 2 * 128**3) == pytest.approx(25.0)
-    assert limits_record.matmul_rate(limits, "float32", 2 * 256**3) == pytest.approx(
+    assert _rate(limits, "float32", 2 * 128**3) == pytest.approx(25.0)
+    assert _rate(limits, "float32", 2 * 256**3) == pytest.approx(
         np.sqrt(25.0 * 50.0))                                       # log-log halfway
-    assert limits_record.matmul_rate(limits, "float32", 2 * 4096**3) == 100.0   # the peak
-    assert limits_record.matmul_rate(limits, "float32", 2.0) == pytest.approx(25.0)
-    assert limits_record.matmul_rate(LIMITS, "float32", 2 * 128**3) == 100.0   # no ladder: peak
+    assert _rate(limits, "float32", 2 * 4096**3) == 100.0   # the peak
+    assert _rate(limits, "float32", 2.0) == pytest.approx(25.0)
+    assert _rate(LIMITS, "float32", 2 * 128**3) == 100.0   # no ladder: peak
     # a framework's own library, where it was probed: its ladder and its peak
     limits["per_library"] = {"tensorflow": {"matmul_gflops": {"float32": 60.0},
                                             "matmul_ladder": {"float32": {"128": 10.0}}}}
-    assert limits_record.matmul_rate(limits, "float32", 2 * 128**3, "tensorflow") == pytest.approx(10.0)
-    assert limits_record.matmul_rate(limits, "float32", 2 * 4096**3, "tensorflow") == pytest.approx(60.0)
-    assert limits_record.matmul_rate(limits, "float32", 2 * 128**3, "jax") == pytest.approx(25.0)
+    assert _rate(limits, "float32", 2 * 128**3, "tensorflow") == pytest.approx(10.0)
+    assert _rate(limits, "float32", 2 * 4096**3, "tensorflow") == pytest.approx(60.0)
+    assert _rate(limits, "float32", 2 * 128**3, "jax") == pytest.approx(25.0)
 
 
 def test_the_cache_bandwidth_leaves_out_the_price_of_calling_an_add(monkeypatch):
@@ -224,7 +243,7 @@ def test_the_decomposition_is_dispatch_plus_kernels_and_the_rest():
     1000 floats the data stays in cache: 100 GB/s."""
     big, small = 1 << 24, 1000
     records = [_cell(big, "torch", 250.0, 10, 20.0), _cell(small, "torch", 0.25, 10, 20.0)]
-    why = explain.why_table(records, tables.cells_table(records, LIMITS), LIMITS)
+    why = _why(records, LIMITS)
     rows = {r.params: r for r in why.itertuples()}
     large = rows[f"size={big} ops=10"]
     assert large.dispatch_ms == pytest.approx(0.2)
@@ -249,7 +268,7 @@ def test_an_ops_size_is_priced_beyond_its_traffic_and_the_one_element_op():
     priced = _cell(n, "torch", 30.0, 100, 20.0, dispatch_ns_in_place=20e3,
                    op_sizes={str(n): 100, "10": 7, str(1 << 20): 2, str(1 << 22): 5},
                    size_ns={str(n): 130e3})
-    why = explain.why_table([priced], tables.cells_table([priced], LIMITS), LIMITS)
+    why = _why([priced], LIMITS)
     row = why.iloc[0]
     excess_ns = 130e3 - 20e3 - 3 * 4 * n / 100.0
     assert row.pool_ms == pytest.approx((100 + 2) * excess_ns / 1e6)
@@ -259,8 +278,7 @@ def test_an_ops_size_is_priced_beyond_its_traffic_and_the_one_element_op():
         pytest.approx(1.0)
     assert "op sizes (thread pool)" in " ".join(explain.sentences(why))
     unpriced = _cell(n, "torch", 30.0, 100, 20.0)   # no sizes counted: no pool, not zero
-    assert np.isnan(explain.why_table([unpriced], tables.cells_table([unpriced], LIMITS),
-                                      LIMITS)["pool_ms"].iloc[0])
+    assert np.isnan(_why([unpriced], LIMITS)["pool_ms"].iloc[0])
 
 
 def test_a_product_timed_at_its_size_is_not_pooled_again():
@@ -278,8 +296,7 @@ def test_a_product_timed_at_its_size_is_not_pooled_again():
     def pool_ms(why: dict) -> float:
         cell = _record("matmul", {"size": side}, "jax", [0.1] * 6, 1, 0)
         cell = replace(cell, result=replace(cell.result, why=why))
-        return explain.why_table([cell], tables.cells_table([cell], LIMITS),
-                                 LIMITS)["pool_ms"].iloc[0]
+        return _why([cell], LIMITS)["pool_ms"].iloc[0]
 
     assert pool_ms(why) == pytest.approx(excess_ns / 1e6)   # the add's; the product's left
     assert pool_ms({**why, "product": None}) == pytest.approx(2 * excess_ns / 1e6)
@@ -298,14 +315,14 @@ def test_a_compiled_cell_moves_the_bytes_its_compiler_counted_after_fusion():
                                                           "bytes_accessed": bytes_accessed}
             cells.append(replace(cell, result=replace(cell.result, compiler=compiler,
                                                       process={"pid": pid, "started": 0.0})))
-    why = explain.why_table(cells, tables.cells_table(cells, LIMITS), LIMITS)
+    why = _why(cells, LIMITS)
     rows = {r.mode: r for r in why.itertuples()}
     assert rows["jax-jit"].compiled_bytes_per_call == fused
     assert rows["jax-jit"].memory_ms == pytest.approx(fused / 100e9 * 1e3)
     assert rows["jax"].memory_ms == pytest.approx(3 * 4 * n * 100 / 100e9 * 1e3)
     # The values of an interleaved sweep share one count: it is not any one value's
     swept = [replace(c, spec=replace(c.spec, interleaved={"ops": [100, 200]})) for c in cells]
-    why = explain.why_table(swept, tables.cells_table(swept, LIMITS), LIMITS)
+    why = _why(swept, LIMITS)
     assert why.set_index("mode")["compiled_bytes_per_call"].isna().all()
 
 
@@ -314,11 +331,11 @@ def test_element_wise_flops_are_priced_at_the_fused_add_rate():
     matmul rate; a workload that says nothing keeps the matmul rate."""
     limits = {**LIMITS, "elementwise_gflops": {"float32": 20.0}}
     records = [_cell(100_000, "jax-jit", 1.0, 100, 20.0)]
-    why = explain.why_table(records, tables.cells_table(records, limits), limits)
+    why = _why(records, limits)
     assert why["compute_ms"].iloc[0] == pytest.approx(100_000 * 100 / 20e9 * 1e3)
     matmul = record({"workload": "matmul", "params": {"size": 128}, "mode": "jax",
                      "dtype": "float32"}, records[0].result.to_json())
-    why = explain.why_table([matmul], tables.cells_table([matmul], limits), limits)
+    why = _why([matmul], limits)
     assert why["compute_ms"].iloc[0] == pytest.approx(2 * 128**3 / 100e9 * 1e3)
 
 
@@ -335,12 +352,12 @@ def test_element_wise_flops_are_priced_at_the_modes_fused_chain_timed_alongside_
         cell = _cell(n, "jax-jit", 1.0, 100, 20.0, fused_adds=chains)
         cells.append(replace(cell, result=replace(cell.result,
                                                   process={"pid": pid, "started": 0.0})))
-    row = explain.why_table(cells, tables.cells_table(cells, limits), limits).iloc[0]
+    row = _why(cells, limits).iloc[0]
     ns_per_add = np.mean([0.3e6, 0.5e6]) / (60 * elements)
     assert row["compute_ms"] == pytest.approx(100 * n * ns_per_add / 1e6)
     assert row["compute_rate_from"] == "fused adds alongside"
     bare = [_cell(n, "jax-jit", 1.0, 100, 20.0)]
-    row = explain.why_table(bare, tables.cells_table(bare, limits), limits).iloc[0]
+    row = _why(bare, limits).iloc[0]
     assert row["compute_rate_from"] == "fused adds"
     assert row["compute_ms"] == pytest.approx(100 * n / 20e9 * 1e3)
 
@@ -353,22 +370,20 @@ def test_a_fused_launch_on_the_cells_size_is_pool_beyond_its_traffic():
     n = 100_000
     sized = {"elements": n, "tensors": 2, "ns": 400e3}
     cell = _cell(n, "tf-xla", 1.0, 100, 250.0, launch_sized=sized)
-    row = explain.why_table([cell], tables.cells_table([cell], LIMITS), LIMITS).iloc[0]
+    row = _why([cell], LIMITS).iloc[0]
     assert row["pool_ms"] == pytest.approx((400e3 - 250e3 - 2 * 2 * 4 * n / 100.0) / 1e6)
     assert row["dispatch_ms"] == pytest.approx(0.25)
     two = replace(cell, result=replace(cell.result, compiler={"graphs": 2}))
-    row = explain.why_table([two], tables.cells_table([two], LIMITS), LIMITS).iloc[0]
+    row = _why([two], LIMITS).iloc[0]
     assert row["pool_ms"] == pytest.approx(2 * (400e3 - 250e3 - 16e3) / 1e6)
     bare = _cell(n, "tf-xla", 1.0, 100, 250.0)
-    assert np.isnan(explain.why_table([bare], tables.cells_table([bare], LIMITS),
-                                      LIMITS)["pool_ms"].iloc[0])
+    assert np.isnan(_why([bare], LIMITS)["pool_ms"].iloc[0])
 
 
 def test_the_tax_is_explained_only_where_there_is_one():
     records = [_cell(1000, "torch", 1.0, 100, 9.0), _cell(1000, "torch-compile", 0.2, 100, 30.0),
                _cell(10, "torch", 0.1, 10, 9.0), _cell(10, "torch-compile", 0.3, 10, 30.0)]
-    cells = tables.cells_table(records, LIMITS).assign(vs_eager_significant=True)
-    why = explain.why_table(records, cells, LIMITS)
+    why = _why(records, LIMITS, significant=True)
     taxes = explain.tax_table(why).set_index("params")
     paying = taxes.loc["size=1000 ops=100"]
     assert paying["tax_ms"] == pytest.approx(0.8)
@@ -379,7 +394,6 @@ def test_the_tax_is_explained_only_where_there_is_one():
 
 def test_a_tax_within_its_interval_is_not_split_into_shares():
     records = [_cell(1000, "torch", 1.0, 100, 9.0), _cell(1000, "torch-compile", 0.2, 100, 30.0)]
-    cells = tables.cells_table(records, LIMITS).assign(vs_eager_significant=False)
-    taxes = explain.tax_table(explain.why_table(records, cells, LIMITS))
+    taxes = explain.tax_table(_why(records, LIMITS, significant=False))
     assert taxes["tax_ms"].iloc[0] == pytest.approx(0.8)
     assert taxes[[f"{p}_explains" for p in explain.PARTS]].isna().all(axis=None)

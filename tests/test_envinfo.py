@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from eagerbench.records import host as envinfo
+from eagerbench.records import host
 from eagerbench.report.pages import run as runpage
 
 
@@ -25,7 +25,7 @@ def test_free_page_reporting_is_read_from_the_vms_balloon(tmp_path, devices, rep
     most calls and up to 1.9 s in some, all of it the kernel's faults."""
     for device in devices:
         _virtio(tmp_path, *device)
-    assert envinfo.free_page_reporting(tmp_path) is reporting
+    assert host.free_page_reporting(tmp_path) is reporting
 
 
 def test_the_report_says_when_freed_memory_goes_back_to_the_host():

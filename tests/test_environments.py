@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from eagerbench.execute import venvs as environments
+from eagerbench.execute import venvs
 from eagerbench.frameworks import facts
 from eagerbench.execute.venvs import EnvError, EnvSpec, IndexUnreachable, NoSuchRelease
 from eagerbench.frameworks.modes import get_mode
@@ -19,17 +19,17 @@ from eagerbench.records.model import CellSpec
 
 
 def test_a_requirement_is_a_spec_labelled_by_itself_and_naming_its_framework():
-    spec = environments.parse("jax==0.4.30")
+    spec = venvs.parse("jax==0.4.30")
     assert spec.requirements == ("jax==0.4.30",) and spec.label == "jax==0.4.30"
     assert spec.frameworks == ("jax",)
-    assert environments.parse("tensorflow-cpu==2.16.2").frameworks == ("tensorflow",)
-    assert environments.parse("torch >= 2.3, <2.4").label == "torch>=2.3,<2.4"   # no spaces
+    assert venvs.parse("tensorflow-cpu==2.16.2").frameworks == ("tensorflow",)
+    assert venvs.parse("torch >= 2.3, <2.4").label == "torch>=2.3,<2.4"   # no spaces
 
 
 def test_a_requirements_file_is_a_spec_labelled_by_its_name(tmp_path):
     path = tmp_path / "old jax.txt"
     path.write_text("# the release of 2023\njax==0.4.13\njaxlib==0.4.13  # its own\n\n")
-    spec = environments.parse(str(path))
+    spec = venvs.parse(str(path))
     assert spec.requirements == ("jax==0.4.13", "jaxlib==0.4.13")
     assert spec.label == "old-jax" and spec.frameworks == ("jax",)
 
@@ -41,7 +41,7 @@ def test_a_requirements_file_is_a_spec_labelled_by_its_name(tmp_path):
 ])
 def test_a_spec_that_is_no_requirement_is_one_line(text, words):
     with pytest.raises(EnvError) as caught:
-        environments.parse(text)
+        venvs.parse(text)
     assert words in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -49,7 +49,7 @@ def test_a_requirements_file_with_options_is_refused(tmp_path):
     path = tmp_path / "reqs.txt"
     path.write_text("--index-url https://example.com\njax\n")
     with pytest.raises(EnvError, match="not supported"):
-        environments.parse(str(path))
+        venvs.parse(str(path))
 
 
 def test_the_cache_key_follows_the_requirements_not_their_order():
@@ -71,10 +71,10 @@ UV_OFFLINE = """error: Failed to fetch: `https://pypi.org/simple/jax/`
 
 
 def test_uvs_failures_become_one_line_of_their_kind():
-    spec = environments.parse("jax==0.99.1")
-    missing = environments._failure(UV_NO_VERSION, "resolving", spec)
-    offline = environments._failure(UV_OFFLINE, "resolving", spec)
-    other = environments._failure("error: disk full\n", "installing", spec)
+    spec = venvs.parse("jax==0.99.1")
+    missing = venvs._failure(UV_NO_VERSION, "resolving", spec)
+    offline = venvs._failure(UV_OFFLINE, "resolving", spec)
+    other = venvs._failure("error: disk full\n", "installing", spec)
     assert isinstance(missing, NoSuchRelease) and "no version of jax==0.99.1" in str(missing)
     assert isinstance(offline, IndexUnreachable) and "could be reached" in str(offline)
     assert type(other) is EnvError and "installing failed (error: disk full)" in str(other)
@@ -85,7 +85,7 @@ def _fake_environment(root, key: str, label: str, packages: dict) -> None:
     folder = root / "envs" / key
     (folder / "bin").mkdir(parents=True)
     (folder / "bin" / "python").write_bytes(b"x" * 1000)
-    (folder / environments.READY).write_text(json.dumps(
+    (folder / venvs.READY).write_text(json.dumps(
         {"label": label, "requirements": [label], "packages": packages}))
 
 
@@ -95,38 +95,38 @@ def test_cached_environments_are_listed_and_pruned_by_label(tmp_path, monkeypatc
                                                           "ml-dtypes": "0.4"})
     _fake_environment(tmp_path, "b" * 16, "jax==0.10.2", {"jax": "0.10.2"})
     (tmp_path / "envs" / "c-broken").mkdir()
-    listed = {e["label"]: e for e in environments.listing()}
+    listed = {e["label"]: e for e in venvs.listing()}
     assert set(listed) == {"jax==0.4.30", "jax==0.10.2", "(incomplete build)"}
     assert listed["jax==0.4.30"]["versions"] == {"jax": "0.4.30", "jaxlib": "0.4.30"}
     assert listed["jax==0.4.30"]["bytes"] >= 1000
     # a package file uv linked from its cache is not the environment's own: removing the
     # environment would not free it
     (tmp_path / "uv-cache-copy").hardlink_to(tmp_path / "envs" / ("a" * 16) / "bin" / "python")
-    assert {e["label"]: e["bytes"] for e in environments.listing()}["jax==0.4.30"] < 1000
-    gone = environments.prune(("jax==0.4.30",))
+    assert {e["label"]: e["bytes"] for e in venvs.listing()}["jax==0.4.30"] < 1000
+    gone = venvs.prune(("jax==0.4.30",))
     assert [e["label"] for e in gone] == ["jax==0.4.30"]
     assert not (tmp_path / "envs" / ("a" * 16)).exists()
     assert (tmp_path / "envs" / ("b" * 16)).exists()
-    environments.prune()
-    assert environments.listing() == []
+    venvs.prune()
+    assert venvs.listing() == []
 
 
 def test_a_cached_environment_is_found_without_uv_or_an_index(tmp_path, monkeypatch):
     monkeypatch.setenv("EAGERBENCH_CACHE", str(tmp_path))
-    spec = environments.parse("jax==0.4.30")
+    spec = venvs.parse("jax==0.4.30")
     _fake_environment(tmp_path, spec.key, spec.label, {"jax": "0.4.30"})
-    monkeypatch.setattr(environments, "uv", lambda: pytest.fail("uv was called"))
-    environments.check(spec)                                 # resolves nothing
-    built = environments.build(spec)
+    monkeypatch.setattr(venvs, "uv", lambda: pytest.fail("uv was called"))
+    venvs.check(spec)                                 # resolves nothing
+    built = venvs.build(spec)
     assert built.packages == {"jax": "0.4.30"}
-    assert (built.source / "eagerbench" / "worker.py").is_file()     # the runner's own code
+    assert (built.source / "eagerbench" / "worker" / "main.py").is_file()   # the runner's code
 
 
 def test_a_worker_in_an_environment_sees_its_source_and_none_of_the_runners_packages(tmp_path):
-    env = environments.Environment(environments.parse("jax==0.4.30"), tmp_path)
-    out = environments.worker_env(env, {"PYTHONPATH": "/runner/site", "VIRTUAL_ENV": "/runner",
+    env = venvs.Environment(venvs.parse("jax==0.4.30"), tmp_path)
+    out = venvs.worker_env(env, {"PYTHONPATH": "/runner/site", "VIRTUAL_ENV": "/runner",
                                         "OMP_NUM_THREADS": "2"})
-    assert out["PYTHONPATH"] == str(tmp_path / environments.SOURCE)
+    assert out["PYTHONPATH"] == str(tmp_path / venvs.SOURCE)
     assert out["VIRTUAL_ENV"] == str(tmp_path) and out["OMP_NUM_THREADS"] == "2"
 
 
@@ -138,7 +138,7 @@ def _planned(envs, repeat=2, modes=()):
 
 
 def test_each_environment_gets_the_grid_in_its_own_frameworks_modes():
-    old, new = environments.parse("jax==0.4.30"), environments.parse("tensorflow-cpu==2.16.2")
+    old, new = venvs.parse("jax==0.4.30"), venvs.parse("tensorflow-cpu==2.16.2")
     cells = _planned((old, new), repeat=1)
     by_env = {}
     for cell in cells:
@@ -149,7 +149,7 @@ def test_each_environment_gets_the_grid_in_its_own_frameworks_modes():
 
 
 def test_environments_take_turns_reversed_on_odd_repeats():
-    a, b = environments.parse("jax==0.4.30"), environments.parse("jax==0.10.2")
+    a, b = venvs.parse("jax==0.4.30"), venvs.parse("jax==0.10.2")
     cells = _planned((a, b), repeat=4)
     turns = []
     for cell in cells:
@@ -222,14 +222,14 @@ def test_an_environment_that_fails_to_install_fails_its_cells_and_the_others_go_
     from eagerbench import session
     from eagerbench.execute import local
 
-    good, bad = environments.parse("jax==0.10.2"), environments.parse("jax==0.4.1")
-    monkeypatch.setattr(environments, "check", lambda spec: None)
+    good, bad = venvs.parse("jax==0.10.2"), venvs.parse("jax==0.4.1")
+    monkeypatch.setattr(venvs, "check", lambda spec: None)
 
     def build(spec, say=lambda line: None):
         if spec == bad:
             raise EnvError("--env jax==0.4.1: installing failed (no wheel for this platform)")
-        return environments.Environment(spec, environments.root() / spec.key, {"jax": "0.10.2"})
-    monkeypatch.setattr(environments, "build", build)
+        return venvs.Environment(spec, venvs.root() / spec.key, {"jax": "0.10.2"})
+    monkeypatch.setattr(venvs, "build", build)
     said = []
     specs, recorded = session.prepare_environments(("jax==0.10.2", "jax==0.4.1"),
                                                    local.LocalExecutor(), said.append)
@@ -252,8 +252,8 @@ def test_an_unknown_release_stops_the_run_before_anything_is_built(monkeypatch):
     def check(spec):
         if spec.label == "jax==9.9":
             raise NoSuchRelease("--env jax==9.9: no release satisfies it")
-    monkeypatch.setattr(environments, "check", check)
-    monkeypatch.setattr(environments, "build", lambda *a, **k: pytest.fail("built"))
+    monkeypatch.setattr(venvs, "check", check)
+    monkeypatch.setattr(venvs, "build", lambda *a, **k: pytest.fail("built"))
     with pytest.raises(session.SessionError, match="no release satisfies it"):
         session.prepare_environments(("jax==0.10.2", "jax==9.9"), local.LocalExecutor(),
                                      print)
@@ -271,16 +271,16 @@ def test_an_old_release_gets_what_its_metadata_omits_and_the_environment_says_so
     def venv(args, what, spec, timeout=0):
         (Path(args[-1]) / "bin").mkdir(parents=True)
         return ""
-    monkeypatch.setattr(environments, "uv", lambda: "uv")
-    monkeypatch.setattr(environments, "_run", venv)
-    monkeypatch.setattr(environments, "_install", lambda py, reqs, spec: installs.append(reqs))
-    monkeypatch.setattr(environments, "_smoke", lambda py, spec: next(errors))
-    monkeypatch.setattr(environments, "_frozen", lambda py, spec: {"jax": "0.4.20"})
-    built = environments.build(environments.parse("jax==0.4.20"))
+    monkeypatch.setattr(venvs, "uv", lambda: "uv")
+    monkeypatch.setattr(venvs, "_run", venv)
+    monkeypatch.setattr(venvs, "_install", lambda py, reqs, spec: installs.append(reqs))
+    monkeypatch.setattr(venvs, "_smoke", lambda py, spec: next(errors))
+    monkeypatch.setattr(venvs, "_frozen", lambda py, spec: {"jax": "0.4.20"})
+    built = venvs.build(venvs.parse("jax==0.4.20"))
     assert installs == [("jax==0.4.20", "numpy"), ("jax[cpu]==0.4.20", "numpy"),
                         ("jax[cpu]==0.4.20", "numpy<2")]
     assert [note.split(":")[0] for note in built.notes] == ["jax[cpu]", "numpy<2"]
-    assert environments.cached(built.spec).notes == built.notes          # kept with it
+    assert venvs.cached(built.spec).notes == built.notes          # kept with it
 
 
 def test_an_environment_whose_framework_never_imports_is_not_kept(tmp_path, monkeypatch):
@@ -289,13 +289,13 @@ def test_an_environment_whose_framework_never_imports_is_not_kept(tmp_path, monk
     def venv(args, what, spec, timeout=0):
         (Path(args[-1]) / "bin").mkdir(parents=True)
         return ""
-    monkeypatch.setattr(environments, "uv", lambda: "uv")
-    monkeypatch.setattr(environments, "_run", venv)
-    monkeypatch.setattr(environments, "_install", lambda py, reqs, spec: None)
-    monkeypatch.setattr(environments, "_smoke", lambda py, spec: "ImportError: libfoo.so")
-    spec = environments.parse("jax==0.4.21")
+    monkeypatch.setattr(venvs, "uv", lambda: "uv")
+    monkeypatch.setattr(venvs, "_run", venv)
+    monkeypatch.setattr(venvs, "_install", lambda py, reqs, spec: None)
+    monkeypatch.setattr(venvs, "_smoke", lambda py, spec: "ImportError: libfoo.so")
+    spec = venvs.parse("jax==0.4.21")
     with pytest.raises(EnvError, match="does not import .ImportError: libfoo.so"):
-        environments.build(spec)
-    assert environments.cached(spec) is None and not list((tmp_path / "envs").iterdir())
+        venvs.build(spec)
+    assert venvs.cached(spec) is None and not list((tmp_path / "envs").iterdir())
     with pytest.raises(EnvError):                # the run's later batches: at once, no retry
-        environments.build(spec)
+        venvs.build(spec)

@@ -65,13 +65,13 @@ def test_one_mode_that_fails_does_not_take_its_unit_down(tmp_path):
 
 def test_report_and_warnings_survive_a_run_where_every_cell_failed(tmp_path, capsys):
     from eagerbench.report import build as report
-    from eagerbench.cli import _print_answer
+    from eagerbench.cli.output import print_answer
 
     cell = Cell("matmul", {"size": 16}, "torch", dtype="float16", threads=1, iters=2, warmup=1)
     run_into([cell], tmp_path, timeout=300)
     summary = report.build(tmp_path)
     assert summary["note"].str.contains("failed").all()
-    _print_answer(tmp_path)   # no measured cell: an answer with no rows, and no crash
+    print_answer(tmp_path)   # no measured cell: an answer with no rows, and no crash
     assert "README.md" in capsys.readouterr().out
     assert "1 cells were not measured" in (tmp_path / "README.md").read_text()
     assert "Cells not measured" in (tmp_path / "workloads" / "matmul.md").read_text()
@@ -80,7 +80,7 @@ def test_report_and_warnings_survive_a_run_where_every_cell_failed(tmp_path, cap
 def test_interleaved_cell_is_one_process_but_one_record_per_value(tmp_path):
     """Orders of a derivative share a worker; each becomes its own record, and a failure of
     that one process is recorded against every value it carried."""
-    from eagerbench.cli import plan
+    from eagerbench.cli.common import plan
 
     cells, _ = plan(["higher-order"], ["torch"], {"order": [1, 3], "size": [8]}, iters=None,
                     warmup=None, repeat=1, threads=1, device="cpu", dtype="float64", seed=1,
@@ -103,7 +103,7 @@ def test_interleaved_cell_is_one_process_but_one_record_per_value(tmp_path):
 def test_notes_of_a_run_where_some_cells_failed_read_nan_as_nothing():
     """A failed cell's row has NaN counters beside measured ones: its notes used to crash the
     end of such a run (int(NaN)) after every cell had been measured."""
-    from eagerbench.report import tables
+    from eagerbench.report import cell_table, summary
     from tests.conftest import record
 
     sample = {"ns": 10**6, "calls": 1, "gc_collections": 0, "gc_ns": 0}
@@ -112,6 +112,8 @@ def test_notes_of_a_run_where_some_cells_failed_read_nan_as_nothing():
                  "traces_during_timing": 1, "process": {"pid": 1}})
     failed = record({"workload": "matmul", "params": {"size": 16}, "mode": "torch"},
                     {"status": "failed", "reason": "worker killed by SIGKILL"})
-    rows = tables.cells_table([ok, failed]).to_dict("records")
-    assert tables.notes(rows[0])[0] == "RETRACED 1x while timing"
-    assert tables.notes(rows[1]) == []
+    rows = summary.cell_rows([ok, failed])
+    assert cell_table.notes(rows[0])[0] == "RETRACED 1x while timing"
+    assert cell_table.notes(rows[1]) == []
+    assert cell_table.summary_table(rows)["note"].tolist()[1] == \
+        "failed: worker killed by SIGKILL"

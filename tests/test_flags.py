@@ -7,9 +7,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import pandas as pd
 
-from eagerbench.report import flags, tables
+from eagerbench.report import flags, summary
+from eagerbench.report.rows import CellRow
+from eagerbench.report.stats import Ratio
 from tests.conftest import record
 
 
@@ -31,13 +32,16 @@ def _records(rng, eager: list, compiled: list, samples=None) -> list:
     return out
 
 
-def _compiled_row(records, why: pd.DataFrame | None = None) -> pd.Series:
-    cells = flags.mark(tables.cells_table(records), why)
-    return cells.set_index("mode").loc["torch-compile"]
+def _compiled_row(records, allocation_share: float = np.nan) -> CellRow:
+    """The compiled cell's row, with the share of fresh pages the why phase found (NaN: no
+    why phase)."""
+    row = next(r for r in summary.cell_rows(records) if r.mode == "torch-compile")
+    row = dataclasses.replace(row, allocation_share=allocation_share)
+    return dataclasses.replace(row, flags=flags.row_flags(row))
 
 
-def _flags(records, why=None) -> list[str]:
-    return [f for f in _compiled_row(records, why)["flags"].split(", ") if f]
+def _flags(records, allocation_share: float = np.nan) -> list[str]:
+    return list(_compiled_row(records, allocation_share).flags)
 
 
 def test_imprecise_when_the_processes_scatter_and_not_when_they_agree():
@@ -45,10 +49,10 @@ def test_imprecise_when_the_processes_scatter_and_not_when_they_agree():
     eager = [10.0] * 5
     scattered = [5.0 * np.exp(x) for x in (0.3, -0.3, 0.25, -0.2, 0.0)]
     row = _compiled_row(_records(rng, eager, scattered))
-    assert row["vs_eager_half_width"] > 0.10 and "imprecise" in row["flags"]
+    assert row.vs_eager.half_width > 0.10 and "imprecise" in row.flags
     steady = [5.0 * np.exp(x) for x in (0.01, -0.01, 0.005, -0.005, 0.0)]
     row = _compiled_row(_records(rng, eager, steady))
-    assert row["vs_eager_half_width"] < 0.10 and "imprecise" not in row["flags"]
+    assert row.vs_eager.half_width < 0.10 and "imprecise" not in row.flags
 
 
 def test_processes_disagree_when_one_process_measures_another_ratio():
@@ -73,7 +77,7 @@ def test_bimodal_over_30_samples_and_not_below_or_for_one_mode():
 
     eager, compiled = [10.0] * 3, [5.0] * 3
     row = _compiled_row(_records(rng, eager, compiled, two_speeds(40)))
-    assert "bimodal" in row["flags"] and "near" in row["bimodal"]
+    assert "bimodal" in row.flags and "near" in row.bimodal
     assert "bimodal" not in _flags(_records(rng, eager, compiled, two_speeds(24)))
     assert "bimodal" not in _flags(_records(rng, eager, compiled))
 
@@ -81,14 +85,24 @@ def test_bimodal_over_30_samples_and_not_below_or_for_one_mode():
 def test_allocation_bound_from_the_why_tables_share():
     rng = np.random.default_rng(3)
     records = _records(rng, [10.0] * 3, [5.0] * 3)
-
-    def why(share):
-        return pd.DataFrame({"workload": ["matmul"], "params": ["size=64"],
-                             "mode": ["torch-compile"], "allocation_share": [share]})
-
-    assert "allocation-bound" in _flags(records, why(0.49))
-    assert "allocation-bound" not in _flags(records, why(0.10))
+    assert "allocation-bound" in _flags(records, 0.49)
+    assert "allocation-bound" not in _flags(records, 0.10)
     assert "allocation-bound" not in _flags(records)            # no why phase: unknown
+
+
+def test_summarize_takes_the_allocation_share_from_the_why_decomposition(monkeypatch):
+    """``summarize`` joins the why table's share to its row by the cell's key."""
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    records = _records(rng, [10.0] * 3, [5.0] * 3)
+    why = pd.DataFrame({"workload": ["matmul"], "params": ["size=64"],
+                        "mode": ["torch-compile"], "allocation_share": [0.49]})
+    monkeypatch.setattr(summary.explain, "why_table", lambda records, rows, limits: why)
+    rows = {r.mode: r for r in summary.summarize(records).rows}
+    assert rows["torch-compile"].allocation_share == 0.49
+    assert "allocation-bound" in rows["torch-compile"].flags
+    assert np.isnan(rows["torch"].allocation_share)
 
 
 def test_host_noisy_is_one_line_for_the_run_from_the_machine_probe():
@@ -109,7 +123,7 @@ def test_the_retired_rules_raise_nothing():
         return median * np.concatenate([rng.uniform(0.85, 1.05, 20), rng.uniform(1.1, 1.35, 20)])
 
     row = _compiled_row(_records(rng, [10.0] * 5, [5.0] * 5, wide_and_drifting))
-    assert row["flags"] == "" and "warnings" not in row
+    assert row.flags == ()
 
 
 def test_results_disagree_when_the_compiled_mode_ends_elsewhere_than_its_eager_twin():
@@ -131,11 +145,12 @@ def test_results_disagree_when_the_compiled_mode_ends_elsewhere_than_its_eager_t
 def test_every_flag_has_a_meaning_on_the_page():
     assert set(flags.MEANINGS) == {"imprecise", "processes disagree", "bimodal",
                                    "allocation-bound", "results disagree"}
-    row = pd.Series({"status": "ok", "eager_twin": "torch", "mode": "torch-compile",
-                     "vs_eager_half_width": 0.2, "vs_eager_disagreement_p": 0.001,
-                     "bimodal": "time per call bimodal", "allocation_share": 0.3,
-                     "agreement_rel_diff": 0.23, "agreement_rtol": 1e-3})
-    assert flags.row_flags(row) == list(flags.MEANINGS)
+    row = CellRow("matmul", "size=64", "torch-compile", {"size": 64}, "cpu", "float32", 2, 5,
+                  "torch", "torch", True, "", "ok",
+                  vs_eager=Ratio(0.5, 0.4, 0.625, disagreement_p=0.001),
+                  bimodal="time per call bimodal", allocation_share=0.3,
+                  agreement_rel_diff=0.23, agreement_rtol=1e-3)
+    assert list(flags.row_flags(row)) == list(flags.MEANINGS)
 
 
 def _ar1(rng, n: int, phi: float, sd: float) -> np.ndarray:

@@ -88,7 +88,7 @@ def test_no_import_cycle():
 
 def test_reporting_never_imports_the_runner_or_the_worker():
     reporting = [m for m in graph() if layers.layer_of(m) == "reporting"]
-    assert "eagerbench.report.build" in reporting and "eagerbench.report.tables" in reporting
+    assert "eagerbench.report.build" in reporting and "eagerbench.report.summary" in reporting
     for module in reporting:
         for dep in graph()[module]:
             assert layers.layer_of(dep) not in ("measuring", "planning", "executing"), \
@@ -98,9 +98,9 @@ def test_reporting_never_imports_the_runner_or_the_worker():
 @pytest.mark.parametrize("importer, imported", [
     ("eagerbench.report.tables", "eagerbench.execute.runner"),   # reporting driving the runner
     ("eagerbench.records.runfile", "eagerbench.frameworks.facts"),   # the old results <-> facts
-    ("eagerbench.records.limits", "eagerbench.measure.worker"),   # the old limits -> worker
-    ("eagerbench.frameworks.backends.base", "eagerbench.measure.why.probes"),
-    ("eagerbench.report.build", "eagerbench.measure.machine"),    # a report probing the host
+    ("eagerbench.records.limits", "eagerbench.worker.worker"),   # the old limits -> worker
+    ("eagerbench.frameworks.backends.base", "eagerbench.worker.why.probes"),
+    ("eagerbench.report.build", "eagerbench.worker.machine"),    # a report probing the host
 ])
 def test_the_table_refuses_the_imports_that_made_the_old_cycles(importer, imported):
     assert not layers.allowed(importer, imported)

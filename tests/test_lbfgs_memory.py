@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from eagerbench.execute import start_states as prepared
-from eagerbench.report import tables
+from eagerbench.report import cell_table, summary
 from eagerbench.frameworks.modes import all_modes, get_mode
 from eagerbench.execute.runner import Cell
 from tests.conftest import rel_diff, run_into
@@ -74,10 +74,10 @@ def test_a_run_prepares_once_and_every_row_shows_a_full_memory(tmp_path, monkeyp
     assert len(states) == 1 and list((tmp_path / "cache" / "prepared").glob("*.npz"))
     for r in records:
         assert [s.observed["pairs"] for s in r.result.timed] == [PARAMS["history"]] * 3
-    table = tables.cells_table(records)
+    rows = summary.cell_rows(records)
+    assert {r.shown_values["pairs"] for r in rows} == {str(PARAMS["history"])}
+    table = cell_table.summary_table(rows)
     assert set(table["pairs"]) == {str(PARAMS["history"])}
-    summary = tables.summary_table(table)
-    assert set(summary["pairs"]) == {str(PARAMS["history"])}
     # a second run finds the state cached
     again = prepared.attach(cells[:1], 600, said.append)
     assert again[0].prepared["cached"] and said == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from eagerbench.measure import machine as limits
+from eagerbench.worker import machine as limits
 from eagerbench.records import limits as limits_record
 
 
@@ -77,11 +77,13 @@ def test_the_fused_add_rate_leaves_out_the_call_and_the_traffic(monkeypatch):
 def test_a_probe_wholly_in_a_slow_spell_shows_against_another():
     """Against its own fastest tenth a probe taken wholly in a slow spell looks steady; against
     the fastest tenth of a probe taken later, every unit of it is slow."""
-    slow = {"fast_unit_us": 1850.0, "percentiles_us": [1850.0 + i for i in range(101)]}
-    quick = {"fast_unit_us": 1050.0, "percentiles_us": [1050.0 + i for i in range(101)]}
-    assert limits_record.slow_against(slow, slow["fast_unit_us"]) == 0.0
-    assert limits_record.slow_against(slow, quick["fast_unit_us"]) == 1.0
-    assert limits_record.slow_against(quick, quick["fast_unit_us"]) == 0.0
+    slow = limits_record.Contention.from_json(
+        {"fast_unit_us": 1850.0, "percentiles_us": [1850.0 + i for i in range(101)]})
+    quick = limits_record.Contention.from_json(
+        {"fast_unit_us": 1050.0, "percentiles_us": [1050.0 + i for i in range(101)]})
+    assert slow.slow_against(slow.fast_unit_us) == 0.0
+    assert slow.slow_against(quick.fast_unit_us) == 1.0
+    assert quick.slow_against(quick.fast_unit_us) == 0.0
 
 
 def test_the_contention_probe_reports_its_distribution():
@@ -91,10 +93,15 @@ def test_the_contention_probe_reports_its_distribution():
     assert 0.0 <= probe["slow_share"] <= 1.0
 
 
+def _beaten(records, limits: dict) -> bool:
+    from eagerbench.report.summary import beat_limits
+
+    return beat_limits(records, limits_record.MachineLimits.from_json(limits))
+
+
 def test_a_cell_beating_the_limits_asks_for_a_second_probe():
     """`eagerbench run` measures the limits again after the cells when one claims more than
     them, instead of calling it INVALID on a probe taken in a slow spell."""
-    from eagerbench.session import beat_limits as _beaten
     from tests.recorded_runs import record_of as _record
 
     records = [_record("matmul", {"size": 1024}, "torch", [10.0] * 6, 1, 0)]  # 215 GFLOP/s
@@ -134,7 +141,6 @@ def test_a_cell_faster_than_what_was_timed_alongside_it_asks_for_no_second_probe
     little faster than it is no sign that the machine's probe ran in a slow spell."""
     from dataclasses import replace
 
-    from eagerbench.session import beat_limits as _beaten
     from tests.recorded_runs import record_of as _record
 
     cell = _record("matmul", {"size": 1024}, "torch", [10.0] * 6, 1, 0)   # 215 GFLOP/s

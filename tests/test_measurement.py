@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from eagerbench.report import tables
 from eagerbench.execute.local import run_cell
-from eagerbench.measure.process import thread_env
+from eagerbench.worker.process import thread_env
 from eagerbench.records.model import CellSpec as Cell
-from eagerbench.measure.clock import GCWatch, run_block
-from eagerbench.measure.loop import Entry, Settings, measure_unit
+from eagerbench.report import cell_table, cellstats, summary
+from eagerbench.worker.clock import GCWatch, run_block
+from eagerbench.worker.loop import Entry, Settings, measure_unit
 from tests.conftest import build, record, run_steps
 from tests.fake_backend import ADD, FakeBackend
 from workloads import mnist
@@ -126,7 +126,7 @@ def test_a_fast_step_is_timed_in_blocks_with_its_latency_apart():
     assert all(s.calls == res.block_calls for s in res.timed)
     assert len(res.latency_ns) >= 5 * len(res.timed)
     # per-call time from a block, latency from single waited calls: both about the same here
-    per_call = np.median(tables.per_call_ms(res))
+    per_call = np.median(cellstats.per_call_ms(res))
     assert 0 < per_call < 1.0
     # the steps taken advance by block + wake-up call + latency calls per sample
     steps = [s.step for s in res.timed]
@@ -136,7 +136,7 @@ def test_a_fast_step_is_timed_in_blocks_with_its_latency_apart():
 def test_a_slow_step_is_timed_one_call_at_a_time():
     (res,) = _measure([FakeBackend(compiled=False)], {"size": 8, "ops": 1, "spin_us": 2000})
     assert res.block_calls == 1 and res.latency_ns == ()
-    assert np.median(tables.per_call_ms(res)) >= 2.0
+    assert np.median(cellstats.per_call_ms(res)) >= 2.0
 
 
 def test_the_wait_floor_is_the_backends_own_wait_on_the_real_outputs():
@@ -153,7 +153,7 @@ def test_compile_cost_counts_every_compile_before_timing():
     B = FakeBackend(compile_s=0.05, compiles_at=(2,))
     (res,) = _measure([B])
     assert res.compiles_before_timing == 2 and res.compiles_during_timing == 0
-    assert tables.compile_ms(res) >= 95          # 2 x 50 ms over the steady state
+    assert cellstats.compile_ms(res) >= 95          # 2 x 50 ms over the steady state
     assert res.warmup[0].ns / 1e6 < 95     # the first call alone would say 50 ms
 
 
@@ -164,8 +164,8 @@ def test_a_compile_while_timing_is_flagged_even_without_a_retrace():
     (res,) = _measure([B], iters=200)
     assert res.traces_during_timing == 0
     assert res.compiles_during_timing >= 1
-    row = tables.cells_table([record(_cell(), replace(res, process={"pid": 1}))])
-    assert any(n.startswith("RECOMPILED") for n in tables.notes(row.iloc[0]))
+    (row,) = summary.cell_rows([record(_cell(), replace(res, process={"pid": 1}))])
+    assert any(n.startswith("RECOMPILED") for n in cell_table.notes(row))
 
 
 def _cell(mode="torch"):

@@ -245,7 +245,7 @@ def test_a_bad_run_folder_to_resume_is_one_line_and_changes_nothing(tmp_path):
 
 def test_the_lock_is_released_when_its_holder_dies(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from eagerbench.store import Lock; held = Lock(sys.argv[1]); "
+        "import sys, time; from eagerbench.records.store import Lock; held = Lock(sys.argv[1]); "
         "print('held', flush=True); time.sleep(60)"), str(tmp_path)], stdout=subprocess.PIPE,
         text=True)
     assert holder.stdout.readline().strip() == "held"

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from eagerbench.measure.why import probes
+from eagerbench.worker.why import probes
 from tests.conftest import build
 from tests.fake_backend import FakeBackend
 from tests.why_cells import ELEMENTWISE
@@ -92,9 +92,9 @@ def test_every_repeat_counts_its_ops_and_prices_their_sizes():
     """One cell's two processes (tf-graph at 1e5 elements) took 4.5 and 10.8 ms a call: the
     second, which counted no ops, had no op sizes of its own priced, and the cell's remainder
     came out at 63%. Every process now counts its ops, before the timing."""
-    from eagerbench.measure.loop import QuietChannel
+    from eagerbench.worker.loop import QuietChannel
     from eagerbench.records.model import CellSpec
-    from eagerbench.measure.worker import measure_cells
+    from eagerbench.worker.main import measure_cells
 
     spec = CellSpec("elementwise", {"size": 100_000, "ops": 3}, "torch", threads=1, iters=3,
                     warmup=1, min_time_s=0.0)
@@ -118,9 +118,9 @@ def test_the_ops_are_counted_before_the_timing_and_their_sizes_priced_after_its_
     """The count is one more step after the warm-up, which the unit's other modes take too
     (their checks compare the same step); the sizes' probes are sampled in the why phase, after
     the last timed round (a probe between rounds is work in the cells' window)."""
-    from eagerbench.measure import loop as measure
-    from eagerbench.measure.loop import Entry, Settings
-    from eagerbench.measure.why import probes as diag
+    from eagerbench.worker import loop as measure
+    from eagerbench.worker.loop import Entry, Settings
+    from eagerbench.worker.why import probes as diag
     from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
@@ -168,7 +168,7 @@ def test_a_graph_that_runs_its_ops_one_by_one_counts_and_prices_them():
     """A tf-graph cell counts its program's ops (five adds) and prices an op inside a graph,
     at one element and at the counted size when it is large enough; tf-xla counts none. The
     cell's compiler counters hold its own graph only."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from workloads.elementwise import WORKLOAD
 
@@ -186,7 +186,7 @@ def test_a_graphs_program_is_counted_before_it_is_traced_and_its_twin_still_agre
     """kfac's tf-graph program keeps a tensor made while tracing; run eagerly after the trace
     it failed half-way ("out of scope"), a step short of its eager twin. Counted before its
     first trace, it is counted, and both modes' checks compare the same step."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from workloads import get_workload, mnist
 
@@ -207,7 +207,7 @@ def test_every_mode_of_the_first_repeat_takes_the_counted_step_even_in_its_own_u
     a step ahead of its compiled twin, and their checks disagreed by a third. Every mode of
     the first repeat takes one more step; a count that fails once the step has run (JAX met
     a PRNG key's dtype) still leaves the step taken."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
@@ -236,7 +236,7 @@ def test_every_mode_of_the_first_repeat_takes_the_counted_step_even_in_its_own_u
 def test_a_jax_step_holding_a_prng_key_is_counted_and_agrees_with_its_twin():
     """The count of what an op writes met a PRNG key's dtype (not NumPy's) and failed before
     the step ran: jax was a step behind jax-jit, their losses 0.22 and 0.13."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from workloads import get_workload
 
@@ -255,7 +255,7 @@ def test_a_step_that_only_calls_compiled_steps_still_compiles_in_its_first_warm_
     """l-BFGS's tf-graph step is Python that calls its compiled steps: it has no eager program
     to count before the trace, so it is counted after the warm-up, and every trace of its
     graphs is charged to the warm-up."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from workloads import get_workload, mnist
 

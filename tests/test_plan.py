@@ -103,14 +103,16 @@ def test_quick_on_the_command_line_sets_three_processes_without_why_or_limits(mo
     from click.testing import CliRunner
 
     from eagerbench import cli as cli_module
+    from eagerbench.cli import run as run_command
+    from eagerbench.cli.common import UserError
 
     seen = {}
 
     def planned(*args, **kwargs):
         seen.update(kwargs)
-        raise cli_module.UserError("stop here")
+        raise UserError("stop here")
 
-    monkeypatch.setattr(cli_module, "plan", planned)
+    monkeypatch.setattr(run_command, "plan", planned)
     CliRunner().invoke(cli_module.cli, ["run", "--quick"])
     assert seen["grid"] == "quick" and seen["repeat"] == 3 and seen["why"] is False
     CliRunner().invoke(cli_module.cli, ["run", "--quick", "--repeat", "5", "--why"])

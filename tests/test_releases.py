@@ -5,30 +5,27 @@ with its interval, and modes a release lacks."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from eagerbench.report import releases
 from eagerbench.records import runfile
+from eagerbench.report import releases
+from eagerbench.report.rows import CellRow
+from eagerbench.report.stats import Ratio
 
 ENV = {"environments": {f"jax=={v}": {"packages": {"jax": v, "jaxlib": v}}
                         for v in ("0.4.30", "0.10.2", "0.5.0")}}
 
 
-def _twin_row(version: str, tax: float, half: float = 0.05, params: str = "size=10") -> dict:
-    """The graph twin's row: vs_eager = graph / eager = 1 / tax."""
-    return {"workload": "elementwise", "params": params, "mode": f"jax-jit @jax=={version}",
-            "status": "ok", "vs_eager": 1 / tax, "vs_eager_lo": 1 / tax / (1 + half),
-            "vs_eager_hi": (1 + half) / tax, "vs_eager_half_width": half,
-            "vs_eager_disagreement_p": 0.5, "bimodal": "", "allocation_share": 0.0,
-            "reason": ""}
+def _twin_row(version: str, tax: float, half: float = 0.05, params: str = "size=10") -> CellRow:
+    """The graph twin's row: vs_eager = graph / eager = 1 / tax, +-half on the log scale."""
+    ratio = Ratio(1 / tax, 1 / tax / (1 + half), (1 + half) / tax, disagreement_p=0.5)
+    return CellRow("elementwise", params, f"jax-jit @jax=={version}", vs_eager=ratio,
+                   allocation_share=0.0)
 
 
-def _cells(taxes: dict, half: float = 0.05) -> pd.DataFrame:
-    rows = [_twin_row(v, t, half) for v, t in taxes.items()]
-    rows += [{**_twin_row(v, 1.0), "mode": f"jax @jax=={v}", "vs_eager": np.nan}
-             for v in taxes]
-    return pd.DataFrame(rows)
+def _cells(taxes: dict, half: float = 0.05) -> list[CellRow]:
+    return [_twin_row(v, t, half) for v, t in taxes.items()] + [
+        CellRow("elementwise", "size=10", f"jax @jax=={v}") for v in taxes]
 
 
 def test_releases_are_rows_in_version_order_and_the_tax_is_eager_over_graph():
@@ -65,10 +62,9 @@ def test_the_change_interval_adds_both_releases_variances():
 
 
 def test_a_mode_a_release_lacks_is_listed_and_a_single_release_compares_nothing():
-    cells = pd.concat([_cells({"0.4.30": 6.0}), pd.DataFrame([{
-        "workload": "elementwise", "params": "size=10", "mode": "torch-compile @torch==1.13.1",
-        "status": "unsupported",
-        "reason": "unavailable in torch 1.13.1 (torch-compile needs 2.0 or newer)"}])])
+    cells = _cells({"0.4.30": 6.0}) + [CellRow(
+        "elementwise", "size=10", "torch-compile @torch==1.13.1", status="unsupported",
+        reason="unavailable in torch 1.13.1 (torch-compile needs 2.0 or newer)")]
     assert releases.unavailable(cells) == [
         "torch-compile @torch==1.13.1: unavailable in torch 1.13.1 (torch-compile needs 2.0 or "
         "newer)"]

@@ -9,24 +9,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eagerbench.report import article, flags, build as report, tables
-from eagerbench.report.pages import front as pages, run as runpage
-from eagerbench.records.runfile import RAW, RunHeader, RunWriter
+from eagerbench.report import accounting, article, cellstats, summary
+from eagerbench.report import build as report
+from eagerbench.report import format as fmt
+from eagerbench.report.pages import front as pages
+from eagerbench.report.pages import run as runpage
 from tests.recorded_runs import record_of as _record, two_process_run as _run, write_run as _write
 
 
+def _rows(records) -> dict:
+    return {(r.params, r.mode): r for r in summary.cell_rows(records)}
+
+
 def test_cells_from_two_processes_have_ratios_with_intervals_paired_where_shared():
-    cells = tables.cells_table(_run(np.random.default_rng(0))).set_index(["params", "mode"])
+    cells = _rows(_run(np.random.default_rng(0)))
     lb = "history=5 batch=60000"
-    graph = cells.loc[(lb, "tf-graph")]
-    assert graph["processes"] == 2
-    assert graph["slowdown_lo"] < graph["slowdown"] < graph["slowdown_hi"]
-    assert graph["vs_eager"] == graph["vs_eager"] and graph["vs_eager_significant"]
+    graph = cells[(lb, "tf-graph")]
+    assert graph.processes == 2
+    assert graph.slowdown.lo < graph.slowdown.value < graph.slowdown.hi
+    assert graph.vs_eager.significant
     # tf-graph and tf-eager shared their processes: the eager-tax interval is paired, narrower
-    assert (graph["vs_eager_hi"] / graph["vs_eager_lo"]) < (graph["slowdown_hi"]
-                                                            / graph["slowdown_lo"])
-    thp = cells.loc[(lb, "torch +thp")]
-    assert thp["vs_eager"] < 0.8 and thp["vs_eager_significant"]   # against plain torch
+    assert (graph.vs_eager.hi / graph.vs_eager.lo) < (graph.slowdown.hi / graph.slowdown.lo)
+    thp = cells[(lb, "torch +thp")]
+    assert thp.vs_eager.value < 0.8 and thp.vs_eager.significant   # against plain torch
 
 
 def test_report_opens_with_the_run_line_the_answer_and_the_article_table(tmp_path):
@@ -41,9 +46,8 @@ def test_report_opens_with_the_run_line_the_answer_and_the_article_table(tmp_pat
     assert readme.index("## The eager tax") < readme.index("## The article beside today")
     assert "article measured on a GPU" in readme     # said plainly on a CPU run
     table = [line for line in readme.splitlines() if line.startswith("| l-BFGS, batch 60k")]
-    cells = tables.cells_table(records).set_index(["params", "mode"])
-    eager = cells.loc[("history=5 batch=60000", "tf-eager")]
-    today = tables.fmt_ratio(eager["slowdown"], eager["slowdown_lo"], eager["slowdown_hi"])
+    eager = _rows(records)[("history=5 batch=60000", "tf-eager")].slowdown
+    today = fmt.ratio(eager.value, eager.lo, eager.hi)
     assert len(table) == 1 and "1.4x" in table[0] and today in table[0]
     assert "not dispatch" in table[0]             # the allocation finding, with its numbers
     run = (tmp_path / "run.md").read_text()       # how the run went, in full
@@ -70,7 +74,7 @@ def test_the_allocation_finding_is_said_only_where_huge_pages_were_faster(tmp_pa
 
 
 def test_article_rows_show_each_mode_and_skip_cases_not_measured():
-    cells = tables.cells_table(_run(np.random.default_rng(2)))
+    cells = summary.cell_rows(_run(np.random.default_rng(2)))
     table = article.table(cells, ["torch", "tf-eager", "tf-graph"])
     assert list(table["case (cell)"].str.split(" \\(").str[0]) == [
         "l-BFGS, batch 60k, history 5", "in-place add, tiny vectors"]
@@ -80,31 +84,29 @@ def test_article_rows_show_each_mode_and_skip_cases_not_measured():
     assert "us" in tiny["what changed"]
 
 
-def test_suite_figures_count_timed_time_and_flagged_rows():
-    from dataclasses import replace
-
+def test_the_runs_account_counts_timed_time_and_flagged_rows():
     # every l-BFGS cell loads one start state, computed in this run in 42 s
     state = {"path": "/cache/lbfgs-1.npz", "by": "tf-graph", "cached": False, "seconds": 42.0}
     records = [replace(r, spec=replace(r.spec, prepared=state)) if r.spec.workload == "lbfgs"
                else r for r in _run(np.random.default_rng(3))]
-    cells = flags.mark(tables.cells_table(records))
+    rows = summary.summarize(records).rows
     contention = {"before": {"iqr_share": 0.54}, "after": {"iqr_share": 0.31}}
-    figures = report.suite_figures(records, cells, {"run_wall_s": 100.0,
-                                                    "contention": contention}, 20.0)
-    assert figures["suite_wall_s"] == 120.0
-    assert figures["machine_iqr"] == {"before": 0.54, "after": 0.31}
-    assert figures["prepare_s"] == 42.0
+    figures = accounting.account(records, rows, {"run_wall_s": 100.0,
+                                                 "contention": contention}, 20.0)
+    assert figures.suite_wall_s == 120.0
+    assert figures.machine_iqr == {"before": 0.54, "after": 0.31}
+    assert figures.prepare_s == 42.0
     assert "of which 42 s computing start states" in runpage.suite_lines(figures)[2]
     line = next(x for x in runpage.suite_lines(figures) if "host noisy" in x)
     assert "an IQR of 54% of its median (before) and 31% of its median (after)" in line
     timed = sum(s.ns for r in records for s in r.result.timed) / 1e9
-    assert figures["timed_s"] == timed
-    assert figures["timed_share"] == timed / len(records)   # each record's wall is 1 s
-    assert figures["rows"] == len(cells)
-    assert figures["flagged_rows"] == int(cells["flags"].ne("").sum())
-    assert sum(figures["flag_counts"].values()) >= figures["flagged_rows"]
+    assert figures.timed_s == timed
+    assert figures.timed_share == timed / len(records)   # each record's wall is 1 s
+    assert figures.rows == len(rows)
+    assert figures.flagged_rows == sum(bool(r.flags) for r in rows)
+    assert sum(figures.flag_counts.values()) >= figures.flagged_rows
     # ten units (tf-eager and tf-graph share theirs), each with its own phase clock
-    assert figures["phases_s"] == {"warm-up": pytest.approx(2.0), "timed": pytest.approx(5.0)}
+    assert figures.phases_s == {"warm-up": pytest.approx(2.0), "timed": pytest.approx(5.0)}
 
 
 def test_compile_costs_come_from_the_first_process_and_are_never_negative():
@@ -117,11 +119,11 @@ def test_compile_costs_come_from_the_first_process_and_are_never_negative():
                     warmup_ms=[2.0, 1.0]),
             _record("elementwise", {"size": 10, "ops": 100}, "torch", [1.0] * 10, 3, 0,
                     warmup_ms=[0.5, 0.5])]
-    costs = tables.first_call_costs(recs[:2])
-    assert costs["first_call_ms"] == pytest.approx(60.0)
-    assert costs["compile_ms"] == pytest.approx(78.0) and costs["compile_note"] == ""
-    quick = tables.first_call_costs(recs[2:])
-    assert quick["compile_ms"] == 0.0 and quick["compile_note"].startswith("within noise")
+    first_call, compile_ms, note = cellstats.first_call_costs(recs[:2])
+    assert first_call == pytest.approx(60.0)
+    assert compile_ms == pytest.approx(78.0) and note == ""
+    _, quick, quick_note = cellstats.first_call_costs(recs[2:])
+    assert quick == 0.0 and quick_note.startswith("within noise")
 
 
 def test_a_compile_cost_not_measured_says_why_and_is_not_read_as_never(tmp_path):
@@ -133,9 +135,9 @@ def test_a_compile_cost_not_measured_says_why_and_is_not_read_as_never(tmp_path)
     for rec in recs:
         if rec.spec.mode == "tf-graph":
             rec.result.compile_cache["graph_hits"] = 1
-    cells = tables.cells_table(recs)
-    graph = cells.set_index(["params", "mode"]).loc[("size=10 ops=100", "tf-graph")]
-    assert np.isnan(graph["compile_ms"]) and graph["compile_note"].startswith("not measured")
+    cells = summary.cell_rows(recs)
+    graph = _rows(recs)[("size=10 ops=100", "tf-graph")]
+    assert np.isnan(graph.compile_ms) and graph.compile_note.startswith("not measured")
     be = break_even_table(cells).set_index(["params", "mode"]).loc[("size=10 ops=100",
                                                                     "tf-graph")]
     assert np.isnan(be["break_even_calls"]) and be["note"].startswith("not measured")
@@ -165,7 +167,7 @@ def test_a_compile_that_repays_within_its_first_call_is_marked_not_left_blank():
 
 
 def test_break_even_uses_the_whole_compile_cost():
-    cells = tables.cells_table(_run(np.random.default_rng(4)))
+    cells = summary.cell_rows(_run(np.random.default_rng(4)))
     from eagerbench.report.figures.headline import break_even_table
 
     be = break_even_table(cells).set_index(["params", "mode"])
@@ -180,12 +182,9 @@ def test_the_rate_column_shows_time_per_op_only_where_a_call_dispatches_several(
     """A matmul is one op: its time per op is its time, so the column gives GFLOP/s; a chain
     of 100 adds gives us per op, and both give GB/s where the bytes are known."""
     nan = float("nan")
-    matmul = {"median_ms": 15.6, "us_per_op": 15600.0, "gflops": 137.0, "gbps": nan}
-    chain = {"median_ms": 0.2, "us_per_op": 2.0, "gflops": 0.5, "gbps": 6.0}
-    lbfgs = {"median_ms": 1100.0, "us_per_op": nan, "gflops": 60.0, "gbps": nan}
-    assert tables._rate(matmul) == "137 GFLOP/s"
-    assert tables._rate(chain) == "2.00 us/op, 6.00 GB/s"
-    assert tables._rate(lbfgs) == "60.0 GFLOP/s"
+    assert fmt.rate(15600.0, 137.0, nan, 15.6 * 1e3 / 15600.0) == "137 GFLOP/s"     # matmul
+    assert fmt.rate(2.0, 0.5, 6.0, 0.2 * 1e3 / 2.0) == "2.00 us/op, 6.00 GB/s"      # a chain
+    assert fmt.rate(nan, 60.0, nan, 0.0) == "60.0 GFLOP/s"                           # l-BFGS
 
 
 def test_report_out_writes_elsewhere_and_leaves_the_run_as_it_was(tmp_path):

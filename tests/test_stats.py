@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eagerbench.report import stats, tables
+from eagerbench.report import format as fmt
+from eagerbench.report import stats
 from simulated_runs import simulated_run, terciles
 
 
@@ -183,8 +184,8 @@ def test_bimodal_finds_a_wake_up_mode_but_not_contention_or_a_skew():
 
 def test_small_ratios_keep_three_significant_figures():
     """The first version printed 0.0006x as 0.00x."""
-    assert tables.fmt_ratio(0.0006123, np.nan, np.nan) == "0.000612x"
-    assert tables.fmt_ratio(0.0556, 0.0501, 0.0612) == "0.0556x [0.0501, 0.0612]"
-    assert tables.fmt_ratio(29.87, 29.4, 30.05) == "29.9x [29.4, 30.1]"
-    assert tables.fmt_ratio(1.0, np.nan, np.nan) == "1.00x"
-    assert stats.significant_figures(1234.5) == "1234"
+    assert fmt.ratio(0.0006123, np.nan, np.nan) == "0.000612x"
+    assert fmt.ratio(0.0556, 0.0501, 0.0612) == "0.0556x [0.0501, 0.0612]"
+    assert fmt.ratio(29.87, 29.4, 30.05) == "29.9x [29.4, 30.1]"
+    assert fmt.ratio(1.0, np.nan, np.nan) == "1.00x"
+    assert fmt.significant(1234.5) == "1234"

@@ -15,7 +15,7 @@ import pytest
 import eagerbench
 from eagerbench.plan import grid as planner
 from eagerbench.records import runfile
-from eagerbench.report import tables
+from eagerbench.report import cell_table, cellstats
 from tests.conftest import record
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -124,9 +124,9 @@ def test_outputs_that_differ_across_modes_are_flagged(tmp_path):
                                         "torch.compiler.is_compiling() else 0.1)")
     measured = eagerbench.measure(str(path), repeat=1, min_time_s=0.0, iters=3, threads=1,
                                   limits=False, why=False)
-    row = measured.cells.set_index("mode").loc["torch-compile"]
-    assert row["agreement_rel_diff"] > 0.01
-    assert any(n.startswith("DISAGREES with torch") for n in tables.notes(row))
+    row = next(r for r in measured.rows if r.mode == "torch-compile")
+    assert row.agreement_rel_diff > 0.01
+    assert any(n.startswith("DISAGREES with torch") for n in cell_table.notes(row))
 
 
 def test_agreement_compares_a_mode_with_its_twin_in_the_same_process():
@@ -138,9 +138,9 @@ def test_agreement_compares_a_mode_with_its_twin_in_the_same_process():
                        "warm_check": {"c_sum": value}, "process": {"pid": pid}})
 
     eager = [rec("torch", 1, 10.0), rec("torch", 2, 20.0)]
-    assert tables.agreement([rec("torch-compile", 2, 20.0 + 2e-5)], eager) == \
+    assert cellstats.agreement([rec("torch-compile", 2, 20.0 + 2e-5)], eager) == \
         pytest.approx(1e-6, rel=1e-3)
-    assert tables.agreement([rec("torch-compile", 1, 11.0)], eager) == pytest.approx(1 / 11)
+    assert cellstats.agreement([rec("torch-compile", 1, 11.0)], eager) == pytest.approx(1 / 11)
 
 
 def test_the_api_takes_a_workload_object_and_returns_the_clis_records(tmp_path):

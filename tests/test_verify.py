@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eagerbench.measure import machine as limits
-from eagerbench.report import tables
+from eagerbench.worker import machine as limits
+from eagerbench.records.limits import MachineLimits
+from eagerbench.report import summary
 from eagerbench.report.figures import declared as views
 from eagerbench.presentation import Sweep
 from tests.conftest import build, record
@@ -80,21 +81,22 @@ def _cells(limit_args, size=8, workload="matmul", why=None):
                       "timed": [{"ns": 10**6, "gc_collections": 0, "gc_ns": 0}] * 3,
                       "stopped": None, "traces_before_timing": 0, "traces_during_timing": 0,
                       "threads_applied": {}, "check": {}, "why": why or {}}}
-    return tables.cells_table([record(rec["cell"], rec["result"])], limit_args).iloc[0]
+    return summary.cell_rows([record(rec["cell"], rec["result"])],
+                             MachineLimits.from_json(limit_args))[0]
 
 
 def test_cells_beyond_the_machine_limit_are_flagged_invalid():
     # 2 * 8^3 flops in 1 ms = 1.024e-3 GFLOP/s
     fine = _cells({"peak_gflops": {"float32": 1.0}})
-    assert fine["limit_share"] == pytest.approx(1.024e-3) and fine["invalid"] == ""
+    assert fine.limit_share == pytest.approx(1.024e-3) and fine.invalid == ""
     bad = _cells({"peak_gflops": {"float32": 1e-4}})
-    assert "peak matmul" in bad["invalid"]
+    assert "peak matmul" in bad.invalid
     # element-wise: 3 * 4 bytes * 1e6 in 1 ms = 12 GB/s against 1 GB/s of bandwidth
     big = _cells({"bandwidth_gbps": 1.0, "llc_bytes": 1 << 20}, size=10**6, workload="elementwise")
-    assert "bandwidth" in big["invalid"]
+    assert "bandwidth" in big.invalid
     cached = _cells({"bandwidth_gbps": 1.0, "llc_bytes": 1 << 30}, size=10**6,
                     workload="elementwise")
-    assert cached["invalid"] == "" and cached["limit_share"] > 1   # in cache: not DRAM-bound
+    assert cached.invalid == "" and cached.limit_share > 1   # in cache: not DRAM-bound
 
 
 def test_a_cell_as_fast_as_the_stream_timed_alongside_it_is_not_invalid():
@@ -103,9 +105,9 @@ def test_a_cell_as_fast_as_the_stream_timed_alongside_it_is_not_invalid():
     stream and the cell's own processes' streams, timed alongside it."""
     limits = {"bandwidth_gbps": 1.0, "llc_bytes": 1 << 20}
     beside = _cells(limits, size=10**6, workload="elementwise", why={"stream_gbps": 11.0})
-    assert beside["invalid"] == "" and beside["limit_share"] == pytest.approx(12 / 11)
+    assert beside.invalid == "" and beside.limit_share == pytest.approx(12 / 11)
     beyond = _cells(limits, size=10**6, workload="elementwise", why={"stream_gbps": 8.0})
-    assert "bandwidth" in beyond["invalid"]
+    assert "bandwidth" in beyond.invalid
 
 
 def test_crossover_is_interpolated_on_log_log_axes():
@@ -126,7 +128,7 @@ def test_median_agrees_with_an_independent_timer():
 
     from eagerbench.execute.local import run_cell
     from eagerbench.execute.runner import Cell
-    from eagerbench.report.tables import per_call_ms
+    from eagerbench.report.cellstats import per_call_ms
 
     res = run_cell(Cell("matmul", {"size": 512}, "torch", threads=1, iters=30, warmup=3), 600)
     ours = np.median(per_call_ms(res)) / 1e3

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from eagerbench.measure.why import memory as diagnose
+from eagerbench.worker.why import memory as diagnose
 from tests.fake_backend import FakeBackend
 
 
@@ -43,7 +43,7 @@ def test_a_step_that_reuses_its_memory_takes_no_page_faults():
 def test_a_long_steps_memory_is_watched_in_its_first_timed_sample_not_an_extra_call():
     """A 64 MiB allocation per call (16,384 fresh 4 KiB pages, fewer where huge): the record
     holds its faults per call, and the step ran only for warm-up, timing and the op count."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
@@ -62,7 +62,7 @@ def test_page_faults_are_counted_over_every_timed_block_not_the_first_only():
     by hand: an allocator that faults in some blocks only. Here every other call allocates
     64 MiB afresh, one call per block: a third or two thirds of the 3 blocks fault, never
     none or all."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
@@ -92,7 +92,7 @@ def test_a_fresh_pages_price_includes_its_release(monkeypatch):
 
 
 def test_a_blocked_steps_faults_are_per_call():
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
@@ -123,7 +123,7 @@ def test_the_kernels_share_is_summed_over_every_watched_block(monkeypatch):
 
 
 def test_a_step_that_faults_records_its_kernels_share():
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 

@@ -9,8 +9,9 @@ import time
 import numpy as np
 import pytest
 
-from eagerbench.report import explain, tables
-from eagerbench.measure.why import probes
+from eagerbench.records.limits import MachineLimits
+from eagerbench.report import explain, summary
+from eagerbench.worker.why import probes
 from tests.conftest import build
 from tests.fake_backend import FakeBackend
 from tests.why_cells import ELEMENTWISE, LIMITS, priced_cell as _cell
@@ -19,7 +20,7 @@ from tests.why_cells import ELEMENTWISE, LIMITS, priced_cell as _cell
 def test_an_eager_op_is_priced_in_each_unit_not_once_per_process():
     """This VM's speed drifts by up to 2x within minutes: a price taken at a process's start
     misjudged cells timed later."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
@@ -40,7 +41,7 @@ def test_an_eager_op_is_priced_in_each_unit_not_once_per_process():
 def test_a_compiled_launch_is_priced_in_each_unit_too():
     """A launch priced once, at the process's start (after the compiler's warm-up), came out
     dearer than whole calls of the cells timed later (jax-jit: 24 against 18 us per call)."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
@@ -71,8 +72,8 @@ def test_no_probe_runs_between_the_units_timed_rounds_only_after_the_last(monkey
     cell's rounds is work in its window. Every probe call is made after the last timed round,
     in the why phase; a compiled probe is compiled before the unit's compiler counters are
     read, so the cell's graph count is its own. Without the observer, no probe runs at all."""
-    from eagerbench.measure import loop as measure
-    from eagerbench.measure.loop import Entry, Settings, measure_unit as bare
+    from eagerbench.worker import loop as measure
+    from eagerbench.worker.loop import Entry, Settings, measure_unit as bare
     from tests.conftest import measure_why
     from tests.fake_backend import ADD
 
@@ -108,9 +109,9 @@ def test_no_probe_runs_between_the_units_timed_rounds_only_after_the_last(monkey
 def test_a_compiled_launch_is_priced_with_as_many_tensors_as_the_step_takes():
     """tf.function's call cost 497 us with one tensor and 556 us with a matmul step's three,
     here: a launch of one tensor underpriced the steps. ``b += a`` holds two."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
-    from eagerbench.measure.why.prices import _tensor_count
+    from eagerbench.worker.why.prices import _tensor_count
     from tests.fake_backend import ADD
 
     asked = []
@@ -132,9 +133,9 @@ def params_of_add() -> dict:
 
 
 def test_the_worker_times_a_product_of_the_cells_flops_per_op_alongside_it():
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
-    from eagerbench.measure.why.prices import product_side
+    from eagerbench.worker.why.prices import product_side
     from tests.conftest import build
     from workloads.elementwise import WORKLOAD as ELEMENTWISE_WORKLOAD
     from workloads.matmul import WORKLOAD as MATMUL
@@ -153,7 +154,7 @@ def test_a_matmul_cell_compiles_its_graph_cold_beside_the_why_phases_product_pro
     """The why phase compiles a product probe before the warm-up; for a matmul cell that is
     the cell's own graph. In the cell's cache, the cell's first compile found it (one hit, no
     miss) and every torch-compile matmul row read 'compile cost not measured'."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from workloads.matmul import WORKLOAD as MATMUL
 
@@ -221,7 +222,7 @@ def test_a_stream_probe_is_the_size_of_the_cells_data(monkeypatch):
     """The stream alongside a cell moves two vectors of half its footprint each, at the
     cell's level of the memory hierarchy; a 2 GiB cell's at most 128 MiB or the last-level
     cache, whichever is larger, each. Only data past half the L2 streams."""
-    from eagerbench.measure.why import prices as worker
+    from eagerbench.worker.why import prices as worker
     from eagerbench.workload import Work
 
     monkeypatch.setattr(worker, "_CACHES", {"inner_cache_bytes": 2 << 20,
@@ -236,7 +237,7 @@ def test_a_stream_probe_is_the_size_of_the_cells_data(monkeypatch):
 
 
 def test_the_worker_records_what_the_counted_ops_write_into_new_tensors():
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from workloads.elementwise import WORKLOAD
 
@@ -253,7 +254,7 @@ def test_the_stream_is_timed_alongside_a_cell_whose_data_streams_after_its_watch
     is watched (the cell's peak is its own); a cell whose data fits in the cache has none."""
     from dataclasses import replace as replaced
 
-    from eagerbench.measure import loop as measure
+    from eagerbench.worker import loop as measure
     from eagerbench.workload import Work
     from tests.conftest import measure_why
     from tests.fake_backend import ADD
@@ -284,7 +285,7 @@ def test_the_stream_is_timed_alongside_a_cell_whose_data_streams_after_its_watch
 def test_the_worker_prices_the_sizes_of_the_ops_it_counted():
     """A unit whose step adds 8,192-element vectors records that size and its probe's price,
     in the process that counted the ops; a unit of 8-element adds prices no size."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
@@ -310,7 +311,7 @@ def test_jax_prices_its_eager_ops_from_the_size_it_hands_to_a_thread(mode, price
     add of 1,000 elements too: 14.3 us an op, against 10.5 at one element. Its ops are priced
     from 512 elements, and the report leaves none out from there; torch's from 4,096 (priced
     from 512, its 1,000-element adds came to 1.3x the cell with their dispatch)."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from workloads.elementwise import WORKLOAD
 
@@ -323,10 +324,11 @@ def test_jax_prices_its_eager_ops_from_the_size_it_hands_to_a_thread(mode, price
     if priced:
         assert record.why.sized_from == 512
         why = {**record.why.to_json(), "dispatch_ns": 0.0, "size_ns": {"1000": 5000.0}}
+        limits = MachineLimits.from_json(LIMITS)
         assert explain._size_excess_ms(why["op_sizes"], why["size_ns"], 1000.0, "float32",
-                                       LIMITS, why["sized_from"]) > 0
+                                       limits, why["sized_from"]) > 0
         assert explain._size_excess_ms(why["op_sizes"], why["size_ns"], 1000.0, "float32",
-                                       LIMITS) == 0
+                                       limits) == 0
 
 
 def test_a_graphs_ops_are_priced_inside_a_graph():
@@ -336,7 +338,8 @@ def test_a_graphs_ops_are_priced_inside_a_graph():
     n = 100_000
     cell = _cell(n, "tf-graph", 2.0, 100, 400.0, op_sizes={str(n): 100},
                  graph_op_ns={"1": 500.0, str(n): 20e3})
-    row = explain.why_table([cell], tables.cells_table([cell], LIMITS), LIMITS).iloc[0]
+    limits = MachineLimits.from_json(LIMITS)
+    row = explain.why_table([cell], summary.cell_rows([cell], limits), limits).iloc[0]
     assert row["dispatch_ms"] == pytest.approx(0.45)
     assert row["us_per_dispatch"] == pytest.approx(400.0)
     assert row["us_per_graph_op"] == pytest.approx(0.5)
@@ -368,7 +371,7 @@ def test_the_worker_prices_a_fused_launch_on_the_cells_size(mode, size, ops, ele
     tensors: 14.5 us, on one-element ones 8.6); an eager cell or a smaller one not, unless
     its step is launched as a larger one is: XLA's CPU client runs a program of 1,000 FLOPs
     or more on a worker thread (100 adds of 10 floats: 8.6 to 10 us a call, 99 adds 4.6)."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from workloads.elementwise import WORKLOAD
 
@@ -388,7 +391,7 @@ def test_an_element_wise_workload_without_a_footprint_is_measured_in_a_fused_mod
     launch at: the cell is measured, without that price."""
     from dataclasses import replace as replaced
 
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from eagerbench.workload import Work
     from tests.fake_backend import ADD
@@ -406,7 +409,7 @@ def test_the_worker_times_the_modes_fused_chain_alongside_an_element_wise_cell(m
     """A jax-jit element-wise cell in cache times jax.jit's own chains of 20 and 80 adds
     between its samples, compiled before the cell's compiler counters are read (its graphs
     stay its step's one); an eager cell times none."""
-    from eagerbench.measure.loop import Entry, Settings
+    from eagerbench.worker.loop import Entry, Settings
     from tests.conftest import measure_why as measure_unit
     from workloads.elementwise import WORKLOAD
 

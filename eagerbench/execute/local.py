@@ -20,10 +20,10 @@ import time
 from dataclasses import replace
 from typing import Callable, Iterator, Optional
 
-from eagerbench.execute import venvs as environments
+from eagerbench.execute import venvs
 from eagerbench.records import protocol
 from eagerbench.records.settings import ALLOCATORS
-from eagerbench.measure.process import (
+from eagerbench.worker.process import (
     COLD_TEMPLATE_ENV,
     compile_cache_env,
     thread_env,
@@ -75,9 +75,9 @@ def _interpreter(cell: CellSpec, env: dict) -> tuple[str, dict]:
     the interpreter of the cell's ``--env`` environment (built now if it is not yet)."""
     if not cell.options.get("env"):
         return sys.executable, env
-    built = environments.build(environments.EnvSpec(
+    built = venvs.build(venvs.EnvSpec(
         cell.options["env"], tuple(cell.options["env_requirements"]), cell.options["env"]))
-    return str(built.python), environments.worker_env(built, env)
+    return str(built.python), venvs.worker_env(built, env)
 
 
 def _lines(proc, deadline_of: Callable[[], float]) -> Iterator[Optional[str]]:
@@ -156,12 +156,12 @@ def _one_process(cells: list[CellSpec], timeout: float, on_progress,
     watch = _Watch(timeout, len(cells))
     try:
         python, env = _interpreter(cells[0], _worker_env(cells[0], cache_dir, template))
-    except environments.EnvError as exc:
+    except venvs.EnvError as exc:
         for index in range(len(cells)):
             yield index, failed(f"environment {cells[0].options.get('env')}: {exc}")
         return
     with tempfile.TemporaryFile("w+") as errfile:
-        proc = subprocess.Popen([python, "-m", "eagerbench.measure.worker"], stdin=subprocess.PIPE,
+        proc = subprocess.Popen([python, "-m", "eagerbench.worker"], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=errfile, text=True, env=env,
                                 start_new_session=True)
         completed = False

@@ -97,28 +97,27 @@ def _watched(jobs: list, folder) -> list:
 
 def node_identity() -> dict:
     """This node's host fingerprint and the Slurm job measuring on it."""
-    from eagerbench.records import host as envinfo
-    from eagerbench.records.host import host_fingerprint
+    from eagerbench.records import host
 
-    host = host_fingerprint({"cpu": envinfo.cpu_model(), "cpu_count": os.cpu_count(),
-                             "memory_gib": envinfo.memory_gib(), "gpus": envinfo.gpus(),
-                             "platform": os.uname().sysname})
+    fingerprint = host.fingerprint({"cpu": host.cpu_model(), "cpu_count": os.cpu_count(),
+                                    "memory_gib": host.memory_gib(), "gpus": host.gpus(),
+                                    "platform": os.uname().sysname})
     array, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
     job = f"{array}_{task}" if array and task else os.environ.get("SLURM_JOB_ID")
-    return {"host": host, "slurm": {"job_id": job, "node": socket.gethostname(),
+    return {"host": fingerprint, "slurm": {"job_id": job, "node": socket.gethostname(),
                                     "partition": os.environ.get("SLURM_JOB_PARTITION")}}
 
 
 def _measure_limits_once(cells: list[CellSpec], folder: Path, host: dict) -> None:
     """This host type's peak and bandwidth, measured by the first job that lands on one."""
-    from eagerbench.measure import machine as limits
-    from eagerbench.records.host import host_key
+    from eagerbench.worker import machine
+    from eagerbench.records import host as hosts
 
-    path = folder / f"{host_key(host)}.json"
+    path = folder / f"{hosts.key(host)}.json"
     if path.exists():
         return
-    measured = limits.probe_limits(cells[0].threads, cells[0].device,
-                              dtypes=tuple(dict.fromkeys(c.dtype for c in cells)))
+    measured = machine.probe_limits(cells[0].threads, cells[0].device,
+                                    dtypes=tuple(dict.fromkeys(c.dtype for c in cells)))
     partial = path.with_suffix(f".{os.getpid()}.partial")
     partial.write_text(json.dumps({"host": host, "limits": measured}))
     os.replace(partial, path)

@@ -24,7 +24,7 @@ from typing import Callable, Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from eagerbench.measure.process import PACKAGE_ROOT
+from eagerbench.worker.process import PACKAGE_ROOT
 from eagerbench.records.store import cache_root
 
 READY = "environment.json"           # written last: a folder without it is a broken build

@@ -109,8 +109,12 @@ def allocator_settings() -> dict:
             "free_page_reporting": free_page_reporting()}
 
 
-def git_revision() -> str | None:
-    root = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parents[2]   # eagerbench/records/host.py's checkout
+
+
+def git_revision(root: Path = CHECKOUT) -> str | None:
+    """The checkout's revision, ``+uncommitted`` where its code (``eagerbench``,
+    ``workloads``) differs from it."""
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
                              capture_output=True, text=True, timeout=10)

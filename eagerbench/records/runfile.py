@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 from eagerbench.records import host as hosts
-from eagerbench.records.model import CellResult, CellSpec, Facts, Record
+from eagerbench.records.model import Facts, Record
 
 SCHEMA_VERSION = 2
 RAW = "raw.jsonl"

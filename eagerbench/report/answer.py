@@ -1,20 +1,24 @@
 """The run's answer in one direction: how many times slower each eager mode is than its graph
 twin (the eager tax, eager / graph), and each mode against PyTorch eager, with intervals.
 
-Everything here reads the cells table (``cells.csv``). The page (``results/README.md``), the
-terminal table after ``eagerbench run`` and ``eagerbench show`` all take their figures from
-``taxes``; no figure is computed twice.
+Everything here reads the typed rows (``rows.CellRow``, from a run or from its ``cells.csv``).
+The page (``results/README.md``), the terminal table after ``eagerbench run`` and ``eagerbench
+show`` all take their figures from ``taxes``; no figure is computed twice.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
-from eagerbench.report import flags, stats
 from eagerbench.frameworks.modes import all_modes, graph_twins
+from eagerbench.report import flags
+from eagerbench.report import format as fmt
+from eagerbench.report.rows import CellRow
 from workloads import all_workloads
 
 REFERENCE = "torch"
@@ -25,8 +29,9 @@ MARKS = {"imprecise": "i", "processes disagree": "d", "bimodal": "b", "allocatio
 
 
 @dataclass(frozen=True)
-class Ratio:
-    """``numerator`` / ``denominator`` in one cell, with its 95% interval and flags."""
+class ModeRatio:
+    """``numerator`` / ``denominator``: two modes of one cell, with the 95% interval of their
+    ratio and the flags it is read with."""
 
     workload: str
     params: str
@@ -43,76 +48,40 @@ class Ratio:
 
     def text(self, interval: bool = True) -> str:
         """``2.71x [2.50, 2.93]``, three significant figures."""
-        if not np.isfinite(self.value):
-            return ""
-        out = f"{stats.significant_figures(self.value)}x"
-        if interval and np.isfinite(self.lo) and np.isfinite(self.hi):
-            out += (f" [{stats.significant_figures(self.lo)}, "
-                    f"{stats.significant_figures(self.hi)}]")
-        return out
+        return fmt.ratio(self.value, self.lo, self.hi) if interval else fmt.times(self.value)
+
+    def compact(self) -> str:
+        """``1.80x +-13%``."""
+        return fmt.compact_ratio(self.value, self.lo, self.hi)
 
     def marks(self) -> str:
         return "".join(MARKS[f] for f in self.flags if f in MARKS)
 
 
-def read_cells(path) -> pd.DataFrame:
-    """A stored ``cells.csv``, its text columns as text ('' where empty)."""
-    text = {"flags": "string", "invalid": "string", "bimodal": "string"}
-    cells = pd.read_csv(path, dtype=text)
-    for column in text:   # absent when no cell was measured
-        cells[column] = cells[column].fillna("") if column in cells else ""
-    return cells
+def headline_rows(rows: list[CellRow]) -> list[CellRow]:
+    """The measured rows the answer reads: every mode without a setting changed."""
+    return [r for r in rows if r.ok and not r.is_variant]
 
 
-def _ok(cells: pd.DataFrame) -> pd.DataFrame:
-    if "status" not in cells:
-        return cells.iloc[0:0]
-    plain = ~cells["mode"].astype(str).str.contains(" ", regex=False)   # no setting variants
-    return cells[(cells["status"] == "ok") & plain]
-
-
-def _flags_of(row, ratio: str) -> tuple[str, ...]:
-    return tuple(flags.ratio_flags(row, ratio))
-
-
-def taxes(cells: pd.DataFrame) -> list[Ratio]:
+def taxes(rows: list[CellRow]) -> list[ModeRatio]:
     """Every eager tax (eager / graph twin) and every mode over PyTorch eager in the run."""
-    ok = _ok(cells)
-    by_key = {(r["workload"], r["params"], r["mode"]): r for _, r in ok.iterrows()}
+    by_key = {r.key: r for r in headline_rows(rows)}
     out = []
     twins = graph_twins()
     for (workload, params, mode), row in by_key.items():
         twin = by_key.get((workload, params, twins.get(mode, "")))
-        if twin is not None and np.isfinite(twin.get("vs_eager", np.nan)):
+        if twin is not None and twin.vs_eager is not None:
             # the twin's row holds graph / eager; the tax is its inverse
-            marks = tuple(dict.fromkeys(_flags_of(twin, "vs_eager")
-                                        + _flags_of(row, "")))
-            out.append(Ratio(workload, params, mode, twin["mode"], 1 / twin["vs_eager"],
-                             1 / twin["vs_eager_hi"], 1 / twin["vs_eager_lo"], marks))
-        if mode != REFERENCE and np.isfinite(row.get("slowdown", np.nan)):
-            out.append(Ratio(workload, params, mode, REFERENCE, row["slowdown"],
-                             row["slowdown_lo"], row["slowdown_hi"],
-                             _flags_of(row, "slowdown")))
+            marks = tuple(dict.fromkeys(flags.ratio_flags(twin, "vs_eager")
+                                        + flags.ratio_flags(row, "")))
+            ratio = twin.vs_eager
+            out.append(ModeRatio(workload, params, mode, twin.mode, 1 / ratio.value,
+                                 1 / ratio.hi, 1 / ratio.lo, marks))
+        if mode != REFERENCE and row.slowdown is not None:
+            ratio = row.slowdown
+            out.append(ModeRatio(workload, params, mode, REFERENCE, ratio.value, ratio.lo,
+                                 ratio.hi, tuple(flags.ratio_flags(row, "slowdown"))))
     return out
-
-
-def headline_params(cells: pd.DataFrame) -> list[tuple[str, str]]:
-    """The (workload, params) rows of the headline: a known workload's default sweep (the
-    article's sizes; the values run when none of them was), every parameter set of a user's
-    workload; at most 25 rows."""
-    ok = _ok(cells)
-    known = all_workloads()
-    rows = []
-    for workload, sets in ok.groupby("workload", sort=False):
-        spec = known.get(workload)
-        mine = [(workload, params) for params, group in sets.groupby("params", sort=False)
-                if spec is None or all(
-                    None in p.default or f"p_{p.name}" not in group
-                    or pd.isna(group.iloc[0][f"p_{p.name}"])
-                    or _in(group.iloc[0][f"p_{p.name}"], p.default) for p in spec.params)]
-        # a workload run at none of its default values (sizes the user chose) shows them all
-        rows += mine or [(workload, params) for params in dict.fromkeys(sets["params"])]
-    return rows[:MAX_HEADLINE_ROWS]
 
 
 def _in(value, allowed: tuple) -> bool:
@@ -122,31 +91,63 @@ def _in(value, allowed: tuple) -> bool:
         return str(value) in {str(a) for a in allowed}
 
 
-def matrix(cells: pd.DataFrame, ratios: list[Ratio] | None = None) -> pd.DataFrame:
+def _at_defaults(row: CellRow, spec) -> bool:
+    """Whether a row's parameters are a known workload's default sweep (a parameter the row
+    lacks, or chosen from the others, counts as default)."""
+    for p in spec.params:
+        value = row.param_values.get(p.name)
+        missing = value is None or (isinstance(value, float) and math.isnan(value))
+        if not (None in p.default or missing or _in(value, p.default)):
+            return False
+    return True
+
+
+def headline_params(rows: list[CellRow]) -> list[tuple[str, str]]:
+    """The (workload, params) rows of the headline: a known workload's default sweep (the
+    article's sizes; the values run when none of them was), every parameter set of a user's
+    workload; at most 25 rows."""
+    known = all_workloads()
+    first: dict[tuple[str, str], CellRow] = {}
+    for row in headline_rows(rows):
+        first.setdefault((row.workload, row.params), row)
+    out: list[tuple[str, str]] = []
+    for workload in dict.fromkeys(w for w, _ in first):
+        sets = [(params, row) for (w, params), row in first.items() if w == workload]
+        spec = known.get(workload)
+        mine = [(workload, params) for params, row in sets
+                if spec is None or _at_defaults(row, spec)]
+        # a workload run at none of its default values (sizes the user chose) shows them all
+        out += mine or [(workload, params) for params, _ in sets]
+    return out[:MAX_HEADLINE_ROWS]
+
+
+def _column_order(pair: tuple[str, str], order: list[str]) -> tuple:
+    numerator, denominator = pair
+    return (not (denominator != REFERENCE or numerator == REFERENCE),
+            order.index(numerator) if numerator in order else len(order), numerator)
+
+
+def matrix(rows: list[CellRow], ratios: Optional[list[ModeRatio]] = None) -> pd.DataFrame:
     """The headline matrix: a row per headline (workload, params), a column per eager tax
-    (``tf-eager / tf-graph``) and then per mode over PyTorch eager, each cell a ``Ratio``."""
-    ratios = taxes(cells) if ratios is None else ratios
-    rows = headline_params(cells)
+    (``tf-eager / tf-graph``) and then per mode over PyTorch eager, each cell a ``ModeRatio``."""
+    ratios = taxes(rows) if ratios is None else ratios
     found = {(r.workload, r.params, r.numerator, r.denominator): r for r in ratios}
     order = list(all_modes())
     columns = sorted({(r.numerator, r.denominator) for r in ratios},
-                     key=lambda nd: (not (nd[1] != REFERENCE or nd[0] == REFERENCE),
-                                     order.index(nd[0]) if nd[0] in order else len(order),
-                                     nd[0]))
-    table = pd.DataFrame([{"workload": w, "params": p,
-                           **{f"{n} / {d}": found.get((w, p, n, d)) for n, d in columns}}
-                          for w, p in rows])
-    return table
+                     key=lambda pair: _column_order(pair, order))
+    return pd.DataFrame([{"workload": w, "params": p,
+                          **{f"{n} / {d}": found.get((w, p, n, d)) for n, d in columns}}
+                         for w, p in headline_params(rows)])
 
 
-def cell_text(ratio: Ratio | None, interval: bool = True) -> str:
+def cell_text(ratio: Optional[ModeRatio], interval: bool = True) -> str:
     if ratio is None:
         return ""
     marks = ratio.marks()
     return ratio.text(interval) + (f" ({marks})" if marks else "")
 
 
-def framework_lines(ratios: list[Ratio], rows: list[tuple[str, str]]) -> list[str]:
+def framework_lines(ratios: list[ModeRatio], rows: list[tuple[str, str]]) -> list[str]:
     """Per eager mode: the geometric mean of its tax over the headline rows and its range.
     Allocation-bound cells are left out: their time moves with the machine's memory state."""
     lines = []
@@ -159,7 +160,7 @@ def framework_lines(ratios: list[Ratio], rows: list[tuple[str, str]]) -> list[st
         values = np.array([r.value for r in mine])
         low, high = mine[int(values.argmin())], mine[int(values.argmax())]
         lines.append(
-            f"**{eager}** is {stats.significant_figures(float(np.exp(np.log(values).mean())))}x "
+            f"**{eager}** is {fmt.significant(float(np.exp(np.log(values).mean())))}x "
             f"slower than {twin} (geometric mean over {len(mine)} cells), from "
             f"{low.text(False)} ({low.workload} {low.params}) to {high.text(False)} "
             f"({high.workload} {high.params}).")
@@ -171,77 +172,60 @@ def framework_lines(ratios: list[Ratio], rows: list[tuple[str, str]]) -> list[st
 MAX_MODE_ROWS = 60      # past this many rows, the terminal shows the headline matrix instead
 
 
-def compact(ratio: Ratio | None) -> str:
+def compact(ratio: Optional[ModeRatio]) -> str:
     """``1.80x +-13%``: the ratio and its interval's half-width on the log scale."""
-    if ratio is None or not np.isfinite(ratio.value):
-        return ""
-    half = stats.Ratio(ratio.value, ratio.lo, ratio.hi).half_width
-    if np.isfinite(half) and half > 1:   # past +-100% a +- reads wrong: the interval itself
-        ends = [stats.significant_figures(v, 2) for v in (ratio.value, ratio.lo, ratio.hi)]
-        return f"{ends[0]}x [{ends[1]}-{ends[2]}]"     # 430x [220-870], not 4.3e+02x
-    return f"{stats.significant_figures(ratio.value)}x" + (f" +-{half:.0%}" if np.isfinite(half)
-                                                           else "")
+    return ratio.compact() if ratio is not None else ""
 
 
 def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "~"
 
 
-def duration(ms: float) -> str:
-    if not np.isfinite(ms):
-        return ""
-    if ms < 1:
-        return f"{stats.significant_figures(ms * 1e3)} us"
-    return f"{stats.significant_figures(ms)} ms" if ms < 1000 else \
-        f"{stats.significant_figures(ms / 1e3)} s"
-
-
-def mode_rows(cells: pd.DataFrame, ratios: list[Ratio]) -> list[str]:
+def mode_rows(rows: list[CellRow], ratios: list[ModeRatio]) -> list[str]:
     """Per parameter set, one line per mode: median, eager tax, ratio over torch, flag marks."""
-    ok = _ok(cells)
     twins = graph_twins()
     found = {(r.workload, r.params, r.numerator, r.denominator): r for r in ratios}
     lines = [f"  {'mode':<15}{'median':>10}  {'eager tax (eager/graph)':<31}"
              f"{'vs torch':<20}flags"]
-    for (workload, params), group in ok.groupby(["workload", "params"], sort=False):
+    ok = headline_rows(rows)
+    for workload, params in dict.fromkeys((r.workload, r.params) for r in ok):
         lines.append(_fit(f"{workload} {params}", 100))
-        for _, row in group.iterrows():
-            mode = row["mode"]
-            tax = found.get((workload, params, mode, twins.get(mode, "")))
-            versus = found.get((workload, params, mode, REFERENCE))
+        for row in [r for r in ok if (r.workload, r.params) == (workload, params)]:
+            tax = found.get((workload, params, row.mode, twins.get(row.mode, "")))
+            versus = found.get((workload, params, row.mode, REFERENCE))
             marks = "".join(dict.fromkeys((tax.marks() if tax else "")
                                           + (versus.marks() if versus else "")))
             tax_text = f"{compact(tax)} over {tax.denominator}" if tax else ""
-            lines.append(f"  {_fit(mode, 14):<15}{duration(row['median_ms']):>10}  "
+            lines.append(f"  {_fit(row.mode, 14):<15}{fmt.duration(row.median_ms):>10}  "
                          f"{_fit(tax_text, 30):<31}{_fit(compact(versus), 19):<20}{marks}")
     return lines
 
 
-def matrix_rows(cells: pd.DataFrame, ratios: list[Ratio]) -> list[str]:
+def matrix_rows(rows: list[CellRow], ratios: list[ModeRatio]) -> list[str]:
     """The headline matrix, taxes only: one line per parameter set."""
-    table = matrix(cells, ratios)
+    table = matrix(rows, ratios)
     columns = [c for c in table.columns[2:] if table[c].map(
         lambda r: r is not None and r.is_tax).any()]
     lines = [f"{'workload and parameters':<36}" + "".join(f"{_fit(c, 20):<21}" for c in columns)]
-    for _, row in table.iterrows():
-        taxed = [f"{compact(row[c])} {row[c].marks() if row[c] else ''}" for c in columns]
-        lines.append(f"{_fit(row['workload'] + ' ' + row['params'], 35):<36}"
+    for _, line in table.iterrows():
+        taxed = [f"{compact(line[c])} {line[c].marks() if line[c] else ''}" for c in columns]
+        lines.append(f"{_fit(line['workload'] + ' ' + line['params'], 35):<36}"
                      + "".join(f"{_fit(text, 20):<21}" for text in taxed))
     return lines
 
 
-def terminal(cells: pd.DataFrame, all_rows: bool = False) -> str:
+def terminal(rows: list[CellRow], all_rows: bool = False) -> str:
     """What ``eagerbench run``, ``show`` and ``report`` print: every mode's row for a small
     run (or with ``all_rows``), else the headline matrix; then the flags' letters."""
-    ratios = taxes(cells)
-    many = len(_ok(cells)) > MAX_MODE_ROWS and not all_rows
-    lines = [line.rstrip() for line in (matrix_rows(cells, ratios) if many
-                                        else mode_rows(cells, ratios))]
+    ratios = taxes(rows)
+    shown = len(headline_rows(rows))
+    many = shown > MAX_MODE_ROWS and not all_rows
+    lines = [line.rstrip() for line in (matrix_rows(rows, ratios) if many
+                                        else mode_rows(rows, ratios))]
     lines.append("")
     lines.append("eager tax = eager time / graph-mode time (2x: the graph mode is twice as "
                  "fast); +-: 95% interval")
     lines.append("flags: " + ", ".join(f"{m} {name}" for name, m in MARKS.items()))
     if many:
-        lines.append(f"{len(_ok(cells))} rows in all: `eagerbench show RUN --all` prints one "
-                     "per mode")
+        lines.append(f"{shown} rows in all: `eagerbench show RUN --all` prints one per mode")
     return "\n".join(lines)

@@ -14,7 +14,8 @@ from typing import Callable, Optional
 import numpy as np
 import pandas as pd
 
-from eagerbench.report import stats
+from eagerbench.report import format as fmt
+from eagerbench.report.rows import CellRow
 
 
 @dataclass(frozen=True)
@@ -22,89 +23,93 @@ class Case:
     name: str
     article: float                  # TF eager time / PyTorch time in the article
     source: str                     # where the article's figure comes from
-    pick: Callable[[pd.DataFrame], pd.DataFrame]   # the cells (one per mode) measuring it
-    explain: Callable[[pd.DataFrame, pd.DataFrame], str]   # (its cells, every cell) -> sentence
+    pick: Callable[[list[CellRow]], list[CellRow]]   # the cells (one per mode) measuring it
+    explain: Callable[[list[CellRow]], str]          # its cells -> one sentence
 
 
-def _cell(workload: str, **params) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    def pick(cells: pd.DataFrame) -> pd.DataFrame:
-        mask = (cells["workload"] == workload) & (cells["status"] == "ok")
-        for k, v in params.items():
-            if f"p_{k}" not in cells:
-                return cells.iloc[0:0]
-            mask &= cells[f"p_{k}"] == v
-        return cells[mask]
+def _ok(rows: list[CellRow], workload: str) -> list[CellRow]:
+    return [r for r in rows if r.workload == workload and r.ok]
+
+
+def _cell(workload: str, **params) -> Callable[[list[CellRow]], list[CellRow]]:
+    def pick(rows: list[CellRow]) -> list[CellRow]:
+        return [r for r in _ok(rows, workload)
+                if all(r.param_values.get(k) == v for k, v in params.items())]
     return pick
 
 
 def _largest(workload: str, param: str, at_least: float,
-             slowest_ms: float = 0.0) -> Callable[[pd.DataFrame], pd.DataFrame]:
+             slowest_ms: float = 0.0) -> Callable[[list[CellRow]], list[CellRow]]:
     """The cells at the largest value of ``param`` measured, if it is at least ``at_least`` and
     PyTorch eager takes at least ``slowest_ms`` there (what makes it the article's case)."""
-    def pick(cells: pd.DataFrame) -> pd.DataFrame:
-        ok = cells[(cells["workload"] == workload) & (cells["status"] == "ok")]
-        if ok.empty or ok[f"p_{param}"].max() < at_least:
-            return ok.iloc[0:0]
-        mine = ok[ok[f"p_{param}"] == ok[f"p_{param}"].max()]
+    def pick(rows: list[CellRow]) -> list[CellRow]:
+        ok = [r for r in _ok(rows, workload) if param in r.param_values]
+        if not ok or max(r.param_values[param] for r in ok) < at_least:
+            return []
+        largest = max(r.param_values[param] for r in ok)
+        mine = [r for r in ok if r.param_values[param] == largest]
         torch_ms = _ms(mine, "torch")
-        return mine if torch_ms is None or torch_ms >= slowest_ms else mine.iloc[0:0]
+        return mine if torch_ms is None or torch_ms >= slowest_ms else []
     return pick
 
 
-def _ms(cells: pd.DataFrame, mode: str) -> Optional[float]:
-    row = cells[cells["mode"] == mode]
-    return float(row["median_ms"].iloc[0]) if len(row) else None
+def _mode(rows: list[CellRow], mode: str) -> Optional[CellRow]:
+    return next((r for r in rows if r.mode == mode), None)
 
 
-def _ratio(cells: pd.DataFrame, mode: str) -> Optional[float]:
-    row = cells[cells["mode"] == mode]
-    return float(row["slowdown"].iloc[0]) if len(row) else None
+def _ms(rows: list[CellRow], mode: str) -> Optional[float]:
+    row = _mode(rows, mode)
+    return float(row.median_ms) if row else None
+
+
+def _ratio(rows: list[CellRow], mode: str) -> Optional[float]:
+    row = _mode(rows, mode)
+    return float(row.slowdown.value) if row and row.slowdown else None
 
 
 def _f(value: Optional[float], unit: str = "") -> str:
-    return "n/a" if value is None else f"{stats.significant_figures(value)}{unit}"
+    return "n/a" if value is None else f"{fmt.significant(value)}{unit}"
 
 
-def _lbfgs(batch_note: str) -> Callable[[pd.DataFrame, pd.DataFrame], str]:
-    def explain(mine: pd.DataFrame, cells: pd.DataFrame) -> str:
+def _lbfgs(batch_note: str) -> Callable[[list[CellRow]], str]:
+    def explain(mine: list[CellRow]) -> str:
         tf, torch_ms = _ratio(mine, "tf-eager"), _ms(mine, "torch")
-        thp = _ms(mine, "torch +thp")
+        thp = _mode(mine, "torch +thp")
         text = (f"PyTorch eager takes {_f(torch_ms, ' ms')} per iteration and TF eager "
                 f"{_f(tf, 'x')} of that; {batch_note}")
         if thp is not None and torch_ms:
-            text += (f" With transparent huge pages PyTorch takes {_f(thp, ' ms')} "
-                     f"({_f(thp / torch_ms, 'x')})")
+            text += (f" With transparent huge pages PyTorch takes {_f(thp.median_ms, ' ms')} "
+                     f"({_f(thp.median_ms / torch_ms, 'x')})")
             # The finding is the run's own: a run on another VM found huge pages no faster.
-            faster = thp < torch_ms and bool(
-                mine.loc[mine["mode"] == "torch +thp", "vs_eager_significant"].iloc[0])
+            faster = thp.median_ms < torch_ms and bool(thp.vs_eager and thp.vs_eager.significant)
             text += (": its gap is allocating fresh tensors, not dispatch." if faster else
                      ": not significantly faster, so this run cannot say the gap is allocation.")
         return text
     return explain
 
 
-def _tiny_add(mine: pd.DataFrame, cells: pd.DataFrame) -> str:
-    per_op = {m: float(mine.loc[mine["mode"] == m, "us_per_op"].iloc[0])
-              for m in ("torch", "tf-eager") if (mine["mode"] == m).any()}
+def _tiny_add(mine: list[CellRow]) -> str:
+    per_op = {r.mode: r.us_per_op for r in mine if r.mode in ("torch", "tf-eager")}
     return (f"2017 on a GPU: 6 us per add in PyTorch, 35 in TF eager (122 in classic TF). Now "
             f"{_f(per_op.get('torch'), ' us')} and {_f(per_op.get('tf-eager'), ' us')}: the cost "
             f"of one op issued from Python, which compiled modes remove.")
 
 
-def _big_add(mine: pd.DataFrame, cells: pd.DataFrame) -> str:
-    gbps = {m: float(g) for m, g in zip(mine["mode"], mine["gbps"])}
-    spread = (min(gbps.values()), max(gbps.values())) if gbps else (np.nan, np.nan)
+def _big_add(mine: list[CellRow]) -> str:
+    gbps = [r.gbps for r in mine]
+    spread = (min(gbps), max(gbps)) if gbps else (np.nan, np.nan)
     return (f"A 1 GB add is memory traffic: every mode streams {_f(spread[0])} to "
             f"{_f(spread[1])} GB/s, so dispatch no longer matters (2017: 14.5 ms in PyTorch, "
             f"25.2 in TF eager, 12.8 in classic TF).")
 
 
-def _matmul(mine: pd.DataFrame, cells: pd.DataFrame) -> str:
-    rates = {m: float(g) for m, g in zip(mine["mode"], mine["gflops"])}
-    best = max(rates, key=rates.get) if rates else None
+def _matmul(mine: list[CellRow]) -> str:
+    rates = {r.mode: r.gflops for r in mine}
+    best = max(rates, key=lambda m: rates[m]) if rates else None
     return (f"Long products are the math library's: {_f(rates.get('torch'))} GFLOP/s in "
             f"PyTorch, {_f(rates.get('tf-eager'))} in TF eager, best {best} "
-            f"({_f(rates.get(best))}); the ratio reflects oneDNN, Eigen and XLA, not the eager tax.")
+            f"({_f(rates.get(best) if best else None)}); the ratio reflects oneDNN, Eigen and "
+            f"XLA, not the eager tax.")
 
 
 CASES = (
@@ -126,23 +131,19 @@ CASES = (
 )
 
 
-def table(cells: pd.DataFrame, modes: list[str]) -> pd.DataFrame:
+def table(rows: list[CellRow], modes: list[str]) -> pd.DataFrame:
     """One row per case measured in this run: the article's ratio, today's per mode."""
-    from eagerbench.report.tables import fmt_ratio
-
-    rows = []
-    if "status" not in cells:
-        return pd.DataFrame()
+    out = []
     for case in CASES:
-        mine = case.pick(cells)
-        if mine.empty:
+        mine = case.pick(rows)
+        if not mine:
             continue
-        row = {"case (cell)": f"{case.name} ({mine['params'].iloc[0]})",
-               "2017, TF eager / PyTorch": f"{case.article:g}x ({case.source})"}
+        line = {"case (cell)": f"{case.name} ({mine[0].params})",
+                "2017, TF eager / PyTorch": f"{case.article:g}x ({case.source})"}
         for mode in modes:
-            r = mine[mine["mode"] == mode]
-            row[mode] = (fmt_ratio(r["slowdown"].iloc[0], r["slowdown_lo"].iloc[0],
-                                   r["slowdown_hi"].iloc[0]) if len(r) else "")
-        row["what changed"] = case.explain(mine, cells)
-        rows.append(row)
-    return pd.DataFrame(rows)
+            row = _mode(mine, mode)
+            line[mode] = (fmt.ratio(row.slowdown.value, row.slowdown.lo, row.slowdown.hi)
+                          if row and row.slowdown else "")
+        line["what changed"] = case.explain(mine)
+        out.append(line)
+    return pd.DataFrame(out)

@@ -24,7 +24,9 @@ import pandas as pd
 
 from eagerbench.frameworks import facts
 from eagerbench.records import host as hosts, runfile
-from eagerbench.report import stats, tables
+from eagerbench.records.limits import MachineLimits
+from eagerbench.report import cellstats, stats, summary
+from eagerbench.report import format as fmt
 
 # Environment entries whose difference changes what a time means, shown when runs differ.
 ENV_KEYS = ("device", "dtype", "threads", "compile_mode", "allocator_choice", "gc", "repeat",
@@ -55,9 +57,8 @@ def _shares(run: runfile.Run) -> dict:
         if not host.limits:
             continue
         suffix = f" @host {number}" if len(hosts) > 1 else ""
-        table = tables.cells_table(host.records, host.limits)
-        for row in table.itertuples():
-            if isinstance(row.limit, str) and row.limit:
+        for row in summary.cell_rows(host.records, MachineLimits.from_json(host.limits)):
+            if row.limit:
                 shares[(row.workload, row.params, row.mode + suffix)] = row.limit_share
     return shares
 
@@ -88,10 +89,10 @@ def load(path: Path | str, name: str | None = None) -> Side:
     hosts = run.hosts()
     for number, host in enumerate(hosts, 1):   # a cell is never pooled across host types
         suffix = f" @host {number}" if len(hosts) > 1 else ""
-        for (workload, params, label), recs in tables.by_cell(host.records).items():
+        for (workload, params, label), recs in cellstats.by_cell(host.records).items():
             if tag and not label.endswith(tag):
                 continue
-            lv = tables.cell_level(recs)
+            lv = cellstats.cell_level(recs)
             if lv is None:
                 continue
             key = (workload, params, label.removesuffix(tag) + suffix)
@@ -259,18 +260,18 @@ def unmatched(sides: list[Side]) -> list[str]:
 
 def _env_entries(side: Side) -> dict:
     env = side.run.env()
-    hosts = side.run.hosts() or [runfile.Host("", side.run.header.host or
-                                              hosts.fingerprint(env), env.get("limits"),
-                                              [])]
+    types = side.run.hosts() or [runfile.Host("", side.run.header.host or
+                                              hosts.fingerprint(env), env.get("limits"), [])]
     out = {}
-    for number, host in enumerate(hosts, 1):
-        name = "host" if len(hosts) == 1 else f"host {number}"
-        limits = host.limits or {}
+    for number, host in enumerate(types, 1):
+        name = "host" if len(types) == 1 else f"host {number}"
+        limits = MachineLimits.from_json(host.limits)
         out.update({name: hosts.label(host.host),
                     f"{name} cores": host.host.get("cores"),
-                    f"{name} peak float32 GFLOP/s": _rounded((limits.get("peak_gflops") or {})
-                                                             .get("float32")),
-                    f"{name} bandwidth GB/s": _rounded(limits.get("bandwidth_gbps"))})
+                    f"{name} peak float32 GFLOP/s": _rounded(limits.peak("float32")
+                                                             if limits else None),
+                    f"{name} bandwidth GB/s": _rounded(limits.bandwidth_gbps
+                                                       if limits else None)})
     out.update({k: env.get(k) for k in ENV_KEYS})
     out["allocator env"] = (env.get("allocator") or {}).get("env") or {}
     versions = env.get("versions") or {}
@@ -284,7 +285,7 @@ def _env_entries(side: Side) -> dict:
 
 
 def _rounded(value) -> str | None:
-    return None if value is None else stats.significant_figures(value)
+    return None if value is None else fmt.significant(value)
 
 
 def environment_differences(sides: list[Side]) -> pd.DataFrame:
@@ -298,13 +299,6 @@ def environment_differences(sides: list[Side]) -> pd.DataFrame:
             rows.append({"setting": key, **{s.name: "" if v is None else str(v)
                                            for s, v in zip(sides, values)}})
     return pd.DataFrame(rows)
-
-
-def _duration(ms: float) -> str:
-    if not np.isfinite(ms):
-        return ""
-    return f"{stats.significant_figures(ms * 1e3)} us" if ms < 1 else \
-        f"{stats.significant_figures(ms)} ms"
 
 
 def _change(ratio: float, significant: bool) -> str:
@@ -321,7 +315,7 @@ def display(table: pd.DataFrame, sides: list[Side], changed_only: bool = False,
     baseline with its interval, and the verdict per run; with each run's share of its own
     host's measured limit when the runs were measured on different host types."""
     shares = view_name == "absolute" and len({_hosts_of(side) for side in sides}) > 1
-    value = _tax if view_name == "tax" else _duration
+    value = fmt.times if view_name == "tax" else fmt.duration
     rows = []
     for _, r in table.iterrows():
         verdicts = [_change(r[f"ratio_{i}"], r[f"significant_{i}"]) for i in range(1, len(sides))]
@@ -332,19 +326,15 @@ def display(table: pd.DataFrame, sides: list[Side], changed_only: bool = False,
         row = {"cell": f"{r['workload']} {r['params']}", "mode": mode,
                sides[0].name: value(r["value_0"])}
         if shares:
-            row[f"{sides[0].name} of limit"] = _share(sides[0].shares.get(key, np.nan))
+            row[f"{sides[0].name} of limit"] = fmt.percent(sides[0].shares.get(key, np.nan))
         for i, side in enumerate(sides[1:], 1):
             row[side.name] = value(r[f"value_{i}"])
             if shares:
-                row[f"{side.name} of limit"] = _share(side.shares.get(key, np.nan))
-            row[f"ratio {i}"] = tables.fmt_ratio(r[f"ratio_{i}"], r[f"lo_{i}"], r[f"hi_{i}"])
+                row[f"{side.name} of limit"] = fmt.percent(side.shares.get(key, np.nan))
+            row[f"ratio {i}"] = fmt.ratio(r[f"ratio_{i}"], r[f"lo_{i}"], r[f"hi_{i}"])
             row[f"change {i}"] = verdicts[i - 1]
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _tax(value: float) -> str:
-    return f"{stats.significant_figures(value)}x" if np.isfinite(value) else ""
 
 
 def display_shifts(shift_table: pd.DataFrame, sides: list[Side]) -> list[str]:
@@ -353,7 +343,7 @@ def display_shifts(shift_table: pd.DataFrame, sides: list[Side]) -> list[str]:
     for r in shift_table.itertuples():
         verdict = _change(r.shift, r.significant)
         lines.append(f"{sides[r.run].name} / {sides[0].name}, {r.framework} ({r.cells} cells): "
-                     f"{tables.fmt_ratio(r.shift, r.lo, r.hi)}: "
+                     f"{fmt.ratio(r.shift, r.lo, r.hi)}: "
                      + ("no shift" if verdict == "same" else f"the whole run is {verdict}"))
     return lines
 
@@ -362,16 +352,12 @@ def _hosts_of(side: Side) -> tuple:
     return tuple(h.key for h in side.run.hosts())
 
 
-def _share(value: float) -> str:
-    return f"{value:.0%}" if np.isfinite(value) else ""
-
-
 def display_modes(summary: pd.DataFrame, sides: list[Side]) -> pd.DataFrame:
     rows = []
     for _, r in summary.iterrows():
         row = {"mode": r["mode"], "cells": r["cells"]}
         for i in range(1, len(sides)):
-            row[f"geomean {i}"] = f"{stats.significant_figures(r[f'geomean_{i}'])}x"
+            row[f"geomean {i}"] = fmt.times(r[f"geomean_{i}"])
             row[f"slower {i}"] = r[f"slower_{i}"]
             row[f"faster {i}"] = r[f"faster_{i}"]
         rows.append(row)

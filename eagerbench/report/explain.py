@@ -59,16 +59,20 @@ Each part is an estimate with a stated method:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
-from eagerbench.report import stats, tables
+from eagerbench.report import cellstats
+from eagerbench.report.format import percent, significant
+from eagerbench.report.rows import CellRow
 from eagerbench.records.why import PRICED_FAULTS, SIZE_MAX_ELEMENTS, SIZE_MIN_ELEMENTS
-from eagerbench.records.limits import cache_fit_bytes, elementwise_rate, matmul_rate
+from eagerbench.records.limits import MachineLimits
 from eagerbench.records.model import Record
 
 PARTS = ("dispatch", "pool", "kernels", "allocation", "remainder")
+NO_LIMITS = MachineLimits({}, "cpu", 0, {}, {}, {}, {})   # a run without --limits
 MIB = 2**20
 
 
@@ -108,14 +112,14 @@ def _dispatch_ms(recs: list[Record]) -> tuple[float, float]:
     return dispatches, ((dispatches - in_place) * price + in_place * in_place_price) / 1e6
 
 
-def _cache_gbps(limits: dict | None) -> float | None:
+def _cache_gbps(limits: Optional[MachineLimits]) -> Optional[float]:
     """The bandwidth an op's traffic in cache is priced at: the machine's cache's, or its
     stream's where no cache was probed."""
-    return (limits or {}).get("cache_bandwidth_gbps") or (limits or {}).get("bandwidth_gbps")
+    return limits.cache_gbps() if limits else None
 
 
 def _size_excess_ms(sizes: dict, prices: dict, base: float | None, dtype: str,
-                    limits: dict | None, smallest: int = SIZE_MIN_ELEMENTS) -> float:
+                    limits: Optional[MachineLimits], smallest: int = SIZE_MIN_ELEMENTS) -> float:
     """What ops of the counted sizes (``{elements: ops}``) cost beyond a one-element op's
     ``base`` price and their traffic at the cache's bandwidth, each at the price (ns) of the
     nearest probed size, from ``smallest`` elements (the process's ``sized_from``); NaN
@@ -128,7 +132,7 @@ def _size_excess_ms(sizes: dict, prices: dict, base: float | None, dtype: str,
     if not sizes or not prices or base is None or not bandwidth:
         return np.nan
     item = np.dtype(dtype).itemsize
-    fit = cache_fit_bytes(limits or {})
+    fit = limits.cache_fit_bytes() if limits else 0
     excess = {int(n): max(0.0, ns - base - 3 * item * int(n) / bandwidth)
               for n, ns in prices.items()}
     probed = np.array(sorted(excess))
@@ -142,7 +146,7 @@ def _size_excess_ms(sizes: dict, prices: dict, base: float | None, dtype: str,
     return total / 1e6
 
 
-def _launch_pool_ms(rec: Record, dtype: str, limits: dict | None) -> float:
+def _launch_pool_ms(rec: Record, dtype: str, limits: Optional[MachineLimits]) -> float:
     """A fused compiled mode's launches: what a launch on tensors of the cell's vectors' size
     cost beyond a one-element launch and the sized tensors' traffic (each read and written
     once) at the cache's bandwidth, per graph; NaN where the process priced no sized launch."""
@@ -155,7 +159,7 @@ def _launch_pool_ms(rec: Record, dtype: str, limits: dict | None) -> float:
     return _dispatches(rec) * max(0.0, sized["ns"] - launch - traffic) / 1e6
 
 
-def _pool_ms(rec: Record, dtype: str, limits: dict | None) -> float:
+def _pool_ms(rec: Record, dtype: str, limits: Optional[MachineLimits]) -> float:
     """An eager mode's counted ops: what their sizes cost beyond a one-element op and their
     traffic (see the module's docstring); a fused compiled mode's launches, what their size
     costs (``_launch_pool_ms``); NaN where the process priced neither."""
@@ -182,7 +186,7 @@ def _sizes_to_pool(rec: Record) -> dict:
     return sizes
 
 
-def _graph_ops_ms(rec: Record, dtype: str, limits: dict | None) -> tuple[float, float]:
+def _graph_ops_ms(rec: Record, dtype: str, limits: Optional[MachineLimits]) -> tuple[float, float]:
     """A graph that runs its ops one by one: its ops at the price of one inside a graph (the
     executor's dispatch), and what their sizes cost beyond that and their traffic; NaN where
     the process priced no graph ops."""
@@ -223,18 +227,18 @@ def _fresh_pages(rec: Record) -> tuple[float, float]:
     return faults - huge, huge
 
 
-def bandwidth_gbps(facts, limits: dict, stream: float | None = None) -> tuple[float | None, str]:
+def bandwidth_gbps(facts, limits: MachineLimits,
+                   stream: Optional[float] = None) -> tuple[Optional[float], str]:
     """The bandwidth the cell's data moves at, and what it was measured on: the cache's when
     its footprint fits in the cache that was measured in (256 KiB vectors; ``cache_fit_bytes``),
     else the ``b += a`` timed after the cell on vectors of its data's size, where there
     is one, else the machine's stream past the caches."""
-    fit = cache_fit_bytes(limits)
-    if facts.footprint and fit and facts.footprint <= fit and \
-            limits.get("cache_bandwidth_gbps"):
-        return limits["cache_bandwidth_gbps"], "machine cache"
+    fit = limits.cache_fit_bytes()
+    if facts.footprint and fit and facts.footprint <= fit and limits.cache_bandwidth_gbps:
+        return limits.cache_bandwidth_gbps, "machine cache"
     if stream:
         return stream, "stream alongside"
-    return limits.get("bandwidth_gbps"), "machine stream"
+    return limits.bandwidth_gbps, "machine stream"
 
 
 def stream_gbps(recs: list[Record]) -> float | None:
@@ -279,13 +283,13 @@ def fused_add_gflops(recs: list[Record]) -> float | None:
     return 1.0 / float(np.mean(ns_per_flop)) if ns_per_flop else None
 
 
-def _compute_rate(facts, dtype: str, limits: dict, product_rate: float | None,
+def _compute_rate(facts, dtype: str, limits: MachineLimits, product_rate: float | None,
                   fused_rate: float | None = None) -> tuple[float | None, str]:
     """GFLOP/s for the cell's FLOPs, and what it was measured on."""
     if facts.arithmetic == "elementwise" and fused_rate:
         return fused_rate, "fused adds alongside"
-    if facts.arithmetic == "elementwise" and elementwise_rate(limits, dtype):
-        return elementwise_rate(limits, dtype), "fused adds"
+    if facts.arithmetic == "elementwise" and limits.elementwise_rate(dtype):
+        return limits.elementwise_rate(dtype), "fused adds"
     # A product timed in the cell's process, just after it, saw nearly the machine the cell did: two processes ten
     # seconds apart ran torch's 512 x 512 product at 1.9 and 3.1 ms here.
     if product_rate:
@@ -293,7 +297,7 @@ def _compute_rate(facts, dtype: str, limits: dict, product_rate: float | None,
     # Else, for a workload that declares its ops, the rate of a product of its FLOPs per op
     # from the machine's ladder: a small matmul cannot run at the peak of a large one. The rate
     # is the framework's own library's (probed in each), the kernels it runs.
-    return matmul_rate(limits, dtype, facts.flops / facts.ops if facts.flops and facts.ops
+    return limits.matmul_rate(dtype, facts.flops / facts.ops if facts.flops and facts.ops
                        else None, facts.framework), "machine ladder"
 
 
@@ -303,7 +307,7 @@ def _faulted_bytes(rec: Record) -> float:
     return small * 4096 + huge * (2 << 20)
 
 
-def write_allocated_bytes(recs: list[Record], limits: dict | None) -> float:
+def write_allocated_bytes(recs: list[Record], limits: Optional[MachineLimits]) -> float:
     """Bytes per call the counted ops write into new tensors that do not fit the cache
     (``cache_fit_bytes``; the processes' mean; NaN where none counted them): such a write
     reads each line before it overwrites it (write-allocate), so it moves twice the bytes it
@@ -312,21 +316,22 @@ def write_allocated_bytes(recs: list[Record], limits: dict | None) -> float:
     not read: the kernel zeroed it at its fault (priced as allocation), and the write finds
     its lines in cache, so the bytes a call faulted in are left out. (TensorFlow may hand an
     input's buffer to its result, which the count cannot see: there it is an upper bound.)"""
-    fit = cache_fit_bytes(limits or {})
+    fit = limits.cache_fit_bytes() if limits else 0
     return _mean([max(0.0, sum(int(size) * n for size, n in fresh.items() if int(size) > fit)
                       - _faulted_bytes(rec))
                   for rec, fresh in ((r, r.result.why.fresh_outputs) for r in recs)
                   if fresh is not None])
 
 
-def _kernels_ms(facts, dtype: str, limits: dict | None, graph_bytes: float | None = None,
+def _kernels_ms(facts, dtype: str, limits: Optional[MachineLimits], graph_bytes: float | None = None,
                 product_rate: float | None = None, stream: float | None = None,
                 fused_rate: float | None = None, write_allocated: float = np.nan) -> dict:
     """Memory traffic, compute and kernels (the larger) in ms per call, and what the
     bandwidth and the compute rate were measured on. Past the caches, the workload's bytes
     gain the reads of the lines its ops write into new tensors (``write_allocated``): a
     compiler's count already holds what its graphs write."""
-    limits = limits or {}
+    if limits is None:
+        limits = NO_LIMITS
     bandwidth, bandwidth_from = bandwidth_gbps(facts, limits, stream)
     moved = graph_bytes or facts.bytes
     if moved and not graph_bytes and bandwidth_from != "machine cache":
@@ -361,7 +366,7 @@ def _compiler(ok: list[Record]) -> dict:
             "compile_split": ", ".join(f"{phase} {s:.3g} s" for phase, s in split.items())}
 
 
-def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
+def cell_row(recs: list[Record], median_ms: float, limits: Optional[MachineLimits]) -> dict:
     """One cell's decomposition, diagnostics and memory (its processes averaged)."""
     ok = [r for r in recs if r.result.ok]
     facts, spec = ok[0].facts, ok[0].spec
@@ -407,21 +412,20 @@ def cell_row(recs: list[Record], median_ms: float, limits: dict | None) -> dict:
     return {**row, **_compiler(ok), **_memory(ok)}
 
 
-def why_table(records: list[Record], cells: pd.DataFrame, limits: dict | None) -> pd.DataFrame:
+def why_table(records: list[Record], cells: list[CellRow],
+              limits: Optional[MachineLimits]) -> pd.DataFrame:
     """One row per measured cell: its time, the decomposition, the compiler's diagnostics and
     memory."""
-    groups = tables.by_cell(records)
+    groups = cellstats.by_cell(records)
     rows = []
-    for r in cells.itertuples():
-        if getattr(r, "status", "ok") != "ok":
-            continue
-        recs = groups.get((r.workload, r.params, r.mode))
-        if not recs:
+    for r in cells:
+        recs = groups.get(r.key)
+        if not r.ok or not recs:
             continue
         rows.append({"workload": r.workload, "params": r.params, "mode": r.mode,
                      "eager_twin": r.eager_twin, "compiled": r.compiled,
                      "median_ms": r.median_ms,
-                     "vs_eager_significant": bool(getattr(r, "vs_eager_significant", False)),
+                     "vs_eager_significant": bool(r.vs_eager and r.vs_eager.significant),
                      **cell_row(recs, r.median_ms, limits)})
     return pd.DataFrame(rows)
 
@@ -451,10 +455,6 @@ def tax_table(why: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _percent(value: float) -> str:
-    return f"{value:.0%}" if np.isfinite(value) else ""
-
-
 def sentences(why: pd.DataFrame) -> list[str]:
     """The leading sentence of each eager cell at the ends of its workload's grid:
     "tf-eager at elementwise size=10 ops=100: 97% dispatch, 14 us per op"."""
@@ -464,16 +464,16 @@ def sentences(why: pd.DataFrame) -> list[str]:
         ends = group.iloc[[0, -1]] if len(group) > 1 else group
         for r in ends.itertuples():
             counted = np.isfinite(r.dispatch_share)
-            parts = [f"{_percent(r.dispatch_share)} dispatch"] if counted else []
+            parts = [f"{percent(r.dispatch_share)} dispatch"] if counted else []
             if np.isfinite(r.pool_ms) and r.pool_share >= 0.005:
-                parts.append(f"{_percent(r.pool_share)} op sizes (thread pool)")
+                parts.append(f"{percent(r.pool_share)} op sizes (thread pool)")
             if np.isfinite(r.kernels_ms):
-                parts.append(f"{_percent(r.kernels_share)} {r.bound}")
+                parts.append(f"{percent(r.kernels_share)} {r.bound}")
             if np.isfinite(r.allocation_ms) and r.allocation_share >= 0.005:
-                parts.append(f"{_percent(r.allocation_share)} fresh pages")
+                parts.append(f"{percent(r.allocation_share)} fresh pages")
             if counted:
-                parts.append(f"{_percent(r.remainder_share)} unexplained")
-            per_op = (f", {stats.significant_figures(r.us_per_dispatch)} us per op over "
+                parts.append(f"{percent(r.remainder_share)} unexplained")
+            per_op = (f", {significant(r.us_per_dispatch)} us per op over "
                       f"{r.ops_per_call:.0f} ops" if np.isfinite(r.ops_per_call) else
                       ", ops not counted (JAX cannot trace Python control flow on values)")
             syncs = (f", {r.host_syncs_per_call:.3g} host syncs per call"
@@ -551,8 +551,8 @@ def markdown(why: pd.DataFrame, out_dir: Path, prefix: str = "") -> list[str]:
     parts += [f"- {s}" for s in sentences(why)] + [""]
     if not taxes.empty:
         shown = taxes.assign(**{
-            "tax": taxes["tax_ms"].map(lambda v: f"{stats.significant_figures(v)} ms"),
-            **{f"{p} explains": taxes[f"{p}_explains"].map(_percent) for p in PARTS}})
+            "tax": taxes["tax_ms"].map(lambda v: f"{significant(v)} ms"),
+            **{f"{p} explains": taxes[f"{p}_explains"].map(percent) for p in PARTS}})
         parts += ["### The eager tax, explained", "",
                   "Per compiled cell against its eager twin: the tax (eager minus compiled, ms "
                   "per call) and the share of it that each part's difference explains (blank "

@@ -12,9 +12,10 @@ the whole host scatters by is one line for the run (``host_noisy``), not a mark 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
+from eagerbench.records.limits import contention_of
 from eagerbench.report import stats
+from eagerbench.report.rows import CellRow
 
 ALLOCATION_BOUND = 0.25     # share of a call spent faulting in fresh pages
 HOST_NOISY = 0.10           # IQR over median of the machine probe's fixed loop
@@ -37,73 +38,54 @@ MEANINGS = {
 }
 
 
-def headline(row) -> str:
+def headline(row: CellRow) -> str:
     """The ratio a row is read by: its eager tax when it has a twin, else its ratio over
     PyTorch eager; '' for PyTorch eager itself."""
-    if isinstance(row.get("eager_twin"), str) and row["eager_twin"]:
+    if row.eager_twin:
         return "vs_eager"
-    return "slowdown" if row.get("mode") != "torch" else ""
+    return "slowdown" if row.mode != "torch" else ""
 
 
-def _number(row, key: str) -> float:
-    try:
-        value = float(row.get(key))
-    except (TypeError, ValueError):
-        return np.nan
-    return value
+def _above(value: float, limit: float) -> bool:
+    return bool(np.isfinite(value) and np.isfinite(limit) and value > limit)
 
 
-def ratio_flags(row, ratio: str) -> list[str]:
-    """The flags of one row of the cells table read by its ``ratio`` column (``vs_eager``,
-    ``slowdown``; '' for none): the interval's, then the step's own."""
-    if row.get("status") != "ok":
+def ratio_flags(row: CellRow, ratio: str) -> list[str]:
+    """The flags of a row read by its ``ratio`` ("vs_eager", "slowdown"; '' for none): the
+    interval's, then the step's own."""
+    if not row.ok:
         return []
     out = []
-    if ratio and _number(row, f"{ratio}_half_width") > stats.IMPRECISE:
+    found = row.ratio(ratio)
+    if found is not None and _above(found.half_width, stats.IMPRECISE):
         out.append("imprecise")
-    if ratio and _number(row, f"{ratio}_disagreement_p") < stats.DISAGREE_P:
+    if found is not None and np.isfinite(found.disagreement_p) and \
+            found.disagreement_p < stats.DISAGREE_P:
         out.append("processes disagree")
-    if isinstance(row.get("bimodal"), str) and row["bimodal"]:
+    if row.bimodal:
         out.append("bimodal")
-    if _number(row, "allocation_share") > ALLOCATION_BOUND:
+    if _above(row.allocation_share, ALLOCATION_BOUND):
         out.append("allocation-bound")
-    if ratio == "vs_eager" and _number(row, "agreement_rel_diff") > _number(row,
-                                                                            "agreement_rtol"):
+    if ratio == "vs_eager" and _above(row.agreement_rel_diff, row.agreement_rtol):
         out.append("results disagree")
     return out
 
 
-def row_flags(row) -> list[str]:
-    """The flags of one row of the cells table (with ``allocation_share`` where known), read
-    by its headline ratio."""
-    return ratio_flags(row, headline(row))
+def row_flags(row: CellRow) -> tuple[str, ...]:
+    """The flags of a row, read by its headline ratio."""
+    return tuple(ratio_flags(row, headline(row)))
 
 
-def mark(cells: pd.DataFrame, why: pd.DataFrame | None = None) -> pd.DataFrame:
-    """The cells table with each row's ``allocation_share`` (from the why table) and
-    ``flags`` (comma-separated)."""
-    cells = cells.copy()
-    if why is not None and len(why) and "allocation_share" in why:
-        share = why.set_index(["workload", "params", "mode"])["allocation_share"]
-        keys = list(zip(cells["workload"], cells["params"], cells["mode"]))
-        cells["allocation_share"] = [share.get(k, np.nan) for k in keys]
-    elif "allocation_share" not in cells:
-        cells["allocation_share"] = np.nan
-    cells["flags"] = [", ".join(row_flags(r)) for _, r in cells.iterrows()]
-    return cells
-
-
-def flagged(cells: pd.DataFrame) -> pd.Series:
-    """Which measured rows carry a flag."""
-    ok = cells[cells["status"] == "ok"] if "status" in cells else cells
-    return ok.get("flags", pd.Series("", index=ok.index)).fillna("").ne("")
+def flagged(rows: list[CellRow]) -> list[CellRow]:
+    """The measured rows that carry a flag."""
+    return [row for row in rows if row.ok and row.flags]
 
 
 def host_noisy(env: dict) -> str:
     """One line for the run when the machine probe's fixed loop scattered over
     ``HOST_NOISY`` of its median at the run's start or end; '' otherwise."""
-    shares = {when: probe["iqr_share"] for when, probe in (env.get("contention") or {}).items()
-              if probe.get("iqr_share") is not None}
+    shares = {when: probe.iqr_share for when, probe in contention_of(env).items()
+              if probe.iqr_share is not None}
     noisy = {when: share for when, share in shares.items() if share > HOST_NOISY}
     if not noisy:
         return ""

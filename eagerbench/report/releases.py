@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eagerbench.report import answer, flags, stats
+from eagerbench.report import answer, flags
+from eagerbench.report import format as fmt
+from eagerbench.report.rows import CellRow
 from eagerbench.frameworks.modes import all_modes, graph_twins
 from eagerbench.frameworks.modes.base import release
 
@@ -25,7 +27,7 @@ class ReleaseTax:
     framework: str
     environment: str      # the --env label
     version: str          # the framework's release in it
-    ratio: answer.Ratio
+    ratio: answer.ModeRatio
 
     @property
     def cell(self) -> str:
@@ -48,34 +50,30 @@ def framework_version(env: dict, label: str, framework: str) -> str:
     return next((packages[n] for n in names if n in packages), label.split("==")[-1])
 
 
-def taxes(cells: pd.DataFrame, env: dict) -> list[ReleaseTax]:
+def taxes(rows: list[CellRow], env: dict) -> list[ReleaseTax]:
     """Every eager tax measured in an environment: the graph twin's row holds graph / eager
     (``vs_eager``), and the tax is its inverse, interval and flags included."""
-    if "status" not in cells:
-        return []
-    ok = cells[cells["status"] == "ok"]
     twins = {graph: eager for eager, graph in graph_twins().items()}
     modes = all_modes()
     out = []
-    for _, row in ok.iterrows():
-        mode, label = split_label(str(row["mode"]))
-        if not label or mode not in twins or not np.isfinite(row.get("vs_eager", np.nan)):
+    for row in rows:
+        mode, label = split_label(row.mode)
+        if not row.ok or not label or mode not in twins or row.vs_eager is None:
             continue
         framework = modes[mode].framework
-        ratio = answer.Ratio(row["workload"], row["params"], twins[mode], mode,
-                             1 / row["vs_eager"], 1 / row["vs_eager_hi"], 1 / row["vs_eager_lo"],
-                             tuple(flags.ratio_flags(row, "vs_eager")))
+        graph = row.vs_eager
+        ratio = answer.ModeRatio(row.workload, row.params, twins[mode], mode, 1 / graph.value,
+                                 1 / graph.hi, 1 / graph.lo,
+                                 tuple(flags.ratio_flags(row, "vs_eager")))
         out.append(ReleaseTax(framework, label, framework_version(env, label, framework), ratio))
     return out
 
 
-def unavailable(cells: pd.DataFrame) -> list[str]:
+def unavailable(rows: list[CellRow]) -> list[str]:
     """The modes an environment's release lacks, as recorded ('unavailable in jax 0.4.13')."""
-    if "status" not in cells:
-        return []
-    rows = cells[cells["status"] == "unsupported"]
-    return list(dict.fromkeys(f"{row['mode']}: {row['reason']}" for _, row in rows.iterrows()
-                              if str(row.get("reason", "")).startswith("unavailable in")))
+    return list(dict.fromkeys(f"{row.mode}: {row.reason}" for row in rows
+                              if row.status == "unsupported"
+                              and row.reason.startswith("unavailable in")))
 
 
 def tables(found: list[ReleaseTax]) -> dict[str, pd.DataFrame]:
@@ -93,7 +91,7 @@ def tables(found: list[ReleaseTax]) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _log_se(ratio: answer.Ratio) -> float:
+def _log_se(ratio: answer.ModeRatio) -> float:
     return (np.log(ratio.hi) - np.log(ratio.lo)) / (2 * Z95)
 
 
@@ -137,8 +135,7 @@ def sentences(found: list[ReleaseTax]) -> list[str]:
         lines.append(
             f"{framework}'s eager tax moved most from {a.version} to {b.version}, on "
             f"{top['cell']}: {a.ratio.text(False)} -> {b.ratio.text(False)}, a change of "
-            f"{stats.significant_figures(top['change'])}x "
-            f"[{stats.significant_figures(top['lo'])}, {stats.significant_figures(top['hi'])}]"
+            f"{fmt.ratio(top['change'], top['lo'], top['hi'])}"
             f"{verdict}.")
     return lines
 
@@ -203,12 +200,12 @@ def environment_lines(env: dict) -> list[str]:
 CHECK = "timeit_check.md"   # written beside the page by scripts/releases_timeit.py
 
 
-def page(cells: pd.DataFrame, env: dict, header: str, figures: list[Path],
+def page(rows: list[CellRow], env: dict, header: str, figures: list[Path],
          folder: Path | None = None) -> str:
     """README.md of a run across releases: per framework its table and plot, the sentences,
     what was unavailable, and the environments (and the independent check, where it was
     run on this folder)."""
-    found = taxes(cells, env)
+    found = taxes(rows, env)
     parts = ["# The eager tax across releases", "", header, ""]
     said = sentences(found)
     if said:
@@ -221,13 +218,13 @@ def page(cells: pd.DataFrame, env: dict, header: str, figures: list[Path],
                   table.to_markdown(index=False), ""]
         if f"releases_{framework}.png" in shown:
             parts += [f"![{framework}: the eager tax by release](releases_{framework}.png)", ""]
-    missing = unavailable(cells)
+    missing = unavailable(rows)
     if missing:
         parts += ["## Not in every release", ""] + [f"- {line}" for line in missing] + [""]
-    failed = cells[cells["status"] == "failed"] if "status" in cells else cells.iloc[0:0]
-    if len(failed):
-        parts += ["## Failed", ""] + [f"- {row['mode']} {row['workload']} {row['params']}: "
-                                      f"{row.get('reason', '')}" for _, row in failed.iterrows()]
+    failed = [row for row in rows if row.status == "failed"]
+    if failed:
+        parts += ["## Failed", ""] + [f"- {row.mode} {row.workload} {row.params}: {row.reason}"
+                                      for row in failed]
         parts += [""]
     parts += ["## Environments", "", "Each built with uv from the requirement shown (cached "
               "under `~/.cache/eagerbench/envs`); their processes took turns (A B, B A, ...) "
@@ -240,10 +237,10 @@ def page(cells: pd.DataFrame, env: dict, header: str, figures: list[Path],
     return "\n".join(parts)
 
 
-def terminal(cells: pd.DataFrame, env: dict) -> str:
+def terminal(rows: list[CellRow], env: dict) -> str:
     """The answer in the terminal for a run across releases: per framework, a row per release
     and a numbered column per cell (named above the table), each ``2.71x +-4%`` and marks."""
-    found = taxes(cells, env)
+    found = taxes(rows, env)
     lines = []
     for framework in dict.fromkeys(t.framework for t in found):
         mine = [t for t in found if t.framework == framework]
@@ -262,5 +259,5 @@ def terminal(cells: pd.DataFrame, env: dict) -> str:
                 shown.append(f"{answer.compact(ratio) + (' ' + marks if marks else ''):<18}")
             lines.append((f"  {version:<12}" + "".join(shown)).rstrip())
         lines.append("")
-    lines += sentences(found) + [f"note: {line}" for line in unavailable(cells)]
+    lines += sentences(found) + [f"note: {line}" for line in unavailable(rows)]
     return "\n".join(lines) if lines else "no eager tax measured in any environment"

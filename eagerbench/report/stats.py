@@ -443,11 +443,3 @@ def bimodal(ms: np.ndarray, min_share: float = 0.10, valley: float = 0.5,
     _, share, cut = best
     return {"shares": (share, 1 - share),
             "centres_ms": (float(np.median(ms[logs < cut])), float(np.median(ms[logs >= cut])))}
-
-
-def significant_figures(value: float, digits: int = 3) -> str:
-    """``value`` with ``digits`` significant figures, never rounded to zero (0.00061, 29.9,
-    1.02)."""
-    if not np.isfinite(value):
-        return ""
-    return f"{value:#.{digits}g}".rstrip(".") if abs(value) < 10**digits else f"{value:.0f}"

@@ -12,6 +12,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from eagerbench.report import answer  # noqa: E402
+from eagerbench.report import format as fmt  # noqa: E402
+from eagerbench.report.rows import CellRow  # noqa: E402
+
 DPI = 110
 
 
@@ -55,8 +59,6 @@ LIMIT = np.log10(30.0)     # the colour scale saturates at 30x either way
 def _heat_panel(ax, rows: list, columns: list, ratios: dict, title: str, norm, cmap):
     """One heatmap: a row per (workload, params), a column per ratio, the ratio written in each
     square; red above 1, blue below, grey when its interval contains 1."""
-    from eagerbench.report.stats import significant_figures
-
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
             ratio = ratios.get((row, column))
@@ -70,7 +72,7 @@ def _heat_panel(ax, rows: list, columns: list, ratios: dict, title: str, norm, c
             ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=color,
                                        edgecolor="white", lw=1))
             dark = significant and abs(np.log10(ratio.value)) > 0.6 * LIMIT
-            ax.text(j, i, "ref" if reference else f"{significant_figures(ratio.value, 2)}x",
+            ax.text(j, i, "ref" if reference else f"{fmt.significant(ratio.value, 2)}x",
                     ha="center", va="center", fontsize=6.5,
                     color="white" if dark else ("#666666" if not significant else "black"))
     ax.set_xlim(-0.5, len(columns) - 0.5)
@@ -85,14 +87,12 @@ def _heat_panel(ax, rows: list, columns: list, ratios: dict, title: str, norm, c
         side.set_visible(False)
 
 
-def heatmap(cells: pd.DataFrame, out: Path, title_suffix: str = "") -> Path | None:
+def heatmap(cells: list[CellRow], out: Path, title_suffix: str = "") -> Path | None:
     """The headline figure, for the headline rows: each eager mode's tax (eager / its graph
     twin) and each mode's time over PyTorch eager, as heatmaps that share their rows, with a
     colour bar on a log scale."""
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import TwoSlopeNorm
-
-    from eagerbench.report import answer
 
     ratios = answer.taxes(cells)
     rows = answer.headline_params(cells)
@@ -127,31 +127,30 @@ def heatmap(cells: pd.DataFrame, out: Path, title_suffix: str = "") -> Path | No
     return out / "heatmap.png"
 
 
-def break_even_table(cells: pd.DataFrame) -> pd.DataFrame:
+def break_even_table(cells: list[CellRow]) -> pd.DataFrame:
     """After how many calls each compiled mode has paid back its compile cost against its eager
     twin: (compile_c - compile_e) / (time_e - time_c), where a compile cost is every warm-up
     call's time over the steady state (all compiles before timing, not only the first call's).
     Infinite where the compiled steady state is not faster; NaN where a compile cost was not
     measured (``note`` says why), which no figure reads as "never"."""
-    ok = cells[cells["status"] == "ok"].set_index(["workload", "params", "mode"])
+    ok = {r.key: r for r in cells if r.ok}
     rows = []
-    for (w, p, m), r in ok.iterrows():
-        twin = r["eager_twin"]
-        if not r["compiled"] or not twin or (w, p, twin) not in ok.index:
+    for (w, p, m), r in ok.items():
+        e = ok.get((w, p, r.eager_twin))
+        if not r.compiled or not r.eager_twin or e is None:
             continue
-        e = ok.loc[(w, p, twin)]
-        saving = e["median_ms"] - r["median_ms"]
-        extra = max(r["compile_ms"] - e["compile_ms"], 0.0) if np.isfinite(
-            r["compile_ms"]) and np.isfinite(e["compile_ms"]) else np.nan
+        saving = e.median_ms - r.median_ms
+        extra = max(r.compile_ms - e.compile_ms, 0.0) if np.isfinite(
+            r.compile_ms) and np.isfinite(e.compile_ms) else np.nan
         n = np.nan if not np.isfinite(extra) else extra / saving if saving > 0 else np.inf
-        note = r.get("compile_note", "") if isinstance(r.get("compile_note", ""), str) else ""
-        rows.append({"workload": w, "params": p, "mode": m, "eager": twin,
-                     "compile_ms": extra, "first_call_ms": r["first_call_ms"],
-                     "saving_ms_per_call": saving, "break_even_calls": n, "note": note})
+        rows.append({"workload": w, "params": p, "mode": m, "eager": r.eager_twin,
+                     "compile_ms": extra, "first_call_ms": r.first_call_ms,
+                     "saving_ms_per_call": saving, "break_even_calls": n,
+                     "note": r.compile_note})
     return pd.DataFrame(rows)
 
 
-def break_even(cells: pd.DataFrame, out: Path) -> Path | None:
+def break_even(cells: list[CellRow], out: Path) -> Path | None:
     """Calls each compiled mode needs to repay its compile cost against its eager twin, drawn
     by ``break_even_figure`` into break_even.png."""
     be = break_even_table(cells)
@@ -203,9 +202,9 @@ def break_even_figure(be: pd.DataFrame):
     return fig
 
 
-def all_plots(cells: pd.DataFrame, iters: pd.DataFrame, out: Path) -> list[Path]:
+def all_plots(cells: list[CellRow], out: Path) -> list[Path]:
     """Every figure the run's data supports, written into ``out``."""
-    if "status" not in cells or not (cells["status"] == "ok").any():
+    if not any(r.ok for r in cells):
         return []   # nothing was measured: no figure to draw
     made = [heatmap(cells, out), break_even(cells, out)]
     return [p for p in made if p is not None]

@@ -9,10 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from eagerbench.report import answer, article, explain, flags, stats, tables
-from eagerbench.report.figures import headline as plots, declared as views
-from eagerbench.report.pages import run as runpage
+import json
+
 from eagerbench.frameworks.modes import graph_twins
+from eagerbench.report import answer, article, explain, flags
+from eagerbench.report import format as fmt
+from eagerbench.report.accounting import RunAccount
+from eagerbench.report.figures import headline as plots
+from eagerbench.report.pages import run as runpage
+from eagerbench.report.rows import CellRow
 
 WORKLOADS = "workloads"     # the workload pages' folder, beside README.md
 
@@ -32,9 +37,9 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join([head, rule] + rows)
 
 
-def _article(cells: pd.DataFrame, env: dict) -> list[str]:
-    modes = list(dict.fromkeys(m for m in cells.get("mode", []) if " " not in m))
-    table = article.table(cells, modes)
+def _article(rows: list[CellRow], env: dict) -> list[str]:
+    modes = list(dict.fromkeys(r.mode for r in rows if not r.is_variant))
+    table = article.table(rows, modes)
     if table.empty:
         return []
     device = env.get("device", "cpu")
@@ -49,23 +54,19 @@ def _article(cells: pd.DataFrame, env: dict) -> list[str]:
             markdown_table(table), ""]
 
 
-def _settings(cells: pd.DataFrame) -> list[str]:
+def _settings(cells: list[CellRow]) -> list[str]:
     """Cells measured with a non-default setting, against the same cell without it."""
-    if "mode" not in cells:
-        return []
-    tagged = cells[cells["mode"].str.contains(" ", regex=False) & (cells["status"] == "ok")]
+    ok = {r.key: r for r in cells if r.ok}
     rows = []
-    for _, r in tagged.iterrows():
-        twin = r["eager_twin"]
-        base = cells[(cells["workload"] == r["workload"]) & (cells["params"] == r["params"])
-                     & (cells["mode"] == twin) & (cells["status"] == "ok")]
-        rows.append({"cell": f"{r['workload']} {r['params']}", "setting": r["mode"],
-                     "allocator env": r.get("allocator", ""),
-                     "ms per call": f"{r['median_ms']:.4g}",
-                     "against": twin,
-                     "its ms": f"{base['median_ms'].iloc[0]:.4g}" if len(base) else "",
-                     "ratio": tables.fmt_ratio(r["vs_eager"], r["vs_eager_lo"],
-                                               r["vs_eager_hi"])})
+    for r in (r for r in cells if r.ok and r.is_variant):
+        base = ok.get((r.workload, r.params, r.eager_twin))
+        rows.append({"cell": f"{r.workload} {r.params}", "setting": r.mode,
+                     "allocator env": json.dumps(r.allocator, sort_keys=True),
+                     "ms per call": f"{r.median_ms:.4g}",
+                     "against": r.eager_twin,
+                     "its ms": f"{base.median_ms:.4g}" if base else "",
+                     "ratio": fmt.ratio(r.vs_eager.value, r.vs_eager.lo, r.vs_eager.hi)
+                     if r.vs_eager else ""})
     if not rows:
         return []
     return ["## Settings compared", "",
@@ -76,10 +77,10 @@ def _settings(cells: pd.DataFrame) -> list[str]:
             "", pd.DataFrame(rows).to_markdown(index=False), ""]
 
 
-def _break_even(cells: pd.DataFrame) -> list[str]:
+def _break_even(cells: list[CellRow]) -> list[str]:
     """The compile cost of each compiled mode over its twin, and the calls that repay it."""
-    be = plots.break_even_table(cells) if "status" in cells else None
-    if be is None or be.empty:
+    be = plots.break_even_table(cells)
+    if be.empty:
         return []
     be = be.assign(break_even_calls=be["break_even_calls"].map(
         lambda n: "never" if n == float("inf") else "not measured" if n != n
@@ -146,12 +147,6 @@ def _extremes(ratios: list, rows: list) -> list[str]:
     return out
 
 
-def _size(value: float) -> str:
-    """A size to two significant figures, written out: 3,000; 41,000; 0.5."""
-    rounded = float(f"{value:.2g}")
-    return f"{rounded:,.0f}" if rounded >= 10 else f"{rounded:g}"
-
-
 def _crossover_sentences(crossings: list) -> list[str]:
     """Per swept workload, where each eager mode's cost stops being dispatch (its first line
     of the sweep: the one with the most sizes)."""
@@ -164,7 +159,7 @@ def _crossover_sentences(crossings: list) -> list[str]:
         mine = table[table["mode"].isin(eager)].drop_duplicates("mode")
         if mine.empty:
             continue
-        parts = [f"{_size(r[column])} for {r['mode']}" if np.isfinite(r[column])
+        parts = [f"{fmt.size(r[column])} for {r['mode']}" if np.isfinite(r[column])
                  else f"beyond the sizes measured for {r['mode']}" for _, r in mine.iterrows()]
         out.append(f"In {workload}, dispatch stops dominating ({sweep.y} doubles from its "
                    f"value at the smallest {sweep.x}) at {sweep.x} " + ", ".join(parts)
@@ -172,10 +167,10 @@ def _crossover_sentences(crossings: list) -> list[str]:
     return out
 
 
-def _payback_sentence(cells: pd.DataFrame, rows: list) -> list[str]:
+def _payback_sentence(cells: list[CellRow], rows: list) -> list[str]:
     """What each framework's compile pays back: the median calls to break even over the
     headline cells where the graph mode is faster."""
-    be = plots.break_even_table(cells) if "status" in cells else pd.DataFrame()
+    be = plots.break_even_table(cells)
     if be.empty:
         return []
     be = be[[(w, p) in set(rows) for w, p in zip(be["workload"], be["params"])]]
@@ -191,7 +186,7 @@ def _payback_sentence(cells: pd.DataFrame, rows: list) -> list[str]:
                 f"{mode} at once" if repaid.median() < 1 else
                 f"{mode} after {repaid.median():,.0f} calls")
         if len(cost):
-            text += (f" (median compile {answer.duration(cost.median())}"
+            text += (f" (median compile {fmt.duration(cost.median())}"
                      if cost.median() > 0 else " (its compile costs no more than eager's first "
                      "calls")
             text += f"; never in {never} of {len(calls)} cells)" if never else ")"
@@ -204,38 +199,36 @@ def _payback_sentence(cells: pd.DataFrame, rows: list) -> list[str]:
 
 # --- README.md: the answer -----------------------------------------------------------------------
 
-def _flag_lines(suite: dict) -> list[str]:
-    counts = {name: n for name, n in (suite.get("flag_counts") or {}).items() if n}
+def _flag_lines(suite: RunAccount) -> list[str]:
+    counts = {name: n for name, n in suite.flag_counts.items() if n}
     lines = ["## Flags", ""]
-    if not counts and not suite.get("host_noisy"):
+    if not counts and not suite.host_noisy:
         return lines + ["No row carries a flag.", ""]
     lines += [f"- ({answer.MARKS[name]}) **{name}**, {n} rows: {flags.MEANINGS[name]}"
               for name, n in counts.items()]
-    if suite.get("host_noisy"):
-        lines.append(f"- {suite['host_noisy']}")
+    if suite.host_noisy:
+        lines.append(f"- {suite.host_noisy}")
     return lines + [""]
 
 
-def _workload_index(cells: pd.DataFrame) -> list[str]:
-    ok = cells[cells["status"] == "ok"] if "status" in cells else cells
-    names = list(dict.fromkeys(cells.get("workload", [])))
+def _workload_index(cells: list[CellRow]) -> list[str]:
     lines = ["## Workloads", ""]
-    for name in names:
-        mine = ok[ok["workload"] == name]
-        sets = mine["params"].nunique()
+    for name in dict.fromkeys(r.workload for r in cells):
+        mine = [r for r in cells if r.ok and r.workload == name]
+        sets = len({r.params for r in mine})
         lines.append(f"- {_link(name)}: {sets} parameter set{'s' if sets != 1 else ''}, "
-                     f"{mine['mode'].nunique()} modes")
+                     f"{len({r.mode for r in mine})} modes")
     return lines + ["", "[How this run was measured](run.md): the machine, its limits, "
                     "how the run spent its time, verification, the files.", ""]
 
 
-def front_page(cells: pd.DataFrame, env: dict, suite: dict, crossings: list,
+def front_page(cells: list[CellRow], env: dict, suite: RunAccount, crossings: list,
                figures: list[Path]) -> str:
     """README.md: one screen that answers, then the article beside today and the flags."""
     ratios = answer.taxes(cells)
     rows = answer.headline_params(cells)
     table = answer.matrix(cells, ratios)
-    failed = int((cells["status"] != "ok").sum()) if "status" in cells else 0
+    failed = sum(not r.ok for r in cells)
     parts = ["# eagerbench results", "", runpage.machine_line(env, suite), ""]
     if not env.get("finished", True):
         parts += ["**A partial run**: it was interrupted; `eagerbench run --resume` on its "
@@ -269,12 +262,12 @@ def front_page(cells: pd.DataFrame, env: dict, suite: dict, crossings: list,
 
 # --- workloads/<name>.md: everything about one workload -----------------------------------------
 
-def workload_page(workload: str, summary: pd.DataFrame, cells: pd.DataFrame,
+def workload_page(workload: str, summary: pd.DataFrame, cells: list[CellRow],
                   why: pd.DataFrame | None, crossings: list, workload_tables: list,
                   figures: list[Path], out_dir: Path) -> str:
     """One workload's full tables, plots, decomposition and notes."""
-    mine = cells[cells["workload"] == workload]
-    failed = mine[mine["status"] != "ok"] if "status" in mine else mine.iloc[0:0]
+    mine = [r for r in cells if r.workload == workload]
+    failed = [r for r in mine if not r.ok]
     parts = [f"# {workload}", "", "Generated by `eagerbench report`; [the answer](../README.md), "
              "[how the run was measured](../run.md).", "",
              "## Every cell", "",
@@ -291,10 +284,9 @@ def workload_page(workload: str, summary: pd.DataFrame, cells: pd.DataFrame,
     parts += _workload_tables([t for t in workload_tables if t[0].startswith(f"{workload}:")])
     if why is not None and len(why):
         parts += explain.markdown(why[why["workload"] == workload], out_dir, prefix="../")
-    if len(failed):
+    if failed:
         parts += ["## Cells not measured", "",
-                  *(f"- {r.params} [{r.mode}]: {r.status}: {r.reason}"
-                    for r in failed.itertuples()), ""]
+                  *(f"- {r.params} [{r.mode}]: {r.status}: {r.reason}" for r in failed), ""]
     if figures:
         parts += ["## Plots", ""] + [f"![{p.stem}](../{p.name})\n" for p in figures]
     return "\n".join(parts)

@@ -4,13 +4,17 @@ header line."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import numpy as np
-import pandas as pd
 
+from eagerbench.records.limits import Contention, MachineLimits, contention_of
 from eagerbench.report import flags
+from eagerbench.report.accounting import RunAccount
+from eagerbench.report.rows import CellRow
 
 
-def machine(env: dict, cells: pd.DataFrame) -> str:
+def machine(env: dict, cells: list[CellRow]) -> str:
     if not env:
         return "unknown (no env.json)"
     versions = ", ".join(f"{k} {v}" for k, v in env.get("versions", {}).items())
@@ -30,8 +34,8 @@ def machine(env: dict, cells: pd.DataFrame) -> str:
                      f"{', '.join(env['slurm']['nodes'])}, partition "
                      f"{options.get('partition') or 'default'}, "
                      + ("exclusive nodes" if options.get("exclusive") else "shared nodes"))
-    lines += _limits_lines(env.get("limits") or {}, cells)
-    lines += _contention_lines(env.get("contention") or {})
+    lines += _limits_lines(MachineLimits.from_json(env.get("limits")), cells)
+    lines += _contention_lines(contention_of(env))
     lines += _allocator_lines(env)
     lines.append("- why phase: " + ("on, in each setting's first process (after each unit's timed rounds, "
                                      "never between them)"
@@ -43,45 +47,42 @@ def machine(env: dict, cells: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _limits_lines(lim: dict, cells: pd.DataFrame) -> list[str]:
+def _limits_lines(lim: Optional[MachineLimits], cells: list[CellRow]) -> list[str]:
     """The machine's measured limits, and the wait floor under the samples."""
     lines = []
-    if lim.get("peak_gflops"):
-        peaks = {d: peak for d, peak in lim["peak_gflops"].items() if peak}
-        best = {d: max(lim["per_library"],
-                       key=lambda k: lim["per_library"][k]["matmul_gflops"].get(d) or 0)
-                for d in peaks}
+    if lim is not None and lim.peak_gflops:
+        peaks = {d: peak for d, peak in lim.peak_gflops.items() if peak}
         when = ("best of the probes before and after the run (a cell beat the first)"
-                if lim.get("probes") == 2 else "probed before the run")
+                if lim.probes == 2 else "probed before the run")
+        ladder = lim.matmul_ladder.get("float32")
         lines.append(
-            f"- measured limits ({lim['device']}, {when}): matmul {lim['matmul_n']}^3 "
-            + ", ".join(f"{d} {peak:.0f} GFLOP/s ({best[d]})" for d, peak in peaks.items())
+            f"- measured limits ({lim.device}, {when}): matmul {lim.matmul_n}^3 "
+            + ", ".join(f"{d} {peak:.0f} GFLOP/s ({lim.best_library(d)})"
+                        for d, peak in peaks.items())
             + "; streaming "
-            f"`b += a` bandwidth {lim['bandwidth_gbps'] or float('nan'):.1f} GB/s, in cache "
-            f"{lim.get('cache_bandwidth_gbps') or float('nan'):.0f} GB/s; largest cache "
-            f"{(lim.get('llc_bytes') or 0) / 2**20:.0f} MiB"
+            f"`b += a` bandwidth {lim.bandwidth_gbps or float('nan'):.1f} GB/s, in cache "
+            f"{lim.cache_bandwidth_gbps or float('nan'):.0f} GB/s; largest cache "
+            f"{(lim.llc_bytes or 0) / 2**20:.0f} MiB"
             + (("; float32 matmul by side: " + ", ".join(
-                f"{side} {rate:.0f}" for side, rate in lim["matmul_ladder"]["float32"].items())
-                + " GFLOP/s") if (lim.get("matmul_ladder") or {}).get("float32") else ""))
-    if "floor_us" in cells and cells["floor_us"].notna().any():
-        floor = cells["floor_us"]
+                f"{side} {rate:.0f}" for side, rate in ladder.items()) + " GFLOP/s")
+               if ladder else ""))
+    floors = [r.floor_us for r in cells if r.ok and np.isfinite(r.floor_us)]
+    if floors:
         lines.append(f"- wait floor per sample (the clock and each backend's wait on the cell's "
-                     f"finished outputs, per cell in `cells.csv`): {floor.min():.2g} to "
-                     f"{floor.max():.2g} us, median {floor.median():.2g} us")
+                     f"finished outputs, per cell in `cells.csv`): {min(floors):.2g} to "
+                     f"{max(floors):.2g} us, median {np.median(floors):.2g} us")
     return lines
 
 
-def _contention_lines(probe: dict) -> list[str]:
+def _contention_lines(probe: dict[str, Contention]) -> list[str]:
     """How steady the machine was at the run's start and end."""
     if not probe:
         return []
-    from eagerbench.records.limits import slow_against
-
-    fast = min(c["fast_unit_us"] for c in probe.values())
-    parts = [f"{when}: {slow_against(c, fast):.0%} of 1 ms units at least 1.3x slower than "
+    fast = min(c.fast_unit_us for c in probe.values())
+    parts = [f"{when}: {c.slow_against(fast):.0%} of 1 ms units at least 1.3x slower than "
              f"the fastest tenth of both probes (median unit "
-             f"{c['percentiles_us'][50] / fast:.2f}x it)" if c.get("percentiles_us") else
-             f"{when}: {c['slow_share']:.0%} of units slow" for when, c in probe.items()]
+             f"{c.percentiles_us[50] / fast:.2f}x it)" if c.percentiles_us else
+             f"{when}: {c.slow_share:.0%} of units slow" for when, c in probe.items()]
     return ["- machine contention, a fixed pure-Python loop for 2 s at the run's start "
             "and end: " + "; ".join(parts) + ". A quiet machine shows about 0% and "
             "1.00x; a shared host slows every mode in spells, which intervals over "
@@ -102,57 +103,56 @@ def _allocator_lines(env: dict) -> list[str]:
                "between samples)" if alloc.get("free_page_reporting") else "")]
 
 
-def suite_lines(suite: dict) -> list[str]:
+def suite_lines(suite: RunAccount) -> list[str]:
     lines = ["## This run", ""]
-    if suite.get("suite_wall_s"):
-        verify = (f" + verify {suite['verify_wall_s']:.0f} s" if suite.get("verify_wall_s")
-                  else "")
-        prepare = (f", of which {suite['prepare_s']:.0f} s computing start states that later "
-                   f"runs on this machine load from its cache" if suite.get("prepare_s") else "")
-        lines.append(f"- wall time: {suite['suite_wall_s'] / 60:.1f} min (run "
-                     f"{suite['run_wall_s']:.0f} s{prepare}{verify}), {suite['processes']} "
+    if suite.suite_wall_s:
+        verify = f" + verify {suite.verify_wall_s:.0f} s" if suite.verify_wall_s else ""
+        prepare = (f", of which {suite.prepare_s:.0f} s computing start states that later "
+                   f"runs on this machine load from its cache" if suite.prepare_s else "")
+        lines.append(f"- wall time: {suite.suite_wall_s / 60:.1f} min (run "
+                     f"{suite.run_wall_s:.0f} s{prepare}{verify}), {suite.processes} "
                      f"worker processes")
-    if suite["cell_wall_s"]:
-        phases = suite.get("phases_s") or {}
+    if suite.cell_wall_s:
+        phases = suite.phases_s
         rest = ("; the rest is process start, framework import, building, warm-up and compiles"
                 if not phases else
                 "; the workers' phases: " + ", ".join(
                     f"{phase} {seconds:.0f} s" for phase, seconds in phases.items())
                 + f", outside them (process start, imports, compiler set-up, data) "
-                  f"{suite['cell_wall_s'] - sum(phases.values()):.0f} s")
-        lines.append(f"- {suite['timed_share']:.0%} of the workers' wall time was timed samples "
-                     f"({suite['timed_s']:.0f} of {suite['cell_wall_s']:.0f} s{rest})")
-    if suite["rows"]:
-        lines.append(f"- {suite['flagged_rows']} of {suite['rows']} rows "
-                     f"({suite['flagged_rows'] / suite['rows']:.0%}) carry a flag"
-                     + ("" if not suite['flagged_rows'] else ": " + ", ".join(
-                         f"{count} {name}" for name, count in suite["flag_counts"].items()
+                  f"{suite.cell_wall_s - sum(phases.values()):.0f} s")
+        lines.append(f"- {suite.timed_share:.0%} of the workers' wall time was timed samples "
+                     f"({suite.timed_s:.0f} of {suite.cell_wall_s:.0f} s{rest})")
+    if suite.rows:
+        lines.append(f"- {suite.flagged_rows} of {suite.rows} rows "
+                     f"({suite.flagged_rows / suite.rows:.0%}) carry a flag"
+                     + ("" if not suite.flagged_rows else ": " + ", ".join(
+                         f"{count} {name}" for name, count in suite.flag_counts.items()
                          if count)))
         lines += [f"  - *{name}*: {flags.MEANINGS[name]}"
-                  for name, count in suite["flag_counts"].items() if count]
-    if suite.get("host_noisy"):
-        lines.append(f"- {suite['host_noisy']}")
+                  for name, count in suite.flag_counts.items() if count]
+    if suite.host_noisy:
+        lines.append(f"- {suite.host_noisy}")
     return lines + [""]
 
 
-def header_line(suite: dict) -> str:
+def header_line(suite: RunAccount) -> str:
     """The run in one line: processes per cell, the median half-width of the eager tax, the
     flagged share, the wall time and the timed share; every figure from the run."""
-    parts = [f"{suite['processes_per_cell']} processes per cell"
-             if suite.get("processes_per_cell") else ""]
-    if np.isfinite(suite.get("median_half_width", np.nan)):
-        parts.append(f"eager tax known to +-{suite['median_half_width']:.1%} (median "
+    parts = [f"{suite.processes_per_cell} processes per cell"
+             if suite.processes_per_cell else ""]
+    if np.isfinite(suite.median_half_width):
+        parts.append(f"eager tax known to +-{suite.median_half_width:.1%} (median "
                      f"half-width of its 95% intervals)")
-    if suite.get("rows"):
-        parts.append(f"{suite['flagged_rows'] / suite['rows']:.0%} of rows flagged")
-    if suite.get("suite_wall_s"):
-        parts.append(f"wall time {suite['suite_wall_s'] / 60:.1f} min")
-    if np.isfinite(suite.get("timed_share", np.nan)):
-        parts.append(f"{suite['timed_share']:.0%} of worker time timing")
+    if suite.rows:
+        parts.append(f"{suite.flagged_rows / suite.rows:.0%} of rows flagged")
+    if suite.suite_wall_s:
+        parts.append(f"wall time {suite.suite_wall_s / 60:.1f} min")
+    if np.isfinite(suite.timed_share):
+        parts.append(f"{suite.timed_share:.0%} of worker time timing")
     return "**This run:** " + "; ".join(p for p in parts if p) + "."
 
 
-def machine_line(env: dict, suite: dict) -> str:
+def machine_line(env: dict, suite: RunAccount) -> str:
     """The machine and the run in one line: CPU, cores and threads, versions, processes per
     cell, the eager tax's median half-width, the flagged share, the wall time and the timed
     share. Every figure comes from the run."""
@@ -191,7 +191,7 @@ def _release_ranges(environments: dict) -> str:
             + (f", {failed} failed to install" if failed else ""))
 
 
-def page(env: dict, cells: pd.DataFrame, suite: dict, verified: str | None) -> str:
+def page(env: dict, cells: list[CellRow], suite: RunAccount, verified: str | None) -> str:
     """run.md: how the run was measured, in full."""
     parts = ["# How this run was measured", "",
              "Generated by `eagerbench report` from `raw.jsonl`; do not edit by hand. "

@@ -12,14 +12,14 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Optional
 
-from eagerbench.measure.counters import compiler_plus
-from eagerbench.measure.loop import Observer, Run
+from eagerbench.worker.counters import compiler_plus
+from eagerbench.worker.loop import Observer, Run
 from eagerbench.records.why import PROBE_SAMPLES
-from eagerbench.measure.process import throwaway_compile_cache, usable_cpus
+from eagerbench.worker.process import throwaway_compile_cache, usable_cpus
 from eagerbench.records.why import Why
-from eagerbench.measure.why.memory import FaultTally, fault_ns, watch_memory
-from eagerbench.measure.why.ops import count_round
-from eagerbench.measure.why.prices import UnitPrices, diagnosed
+from eagerbench.worker.why.memory import FaultTally, fault_ns, watch_memory
+from eagerbench.worker.why.ops import count_round
+from eagerbench.worker.why.prices import UnitPrices, diagnosed
 
 _FAULT_NS: Optional[dict] = None      # what a fresh page costs, once per process
 

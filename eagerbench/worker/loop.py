@@ -18,10 +18,10 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ContextManager, Optional
 
-from eagerbench.measure.counters import compiler_delta, compiler_plus
+from eagerbench.worker.counters import compiler_delta, compiler_plus
 from eagerbench.records.model import CellResult, Sample
 from eagerbench.records.why import Why
-from eagerbench.measure.clock import GCWatch, block_size, run_block, wait_floor_ns
+from eagerbench.worker.clock import GCWatch, block_size, run_block, wait_floor_ns
 
 CALIBRATION_NS = 20_000_000      # single calls timed to choose the block size, at most
 LONG_CALL_NS = 50_000_000        # a steady call this long needs no calibration

@@ -19,12 +19,12 @@ import traceback
 from dataclasses import replace
 
 from eagerbench.records import protocol
-from eagerbench.measure.cellsetup import entry_for, units, warm_up_compiler
+from eagerbench.worker.cellsetup import entry_for, units, warm_up_compiler
 from eagerbench.records.host import allocator_settings
-from eagerbench.measure.failures import one_line
-from eagerbench.measure.jobs import JOBS
-from eagerbench.measure.loop import Settings, measure_unit
-from eagerbench.measure.process import cold_compile_cache, die_with_runner, pin_cpus
+from eagerbench.worker.failures import one_line
+from eagerbench.worker.jobs import JOBS
+from eagerbench.worker.loop import Settings, measure_unit
+from eagerbench.worker.process import cold_compile_cache, die_with_runner, pin_cpus
 from eagerbench.records.model import CellResult, CellSpec
 
 
@@ -47,7 +47,7 @@ class Channel:
 def measure_cells(specs: list[CellSpec], channel) -> list[list[CellResult]]:
     """One unit: every cell's backend and data, measured together; per cell, one result per
     value of its sweep."""
-    from eagerbench.measure.why.observer import WhyObserver
+    from eagerbench.worker.why.observer import WhyObserver
 
     started = time.perf_counter()
     entries, extras = [], []

@@ -10,7 +10,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from eagerbench.measure.machine import CHAIN_ADDS, CHAIN_ELEMS
+from eagerbench.worker.machine import CHAIN_ADDS, CHAIN_ELEMS
 from eagerbench.records.why import (
     PROBE_SAMPLES,
     SIZE_MAX_ELEMENTS,
@@ -18,7 +18,7 @@ from eagerbench.records.why import (
     SIZE_PROBES,
     STREAM_ELEMENTS,
 )
-from eagerbench.measure.clock import BLOCK_TARGET_NS, MAX_BLOCK_CALLS, block_size, time_calls
+from eagerbench.worker.clock import BLOCK_TARGET_NS, MAX_BLOCK_CALLS, block_size, time_calls
 
 
 class Probe:

@@ -7,9 +7,9 @@ import importlib
 import time
 from typing import Optional
 
-from eagerbench.measure.loop import Entry
+from eagerbench.worker.loop import Entry
 from eagerbench.records.store import cache_root
-from eagerbench.measure.process import memory_bytes
+from eagerbench.worker.process import memory_bytes
 from eagerbench.records.model import CellSpec
 
 

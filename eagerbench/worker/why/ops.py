@@ -4,9 +4,9 @@ many write into new tensors."""
 
 from __future__ import annotations
 
-from eagerbench.measure.loop import Run, counted_call, keep
+from eagerbench.worker.loop import Run, counted_call, keep
 from eagerbench.records.why import Why
-from eagerbench.measure.why.prices import diagnosed
+from eagerbench.worker.why.prices import diagnosed
 
 
 def counts_ops(run: Run) -> bool:

@@ -2,7 +2,7 @@
 reaches at a large size (GFLOP/s, per dtype) and streaming memory bandwidth (GB/s).
 
 Each library is probed in its own process with the run's thread settings
-(``python -m eagerbench.measure.machine LIB THREADS DEVICE``), like a measured cell. A cell claiming more
+(``python -m eagerbench.worker.machine LIB THREADS DEVICE``), like a measured cell. A cell claiming more
 than these limits skipped work; one far below them shows how much the eager tax costs.
 """
 
@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
-from eagerbench.measure.process import pin_cpus, thread_env, with_package_path
-from eagerbench.measure.clock import time_calls
+from eagerbench.worker.process import pin_cpus, thread_env, with_package_path
+from eagerbench.worker.clock import time_calls
 from eagerbench.records.limits import MATMUL_N, SLOW, best_elementwise, best_ladder
 
 LIBS = ["numpy", "torch", "tensorflow", "jax"]
@@ -282,7 +282,7 @@ def probe_limits(threads: int, device: str, timeout: float = 300,
         if device == "cuda" and lib == "numpy":
             continue
         try:
-            proc = subprocess.run([sys.executable, "-m", "eagerbench.measure.machine", lib, str(threads),
+            proc = subprocess.run([sys.executable, "-m", "eagerbench.worker.machine", lib, str(threads),
                                    device, ",".join(dtypes)], capture_output=True, text=True,
                                   env=env, timeout=timeout)
             per_lib[lib] = json.loads(proc.stdout.strip().splitlines()[-1])

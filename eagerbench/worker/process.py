@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # Where the package lives: a worker imports eagerbench and workloads from the runner's copy.
-PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])   # above eagerbench/worker/
 
 
 def thread_env(threads: int, device: str) -> dict:

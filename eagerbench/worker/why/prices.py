@@ -8,18 +8,17 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from eagerbench.measure.counters import compiler_delta, compiler_plus
-from eagerbench.measure.failures import one_line
-from eagerbench.measure.machine import (
+from eagerbench.worker.counters import compiler_delta, compiler_plus
+from eagerbench.worker.failures import one_line
+from eagerbench.worker.machine import (
     CHAIN_ADDS,
     CHAIN_ELEMS,
     inner_cache_bytes,
     last_level_cache_bytes,
 )
 from eagerbench.records.limits import cache_fit_bytes
-from eagerbench.records.why import PROBE_SAMPLES, SIZE_MAX_ELEMENTS, STREAM_ELEMENTS
-from eagerbench.records.why import Why
-from eagerbench.measure.why import probes as probing
+from eagerbench.records.why import PROBE_SAMPLES, SIZE_MAX_ELEMENTS, STREAM_ELEMENTS, Why
+from eagerbench.worker.why import probes as probing
 
 _PRICE_KINDS = (("new", float("nan")), ("in_place", None))   # a kind, and its price on failure
 _CACHES: Optional[dict] = None        # the caches' sizes (``cache_fit_bytes``'s), from sysfs
@@ -51,7 +50,7 @@ def streams(work) -> bool:
     if _CACHES is None:   # read from sysfs once per process
         _CACHES = {"inner_cache_bytes": inner_cache_bytes(),
                    "llc_bytes": last_level_cache_bytes()}
-    fit = cache_fit_bytes(_CACHES)
+    fit = cache_fit_bytes(_CACHES["inner_cache_bytes"], _CACHES["llc_bytes"])
     return bool(work.bytes and work.footprint and (not fit or work.footprint > fit))
 
 
