@@ -13,12 +13,12 @@ from typing import Optional
 
 import pandas as pd
 
-from eagerbench.records import host
 from eagerbench.frameworks import facts
+from eagerbench.records import host
 from eagerbench.records.limits import MachineLimits
+from eagerbench.records.model import Record
 from eagerbench.report import cell_table, exports, summary
 from eagerbench.report.rows import CellRow
-from eagerbench.records.model import Record
 from eagerbench.workload import Workload
 
 
@@ -87,8 +87,8 @@ def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int 
     or ``workloads.WorkloadError`` on bad input, ``eagerbench.session.SessionError`` when the
     run cannot be written.
     """
-    from eagerbench.execute import executors
     from eagerbench import session
+    from eagerbench.execute import executors
     from eagerbench.plan import grid as planner
 
     runner = executors.create(executor) if isinstance(executor, str) else executor
@@ -103,7 +103,7 @@ def measure(workload, *, modes=None, params: Optional[dict] = None, repeat: int 
     settings = session.run_settings(
         device=device, dtype=dtype, threads=threads, seed=seed, repeat=repeat,
         min_time_s=min_time_s, why=why, command=f"eagerbench.measure({name!r})",
-        skipped=skipped, grid=grid)
+        skipped=tuple(skipped), grid=grid)
     target = Path(out) if out else Path(tempfile.mkdtemp(prefix="eagerbench-"))
     started = time.perf_counter()
     opened = session.open_new(target, session.header_env(settings, cells, runner, limits,

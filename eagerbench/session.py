@@ -16,16 +16,18 @@ from typing import Callable, Optional
 
 import pandas as pd
 
-from eagerbench.execute import venvs, executors
+from eagerbench.execute import executors, start_states, venvs
+from eagerbench.execute.executors import Executor
+from eagerbench.execute.runner import run_cells, variant_specs
 from eagerbench.frameworks import facts
-from eagerbench.worker import machine
+from eagerbench.records import store
 from eagerbench.records.limits import MachineLimits
+from eagerbench.records.model import CellSpec, Record
+from eagerbench.records.runfile import RAW, ResultsError, RunHeader, RunWriter
+from eagerbench.records.settings import RunSettings
 from eagerbench.report import build as report
 from eagerbench.report import summary
-from eagerbench.records import store
-from eagerbench.records.runfile import RAW, ResultsError, RunHeader, RunWriter
-from eagerbench.records.model import CellSpec, Record
-from eagerbench.execute.runner import run_cells, variant_specs
+from eagerbench.worker import machine
 
 
 class SessionError(Exception):
@@ -65,38 +67,51 @@ class Opened:
     locks: list = field(default_factory=list)
     footer: dict = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    environments: venvs.EnvironmentSet = field(default_factory=venvs.EnvironmentSet)
 
     def release(self) -> None:
         for lock in self.locks:
             lock.release()
 
 
-def run_settings(*, device: str, dtype: str, threads: int, seed: int, repeat: int,
-                 min_time_s: float, why: bool, command: str, gc: str = "on",
-                 compile_mode: str = "default", allocator: Optional[str] = None,
-                 skipped: tuple = (), grid: str = "default",
-                 environments_built: Optional[dict] = None) -> dict:
-    """The settings a run's header records, whichever front end started it."""
+def run_settings(*, environments: Optional["Environments"] = None, **chosen) -> RunSettings:
+    """The settings a run's header records, whichever front end started it: what was chosen,
+    the user's workloads registered now, and the allocator as this process sees it."""
     import workloads
-
     from eagerbench.records import host
 
-    return {"device": device, "dtype": dtype, "threads": threads, "seed": seed, "gc": gc,
-            "compile_mode": compile_mode, "skipped": list(skipped), "repeat": repeat,
-            "grid": grid, "min_time_s": min_time_s, "why": why, "allocator_choice": allocator or "default",
-            "allocator": host.allocator_settings(),
-            "user_workloads": workloads.registered(), "command": command,
-            **({"environments": environments_built} if environments_built else {})}
+    return RunSettings(**chosen, user_workloads=tuple(workloads.registered()),
+                       allocator_settings=host.allocator_settings(),
+                       environments=environments.recorded() if environments else {})
 
 
-def prepare_environments(texts: tuple[str, ...], executor,
-                         say: Callable[[str], None]) -> tuple[tuple, dict]:
+@dataclass(frozen=True)
+class Environments:
+    """A run's ``--env`` environments: the specs its cells are planned in, and the set built
+    for them before any cell runs."""
+
+    specs: tuple[venvs.EnvSpec, ...] = ()
+    prepared: venvs.EnvironmentSet = field(default_factory=venvs.EnvironmentSet)
+
+    def recorded(self) -> dict:
+        """What the run's header records of each environment."""
+        out = {}
+        for spec in self.specs:
+            if spec.label in self.prepared.built:
+                out[spec.label] = self.prepared.built[spec.label].to_json()
+            else:
+                out[spec.label] = {**spec.to_json(),
+                                   "failed": self.prepared.failed.get(spec.label, "")}
+        return out
+
+
+def prepare_environments(texts: tuple[str, ...], executor: Executor,
+                         say: Callable[[str], None]) -> Environments:
     """``--env``: each SPEC read and resolved (an unknown release or an unreachable index is a
     ``SessionError`` before anything is measured), then built or found in the cache. A build
-    that fails is said and recorded; its cells fail with that reason and the others run.
-    Returns the specs and what the header records of each environment."""
+    that fails is said and recorded; its cells fail with that reason and the others run."""
     if not texts:
-        return (), {}
+        return Environments()
     if executor.name != "local":
         raise SessionError("--env runs with the local executor only")
     try:
@@ -104,29 +119,22 @@ def prepare_environments(texts: tuple[str, ...], executor,
         labels = [spec.label for spec in specs]
         if len(set(labels)) != len(labels):
             raise SessionError(f"--env: two environments share the label "
-                               f"{next(l for l in labels if labels.count(l) > 1)!r}")
+                               f"{next(x for x in labels if labels.count(x) > 1)!r}")
         for spec in specs:
             venvs.check(spec)
     except venvs.EnvError as exc:
         raise SessionError(str(exc)) from None
-    recorded = {}
-    for spec in specs:
-        try:
-            recorded[spec.label] = venvs.build(spec, say).to_json()
-        except venvs.EnvError as exc:
-            say(f"eagerbench: {exc}; its cells are recorded as failed, the others go on")
-            recorded[spec.label] = {**spec.to_json(), "failed": str(exc)}
-    return specs, recorded
+    return Environments(specs, venvs.prepare(list(specs), say))
 
 
-def header_env(settings: dict, cells: list[CellSpec], executor, measure_limits: bool,
-               say: Callable[[str], None]) -> dict:
+def header_env(run_settings: RunSettings, cells: list[CellSpec], executor: Executor,
+               measure_limits: bool, say: Callable[[str], None]) -> dict:
     """The run's header environment: the settings, the machine's limits (measured here when
     the run is local and ``measure_limits``) and contention, and the plan (``--resume``
     finishes exactly these cells)."""
     from eagerbench.records import host
 
-    settings = {**settings, "executor": executor.settings()}
+    settings = {**run_settings.to_json(), "executor": executor.settings()}
     if executor.name == "local":   # a cluster's jobs measure their own nodes
         if measure_limits:
             say("eagerbench: measuring this machine's matmul peak and bandwidth ...")
@@ -136,8 +144,10 @@ def header_env(settings: dict, cells: list[CellSpec], executor, measure_limits: 
     return {**host.record(settings), "plan": [c.to_json() for c in cells]}
 
 
-def open_new(target: Path, env: dict) -> Opened:
-    """A new run beside any run already in ``target`` (it takes its place once finished)."""
+def open_new(target: Path, env: dict,
+             environments: Environments = Environments()) -> Opened:
+    """A new run beside any run already in ``target`` (it takes its place once finished),
+    its cells to run in ``environments``."""
     try:
         folder, lock = store.begin(target)
     except ResultsError as exc:
@@ -147,7 +157,7 @@ def open_new(target: Path, env: dict) -> Opened:
     except ResultsError as exc:
         lock.release()
         raise SessionError(str(exc)) from None
-    return Opened(target, folder, writer, [lock])
+    return Opened(target, folder, writer, [lock], environments=environments.prepared)
 
 
 @dataclass
@@ -163,8 +173,10 @@ class Resumption:
     torn: Optional[str] = None
 
 
-def open_resume(folder: Path, rerun_failed: bool) -> Resumption:
-    """The interrupted run in ``folder``, locked, with the cells it did not finish."""
+def open_resume(folder: Path, rerun_failed: bool,
+                say: Callable[[str], None] = lambda line: None) -> Resumption:
+    """The interrupted run in ``folder``, locked, with the cells it did not finish (and the
+    ``--env`` environments they run in, found in the cache or built again)."""
     import workloads
 
     if not store.holds_run(folder):
@@ -189,7 +201,8 @@ def open_resume(folder: Path, rerun_failed: bool) -> Resumption:
     earlier = previous.footer or {}
     opened = Opened(folder.parent if len(locks) > 1 else folder, folder, writer, locks,
                     {"resumed": earlier.get("resumed", 0) + 1,
-                     "earlier_wall_s": earlier.get("run_wall_s", 0.0)})
+                     "earlier_wall_s": earlier.get("run_wall_s", 0.0)},
+                    environments=venvs.prepare(venvs.specs_of(todo), say))
     where = previous.header.env.get("executor") or {}
     return Resumption(opened, cells, todo, where,
                       where.get("limits", bool(previous.header.env.get("limits"))), torn)
@@ -202,14 +215,16 @@ def _lock(folder: Path):
         raise SessionError(str(exc)) from None
 
 
-def execute(cells: list[CellSpec], opened: Opened, executor, timeout: float,
+def execute(cells: list[CellSpec], opened: Opened, executor: Executor, timeout: float,
             progress: bool, say: Callable[[str], None]) -> Outcome:
     """Measure ``cells`` into an opened run, then finish it: footer, report, and its place in
-    its target. Where a cell beat the limits measured before the run (``beat_limits``), they
-    are measured again and the best of both kept."""
+    its target. The cells' start states are prepared first (computed where no cache holds
+    them), then the cells go to the executor once. Where a cell beat the limits measured
+    before the run (``beat_limits``), they are measured again and the best of both kept."""
+    executor = executor.at(opened.folder, opened.environments)
     try:
-        run_cells(cells, opened.writer, timeout, progress=progress,
-                  executor=executor.at(opened.folder))
+        ready = start_states.attach(cells, timeout, say, executor.run_one)
+        run_cells(ready, opened.writer, timeout, executor, progress=progress)
         opened.writer.footer(_footer(opened, executor, say))
     except KeyboardInterrupt:
         opened.writer.close()
@@ -224,7 +239,7 @@ def execute(cells: list[CellSpec], opened: Opened, executor, timeout: float,
     return _finish(opened)
 
 
-def _footer(opened: Opened, executor, say) -> dict:
+def _footer(opened: Opened, executor: Executor, say: Callable[[str], None]) -> dict:
     """The run's footer: hosts, wall time, contention after, limits measured again where a
     cell beat them."""
     run = facts.open_run(opened.folder)

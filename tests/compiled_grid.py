@@ -7,8 +7,8 @@ import functools
 
 import pytest
 
-from eagerbench.frameworks.modes import all_modes
 from eagerbench.execute.runner import Cell, to_records
+from eagerbench.frameworks.modes import all_modes
 
 COMPILED = [m.name for m in all_modes().values()
             if m.compiled and m.installed() and "cpu" in m.devices]

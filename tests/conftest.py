@@ -5,6 +5,13 @@ Correctness tests run in-process (fast); anything about measurement runs real wo
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
+import os
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -46,26 +53,31 @@ def rel_diff(a, b) -> float:
 def record(cell, result: dict):
     """A typed record from a cell (a spec or its JSON) and a worker-shaped result, built the
     way the runner builds them (facts included)."""
-    from eagerbench.records.model import CellResult, CellSpec
     from eagerbench.execute.runner import to_records
+    from eagerbench.records.model import CellResult, CellSpec
 
     spec = cell if isinstance(cell, CellSpec) else CellSpec.from_json(cell)
     typed = result if isinstance(result, CellResult) else CellResult.from_json(result)
     return to_records(spec, (typed,))[0]
 
 
-def run_into(cells, folder, timeout: float):
-    """Run cells into ``folder``'s raw.jsonl (a header first), as ``eagerbench run`` does;
-    returns the typed records."""
+def run_into(cells, folder, timeout: float, say=lambda line: None):
+    """Run cells into ``folder``'s raw.jsonl (a header first), as ``eagerbench run`` does:
+    their start states prepared, then the cells on this machine; returns the typed records."""
     from pathlib import Path
 
-    from eagerbench.records.runfile import RAW, RunHeader, RunWriter
+    from eagerbench.execute import start_states
+    from eagerbench.execute.local import LocalExecutor
     from eagerbench.execute.runner import run_cells
+    from eagerbench.execute.venvs import EnvironmentSet
+    from eagerbench.records.runfile import RAW, RunHeader, RunWriter
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    executor = LocalExecutor().at(folder, EnvironmentSet())
+    ready = start_states.attach(list(cells), timeout, say, executor.run_one)
     with RunWriter(folder / RAW, RunHeader.new({})) as writer:
-        return run_cells(cells, writer, timeout, progress=False)
+        return run_cells(ready, writer, timeout, executor, progress=False)
 
 
 def eagerbench_cli(*args, env=None, background=False):
@@ -135,13 +147,6 @@ def measure_why(entries, settings, channel=None):
 # spawned), ``slurm``. ``make test-fast`` runs the tests with none of these, and there
 # ``EAGERBENCH_FAST_TIER=1`` makes importing a framework or spawning a process fail the test:
 # a test marked wrongly fails rather than slipping into the fast tier.
-
-import ast
-import functools
-import inspect
-import os
-import sys
-import textwrap
 
 FRAMEWORKS = ("torch", "tensorflow", "jax")
 REAL_MODES = {"torch", "torch-compile", "torch-cudagraph", "tf-eager", "tf-graph", "tf-xla",

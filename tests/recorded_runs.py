@@ -58,7 +58,10 @@ def write_run(tmp_path, records, env=None):
         writer.footer({"run_wall_s": 600.0})
 
 
-def two_release_run(tmp_path, rng, taxes={"jax==0.4.30": 8.0, "jax==0.10.2": 4.0}):
+TAXES = {"jax==0.4.30": 8.0, "jax==0.10.2": 4.0}
+
+
+def two_release_run(tmp_path, rng, taxes=TAXES):
     """elementwise at 10 elements in jax and jax-jit, in two environments (``--env``), three
     processes each, with the eager tax of each release as given; written to ``tmp_path``."""
     records, pid = [], 0

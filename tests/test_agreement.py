@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from eagerbench.frameworks.modes import all_modes
 from tests.conftest import build, rel_diff, run_steps
 from workloads import autoencoder, lbfgs_reference, mnist
-
-from eagerbench.frameworks.modes import all_modes
 
 MODES = [m.name for m in all_modes().values() if m.installed() and "cpu" in m.devices]
 LBFGS = {"history": 3, "batch": 300}

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from eagerbench.report import compare
-from eagerbench.records.runfile import RAW, RunHeader, RunWriter
 from simulated_runs import simulated_run
+
+from eagerbench.records.runfile import RAW, RunHeader, RunWriter
+from eagerbench.report import compare
 from tests.conftest import record
 
 MODES = ("torch", "torch-compile")
@@ -61,8 +61,8 @@ def test_a_a_comparisons_flag_nothing_and_their_intervals_hold_one(tmp_path):
     flagged, covered, total = 0, 0, 0
     for seed in range(20):
         rng = np.random.default_rng(seed)
-        sides = [compare.load(_run(tmp_path / f"{seed}a", rng)),
-                 compare.load(_run(tmp_path / f"{seed}b", rng))]
+        sides = [compare.load_side(_run(tmp_path / f"{seed}a", rng)),
+                 compare.load_side(_run(tmp_path / f"{seed}b", rng))]
         for table in (compare.tax_view(sides), compare.absolute_view(sides)):
             flagged += len(compare.regressions(table, 2, 20))
             covered += int(((table["lo_1"] <= 1) & (table["hi_1"] >= 1)).sum())
@@ -115,8 +115,8 @@ def test_a_slower_cell_is_caught_and_the_rest_are_not(tmp_path):
     its compiled twin's tax smaller (faster), never slower; a slower compiled cell is caught
     in the tax view."""
     rng = np.random.default_rng(7)
-    a = compare.load(_run(tmp_path / "a", rng))
-    b = compare.load(_run(tmp_path / "b", rng, slow={(64, "torch"): 1.5}))
+    a = compare.load_side(_run(tmp_path / "a", rng))
+    b = compare.load_side(_run(tmp_path / "b", rng, slow={(64, "torch"): 1.5}))
     table = compare.absolute_view([a, b])
     worse = compare.regressions(table, 2, 20)
     assert list(zip(worse["params"], worse["mode"])) == [("size=64", "torch")]
@@ -128,15 +128,15 @@ def test_a_slower_cell_is_caught_and_the_rest_are_not(tmp_path):
     tax = compare.tax_view([a, b]).set_index("params")
     assert len(compare.regressions(tax.reset_index(), 2, 20)) == 0
     assert tax.loc["size=64", "ratio_1"] == pytest.approx(1 / 1.5, rel=0.1)
-    c = compare.load(_run(tmp_path / "c", rng, slow={(32, "torch-compile"): 1.5}))
+    c = compare.load_side(_run(tmp_path / "c", rng, slow={(32, "torch-compile"): 1.5}))
     worse = compare.regressions(compare.tax_view([a, c]), 2, 20)
     assert list(worse["params"]) == ["size=32"]
 
 
 def test_a_whole_run_slower_is_one_shift_not_every_cell(tmp_path):
     rng = np.random.default_rng(8)
-    a = compare.load(_run(tmp_path / "a", rng, processes=5))
-    b = compare.load(_run(tmp_path / "b", rng, processes=5, whole=1.3))
+    a = compare.load_side(_run(tmp_path / "a", rng, processes=5))
+    b = compare.load_side(_run(tmp_path / "b", rng, processes=5, whole=1.3))
     shift = compare.shifts([a, b]).iloc[0]
     assert shift["framework"] == "torch" and shift["lo"] > 1.15 and shift["significant"]
     assert len(compare.regressions(compare.absolute_view([a, b]), 2, 10)) == 0
@@ -145,9 +145,10 @@ def test_a_whole_run_slower_is_one_shift_not_every_cell(tmp_path):
 
 def test_environment_differences_and_unmatched_cells_are_listed(tmp_path):
     rng = np.random.default_rng(3)
-    a = compare.load(_run(tmp_path / "a", rng))
-    b = compare.load(_run(tmp_path / "b", rng, env={"threads": 1, "versions": {"torch": "2.14"}},
-                          sizes=SIZES[:-1]), name="b")
+    a = compare.load_side(_run(tmp_path / "a", rng))
+    b = compare.load_side(_run(tmp_path / "b", rng,
+                               env={"threads": 1, "versions": {"torch": "2.14"}},
+                               sizes=SIZES[:-1]), name="b")
     diffs = compare.environment_differences([a, b]).set_index("setting")
     assert set(diffs.index) == {"threads", "torch version"}
     assert diffs.loc["threads", "b"] == "1"
@@ -210,8 +211,8 @@ def _host(cpu: str, gpu: str, peak: float) -> tuple[dict, dict]:
 def test_a_run_on_two_host_types_reports_each_apart(tmp_path):
     """Process 0 ran on one node type and process 1 on another: each gets its own report with
     its own limits, and no cell pools the two."""
-    from eagerbench.report import build as report
     from eagerbench.records import runfile
+    from eagerbench.report import build as report
 
     hosts = [_host("Xeon", "A100", 1000.0), _host("EPYC", "H100", 4000.0)]
     folder = _run(tmp_path / "run", np.random.default_rng(0), hosts=hosts)
@@ -234,8 +235,8 @@ def test_compare_puts_hosts_side_by_side_with_their_own_limits(tmp_path):
     cell shows its share of its own host's peak."""
     rng = np.random.default_rng(1)
     a100, h100 = _host("Xeon", "A100", 1000.0), _host("EPYC", "H100", 4000.0)
-    sides = [compare.load(_run(tmp_path / "a", rng, hosts=[a100, a100]), "a100"),
-             compare.load(_run(tmp_path / "b", rng, hosts=[h100, h100]), "h100")]
+    sides = [compare.load_side(_run(tmp_path / "a", rng, hosts=[a100, a100]), "a100"),
+             compare.load_side(_run(tmp_path / "b", rng, hosts=[h100, h100]), "h100")]
     env = compare.environment_differences(sides).set_index("setting")
     assert env.loc["host", "a100"] == "Xeon + A100 (driver 580.1)"
     assert env.loc["host", "h100"] == "EPYC + H100 (driver 580.1)"

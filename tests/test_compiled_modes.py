@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 
-from eagerbench.frameworks.modes import all_modes
 from eagerbench.execute.runner import Cell
+from eagerbench.frameworks.modes import all_modes
 from tests.conftest import build
+
 
 def test_every_new_mode_is_discovered():
     assert {"torch-compile", "tf-xla", "jax", "jax-jit", "torch-cudagraph"} <= set(all_modes())

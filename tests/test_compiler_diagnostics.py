@@ -3,13 +3,11 @@ compiled program moves (XLA's optimised HLO)."""
 
 from __future__ import annotations
 
-
 import pytest
 
-from eagerbench.worker import counters
 from eagerbench.report import cell_table, explain, summary
+from eagerbench.worker import counters
 from tests.conftest import build
-
 
 PLANTED = '''
 import torch

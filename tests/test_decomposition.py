@@ -8,11 +8,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from eagerbench.worker import machine
 from eagerbench.records.limits import MachineLimits
 from eagerbench.report import explain, summary
+from eagerbench.worker import machine
 from tests.conftest import record
-from tests.why_cells import LIMITS, priced_cell as _cell
+from tests.why_cells import LIMITS
+from tests.why_cells import priced_cell as _cell
 
 
 def _why(records, limits: dict, significant=None):
@@ -254,8 +255,8 @@ def test_the_decomposition_is_dispatch_plus_kernels_and_the_rest():
         pytest.approx(1.0)
     cached = rows[f"size={small} ops=10"]
     assert cached.memory_ms == pytest.approx(3 * 4 * small * 10 / 100e9 * 1e3)
-    assert "torch at elementwise size=16777216 ops=10: 0% dispatch, 81% memory, 19% unexplained, 20.0 us per op over 10 ops" in \
-        " ".join(explain.sentences(why))
+    assert ("torch at elementwise size=16777216 ops=10: 0% dispatch, 81% memory, "
+            "19% unexplained, 20.0 us per op over 10 ops") in " ".join(explain.sentences(why))
 
 
 def test_an_ops_size_is_priced_beyond_its_traffic_and_the_one_element_op():

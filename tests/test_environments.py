@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from eagerbench.execute import venvs
-from eagerbench.frameworks import facts
 from eagerbench.execute.venvs import EnvError, EnvSpec, IndexUnreachable, NoSuchRelease
+from eagerbench.frameworks import facts
 from eagerbench.frameworks.modes import get_mode
 from eagerbench.frameworks.modes.base import release
 from eagerbench.plan.grid import plan
@@ -231,15 +231,19 @@ def test_an_environment_that_fails_to_install_fails_its_cells_and_the_others_go_
         return venvs.Environment(spec, venvs.root() / spec.key, {"jax": "0.10.2"})
     monkeypatch.setattr(venvs, "build", build)
     said = []
-    specs, recorded = session.prepare_environments(("jax==0.10.2", "jax==0.4.1"),
-                                                   local.LocalExecutor(), said.append)
-    assert specs == (good, bad)
+    prepared = session.prepare_environments(("jax==0.10.2", "jax==0.4.1"),
+                                            local.LocalExecutor(), said.append)
+    recorded = prepared.recorded()
+    assert prepared.specs == (good, bad)
     assert recorded["jax==0.10.2"]["packages"] == {"jax": "0.10.2"}
     assert "no wheel" in recorded["jax==0.4.1"]["failed"]
     assert len(said) == 1 and "its cells are recorded as failed, the others go on" in said[0]
 
+    # the environments are prepared once, before the cells: the executor builds none
+    monkeypatch.setattr(venvs, "build", lambda *a, **k: pytest.fail("built while measuring"))
     cells = _planned((bad,), repeat=1)
-    landed = list(local.run_batch(cells, timeout=60))      # no worker starts
+    landed = list(local.run_batch(cells, timeout=60,
+                                  environments=prepared.prepared))   # no worker starts
     assert len(landed) == len(cells)
     assert all(r.status == "failed" and r.reason.startswith("environment jax==0.4.1: ")
                for _, results in landed for r in results)
@@ -299,3 +303,22 @@ def test_an_environment_whose_framework_never_imports_is_not_kept(tmp_path, monk
     assert venvs.cached(spec) is None and not list((tmp_path / "envs").iterdir())
     with pytest.raises(EnvError):                # the run's later batches: at once, no retry
         venvs.build(spec)
+
+
+def test_a_cell_whose_environment_was_never_prepared_fails_without_building_it(monkeypatch):
+    """The executor runs the environments the session prepared; one it was not given is the
+    cell's failure, never a build in the middle of the run."""
+    from eagerbench.execute import local
+
+    monkeypatch.setattr(venvs, "build", lambda *a, **k: pytest.fail("built while measuring"))
+    cells = _planned((venvs.parse("jax==0.4.30"),), repeat=1)
+    landed = list(local.run_batch(cells[:1], timeout=60))
+    assert all(r.status == "failed" and "was not prepared" in r.reason
+               for _, results in landed for r in results)
+
+
+def test_a_resumed_run_prepares_the_environments_its_cells_name():
+    cells = _planned((venvs.parse("jax==0.4.30"), venvs.parse("jax==0.10.2")), repeat=1)
+    specs = venvs.specs_of(cells)
+    assert [s.label for s in specs] == ["jax==0.4.30", "jax==0.10.2"]
+    assert specs[0].requirements == ("jax==0.4.30",)

@@ -48,9 +48,9 @@ def test_landing_times_are_kept_in_the_cache_and_merged(tmp_path, monkeypatch):
     monkeypatch.setenv("EAGERBENCH_CACHE", str(tmp_path))
     estimate.remember({"a": 1.0})
     estimate.remember({"b": 2.0})
-    assert estimate.load() == {"a": 1.0, "b": 2.0}
+    assert estimate.landing_times() == {"a": 1.0, "b": 2.0}
     (tmp_path / estimate.FILE).write_text("not json")
-    assert estimate.load() == {}
+    assert estimate.landing_times() == {}
 
 
 class _SlowExecutor:
@@ -59,7 +59,7 @@ class _SlowExecutor:
     def run_one(self, cell, timeout):
         raise AssertionError("no start state to prepare")
 
-    def measure(self, batches, timeout, progress):
+    def run_batches(self, batches, timeout, progress):
         import time
 
         from eagerbench.execute.local import failed
@@ -73,8 +73,8 @@ class _SlowExecutor:
 def test_a_run_keeps_each_cells_landing_time_and_counts_every_repeat(tmp_path, monkeypatch):
     """The estimate sums every cell, repeats included (a cell's repeats share one key), and a
     run without a progress bar still records real landing times, never zeros."""
-    from eagerbench.records.runfile import RAW, RunHeader, RunWriter
     from eagerbench.execute.runner import run_cells
+    from eagerbench.records.runfile import RAW, RunHeader, RunWriter
 
     monkeypatch.setenv("EAGERBENCH_CACHE", str(tmp_path))
     cells = [replace(CELL, repeat=r) for r in range(3)] + [replace(CELL, mode="tf-eager")]
@@ -85,5 +85,5 @@ def test_a_run_keeps_each_cells_landing_time_and_counts_every_repeat(tmp_path, m
     with RunWriter(tmp_path / RAW, RunHeader.new({})) as writer:
         run_cells(cells, writer, timeout=10, progress=False, executor=_SlowExecutor())
     assert totals == [2 * estimate.FIRST_GUESS_S[True] + 2 * estimate.FIRST_GUESS_S[False]]
-    kept = estimate.load()
+    kept = estimate.landing_times()
     assert len(kept) == 3 and all(seconds >= 0.015 for seconds in kept.values())

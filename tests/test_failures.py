@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from eagerbench.records import runfile
 from eagerbench.execute.runner import Cell
+from eagerbench.records import runfile
 from tests.conftest import run_into
 
+# Imported at interpreter start-up by the worker: it dies the way an OOM kill looks.
+KILLER = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"
 
 def test_killed_and_crashing_cells_are_recorded_and_the_run_continues(tmp_path):
     killer = tmp_path / "killer"
     killer.mkdir()
     # Imported at interpreter start-up by the worker: it dies the way an OOM kill looks.
-    (killer / "sitecustomize.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    (killer / "sitecustomize.py").write_text(KILLER)
     cells = [
         Cell("matmul", {"size": 16}, "torch", threads=1, iters=2, warmup=1,
              extra_env={"PYTHONPATH": str(killer)}),
@@ -64,8 +66,8 @@ def test_one_mode_that_fails_does_not_take_its_unit_down(tmp_path):
 
 
 def test_report_and_warnings_survive_a_run_where_every_cell_failed(tmp_path, capsys):
-    from eagerbench.report import build as report
     from eagerbench.cli.output import print_answer
+    from eagerbench.report import build as report
 
     cell = Cell("matmul", {"size": 16}, "torch", dtype="float16", threads=1, iters=2, warmup=1)
     run_into([cell], tmp_path, timeout=300)
@@ -89,7 +91,7 @@ def test_interleaved_cell_is_one_process_but_one_record_per_value(tmp_path):
     assert cells[0].iters == [20, 20]
     killer = tmp_path / "killer"
     killer.mkdir()
-    (killer / "sitecustomize.py").write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    (killer / "sitecustomize.py").write_text(KILLER)
     doomed = replace(cells[0], extra_env={"PYTHONPATH": str(killer)})
     records = run_into([cells[0], doomed], tmp_path / "run", timeout=300)
     assert [(r.spec.params["order"], r.result.status) for r in records] == [

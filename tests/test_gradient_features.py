@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eagerbench.frameworks.modes import all_modes, get_mode
 from eagerbench.execute.local import measure_cell
 from eagerbench.execute.runner import Cell, to_records
+from eagerbench.frameworks.modes import all_modes, get_mode
 from tests.conftest import THREADS, build, rel_diff, run_steps
 from workloads import custom_gradient, higher_order, kfac
 
@@ -64,7 +64,8 @@ def test_noisy_gradient_is_unbiased_and_noisy_and_exact_gradient_is_exact(mode):
         eps, key = B.normal(st["key"], (n,))
         out = {"key": key, "r": st["r"]}
         for name, square in squares.items():
-            out[name] = B.value_and_grad(lambda x: B.sum(square(x, eps)))(st["r"])[1]
+            out[name] = B.value_and_grad(
+                lambda x, square=square: B.sum(square(x, eps)))(st["r"])[1]
         return out, mem
 
     step = B.compile_step(grads, "grads")

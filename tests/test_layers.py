@@ -111,3 +111,19 @@ def test_the_walker_sees_a_lazy_import_inside_a_function(tmp_path):
     source.write_text("def f():\n    from eagerbench.execute.runner import run_cells\n")
     assert imports_of("eagerbench.report.tables", source, {"eagerbench.execute.runner"}) == \
         {"eagerbench.execute.runner"}
+
+
+def test_what_users_import_survives_every_subpackage_being_loaded():
+    """``eagerbench.measure`` is the API's function: a subpackage named ``measure`` replaced it
+    with a module once anything imported the subpackage (the session does)."""
+    import importlib
+
+    import eagerbench
+
+    for package in ("records", "frameworks", "worker", "plan", "execute", "report", "cli"):
+        importlib.import_module(f"eagerbench.{package}")
+    importlib.import_module("eagerbench.session")
+    assert callable(eagerbench.measure)
+    from eagerbench import native, workload
+
+    assert callable(native.workload) and workload.Workload.__name__ == "Workload"

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from eagerbench.execute import start_states as prepared
-from eagerbench.report import cell_table, summary
-from eagerbench.frameworks.modes import all_modes, get_mode
 from eagerbench.execute.runner import Cell
+from eagerbench.frameworks.modes import all_modes, get_mode
+from eagerbench.report import cell_table, summary
 from tests.conftest import rel_diff, run_into
 from workloads import get_workload, lbfgs_optimizer, mnist
 

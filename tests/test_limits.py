@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from eagerbench.worker import machine as limits
 from eagerbench.records import limits as limits_record
+from eagerbench.worker import machine as limits
 
 
 def _probe(gflops: float, gbps: float) -> dict:
@@ -46,7 +46,8 @@ def test_merged_limits_keep_the_best_matmul_rate_at_each_side():
     slow, fast = _probe(120.0, 26.0), _probe(200.0, 40.0)
     slow["matmul_ladder"] = {"float32": {"128": 30.0, "512": 90.0}}
     fast["matmul_ladder"] = {"float32": {"128": 20.0, "512": 110.0}}
-    assert limits_record.merge(slow, fast)["matmul_ladder"] == {"float32": {"128": 30.0, "512": 110.0}}
+    assert limits_record.merge(slow, fast)["matmul_ladder"] == {
+        "float32": {"128": 30.0, "512": 110.0}}
 
 
 def test_merged_limits_keep_each_librarys_best_ladder_and_chain_rate():

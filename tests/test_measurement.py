@@ -11,11 +11,11 @@ import pytest
 import tensorflow as tf
 
 from eagerbench.execute.local import run_cell
-from eagerbench.worker.process import thread_env
 from eagerbench.records.model import CellSpec as Cell
 from eagerbench.report import cell_table, cellstats, summary
 from eagerbench.worker.clock import GCWatch, run_block
 from eagerbench.worker.loop import Entry, Settings, measure_unit
+from eagerbench.worker.process import thread_env
 from tests.conftest import build, record, run_steps
 from tests.fake_backend import ADD, FakeBackend
 from workloads import mnist

@@ -14,7 +14,8 @@ import pytest
 
 from eagerbench.records import runfile, store
 from eagerbench.records.runfile import RAW, ResultsError
-from tests.conftest import eagerbench_cli as _eagerbench, one_line_error as _one_line_error
+from tests.conftest import eagerbench_cli as _eagerbench
+from tests.conftest import one_line_error as _one_line_error
 
 SMALL = ["-w", "matmul", "--modes", "torch", "--repeat", "1", "--iters", "2", "--warmup", "1",
          "--min-time", "0", "--threads", "1", "--no-limits", "--no-why", "-q"]

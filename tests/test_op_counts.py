@@ -92,8 +92,8 @@ def test_every_repeat_counts_its_ops_and_prices_their_sizes():
     """One cell's two processes (tf-graph at 1e5 elements) took 4.5 and 10.8 ms a call: the
     second, which counted no ops, had no op sizes of its own priced, and the cell's remainder
     came out at 63%. Every process now counts its ops, before the timing."""
-    from eagerbench.worker.loop import QuietChannel
     from eagerbench.records.model import CellSpec
+    from eagerbench.worker.loop import QuietChannel
     from eagerbench.worker.main import measure_cells
 
     spec = CellSpec("elementwise", {"size": 100_000, "ops": 3}, "torch", threads=1, iters=3,
@@ -118,15 +118,15 @@ def test_the_ops_are_counted_before_the_timing_and_their_sizes_priced_after_its_
     """The count is one more step after the warm-up, which the unit's other modes take too
     (their checks compare the same step); the sizes' probes are sampled in the why phase, after
     the last timed round (a probe between rounds is work in the cells' window)."""
-    from eagerbench.worker import loop as measure
+    from eagerbench.worker import loop
     from eagerbench.worker.loop import Entry, Settings
     from eagerbench.worker.why import probes as diag
     from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
     log = []
-    timed_round, sample = measure.timed_round, diag.SizeProbes.sample
-    monkeypatch.setattr(measure, "timed_round", lambda run, watch, observer: (
+    timed_round, sample = loop.timed_round, diag.SizeProbes.sample
+    monkeypatch.setattr(loop, "timed_round", lambda run, watch, observer: (
         log.append("round"), timed_round(run, watch, observer)))
     monkeypatch.setattr(diag.SizeProbes, "sample",
                         lambda probes: (log.append("sizes"), sample(probes)))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from eagerbench.plan.grid import plan
-from eagerbench.execute.local import batch_key
+from eagerbench.execute.executors import batch_key
 from eagerbench.execute.runner import batches
+from eagerbench.plan.grid import plan
 
 COMMON = dict(iters=None, warmup=None, threads=1, device="cpu", dtype="float32", seed=1,
               data=None, gc_mode="on")
@@ -41,11 +41,15 @@ def test_the_full_grid_adds_the_allocator_companion_in_its_own_process():
 def test_the_default_grid_is_the_articles_and_full_adds_each_workloads_further_values():
     default, _ = plan(("higher-order", "lbfgs"), ("torch",), {}, repeat=1, **COMMON)
     full, _ = plan(("higher-order", "lbfgs"), ("torch",), {}, repeat=1, grid="full", **COMMON)
-    orders = lambda cells: [c.params["order"] for c in cells if c.workload == "higher-order"]
+    def orders(cells):
+        return [c.params["order"] for c in cells if c.workload == "higher-order"]
+
     assert orders(default) == [[1, 2, 3, 4]] and orders(full) == [[1, 2, 3, 4, 5, 6]]
     assert not [c for c in default if c.options.get("allocator") == "thp"]
-    lbfgs = lambda cells: sorted((c.params["history"], c.params["batch"]) for c in cells
-                                 if c.workload == "lbfgs" and c.options["allocator"] != "thp")
+    def lbfgs(cells):
+        return sorted((c.params["history"], c.params["batch"]) for c in cells
+                      if c.workload == "lbfgs" and c.options["allocator"] != "thp")
+
     assert lbfgs(default) == lbfgs(full) == [(5, 10000), (5, 60000), (100, 10000),
                                              (100, 60000)]
     # values named on the command line are run whichever grid

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+
 def test_a_first_process_unit_compiles_from_the_template_and_leaves_its_graphs_shared(
         tmp_path, monkeypatch):
     """Inside the context the compiler's cache holds the template only (not a graph an earlier

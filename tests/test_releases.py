@@ -78,7 +78,8 @@ def test_labels_split_into_mode_and_environment():
 
 def test_a_stored_run_across_releases_answers_by_release_and_compares_its_environments(tmp_path):
     """The page, the terminal and ``compare RUN@A RUN@B`` of a run with two environments."""
-    from eagerbench.report import compare, build as report
+    from eagerbench.report import build as report
+    from eagerbench.report import compare
     from tests.recorded_runs import two_release_run
 
     run = two_release_run(tmp_path, np.random.default_rng(3))
@@ -88,7 +89,7 @@ def test_a_stored_run_across_releases_answers_by_release_and_compares_its_enviro
     assert "| jax 0.4.30 | 8.0" in page and "| jax 0.10.2 | 4.0" in page   # eager / graph
     assert "moved most from 0.4.30 to 0.10.2" in page and (run / "releases_jax.png").exists()
 
-    old, new = (compare.load(f"{run}@{label}") for label in ("jax==0.4.30", "jax==0.10.2"))
+    old, new = (compare.load_side(f"{run}@{label}") for label in ("jax==0.4.30", "jax==0.10.2"))
     assert set(old.levels) == set(new.levels) == {
         ("elementwise", "size=10 ops=100", "jax"), ("elementwise", "size=10 ops=100", "jax-jit")}
     view = compare.tax_view([old, new]).set_index("mode")
@@ -97,4 +98,4 @@ def test_a_stored_run_across_releases_answers_by_release_and_compares_its_enviro
     differences = compare.environment_differences([old, new])
     assert set(differences["setting"]) == {"jax version", "jaxlib version"}
     with pytest.raises(runfile.ResultsError, match="no environment 'jax==9'"):
-        compare.load(f"{run}@jax==9")
+        compare.load_side(f"{run}@jax==9")

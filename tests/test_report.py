@@ -14,7 +14,9 @@ from eagerbench.report import build as report
 from eagerbench.report import format as fmt
 from eagerbench.report.pages import front as pages
 from eagerbench.report.pages import run as runpage
-from tests.recorded_runs import record_of as _record, two_process_run as _run, write_run as _write
+from tests.recorded_runs import record_of as _record
+from tests.recorded_runs import two_process_run as _run
+from tests.recorded_runs import write_run as _write
 
 
 def _rows(records) -> dict:

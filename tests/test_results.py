@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from eagerbench.records import runfile
+from eagerbench.records.model import CellResult, CellSpec, Record
+from eagerbench.records.runfile import RAW, SCHEMA_VERSION, ResultsError, RunHeader, RunWriter
 from eagerbench.report import build as report
 from eagerbench.report import summary
-from eagerbench.records import runfile
-from eagerbench.records.runfile import RAW, SCHEMA_VERSION, ResultsError, RunHeader, RunWriter
-from eagerbench.records.model import CellResult, CellSpec, Record
 from tests.conftest import record
 
 SCHEMA1 = Path(__file__).parent / "data" / "schema1"   # a slice of the results of 1ada6ac
@@ -86,7 +86,7 @@ def test_the_committed_schema_1_results_load_through_the_upgrader(tmp_path):
 
 def test_a_new_run_writes_a_header_records_and_a_footer(tmp_path):
     _write_run(tmp_path, [record(_spec(), _result())])
-    lines = [json.loads(l) for l in (tmp_path / RAW).read_text().splitlines()]
+    lines = [json.loads(line) for line in (tmp_path / RAW).read_text().splitlines()]
     assert lines[0]["header"]["schema"] == SCHEMA_VERSION
     assert set(lines[0]["header"]["host"]) >= {"cpu", "cores", "gpus"}
     assert "facts" in lines[1] and lines[2] == {"footer": {"run_wall_s": 5.0}}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from eagerbench.records.model import CellResult, CellSpec
 from eagerbench.execute.runner import to_records
+from eagerbench.records.model import CellResult, CellSpec
 
 SWEEP = CellSpec("custom-gradient", {"square": ["plain", "noisy"], "noise": 1.0, "batch": 8},
                  "torch", iters=[2, 2])

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from simulated_runs import simulated_run, terciles
 
 from eagerbench.report import format as fmt
 from eagerbench.report import stats
-from simulated_runs import simulated_run, terciles
 
 
 def test_fit_prior_recovers_a_known_prior():

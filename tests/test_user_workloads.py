@@ -108,7 +108,8 @@ def test_a_step_that_raises_fails_its_cell_and_the_others_go_on(tmp_path):
     path = _workload_file(tmp_path, body="w = st['w'] * 0.5\n    if w.shape[0] == 8 and "
                                         "N == 2: raise RuntimeError('user bug')")
     path.write_text(path.read_text().replace("import torch\n", "import torch\nN = 0\n").replace(
-        "def setup(params, env):\n", "def setup(params, env):\n    global N\n    N = params['n']\n"))
+        "def setup(params, env):\n",
+        "def setup(params, env):\n    global N\n    N = params['n']\n"))
     proc = _cli("run", "-w", path, "-p", "n=1,2", "--modes", "torch", "--repeat", "1",
                 "--min-time", "0", "--no-limits", "-q", "--out", tmp_path / "run")
     assert proc.returncode == 3, proc.stderr

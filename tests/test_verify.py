@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eagerbench.worker import machine as limits
+from eagerbench.presentation import Sweep
 from eagerbench.records.limits import MachineLimits
 from eagerbench.report import summary
 from eagerbench.report.figures import declared as views
-from eagerbench.presentation import Sweep
+from eagerbench.worker import machine as limits
 from tests.conftest import build, record
 from workloads import autoencoder, mnist
 
@@ -74,10 +74,12 @@ def test_limit_probe_measures_positive_rates():
 
 
 def _cells(limit_args, size=8, workload="matmul", why=None):
-    rec = {"cell": {"workload": workload, "params": {"size": size, **({"ops": 1} if workload == "elementwise" else {})},
+    params = {"size": size, **({"ops": 1} if workload == "elementwise" else {})}
+    rec = {"cell": {"workload": workload, "params": params,
                     "mode": "torch", "device": "cpu", "dtype": "float32", "threads": 1,
                     "repeat": 0, "iters": 3, "warmup": 1},
-           "result": {"status": "ok", "setup_s": 1.0, "warmup": [{"ns": 10**6, "gc_collections": 0, "gc_ns": 0}],
+           "result": {"status": "ok", "setup_s": 1.0,
+                      "warmup": [{"ns": 10**6, "gc_collections": 0, "gc_ns": 0}],
                       "timed": [{"ns": 10**6, "gc_collections": 0, "gc_ns": 0}] * 3,
                       "stopped": None, "traces_before_timing": 0, "traces_during_timing": 0,
                       "threads_applied": {}, "check": {}, "why": why or {}}}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from eagerbench.report.figures import declared as views
 from eagerbench.presentation import Bars, Series
+from eagerbench.report.figures import declared as views
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from eagerbench.report import explain, summary
 from eagerbench.worker.why import probes
 from tests.conftest import build
 from tests.fake_backend import FakeBackend
-from tests.why_cells import ELEMENTWISE, LIMITS, priced_cell as _cell
+from tests.why_cells import ELEMENTWISE, LIMITS
+from tests.why_cells import priced_cell as _cell
 
 
 def test_an_eager_op_is_priced_in_each_unit_not_once_per_process():
@@ -72,14 +73,15 @@ def test_no_probe_runs_between_the_units_timed_rounds_only_after_the_last(monkey
     cell's rounds is work in its window. Every probe call is made after the last timed round,
     in the why phase; a compiled probe is compiled before the unit's compiler counters are
     read, so the cell's graph count is its own. Without the observer, no probe runs at all."""
-    from eagerbench.worker import loop as measure
-    from eagerbench.worker.loop import Entry, Settings, measure_unit as bare
+    from eagerbench.worker import loop
+    from eagerbench.worker.loop import Entry, Settings
+    from eagerbench.worker.loop import measure_unit as bare
     from tests.conftest import measure_why
     from tests.fake_backend import ADD
 
     log = []
-    timed_round = measure.timed_round
-    monkeypatch.setattr(measure, "timed_round", lambda run, watch, observer: (
+    timed_round = loop.timed_round
+    monkeypatch.setattr(loop, "timed_round", lambda run, watch, observer: (
         log.append("round"), timed_round(run, watch, observer)))
 
     class Logged(FakeBackend):
@@ -110,8 +112,8 @@ def test_a_compiled_launch_is_priced_with_as_many_tensors_as_the_step_takes():
     """tf.function's call cost 497 us with one tensor and 556 us with a matmul step's three,
     here: a launch of one tensor underpriced the steps. ``b += a`` holds two."""
     from eagerbench.worker.loop import Entry, Settings
-    from tests.conftest import measure_why as measure_unit
     from eagerbench.worker.why.prices import _tensor_count
+    from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
     asked = []
@@ -134,9 +136,9 @@ def params_of_add() -> dict:
 
 def test_the_worker_times_a_product_of_the_cells_flops_per_op_alongside_it():
     from eagerbench.worker.loop import Entry, Settings
-    from tests.conftest import measure_why as measure_unit
     from eagerbench.worker.why.prices import product_side
     from tests.conftest import build
+    from tests.conftest import measure_why as measure_unit
     from workloads.elementwise import WORKLOAD as ELEMENTWISE_WORKLOAD
     from workloads.matmul import WORKLOAD as MATMUL
 
@@ -254,14 +256,14 @@ def test_the_stream_is_timed_alongside_a_cell_whose_data_streams_after_its_watch
     is watched (the cell's peak is its own); a cell whose data fits in the cache has none."""
     from dataclasses import replace as replaced
 
-    from eagerbench.worker import loop as measure
+    from eagerbench.worker import loop
     from eagerbench.workload import Work
     from tests.conftest import measure_why
     from tests.fake_backend import ADD
 
     log = []
-    timed_round = measure.timed_round
-    monkeypatch.setattr(measure, "timed_round", lambda run, watch, observer: (
+    timed_round = loop.timed_round
+    monkeypatch.setattr(loop, "timed_round", lambda run, watch, observer: (
         log.append("round"), timed_round(run, watch, observer)))
 
     class Streamed(FakeBackend):
@@ -273,9 +275,9 @@ def test_the_stream_is_timed_alongside_a_cell_whose_data_streams_after_its_watch
     for footprint, streamed in ((1e12, True), (1e3, False)):
         log.clear()
         work = replaced(ADD, work=lambda p, d, o, f=footprint: Work(ops=1, bytes=1e3, footprint=f))
-        record, = measure_why([measure.Entry(Streamed(compiled=False), work,
+        record, = measure_why([loop.Entry(Streamed(compiled=False), work,
                                              params_of_add(), {"seed": 1}, [3])],
-                              measure.Settings(1, 0.0))
+                              loop.Settings(1, 0.0))
         assert (record.why.stream_gbps is not None) == streamed
         assert ("stream" in log) == streamed
         if streamed:   # made in the why phase, after the last timed round
@@ -392,8 +394,8 @@ def test_an_element_wise_workload_without_a_footprint_is_measured_in_a_fused_mod
     from dataclasses import replace as replaced
 
     from eagerbench.worker.loop import Entry, Settings
-    from tests.conftest import measure_why as measure_unit
     from eagerbench.workload import Work
+    from tests.conftest import measure_why as measure_unit
     from tests.fake_backend import ADD
 
     workload = replaced(ADD, work=lambda params, dtype, observed: Work(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from tests.conftest import record
 
-
 ELEMENTWISE = {"size": 10, "ops": 5}
 
 

@@ -46,5 +46,6 @@ def gradient_check(B, X: np.ndarray, x0: np.ndarray, coords: int = 24, h: float 
     for j, i in enumerate(picked):
         e = np.zeros_like(x0)
         e[i] = h
-        fd[j] = (B.to_float(loss(B.asarray(x0 + e))) - B.to_float(loss(B.asarray(x0 - e)))) / (2 * h)
+        up, down = B.to_float(loss(B.asarray(x0 + e))), B.to_float(loss(B.asarray(x0 - e)))
+        fd[j] = (up - down) / (2 * h)
     return float(np.linalg.norm(fd - g[picked]) / np.linalg.norm(fd + g[picked]))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 
-
 from eagerbench.presentation import Sweep
 from eagerbench.workload import Param, Task, Work, Workload
 

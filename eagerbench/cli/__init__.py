@@ -35,7 +35,8 @@ def main(args: Optional[list[str]] = None) -> None:
     except click.ClickException as exc:
         msg = exc.format_message().strip().replace("\n", " ")
         click.echo(f"eagerbench: error: {msg}", err=True)
-        sys.exit(EXIT_BAD_INPUT if isinstance(exc, (click.UsageError, UserError)) else exc.exit_code)
+        bad_input = isinstance(exc, (click.UsageError, UserError))
+        sys.exit(EXIT_BAD_INPUT if bad_input else exc.exit_code)
     except KeyboardInterrupt:
         click.echo("eagerbench: interrupted", err=True)
         sys.exit(130)

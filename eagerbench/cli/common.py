@@ -1,20 +1,19 @@
-"""What every command shares: exit codes, bad input as one line, and the session's and planner's errors turned into it."""
+"""What every command shares: exit codes, bad input as one line, and the session's and the
+planner's errors turned into it."""
 
 from __future__ import annotations
-
 
 import click
 
 from eagerbench import session
 from eagerbench.plan import grid as planner
 
-
 EXIT_BAD_INPUT = 2
 EXIT_CELLS_FAILED = 3
 # Options that shape a run's grid: --resume takes the interrupted run's own.
-GRID_OPTIONS = ("workloads", "env_specs", "extra_params", "modes", "iters", "warmup", "repeat", "grid", "threads", "device", "dtype",
-                "seed", "data", "gc_mode", "compile_mode", "allocator", "min_time", "out",
-                "limits", "why")
+GRID_OPTIONS = ("workloads", "env_specs", "extra_params", "modes", "iters", "warmup", "repeat",
+                "grid", "threads", "device", "dtype", "seed", "data", "gc_mode", "compile_mode",
+                "allocator", "min_time", "out", "limits", "why")
 
 
 class UserError(click.ClickException):

@@ -1,4 +1,5 @@
-"""``eagerbench compare``: runs against the first, in the eager-tax or the absolute view, with a CI gate."""
+"""``eagerbench compare``: runs against the first, in the eager-tax or the absolute view, with
+a CI gate."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def compare_cmd(runs, view_name, fail_slower, fmt, changed, plot_path):
     if fail_slower is not None and (fail_slower < 0 or not math.isfinite(fail_slower)):
         raise UserError(f"--fail-slower must be a percentage, at least 0 (got {fail_slower:g})")
     try:
-        sides = [compare.load(path, f"run {i}" if len(set(runs)) < len(runs) else path)
+        sides = [compare.load_side(path, f"run {i}" if len(set(runs)) < len(runs) else path)
                  for i, path in enumerate(runs)]
     except ResultsError as exc:
         raise UserError(str(exc)) from None

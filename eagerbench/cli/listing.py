@@ -1,4 +1,5 @@
-"""``eagerbench list``: the workloads with their parameters and defaults, and the modes with their availability."""
+"""``eagerbench list``: the workloads with their parameters and defaults, and the modes with
+their availability."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Options shared by commands: parameter values (``--size 10,1e6``, ``-p NAME=V``), the workloads named (a user's files registered), and the executor (``--executor slurm`` and its options)."""
+"""Options shared by commands: parameter values (``--size 10,1e6``, ``-p NAME=V``), the
+workloads named (a user's files registered), and the executor (``--executor slurm`` and its
+options)."""
 
 from __future__ import annotations
 
@@ -120,8 +122,7 @@ def executor_options(command):
 
 def pick_executor(ctx, choice, resume_settings=None, limits=True):
     """The executor the options ask for (``--resume``: the run's own, unless options say)."""
-    from eagerbench.execute import executors
-    from eagerbench.execute import slurm
+    from eagerbench.execute import executors, slurm
 
     name, options = choice
     given = [n for n in ["executor", *options]

@@ -1,4 +1,5 @@
-"""What a command prints of a stored run: its answer in the terminal, the guards its cells broke, and where its pages are."""
+"""What a command prints of a stored run: its answer in the terminal, the guards its cells
+broke, and where its pages are."""
 
 from __future__ import annotations
 
@@ -45,6 +46,6 @@ def stored_tables(folder: Path) -> list[Path]:
 def warn(cells: list[CellRow]) -> None:
     """One line per kind of guard a cell's measurement broke (INVALID, DISAGREES, RETRACED,
     RECOMPILED, COPIED), with how many rows and the first of them."""
-    for kind, rows in cell_table.guards_broken(cells).items():
+    for rows in cell_table.guards_broken(cells).values():
         more = f" and {len(rows) - 1} more row(s)" if len(rows) > 1 else ""
         click.echo(f"eagerbench: warning: {rows[0]}{more}", err=True)

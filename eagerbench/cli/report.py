@@ -1,4 +1,5 @@
-"""``eagerbench report`` (tables, plots and pages rebuilt from a stored run) and ``eagerbench show`` (its answer in the terminal)."""
+"""``eagerbench report`` (tables, plots and pages rebuilt from a stored run) and
+``eagerbench show`` (its answer in the terminal)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``eagerbench run``: plan the cells, open the run folder, measure, print the answer (and ``--resume``)."""
+"""``eagerbench run``: plan the cells, open the run folder, measure, print the answer (and
+``--resume``)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,14 @@ from pathlib import Path
 import click
 
 from eagerbench import session
-from eagerbench.cli.common import (EXIT_CELLS_FAILED, GRID_OPTIONS, UserError, plan, say,
-                                   session_step)
+from eagerbench.cli.common import (
+    EXIT_CELLS_FAILED,
+    GRID_OPTIONS,
+    UserError,
+    plan,
+    say,
+    session_step,
+)
 from eagerbench.cli.options import executor_options, param_options, pick_executor, register
 from eagerbench.cli.options import extra_params as with_extra_params
 from eagerbench.cli.output import print_answer
@@ -122,23 +129,23 @@ def run(ctx, workloads, extra_params, modes, iters, warmup, repeat, grid, quick,
     workloads = register(workloads)
     param_values = with_extra_params(extra_params, workloads, param_values)
     runner = pick_executor(ctx, executor, limits=limits)
-    specs, built = session_step(session.prepare_environments, env_specs, runner, say)
+    environments = session_step(session.prepare_environments, env_specs, runner, say)
     cells, skipped = plan(workloads, modes, param_values, iters=iters, warmup=warmup,
                           repeat=repeat, threads=threads, device=device, dtype=dtype, seed=seed,
                           data=data, gc_mode=gc_mode, compile_mode=compile_mode,
                           allocator=allocator, min_time_s=min_time, why=why, grid=grid,
-                          envs=specs)
+                          envs=environments.specs)
     for note in skipped:
         click.echo(f"eagerbench: note: {note}", err=True)
     target = Path(out) if out else Path("runs") / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     settings = session.run_settings(
         device=device, dtype=dtype, threads=threads, seed=seed, repeat=repeat,
         min_time_s=min_time, why=why, command=" ".join(["eagerbench"] + sys.argv[1:]),
-        gc=gc_mode, compile_mode=compile_mode, allocator=allocator, skipped=skipped, grid=grid,
-        environments_built=built)
+        gc=gc_mode, compile_mode=compile_mode, allocator=allocator, skipped=tuple(skipped),
+        grid=grid, environments=environments)
     started = time.perf_counter()
     opened = session_step(session.open_new, target, session.header_env(
-        settings, cells, runner, limits, say))
+        settings, cells, runner, limits, say), environments)
     opened.started = started
     click.echo(f"eagerbench: {len(cells)} cells, {threads} threads, {device}, {dtype} -> "
                f"{opened.folder}" + (f" (on {runner.name})" if runner.name != "local" else ""),
@@ -161,7 +168,7 @@ def _quick(ctx, grid: str, repeat: int, why: bool, limits: bool) -> tuple:
 def _resume(ctx, folder: Path, rerun_failed: bool, timeout: float, quiet: bool,
             executor_choice) -> None:
     """Measure the cells an interrupted run planned and did not finish, into the same file."""
-    resumption = session_step(session.open_resume, folder, rerun_failed)
+    resumption = session_step(session.open_resume, folder, rerun_failed, say)
     if resumption.torn:
         say(f"eagerbench: the record being written when the run was killed is incomplete; "
              f"set aside in {resumption.torn}")

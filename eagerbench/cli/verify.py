@@ -1,4 +1,5 @@
-"""``eagerbench verify``: the same l-BFGS math in every mode, float64, against PyTorch eager and ``torch.optim.LBFGS``."""
+"""``eagerbench verify``: the same l-BFGS math in every mode, float64, against PyTorch eager
+and ``torch.optim.LBFGS``."""
 
 from __future__ import annotations
 

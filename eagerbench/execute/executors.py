@@ -11,45 +11,72 @@ A new executor is one module with a class like ``LocalExecutor`` plus one line i
 
 from __future__ import annotations
 
-from typing import Iterator, Protocol
+import json
+from pathlib import Path
+from typing import Iterator, Optional, Protocol
 
-from eagerbench.records.model import CellSpec
+from eagerbench.execute.venvs import EnvironmentSet
+from eagerbench.frameworks.modes import get_mode
+from eagerbench.records.model import CellResult, CellSpec
+from eagerbench.records.protocol import Progress
 
 EXECUTORS = {"local": "eagerbench.execute.local:LocalExecutor",
              "slurm": "eagerbench.execute.slurm:SlurmExecutor"}
 
+Results = tuple[CellResult, ...]   # a cell's results: one per value of an interleaved sweep
 
-class Progress(Protocol):
+
+def batch_key(cell: CellSpec) -> tuple:
+    """Cells with the same key may share a worker process: one framework, one repeat, the same
+    process-wide settings (threads, allocator, environment, the why phase)."""
+    return (get_mode(cell.mode).framework, cell.repeat, cell.device, cell.dtype, cell.threads,
+            cell.gc, json.dumps(cell.extra_env, sort_keys=True), cell.job,
+            json.dumps(cell.options.get("allocator"), sort_keys=True), cell.why,
+            cell.options.get("env"))
+
+
+class Monitor(Protocol):
     """What an executor tells the person watching (the runner's progress bar)."""
 
     def starting(self, cell: CellSpec) -> None: ...       # a worker began this cell
-    def phase(self, message: dict) -> None: ...           # a worker's phase ("warm-up 2/3")
+    def phase(self, message: Progress) -> None: ...       # a worker's phase ("warm-up 2/3")
     def jobs(self, counts: dict[str, int]) -> None: ...   # {"queued": n, "running": n, "done": n}
     def say(self, line: str) -> None: ...                 # one line above the bar
 
 
 class Executor(Protocol):
+    """Where a run's cells are measured (``LocalExecutor``, ``SlurmExecutor``)."""
+
     name: str
 
     def settings(self) -> dict:
         """What a run's header records about where it ran (``--resume`` rebuilds from it)."""
+        ...
 
-    def at(self, folder) -> "Executor":
-        """This executor, keeping what it needs (job files) under the run's ``folder``."""
+    def at(self, folder: Path, environments: EnvironmentSet) -> "Executor":
+        """This executor for one run: what it keeps (job files) under the run's ``folder``,
+        and the ``--env`` environments prepared for its cells."""
+        ...
 
-    def run_one(self, cell: CellSpec, timeout: float) -> dict:
-        """One job (a prepared state, a verify cell) in a fresh worker; its result."""
+    def run_one(self, cell: CellSpec, timeout: float) -> CellResult:
+        """One job (a start state, a verify cell) in a fresh worker; its result."""
+        ...
 
-    def measure(self, batches: list[list[CellSpec]], timeout: float,
-                progress: Progress) -> Iterator[tuple[CellSpec, dict]]:
-        """Every cell of every batch with its worker's result, as each lands. Closing the
+    def run_batches(self, batches: list[list[CellSpec]], timeout: float,
+                    progress: Monitor) -> Iterator[tuple[CellSpec, Results]]:
+        """Every cell of every batch with its worker's results, as each lands. Closing the
         iterator early (an interrupt, a failed write) stops every worker it started."""
+        ...
+
+    def hosts(self) -> list[dict]:
+        """The host types its jobs measured on, each with its limits ([] for this machine)."""
+        ...
 
 
-def hosts_footer(executor) -> dict:
+def hosts_footer(executor: Executor) -> dict:
     """For a run's footer: the host types an executor's jobs measured on, each with the limits
     measured there (and those limits as the run's own when there was one host type)."""
-    hosts = executor.hosts() if hasattr(executor, "hosts") else []
+    hosts = executor.hosts()
     if not hosts:
         return {}
     footer = {"hosts": hosts}
@@ -58,7 +85,7 @@ def hosts_footer(executor) -> dict:
     return footer
 
 
-def create(name: str, **options) -> Executor:
+def create(name: str, **options: object) -> Executor:
     """The executor called ``name`` with its options (a ``ValueError`` names a bad one)."""
     import importlib
 
@@ -68,7 +95,7 @@ def create(name: str, **options) -> Executor:
     return getattr(importlib.import_module(module), cls)(**options)
 
 
-def from_settings(settings: dict | None) -> Executor:
+def from_settings(settings: Optional[dict]) -> Executor:
     """The executor a run's header describes (runs before executors existed ran locally)."""
     settings = dict(settings or {"name": "local"})
     return create(settings.pop("name"), **settings)

@@ -7,7 +7,6 @@ as failed; a new worker measures the rest).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import shutil
@@ -18,10 +17,13 @@ import tempfile
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from eagerbench.execute import venvs
+from eagerbench.execute.executors import Monitor, Results, batch_key
 from eagerbench.records import protocol
+from eagerbench.records.model import CellResult, CellSpec
 from eagerbench.records.settings import ALLOCATORS
 from eagerbench.worker.process import (
     COLD_TEMPLATE_ENV,
@@ -29,20 +31,6 @@ from eagerbench.worker.process import (
     thread_env,
     with_package_path,
 )
-from eagerbench.records.model import CellResult, CellSpec
-
-Results = tuple[CellResult, ...]   # a cell's results: one per value of an interleaved sweep
-
-
-def batch_key(cell: CellSpec) -> tuple:
-    """Cells with the same key may share a worker process: one framework, one repeat, the same
-    process-wide settings (threads, allocator, environment, the why phase)."""
-    from eagerbench.frameworks.modes import get_mode
-
-    return (get_mode(cell.mode).framework, cell.repeat, cell.device, cell.dtype, cell.threads,
-            cell.gc, json.dumps(cell.extra_env, sort_keys=True), cell.job,
-            json.dumps(cell.options.get("allocator"), sort_keys=True), cell.why,
-            cell.options.get("env"))
 
 
 def failed(reason: str, stderr_tail: str = "") -> Results:
@@ -59,6 +47,9 @@ def _describe_exit(rc: int, stderr_tail: str) -> str:
     return f"worker exited with code {rc}: {last[0][:300]}"
 
 
+NO_ENVIRONMENTS = venvs.EnvironmentSet()
+
+
 def _worker_env(cell: CellSpec, cache: str, template: Optional[str] = None) -> dict:
     env = {**os.environ, **thread_env(cell.threads, cell.device),
            **ALLOCATORS[cell.options.get("allocator", "default")], **cell.extra_env,
@@ -70,20 +61,20 @@ def _worker_env(cell: CellSpec, cache: str, template: Optional[str] = None) -> d
     return with_package_path(env)
 
 
-def _interpreter(cell: CellSpec, env: dict) -> tuple[str, dict]:
+def _interpreter(cell: CellSpec, env: dict,
+                 environments: venvs.EnvironmentSet) -> tuple[str, dict]:
     """The Python a cell's worker runs in, and its environment variables: this one's, or
-    the interpreter of the cell's ``--env`` environment (built now if it is not yet)."""
+    the interpreter of the cell's ``--env`` environment (prepared before the run)."""
     if not cell.options.get("env"):
         return sys.executable, env
-    built = venvs.build(venvs.EnvSpec(
-        cell.options["env"], tuple(cell.options["env_requirements"]), cell.options["env"]))
+    built = environments.interpreter(cell.options["env"])
     return str(built.python), venvs.worker_env(built, env)
 
 
 def _lines(proc, deadline_of: Callable[[], float]) -> Iterator[Optional[str]]:
     """The worker's lines; ``None`` once when the deadline passes first."""
     lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(l) for l in proc.stdout] + [lines.put("")],
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] + [lines.put("")],
                      daemon=True).start()
     while True:
         try:
@@ -148,14 +139,16 @@ def _read(proc, watch: _Watch, first: CellSpec, on_progress) -> Iterator[tuple[i
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _one_process(cells: list[CellSpec], timeout: float, on_progress,
-                 cache_dir: str, template: Optional[str]) -> Iterator[tuple[int, Results]]:
+def _one_process(cells: list[CellSpec], timeout: float, on_progress, cache_dir: str,
+                 template: Optional[str],
+                 environments: venvs.EnvironmentSet) -> Iterator[tuple[int, Results]]:
     """Start one worker on ``cells``; yield ``(index, results)`` per cell as each lands. The
     cells in progress (one unit) when the worker dies or runs out of time are yielded as
     failed, and the generator ends there."""
     watch = _Watch(timeout, len(cells))
     try:
-        python, env = _interpreter(cells[0], _worker_env(cells[0], cache_dir, template))
+        python, env = _interpreter(cells[0], _worker_env(cells[0], cache_dir, template),
+                                   environments)
     except venvs.EnvError as exc:
         for index in range(len(cells)):
             yield index, failed(f"environment {cells[0].options.get('env')}: {exc}")
@@ -182,15 +175,17 @@ def _one_process(cells: list[CellSpec], timeout: float, on_progress,
 
 
 def run_batch(cells: list[CellSpec], timeout: float, on_progress=lambda message: None,
-              cache_dir: Optional[str] = None,
-              template: Optional[str] = None) -> Iterator[tuple[CellSpec, Results]]:
+              cache_dir: Optional[str] = None, template: Optional[str] = None,
+              environments: Optional[venvs.EnvironmentSet] = None
+              ) -> Iterator[tuple[CellSpec, Results]]:
     """Measure cells that share a ``batch_key`` in one worker, yielding each cell with its
     results as they land.
 
     The worker keeps torch.compile's on-disk cache in ``cache_dir`` (by default an empty one
     of its own); with a ``template``, each unit of a first process compiles from a copy of it
-    and merges what it compiled into ``cache_dir`` after. When the worker dies or times out, the cells in progress are recorded as
-    failed and a new worker measures the cells after them.
+    and merges what it compiled into ``cache_dir`` after. When the worker dies or times out,
+    the cells in progress are recorded as failed and a new worker measures the cells after
+    them. The ``--env`` environments its cells name were prepared before the run.
     """
     own = tempfile.TemporaryDirectory(prefix="eagerbench-cache-") if cache_dir is None else None
     left = list(cells)
@@ -200,7 +195,8 @@ def run_batch(cells: list[CellSpec], timeout: float, on_progress=lambda message:
             started = time.perf_counter()
             # closing: when this batch is abandoned, its worker stops now, not at collection
             with contextlib.closing(_one_process(left, timeout, on_progress,
-                                                 cache_dir or own.name, template)) as landed:
+                                                 cache_dir or own.name, template,
+                                                 environments or NO_ENVIRONMENTS)) as landed:
                 for index, results in landed:
                     wall = time.perf_counter() - started
                     yield left[index], tuple(replace(r, wall_s=wall) for r in results)
@@ -267,19 +263,28 @@ def _setting(cell: CellSpec) -> tuple:
 
 
 class LocalExecutor:
+    """Worker processes on this machine, one batch after another."""
+
     name = "local"
+
+    def __init__(self) -> None:
+        self.environments = venvs.EnvironmentSet()
 
     def settings(self) -> dict:
         return {"name": self.name}
 
-    def at(self, folder) -> "LocalExecutor":
-        return self   # keeps nothing in the run's folder
+    def at(self, folder: Path, environments: venvs.EnvironmentSet) -> "LocalExecutor":
+        self.environments = environments   # keeps nothing in the run's folder
+        return self
+
+    def hosts(self) -> list[dict]:
+        return []   # this machine: the run's header describes it
 
     def run_one(self, cell: CellSpec, timeout: float) -> CellResult:
         return run_cell(cell, timeout)
 
-    def measure(self, batches: list[list[CellSpec]], timeout: float,
-                progress) -> Iterator[tuple[CellSpec, Results]]:
+    def run_batches(self, batches: list[list[CellSpec]], timeout: float,
+                    progress: Monitor) -> Iterator[tuple[CellSpec, Results]]:
         # torch.compile keeps compiled graphs on disk between processes: with the user's cache
         # a first call would depend on what ran before. Processes start from a template holding
         # only the compiler's one-time set-up. The processes of later repeats reuse the graphs
@@ -301,7 +306,8 @@ class LocalExecutor:
                     shutil.copytree(template, shared[setting])
                 # closing: a failed write or an interrupt stops the worker now, not at collection
                 with contextlib.closing(run_batch(batch, timeout, progress.phase,
-                                                  shared[setting], template)) as landed:
+                                                  shared[setting], template,
+                                                  self.environments)) as landed:
                     for position, (cell, results) in enumerate(landed):
                         yield cell, results
                         if position + 1 < len(batch):

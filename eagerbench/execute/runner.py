@@ -16,11 +16,10 @@ from typing import Iterable
 
 from tqdm import tqdm
 
-from eagerbench.plan import estimate
+from eagerbench.execute.executors import Executor, Results, batch_key
 from eagerbench.frameworks import facts
-from eagerbench.execute import start_states as prepared
+from eagerbench.plan import estimate
 from eagerbench.records import protocol
-from eagerbench.execute.local import LocalExecutor, Results, batch_key
 from eagerbench.records.model import CellSpec, Record
 from eagerbench.records.runfile import RunWriter
 
@@ -67,8 +66,8 @@ def batches(cells: list[Cell]) -> list[list[Cell]]:
     return out
 
 
-class BarProgress:
-    """The runner's progress bar, as executors report to it (``executors.Progress``)."""
+class BarMonitor:
+    """The runner's progress bar, as executors report to it (``executors.Monitor``)."""
 
     def __init__(self, bar: tqdm):
         self.bar = bar
@@ -97,13 +96,12 @@ class BarProgress:
 
 
 def run_cells(cells: Iterable[Cell], writer: RunWriter, timeout: float,
-              progress: bool = True, executor=None) -> list[Record]:
-    """Run cells in order on ``executor`` (default: this machine), each record written (and
-    flushed to disk) the moment it lands."""
-    executor = executor or LocalExecutor()
+              executor: Executor, progress: bool = True) -> list[Record]:
+    """Hand planned cells (their start states and environments prepared) to ``executor`` once,
+    in batches that share a worker, and write each record (flushed to disk) as it lands."""
     cells = list(cells)
     records: list[Record] = []
-    seconds = estimate.expected(cells, estimate.load())
+    seconds = estimate.expected(cells, estimate.landing_times())
     expected = dict(zip(map(estimate.key, cells), seconds))   # a cell's repeats share a key
     started = time.perf_counter()
     bar = EstimatedBar(estimate.Remaining(seconds), total=len(cells),
@@ -112,11 +110,10 @@ def run_cells(cells: Iterable[Cell], writer: RunWriter, timeout: float,
                                   "about {left} left]{postfix}")
     took: dict[str, float] = {}
     with bar:
-        shown = BarProgress(bar)
-        cells = prepared.attach(cells, timeout, shown.say, executor.run_one)
+        shown = BarMonitor(bar)
         last = time.perf_counter() - started
         # closing: a failed write or an interrupt stops every worker (or job) now
-        with contextlib.closing(executor.measure(batches(cells), timeout, shown)) as landed:
+        with contextlib.closing(executor.run_batches(batches(cells), timeout, shown)) as landed:
             for cell, results in landed:
                 for record in to_records(cell, results):
                     writer.record(record)

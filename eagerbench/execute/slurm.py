@@ -30,7 +30,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Optional
 
-from eagerbench.execute.local import Results, failed
+from eagerbench.execute.executors import Monitor, Results
+from eagerbench.execute.local import failed
+from eagerbench.execute.venvs import EnvironmentSet
 from eagerbench.records.model import CellResult, CellSpec
 
 QUEUED = ("PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING",
@@ -110,8 +112,8 @@ def node_identity() -> dict:
 
 def _measure_limits_once(cells: list[CellSpec], folder: Path, host: dict) -> None:
     """This host type's peak and bandwidth, measured by the first job that lands on one."""
-    from eagerbench.worker import machine
     from eagerbench.records import host as hosts
+    from eagerbench.worker import machine
 
     path = folder / f"{hosts.key(host)}.json"
     if path.exists():
@@ -218,8 +220,11 @@ class SlurmExecutor:
     def settings(self) -> dict:
         return {"name": self.name, **self.options}
 
-    def at(self, folder: Path) -> "SlurmExecutor":
-        """This executor writing its jobs' files under ``folder`` (the run's own folder)."""
+    def at(self, folder: Path, environments: EnvironmentSet) -> "SlurmExecutor":
+        """This executor writing its jobs' files under ``folder`` (the run's own folder); its
+        nodes run this checkout's environment (``--env`` runs locally only)."""
+        if environments.built or environments.failed:
+            raise ValueError("--env runs with the local executor only")
         self.folder = Path(folder) / "slurm"
         return self
 
@@ -250,8 +255,8 @@ class SlurmExecutor:
             return CellResult("failed", reason=_job_failure(job, exc))
 
     # -- measurements --
-    def measure(self, batches: list[list[CellSpec]], timeout: float,
-                progress) -> Iterator[tuple[CellSpec, Results]]:
+    def run_batches(self, batches: list[list[CellSpec]], timeout: float,
+                    progress: Monitor) -> Iterator[tuple[CellSpec, Results]]:
         tasks = self._submit(batches, timeout, progress)
         try:
             while not all(t.ended for t in tasks):

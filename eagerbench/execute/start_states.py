@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Callable
 
-from eagerbench.records.store import cache_root
 from eagerbench.records.model import CellSpec
+from eagerbench.records.store import cache_root
 
 # Which mode computes a prepared state, among the run's modes: the fastest at l-BFGS on a CPU
 # first (the choice changes only how long preparing takes; every cell loads the same state).

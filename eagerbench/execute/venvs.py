@@ -24,8 +24,8 @@ from typing import Callable, Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from eagerbench.worker.process import PACKAGE_ROOT
 from eagerbench.records.store import cache_root
+from eagerbench.worker.process import PACKAGE_ROOT
 
 READY = "environment.json"           # written last: a folder without it is a broken build
 SOURCE = "eagerbench-source"         # the links to this package's code, inside an environment
@@ -360,6 +360,48 @@ def link_source(env: Environment) -> None:
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(Path(PACKAGE_ROOT) / package, target_is_directory=True)
+
+
+@dataclass(frozen=True)
+class EnvironmentSet:
+    """The ``--env`` environments a run's cells run in, prepared before any cell does: those
+    built (or found cached), and why the others failed to build (their cells fail with it)."""
+
+    built: dict[str, Environment] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def interpreter(self, label: str) -> Environment:
+        """The environment a cell's ``env`` option names (``EnvError`` where its build failed
+        or it was never prepared)."""
+        if label in self.failed:
+            raise EnvError(self.failed[label])
+        if label not in self.built:
+            raise EnvError(f"{label} was not prepared before the run")
+        return self.built[label]
+
+
+def prepare(specs: list[EnvSpec], say: Callable[[str], None]) -> EnvironmentSet:
+    """Each environment built or found in the cache; a build that fails is said and kept as
+    its reason."""
+    built, failed = {}, {}
+    for spec in specs:
+        try:
+            built[spec.label] = build(spec, say)
+        except EnvError as exc:
+            say(f"eagerbench: {exc}; its cells are recorded as failed, the others go on")
+            failed[spec.label] = str(exc)
+    return EnvironmentSet(built, failed)
+
+
+def specs_of(cells: list) -> list[EnvSpec]:
+    """The environments a planned run's cells name (``--resume`` prepares them again)."""
+    found = {}
+    for cell in cells:
+        label = cell.options.get("env")
+        if label and label not in found:
+            found[label] = EnvSpec(label, tuple(cell.options.get("env_requirements") or ()),
+                                   label)
+    return list(found.values())
 
 
 def worker_env(env: Environment, base: dict) -> dict:

@@ -13,8 +13,8 @@ import json
 import os
 from pathlib import Path
 
-from eagerbench.records.store import cache_root
 from eagerbench.records.model import CellSpec
+from eagerbench.records.store import cache_root
 
 FILE = "cell_seconds.json"
 FIRST_GUESS_S = {False: 4.0, True: 15.0}    # a later process's cell, a first process's (compiles)
@@ -32,7 +32,7 @@ def _path() -> Path:
     return Path(cache_root()) / FILE
 
 
-def load() -> dict[str, float]:
+def landing_times() -> dict[str, float]:
     try:
         return {k: float(v) for k, v in json.loads(_path().read_text()).items()}
     except (OSError, ValueError, AttributeError):
@@ -60,7 +60,7 @@ def remember(landed: dict[str, float]) -> None:
     try:
         path = _path()
         path.parent.mkdir(parents=True, exist_ok=True)
-        merged = {**load(), **landed}
+        merged = {**landing_times(), **landed}
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(merged))
         os.replace(tmp, path)

@@ -16,8 +16,8 @@ from dataclasses import replace
 from typing import Optional
 
 from eagerbench.frameworks.modes import all_modes, canonical, get_mode, graph_twins
-from eagerbench.records.settings import ALLOCATORS
 from eagerbench.records.model import CellSpec
+from eagerbench.records.settings import ALLOCATORS
 from workloads import all_workloads
 
 # Every cell is timed for at least this long per process (steps under 1 ms in blocks), so cheap
@@ -195,8 +195,9 @@ def quick_choice(chosen: list, given: dict, mode_names: list[str],
                         f"--{', --'.join(given)}")
     quick = [w for w in chosen if w.quick is not None]
     if not quick:
+        having = ", ".join(n for n, w in all_workloads().items() if w.quick)
         raise PlanError(f"--quick: {', '.join(w.name for w in chosen)} has no quick cell "
-                        f"(those that do: {', '.join(n for n, w in all_workloads().items() if w.quick)})")
+                        f"(those that do: {having})")
     if not named_modes:
         twins = graph_twins()
         mode_names = [m for m in mode_names if m in twins or m in twins.values()]
@@ -234,9 +235,9 @@ def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, devi
     else:
         cells = expand(chosen, mode_names, given, iters, warmup, base, full, quick)
     if not cells:
+        frameworks = ", ".join(sorted({f for w in chosen for f in w.frameworks}))
         raise PlanError(f"none of the modes chosen can run {', '.join(w.name for w in chosen)} "
-                        f"(it runs in {', '.join(sorted({f for w in chosen for f in w.frameworks}))}"
-                        f"'s modes)")
+                        f"(it runs in {frameworks}'s modes)")
     cells += companions(chosen, mode_names, cells, explicit=allocator is not None or bool(envs),
                         full=full)
     if device == "cuda":

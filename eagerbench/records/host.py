@@ -1,5 +1,5 @@
 """The host: the environment record saved with every run (what ran, where, with which
-versions), and the fingerprint that says which machines count as one host type.""" 
+versions), and the fingerprint that says which machines count as one host type."""
 
 from __future__ import annotations
 
@@ -57,8 +57,10 @@ def gpus() -> list[dict]:
     except (OSError, subprocess.TimeoutExpired):
         return []
     keys = query.split(",")
+    if out.returncode != 0:
+        return []
     return [dict(zip(keys, (v.strip() for v in line.split(","))))
-            for line in out.stdout.strip().splitlines() if line.strip()] if out.returncode == 0 else []
+            for line in out.stdout.strip().splitlines() if line.strip()]
 
 
 # Environment variables that change how a framework or the C library allocates memory.

@@ -18,8 +18,9 @@ Schema versions:
    optional (older files load with it empty): ``process.host`` and ``process.slurm`` (a
    cluster's job), the footer's ``hosts``; ``why`` (memory with page faults, ops and in-place
    ops, what they write into new tensors, dispatch and fresh-page prices, the products,
-   streams and fused chains timed after the cell) and ``compiler`` (graphs, graph breaks, compile split)
-   in results; ``phases_s`` (the unit's wall seconds per phase); ``matmul_ladder`` in limits.
+   streams and fused chains timed after the cell) and ``compiler`` (graphs, graph breaks,
+   compile split) in results; ``phases_s`` (the unit's wall seconds per phase);
+   ``matmul_ladder`` in limits.
 """
 
 from __future__ import annotations
@@ -146,8 +147,8 @@ def _lines(path: Path) -> Iterator[tuple[int, str, bool]]:
 
 def read(where: Path | str, derive_facts=None) -> Run:
     """A run folder's (or a ``raw.jsonl``'s) run, upgraded to this schema. A schema-1 run's
-    facts are derived by ``derive_facts(spec, result)`` from today's code (``frameworks.facts.open_run``
-    passes it; this layer knows no workload or mode).
+    facts are derived by ``derive_facts(spec, result)`` from today's code
+    (``frameworks.facts.open_run`` passes it; this layer knows no workload or mode).
 
     Raises ``ResultsError`` naming the file and line for a file that is missing, not JSON,
     truncated, not eagerbench's, or written by a newer schema."""
@@ -229,8 +230,9 @@ def upgrade_v1(path: Path, parsed: list[tuple[int, dict]], derive_facts=None) ->
     """A schema-1 run: its environment from ``env.json`` beside it, its facts from today's
     workload and mode code (recorded as such)."""
     if derive_facts is None:
-        raise ResultsError(f"{path}: a schema-1 run; read it with eagerbench.frameworks.facts.open_run, which "
-                           f"derives its facts from today's workloads and modes")
+        raise ResultsError(f"{path}: a schema-1 run; read it with "
+                           f"eagerbench.frameworks.facts.open_run, which derives its facts "
+                           f"from today's workloads and modes")
     env_path = path.parent / "env.json"
     try:
         env = json.loads(env_path.read_text()) if env_path.exists() else {}

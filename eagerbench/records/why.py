@@ -8,7 +8,6 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Optional
 
-
 # A sample is a block as long as a cell's, of as many calls at most (a one-element op: ~1 us)
 PROBE_SAMPLES = 15    # samples at least; the median is kept (7 swung by 2x on this VM)
 

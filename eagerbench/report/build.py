@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-
 from typing import Optional
 
 import pandas as pd

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from eagerbench.frameworks import facts
-from eagerbench.records import host as hosts, runfile
+from eagerbench.records import host as hosts
+from eagerbench.records import runfile
 from eagerbench.records.limits import MachineLimits
 from eagerbench.report import cellstats, stats, summary
 from eagerbench.report import format as fmt
@@ -73,7 +74,7 @@ def split_environment(where: Path | str) -> tuple[Path, str | None]:
     return Path(folder), label
 
 
-def load(path: Path | str, name: str | None = None) -> Side:
+def load_side(path: Path | str, name: str | None = None) -> Side:
     """A run to compare, or one environment of it (``RUN@jax==0.4.30``): its cells then lose
     their environment's tag, so that two environments of one run meet cell for cell."""
     folder, environment = split_environment(path)

@@ -8,9 +8,9 @@ Each part is an estimate with a stated method:
   PyTorch, op callbacks in TensorFlow, the jaxpr's top-level operations in JAX); a compiled
   mode launches one graph per call for each graph compiled for its step (a graph break makes
   more). The price is the median time of the mode's cheapest call, measured in the same
-  process, in the why phase after the cell's samples: one op on a one-element tensor, making a new tensor
-  or (for the ops that do) updating one in place; or one call of a trivial compiled function
-  that takes and returns as many tensors as the step.
+  process, in the why phase after the cell's samples: one op on a one-element tensor, making a
+  new tensor or (for the ops that do) updating one in place; or one call of a trivial compiled
+  function that takes and returns as many tensors as the step.
 - **kernels** = the larger of memory traffic (bytes per call at the measured bandwidth: the
   machine's cache's when the data fits in half the cache below the last level, where that
   was measured, otherwise the stream of the framework's ``b += a`` on vectors of the data's
@@ -64,12 +64,12 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from eagerbench.records.limits import MachineLimits
+from eagerbench.records.model import Record
+from eagerbench.records.why import PRICED_FAULTS, SIZE_MAX_ELEMENTS, SIZE_MIN_ELEMENTS
 from eagerbench.report import cellstats
 from eagerbench.report.format import percent, significant
 from eagerbench.report.rows import CellRow
-from eagerbench.records.why import PRICED_FAULTS, SIZE_MAX_ELEMENTS, SIZE_MIN_ELEMENTS
-from eagerbench.records.limits import MachineLimits
-from eagerbench.records.model import Record
 
 PARTS = ("dispatch", "pool", "kernels", "allocation", "remainder")
 NO_LIMITS = MachineLimits({}, "cpu", 0, {}, {}, {}, {})   # a run without --limits
@@ -290,8 +290,8 @@ def _compute_rate(facts, dtype: str, limits: MachineLimits, product_rate: float 
         return fused_rate, "fused adds alongside"
     if facts.arithmetic == "elementwise" and limits.elementwise_rate(dtype):
         return limits.elementwise_rate(dtype), "fused adds"
-    # A product timed in the cell's process, just after it, saw nearly the machine the cell did: two processes ten
-    # seconds apart ran torch's 512 x 512 product at 1.9 and 3.1 ms here.
+    # A product timed in the cell's process, just after it, saw nearly the machine the cell
+    # did: two processes ten seconds apart ran torch's 512 x 512 product at 1.9 and 3.1 ms.
     if product_rate:
         return product_rate, "product alongside"
     # Else, for a workload that declares its ops, the rate of a product of its FLOPs per op
@@ -323,7 +323,8 @@ def write_allocated_bytes(recs: list[Record], limits: Optional[MachineLimits]) -
                   if fresh is not None])
 
 
-def _kernels_ms(facts, dtype: str, limits: Optional[MachineLimits], graph_bytes: float | None = None,
+def _kernels_ms(facts, dtype: str, limits: Optional[MachineLimits],
+                graph_bytes: float | None = None,
                 product_rate: float | None = None, stream: float | None = None,
                 fused_rate: float | None = None, write_allocated: float = np.nan) -> dict:
     """Memory traffic, compute and kernels (the larger) in ms per call, and what the

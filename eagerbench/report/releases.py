@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from eagerbench.frameworks.modes import all_modes, graph_twins
+from eagerbench.frameworks.modes.base import release
 from eagerbench.report import answer, flags
 from eagerbench.report import format as fmt
 from eagerbench.report.rows import CellRow
-from eagerbench.frameworks.modes import all_modes, graph_twins
-from eagerbench.frameworks.modes.base import release
 
 Z95 = 1.959964
 

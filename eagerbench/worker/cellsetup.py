@@ -7,10 +7,10 @@ import importlib
 import time
 from typing import Optional
 
-from eagerbench.worker.loop import Entry
-from eagerbench.records.store import cache_root
-from eagerbench.worker.process import memory_bytes
 from eagerbench.records.model import CellSpec
+from eagerbench.records.store import cache_root
+from eagerbench.worker.loop import Entry
+from eagerbench.worker.process import memory_bytes
 
 
 def data_source(spec: CellSpec):
@@ -42,7 +42,6 @@ def context(spec: CellSpec, workload) -> tuple[dict, Optional[str]]:
 def backend_for(spec: CellSpec, dtype: Optional[str] = None):
     """The cell's mode's backend, and the mode options it was given."""
     from eagerbench.frameworks.modes import get_mode
-
     from eagerbench.workload import Unsupported
 
     mode = get_mode(spec.mode)

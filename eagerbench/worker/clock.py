@@ -16,9 +16,9 @@ import gc
 import math
 import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from eagerbench.records.model import Sample
-from typing import Any, Callable
 
 BLOCK_BELOW_NS = 1_000_000      # steps faster than 1 ms are timed in blocks
 BLOCK_TARGET_NS = 5_000_000     # a block lasts about 5 ms: the wait is then under 0.1% of it

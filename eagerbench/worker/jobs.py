@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import time
 
+from eagerbench.records.model import CellResult, CellSpec
 from eagerbench.worker.cellsetup import backend_for, context, data_source
 from eagerbench.worker.process import pin_cpus
-from eagerbench.records.model import CellResult, CellSpec
 
 GRADCHECK_BATCH = 20    # images the gradient is checked on, by central differences
 

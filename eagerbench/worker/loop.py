@@ -18,10 +18,10 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, ContextManager, Optional
 
-from eagerbench.worker.counters import compiler_delta, compiler_plus
 from eagerbench.records.model import CellResult, Sample
 from eagerbench.records.why import Why
 from eagerbench.worker.clock import GCWatch, block_size, run_block, wait_floor_ns
+from eagerbench.worker.counters import compiler_delta, compiler_plus
 
 CALIBRATION_NS = 20_000_000      # single calls timed to choose the block size, at most
 LONG_CALL_NS = 50_000_000        # a steady call this long needs no calibration
@@ -51,8 +51,9 @@ class Entry:
 
 
 @dataclass
-class Run:
-    """One variant of one cell (one mode, one parameter set) as it is measured."""
+class LiveCell:
+    """One variant of one cell (one mode, one parameter set) as it is measured in this
+    process: its task, its state, and its samples so far."""
 
     backend: Any                 # the backend of the cell's mode
     entry: int                   # which cell of the unit it belongs to
@@ -84,22 +85,22 @@ class Observer:
     """Hooks around one unit's measurement. Every hook runs outside the clock; this one does
     nothing, so a unit measured with it is the work and nothing else."""
 
-    def on_unit_start(self, runs: list[Run]) -> None:
+    def on_unit_start(self, runs: list[LiveCell]) -> None:
         """After the build, before the compilers' counters are read."""
 
-    def before_warm_up(self, runs: list[Run], watch: GCWatch) -> None:
+    def before_warm_up(self, runs: list[LiveCell], watch: GCWatch) -> None:
         """Before the first warm-up call."""
 
-    def after_warm_up(self, runs: list[Run], watch: GCWatch) -> list[dict]:
+    def after_warm_up(self, runs: list[LiveCell], watch: GCWatch) -> list[dict]:
         """After the warm-up; returns, per entry, what the observer compiled (left out of the
         cell's compiler counters)."""
         return []
 
-    def watching(self, run: Run) -> ContextManager:
+    def watching(self, run: LiveCell) -> ContextManager:
         """Around each timed block of ``run`` (the block's own clock is inside)."""
         return nullcontext()
 
-    def after_timing(self, runs: list[Run]) -> None:
+    def after_timing(self, runs: list[LiveCell]) -> None:
         """After every timed round of the unit: its own phase."""
 
     def why_of(self, index: int) -> Why:
@@ -122,7 +123,7 @@ class PhaseClock:
             self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - started
 
 
-def build_runs(entries: list[Entry]) -> list[Run]:
+def build_runs(entries: list[Entry]) -> list[LiveCell]:
     """Build one task per variant of every cell (the unit's runs share the process)."""
     runs = []
     for index, entry in enumerate(entries):
@@ -132,13 +133,13 @@ def build_runs(entries: list[Entry]) -> list[Run]:
             started = time.perf_counter()
             task = entry.workload.build(entry.backend, params, entry.ctx)
             entry.backend.block((task.st, task.mem))
-            runs.append(Run(entry.backend, index, params, task, task.st, task.mem, n,
+            runs.append(LiveCell(entry.backend, index, params, task, task.st, task.mem, n,
                             time.perf_counter() - started))
     return runs
 
 
 @contextmanager
-def charged(run: Run, phase: str, calls: int):
+def charged(run: LiveCell, phase: str, calls: int):
     """Charge the traces, compiles and host reads of the calls made inside to ``run`` (the runs
     of a unit share one process and its counters)."""
     backend = run.backend
@@ -154,7 +155,7 @@ def charged(run: Run, phase: str, calls: int):
     run.steps += calls
 
 
-def counted_call(run: Run, calls: int, watch: GCWatch, phase: str) -> Sample:
+def counted_call(run: LiveCell, calls: int, watch: GCWatch, phase: str) -> Sample:
     """``calls`` calls of ``run``'s step and one wait, charged to ``run``."""
     with charged(run, phase, calls):
         run.st, run.mem, sample = run_block(run.task.step, run.backend.block, run.st, run.mem,
@@ -162,13 +163,13 @@ def counted_call(run: Run, calls: int, watch: GCWatch, phase: str) -> Sample:
     return sample
 
 
-def keep(run: Run, sample: Sample, into: list) -> None:
+def keep(run: LiveCell, sample: Sample, into: list) -> None:
     """Read what the program shows after a sample (the clock has stopped) and keep the sample."""
     into.append(Sample(sample.ns, sample.calls, sample.gc_collections, sample.gc_ns,
                        observed=run.task.observe(run.st, run.mem), step=run.steps))
 
 
-def warm_up(runs: list[Run], rounds: int, watch: GCWatch, channel) -> None:
+def warm_up(runs: list[LiveCell], rounds: int, watch: GCWatch, channel) -> None:
     """``rounds`` single calls of each run, round-robin: traces and compiles happen here."""
     for i in range(rounds):
         for run in runs:
@@ -176,7 +177,7 @@ def warm_up(runs: list[Run], rounds: int, watch: GCWatch, channel) -> None:
         channel.progress("warmup", i + 1, rounds)
 
 
-def check_after_warm_up(runs: list[Run]) -> None:
+def check_after_warm_up(runs: list[LiveCell]) -> None:
     """Every mode of a unit has now taken the same warm-up steps from the same start: their
     ``check`` values must agree (the report compares each mode with its eager twin)."""
     for run in runs:
@@ -184,7 +185,7 @@ def check_after_warm_up(runs: list[Run]) -> None:
             run.warm_check = run.task.check(run.st, run.mem)
 
 
-def calibrate(runs: list[Run], watch: GCWatch) -> None:
+def calibrate(runs: list[LiveCell], watch: GCWatch) -> None:
     """Choose each run's block size from a few more waited calls (kept as warm-up). A run whose
     last warm-up call compiled nothing and took over ``LONG_CALL_NS`` needs no more: it is timed
     one call at a time (an l-BFGS iteration at batch 60k takes seconds)."""
@@ -202,7 +203,7 @@ def calibrate(runs: list[Run], watch: GCWatch) -> None:
         run.calls = block_size(times[len(times) // 2])
 
 
-def timed_round(run: Run, watch: GCWatch, observer: Observer) -> None:
+def timed_round(run: LiveCell, watch: GCWatch, observer: Observer) -> None:
     """One sample of ``run``: a block (after one untimed call that wakes idle worker threads),
     then, for blocked steps, ``LATENCY_CALLS`` single calls waited on one by one. The observer
     watches the block from outside its clock."""
@@ -220,7 +221,7 @@ def timed_round(run: Run, watch: GCWatch, observer: Observer) -> None:
     run.stopped = run.task.stopped(run.st)
 
 
-def _wanted(run: Run, target_ns: int) -> bool:
+def _wanted(run: LiveCell, target_ns: int) -> bool:
     """Whether ``run`` needs another sample: fewer than its iters, or less than its time."""
     if run.stopped or len(run.timed) >= MAX_SAMPLES_FACTOR * run.iters:
         return False
@@ -242,7 +243,7 @@ def collector(mode: str):
         gc.unfreeze()
 
 
-def time_runs(runs: list[Run], settings: Settings, watch: GCWatch, channel,
+def time_runs(runs: list[LiveCell], settings: Settings, watch: GCWatch, channel,
               observer: Observer) -> dict:
     """Round-robin over the runs until each has its samples and its minimum time: slow spells
     of the machine and of the process then hit every mode and value of the unit alike.
@@ -309,7 +310,7 @@ def _cache_delta(before: dict, after: dict) -> dict:
     return {k: v - before.get(k, 0) for k, v in after.items()}
 
 
-def _result(run: Run, entry: Entry, why: Why, gc_state: dict, compiler: dict, cache: dict,
+def _result(run: LiveCell, entry: Entry, why: Why, gc_state: dict, compiler: dict, cache: dict,
             unit: int, phases_s: dict) -> CellResult:
     """The result of one run: every sample as measured, and what happened around them."""
     backend = entry.backend

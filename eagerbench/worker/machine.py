@@ -2,8 +2,9 @@
 reaches at a large size (GFLOP/s, per dtype) and streaming memory bandwidth (GB/s).
 
 Each library is probed in its own process with the run's thread settings
-(``python -m eagerbench.worker.machine LIB THREADS DEVICE``), like a measured cell. A cell claiming more
-than these limits skipped work; one far below them shows how much the eager tax costs.
+(``python -m eagerbench.worker.machine LIB THREADS DEVICE``), like a measured cell. A cell
+claiming more than these limits skipped work; one far below them shows how much the eager tax
+costs.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from eagerbench.worker.process import pin_cpus, thread_env, with_package_path
-from eagerbench.worker.clock import time_calls
 from eagerbench.records.limits import MATMUL_N, SLOW, best_elementwise, best_ladder
+from eagerbench.worker.clock import time_calls
+from eagerbench.worker.process import pin_cpus, thread_env, with_package_path
 
 LIBS = ["numpy", "torch", "tensorflow", "jax"]
 # Square matmuls smaller than the peak's: a small product runs below the peak in every library
@@ -53,7 +54,7 @@ def probe(lib: str, device: str, n: int = MATMUL_N, elems: int = STREAM_ELEMS,
     rng = np.random.default_rng(0)
     out = {"matmul_gflops": {}, "bandwidth_gbps": None, "matmul_ladder": {}}
     for dtype in dtypes:
-        def seconds(side):
+        def seconds(side, dtype=dtype):
             return _matmul_s(lib, device, rng.standard_normal((side, side)).astype(dtype))
 
         out["matmul_gflops"][dtype] = 2.0 * n**3 / seconds(n) / 1e9
@@ -282,9 +283,9 @@ def probe_limits(threads: int, device: str, timeout: float = 300,
         if device == "cuda" and lib == "numpy":
             continue
         try:
-            proc = subprocess.run([sys.executable, "-m", "eagerbench.worker.machine", lib, str(threads),
-                                   device, ",".join(dtypes)], capture_output=True, text=True,
-                                  env=env, timeout=timeout)
+            proc = subprocess.run([sys.executable, "-m", "eagerbench.worker.machine", lib,
+                                   str(threads), device, ",".join(dtypes)], capture_output=True,
+                                  text=True, env=env, timeout=timeout)
             per_lib[lib] = json.loads(proc.stdout.strip().splitlines()[-1])
         except (subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as exc:
             errors[lib] = type(exc).__name__

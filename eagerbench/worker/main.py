@@ -19,13 +19,13 @@ import traceback
 from dataclasses import replace
 
 from eagerbench.records import protocol
-from eagerbench.worker.cellsetup import entry_for, units, warm_up_compiler
 from eagerbench.records.host import allocator_settings
+from eagerbench.records.model import CellResult, CellSpec
+from eagerbench.worker.cellsetup import entry_for, units, warm_up_compiler
 from eagerbench.worker.failures import one_line
 from eagerbench.worker.jobs import JOBS
 from eagerbench.worker.loop import Settings, measure_unit
 from eagerbench.worker.process import cold_compile_cache, die_with_runner, pin_cpus
-from eagerbench.records.model import CellResult, CellSpec
 
 
 class Channel:

@@ -39,7 +39,8 @@ class OpTrail(TorchDispatchMode):
 
     def describe(self, exc: BaseException) -> str:
         where = f"at {self.last} (op {self.count} of the step)" if self.last else "before any op"
-        return f"{where}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
+        text = str(exc).strip()
+        return f"{where}: {text.splitlines()[0] if text else type(exc).__name__}"
 
 
 class CapturedStep:

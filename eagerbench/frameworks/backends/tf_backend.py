@@ -12,7 +12,6 @@ import tensorflow as tf
 from eagerbench.frameworks.backends.base import Backend, count_error, passed_through, rejoined
 from eagerbench.frameworks.backends.hlo import entry_bytes
 
-
 # XLA's HLO is asked for with arguments like the first call's, made afresh: no larger than this
 # (1e7-float vectors, 80 MB, are; a 1 GiB cell's are not)
 COSTED_ARGUMENT_BYTES = 256 << 20

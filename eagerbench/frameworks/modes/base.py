@@ -10,8 +10,9 @@ from typing import Callable
 
 @dataclass(frozen=True)
 class Mode:
-    """An execution mode. ``make(device, dtype, threads, **options)`` imports the framework lazily, so
-    listing modes never initialises a framework (that must happen inside a measured worker)."""
+    """An execution mode. ``make(device, dtype, threads, **options)`` imports the framework
+    lazily, so listing modes never initialises a framework (that must happen inside a measured
+    worker)."""
 
     name: str
     framework: str           # the import name of the framework package

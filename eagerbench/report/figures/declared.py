@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from eagerbench import presentation
-from eagerbench.report.figures.headline import _colors, _save, plt, quartile_bars
 from eagerbench.presentation import Bars, Columns, Pivot, Series, Sweep
+from eagerbench.report.figures.headline import _colors, _save, plt, quartile_bars
 
 STYLES = ["-", "--", ":", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3))]
 
@@ -198,7 +198,7 @@ def series(decl: Series, iters: pd.DataFrame, workload: str, path: Path) -> Path
         ax.set_visible(False)
     for ax, panel in zip(axes.flat, panels):
         sub = _select(df, decl.panels, panel)
-        for (mode, params), g in sub.groupby(["mode", "params"], sort=False):
+        for (mode, _), g in sub.groupby(["mode", "params"], sort=False):
             value = g[f"p_{decl.colour}"].iloc[0] if decl.colour else None
             color = colors[value if decl.colour else mode]
             style = (dict(ls=STYLES[modes.index(mode) % len(STYLES)]) if decl.colour
@@ -350,7 +350,7 @@ def pivot(decl: Pivot, cells: pd.DataFrame, iters: pd.DataFrame, workload: str) 
                               sort=False)
         table = table[[m for m in dict.fromkeys(g["mode"]) if m in table.columns]]
         fmt = "s" if value == "final_loss_and_time" else decl.fmt
-        table = table.map(lambda v: "" if pd.isna(v) else format(v, fmt)).reset_index()
+        table = table.map(lambda v, fmt=fmt: "" if pd.isna(v) else format(v, fmt)).reset_index()
         title = f"{workload}: {decl.title or value}" + (f" ({label})" if label else "")
         out.append((title, decl.text, table.rename(columns={index: decl.index})))
     return out

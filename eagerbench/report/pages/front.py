@@ -4,12 +4,11 @@ and decomposition of one workload. Both are generated from the stored records' t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-import json
 
 from eagerbench.frameworks.modes import graph_twins
 from eagerbench.report import answer, article, explain, flags

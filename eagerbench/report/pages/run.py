@@ -37,8 +37,8 @@ def machine(env: dict, cells: list[CellRow]) -> str:
     lines += _limits_lines(MachineLimits.from_json(env.get("limits")), cells)
     lines += _contention_lines(contention_of(env))
     lines += _allocator_lines(env)
-    lines.append("- why phase: " + ("on, in each setting's first process (after each unit's timed rounds, "
-                                     "never between them)"
+    lines.append("- why phase: " + ("on, in each setting's first process (after each unit's "
+                                    "timed rounds, never between them)"
                                     if env.get("why", True) else "off (`--no-why`)"))
     for note in env.get("skipped", []) or []:
         lines.append(f"- {note}")
@@ -173,7 +173,7 @@ def _release_ranges(environments: dict) -> str:
 
     asked: dict[str, list[str]] = {}
     failed = 0
-    for label, info in environments.items():
+    for info in environments.values():
         if info.get("failed"):
             failed += 1
             continue

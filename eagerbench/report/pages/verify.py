@@ -34,6 +34,7 @@ def markdown(out_dir: Path) -> str | None:
         f"`eagerbench verify`: lbfgs in float64, history {s['history']}, batch {s['batch']}, "
         f"{s['iters']} iterations, seed {s['seed']}. Largest relative difference of the loss "
         f"(over all iterations) and of the final weights against `{reference}` (and `{reference}` "
-        f"against `{s.get('optim', 'torch.optim.LBFGS')}` itself); `gradcheck` is `|g_fd - g| / |g_fd + g|` on a 20-image "
-        f"instance. Pass: differences <= {s['rtol']:g}, gradcheck <= {s.get('gradcheck_tol', 1e-6):g}.", "",
+        f"against `{s.get('optim', 'torch.optim.LBFGS')}` itself); `gradcheck` is "
+        f"`|g_fd - g| / |g_fd + g|` on a 20-image instance. Pass: differences <= {s['rtol']:g}, "
+        f"gradcheck <= {s.get('gradcheck_tol', 1e-6):g}.", "",
         printable(table), ""])

@@ -12,11 +12,10 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Optional
 
+from eagerbench.records.why import PROBE_SAMPLES, Why
 from eagerbench.worker.counters import compiler_plus
-from eagerbench.worker.loop import Observer, Run
-from eagerbench.records.why import PROBE_SAMPLES
+from eagerbench.worker.loop import LiveCell, Observer
 from eagerbench.worker.process import throwaway_compile_cache, usable_cpus
-from eagerbench.records.why import Why
 from eagerbench.worker.why.memory import FaultTally, fault_ns, watch_memory
 from eagerbench.worker.why.ops import count_round
 from eagerbench.worker.why.prices import UnitPrices, diagnosed
@@ -34,16 +33,16 @@ class WhyObserver(Observer):
         self.index: dict[int, int] = {}           # id of a run -> its place in the unit
         self.faults: dict[int, FaultTally] = {}   # a run's place -> its tally
 
-    def on_unit_start(self, runs: list[Run]) -> None:
+    def on_unit_start(self, runs: list[LiveCell]) -> None:
         self.whys = [Why() for _ in runs]
         self.index = {id(run): i for i, run in enumerate(runs)}
         with throwaway_compile_cache():   # no probe's graph in the cache a cell's compile reads
             self.prices = UnitPrices(self.entries, runs)
 
-    def before_warm_up(self, runs: list[Run], watch) -> None:
+    def before_warm_up(self, runs: list[LiveCell], watch) -> None:
         count_round(runs, self.whys, watch, graphs=True)
 
-    def after_warm_up(self, runs: list[Run], watch) -> list[dict]:
+    def after_warm_up(self, runs: list[LiveCell], watch) -> list[dict]:
         """The eager steps' counted round, then the probes whose size the counted ops or the
         warmed step tell; returns, per entry, what building those compiled."""
         count_round(runs, self.whys, watch, graphs=False)
@@ -52,7 +51,7 @@ class WhyObserver(Observer):
         return [compiler_plus(a, b) for a, b in zip(sizes, launches)]
 
     @contextmanager
-    def watching(self, run: Run):
+    def watching(self, run: LiveCell):
         """A run's first block with its memory watched (its peak, its resident set); every
         block's faults and CPU time tallied."""
         index = self.index[id(run)]
@@ -66,14 +65,14 @@ class WhyObserver(Observer):
         with tally.watch(run.calls):
             yield
 
-    def after_timing(self, runs: list[Run]) -> None:
+    def after_timing(self, runs: list[LiveCell]) -> None:
         """The why phase: ``PROBE_SAMPLES`` rounds of every probe, then each run priced."""
         for _ in range(PROBE_SAMPLES):
             self.prices.sample()
         for index, run in enumerate(runs):
             self._price(index, run)
 
-    def _price(self, index: int, run: Run) -> None:
+    def _price(self, index: int, run: LiveCell) -> None:
         """What one dispatch, one op of each counted size and one fresh page cost, for run
         ``index`` (the memory was watched around its first timed sample, the page faults over
         every timed block)."""

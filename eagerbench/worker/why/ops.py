@@ -4,19 +4,19 @@ many write into new tensors."""
 
 from __future__ import annotations
 
-from eagerbench.worker.loop import Run, counted_call, keep
 from eagerbench.records.why import Why
+from eagerbench.worker.loop import LiveCell, counted_call, keep
 from eagerbench.worker.why.prices import diagnosed
 
 
-def counts_ops(run: Run) -> bool:
+def counts_ops(run: LiveCell) -> bool:
     """Whether ``run`` counts its own ops: a compiled mode that fuses runs the same program as
     its eager twin, which counts them; one whose graph runs them one by one counts (and
     prices) them itself."""
     return not run.backend.compiled or run.backend.runs_graph_ops
 
 
-def count_ops(run: Run, why: Why) -> list[str]:
+def count_ops(run: LiveCell, why: Why) -> list[str]:
     """One call of the run's program under the framework's dispatch counter, into ``why``.
     Returns notes on what could not be taken."""
     backend = run.backend
@@ -36,7 +36,7 @@ def count_ops(run: Run, why: Why) -> list[str]:
     return [note] if note else []
 
 
-def count_round(runs: list[Run], whys: list[Why], watch, graphs: bool) -> None:
+def count_round(runs: list[LiveCell], whys: list[Why], watch, graphs: bool) -> None:
     """One more step of every run, so that every mode takes the same steps before its check
     (its twin may be measured in another unit), and the ops' sizes are known before the
     timing, to be priced in the why phase (in every process: one cell's two processes,

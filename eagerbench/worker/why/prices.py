@@ -8,6 +8,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from eagerbench.records.limits import cache_fit_bytes
+from eagerbench.records.why import PROBE_SAMPLES, SIZE_MAX_ELEMENTS, STREAM_ELEMENTS, Why
 from eagerbench.worker.counters import compiler_delta, compiler_plus
 from eagerbench.worker.failures import one_line
 from eagerbench.worker.machine import (
@@ -16,8 +18,6 @@ from eagerbench.worker.machine import (
     inner_cache_bytes,
     last_level_cache_bytes,
 )
-from eagerbench.records.limits import cache_fit_bytes
-from eagerbench.records.why import PROBE_SAMPLES, SIZE_MAX_ELEMENTS, STREAM_ELEMENTS, Why
 from eagerbench.worker.why import probes as probing
 
 _PRICE_KINDS = (("new", float("nan")), ("in_place", None))   # a kind, and its price on failure
@@ -103,7 +103,7 @@ class UnitPrices:
             if kind == "in_place" and backend.compiled:
                 continue
             self.probes[mode][kind] = self._measured(
-                mode, kind, lambda: probing.probe(backend, kind, tensors=tensors))
+                mode, kind, lambda kind=kind: probing.probe(backend, kind, tensors=tensors))
         work, note = diagnosed("work", lambda: entry.workload.work(entry.params,
                                                                    backend.dtype_name, {}), None)
         self.notes[mode] += [note] if note else []
@@ -193,8 +193,8 @@ class UnitPrices:
                 continue
             before = run.backend.graph_diagnostics()
             what = "graph op probes" if run.backend.runs_graph_ops else "op size probes"
-            self.sizes[index], note = diagnosed(what, lambda: probing.SizeProbes(run.backend, sizes),
-                                                 None)
+            self.sizes[index], note = diagnosed(
+                what, lambda run=run, sizes=sizes: probing.SizeProbes(run.backend, sizes), None)
             whys[index].notes.extend([note] if note else [])
             built[run.entry] = compiler_plus(
                 built[run.entry], compiler_delta(before, run.backend.graph_diagnostics()))
@@ -211,7 +211,8 @@ class UnitPrices:
 
         for mode, backend in self.streaming.items():
             self.probes[mode]["stream"] = self._measured(
-                mode, "stream", lambda: probing.stream_probe(backend, self.stream_lengths[mode]))
+                mode, "stream", lambda backend=backend, mode=mode: probing.stream_probe(
+                    backend, self.stream_lengths[mode]))
         self.streaming = {}
 
     def stream_gbps(self, mode: str) -> Optional[float]:

@@ -10,7 +10,6 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from eagerbench.worker.machine import CHAIN_ADDS, CHAIN_ELEMS
 from eagerbench.records.why import (
     PROBE_SAMPLES,
     SIZE_MAX_ELEMENTS,
@@ -19,6 +18,7 @@ from eagerbench.records.why import (
     STREAM_ELEMENTS,
 )
 from eagerbench.worker.clock import BLOCK_TARGET_NS, MAX_BLOCK_CALLS, block_size, time_calls
+from eagerbench.worker.machine import CHAIN_ADDS, CHAIN_ELEMS
 
 
 class Probe:
@@ -128,9 +128,10 @@ GRAPH_CHAIN_OPS = (20, 320)
 
 
 class SizeProbes:
-    """What a counted op costs at each of its sizes to price, sampled in the why phase. In an eager mode: one add on tensors of each size (in place where the framework
-    updates in place, as its cheapest op is priced), its dispatch, traffic and the
-    framework's handing it to its threads. In a graph that runs its ops one by one: compiled
+    """What a counted op costs at each of its sizes to price, sampled in the why phase. In an
+    eager mode: one add on tensors of each size (in place where the framework updates in place,
+    as its cheapest op is priced), its dispatch, traffic and the framework's handing it to its
+    threads. In a graph that runs its ops one by one: compiled
     chains of 320 and of 20 in-place adds, at one element and at each size, their medians'
     difference per add; the launch and the call's other fixed costs cancel, the executor's
     handing each op to a kernel and to the intra-op threads does not (tf.function here:
