@@ -10,6 +10,7 @@ import pytest
 
 from eagerbench.records.limits import MachineLimits
 from eagerbench.report import explain, summary
+from eagerbench.report.pages import why_section
 from eagerbench.worker import machine
 from tests.conftest import record
 from tests.why_cells import LIMITS
@@ -29,6 +30,11 @@ def _why(records, limits: dict, significant=None):
         rows = [replace(r, vs_eager=replace(r.vs_eager, **interval(r.vs_eager.value)))
                 if r.vs_eager is not None and r.compiled else r for r in rows]
     return explain.why_table(records, rows, typed)
+
+
+def _rows_of(why) -> list:
+    """A why table's lines as the typed rows it was written from."""
+    return [explain.WhyRow(**line) for line in why.to_dict("records")]
 
 
 def _rate(limits: dict, *args):
@@ -190,7 +196,7 @@ def test_page_faults_are_priced_as_allocation():
     assert big.page_faults_per_call == 1003
     assert big.remainder_ms == pytest.approx(10.0 - big.dispatch_ms - big.kernels_ms - 2.9)
     assert rows["size=1000 ops=10"].allocation_ms == pytest.approx(2.0 + 3 * 512 * 2e-3)
-    assert "fresh pages" in " ".join(explain.sentences(why))
+    assert "fresh pages" in " ".join(why_section.sentences(_rows_of(why)))
 
 
 def test_a_call_that_faults_many_pages_is_priced_by_its_own_kernel_time():
@@ -256,7 +262,8 @@ def test_the_decomposition_is_dispatch_plus_kernels_and_the_rest():
     cached = rows[f"size={small} ops=10"]
     assert cached.memory_ms == pytest.approx(3 * 4 * small * 10 / 100e9 * 1e3)
     assert ("torch at elementwise size=16777216 ops=10: 0% dispatch, 81% memory, "
-            "19% unexplained, 20.0 us per op over 10 ops") in " ".join(explain.sentences(why))
+            "19% unexplained, 20.0 us per op over 10 ops") in \
+        " ".join(why_section.sentences(_rows_of(why)))
 
 
 def test_an_ops_size_is_priced_beyond_its_traffic_and_the_one_element_op():
@@ -277,7 +284,7 @@ def test_an_ops_size_is_priced_beyond_its_traffic_and_the_one_element_op():
                                              - row.kernels_ms)
     assert row.pool_share + row.dispatch_share + row.kernels_share + row.remainder_share == \
         pytest.approx(1.0)
-    assert "op sizes (thread pool)" in " ".join(explain.sentences(why))
+    assert "op sizes (thread pool)" in " ".join(why_section.sentences(_rows_of(why)))
     unpriced = _cell(n, "torch", 30.0, 100, 20.0)   # no sizes counted: no pool, not zero
     assert np.isnan(_why([unpriced], LIMITS)["pool_ms"].iloc[0])
 
@@ -385,7 +392,7 @@ def test_the_tax_is_explained_only_where_there_is_one():
     records = [_cell(1000, "torch", 1.0, 100, 9.0), _cell(1000, "torch-compile", 0.2, 100, 30.0),
                _cell(10, "torch", 0.1, 10, 9.0), _cell(10, "torch-compile", 0.3, 10, 30.0)]
     why = _why(records, LIMITS, significant=True)
-    taxes = explain.tax_table(why).set_index("params")
+    taxes = why_section.tax_table(_rows_of(why)).set_index("params")
     paying = taxes.loc["size=1000 ops=100"]
     assert paying["tax_ms"] == pytest.approx(0.8)
     # eager dispatch 100 x 9 us = 0.9 ms; compiled one launch of 30 us: 0.87 ms of the 0.8 ms
@@ -395,6 +402,6 @@ def test_the_tax_is_explained_only_where_there_is_one():
 
 def test_a_tax_within_its_interval_is_not_split_into_shares():
     records = [_cell(1000, "torch", 1.0, 100, 9.0), _cell(1000, "torch-compile", 0.2, 100, 30.0)]
-    taxes = explain.tax_table(_why(records, LIMITS, significant=False))
+    taxes = why_section.tax_table(_rows_of(_why(records, LIMITS, significant=False)))
     assert taxes["tax_ms"].iloc[0] == pytest.approx(0.8)
     assert taxes[[f"{p}_explains" for p in explain.PARTS]].isna().all(axis=None)

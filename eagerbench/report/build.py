@@ -13,7 +13,7 @@ from eagerbench.frameworks import facts
 from eagerbench.records import host as hosts
 from eagerbench.records.limits import MachineLimits
 from eagerbench.records.model import Record
-from eagerbench.report import accounting, cell_table, exports, releases, summary
+from eagerbench.report import accounting, cell_table, explain, exports, releases, summary
 from eagerbench.report.figures import declared as views
 from eagerbench.report.figures import headline as plots
 from eagerbench.report.pages import front as pages
@@ -102,8 +102,8 @@ def _write(out_dir: Path, records: list[Record], env: dict) -> pd.DataFrame:
     (out_dir / ENV).write_text(json.dumps(env, indent=2) + "\n")
     iters = exports.write_iterations(records, out_dir)
     exports.write_cells(found.rows, out_dir)
-    if len(found.why):
-        found.why.to_csv(out_dir / "why.csv", index=False)
+    if found.why:
+        explain.why_frame(found.why).to_csv(out_dir / "why.csv", index=False)
     table = cell_table.summary_table(found.rows)
     account = accounting.account(records, found.rows, env, verify.wall_s(out_dir))
     _write_pages(out_dir, records, found, iters, table, env, account,
@@ -136,5 +136,5 @@ def _write_pages(out_dir: Path, records: list[Record], found: summary.Summary,
         drawn = (views.figures({workload: declared[workload]}, frame, iters, out_dir)
                  if measured and workload in declared else [])
         (folder / f"{workload}.md").write_text(pages.workload_page(
-            workload, table, rows, why if len(why) else None, crossings, workload_tables,
+            workload, table, rows, why, crossings, workload_tables,
             drawn, out_dir))

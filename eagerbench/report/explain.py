@@ -58,7 +58,8 @@ Each part is an estimate with a stated method:
 
 from __future__ import annotations
 
-from pathlib import Path
+import dataclasses
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -68,7 +69,6 @@ from eagerbench.records.limits import MachineLimits
 from eagerbench.records.model import Record
 from eagerbench.records.why import PRICED_FAULTS, SIZE_MAX_ELEMENTS, SIZE_MIN_ELEMENTS
 from eagerbench.report import cellstats
-from eagerbench.report.format import percent, significant
 from eagerbench.report.rows import CellRow
 
 PARTS = ("dispatch", "pool", "kernels", "allocation", "remainder")
@@ -413,8 +413,63 @@ def cell_row(recs: list[Record], median_ms: float, limits: Optional[MachineLimit
     return {**row, **_compiler(ok), **_memory(ok)}
 
 
-def why_table(records: list[Record], cells: list[CellRow],
-              limits: Optional[MachineLimits]) -> pd.DataFrame:
+@dataclass(frozen=True)
+class WhyRow:
+    """One measured cell's decomposition (ms per call and shares of its time), its compiler's
+    diagnostics and its memory, its processes averaged; NaN where a part was not priced.
+    ``why.csv`` has these columns, in this order."""
+
+    workload: str
+    params: str
+    mode: str
+    eager_twin: str
+    compiled: bool
+    median_ms: float
+    vs_eager_significant: bool
+    ops_per_call: float                   # framework ops dispatched per call (eager)
+    in_place_ops_per_call: float
+    dispatches_per_call: float            # ops, or graphs launched (compiled)
+    us_per_dispatch: float
+    us_per_graph_op: float                # an op inside a graph that runs them one by one
+    dispatch_ms: float
+    pool_ms: float
+    compiled_bytes_per_call: float        # the compiler's count, after fusion
+    write_allocated_bytes_per_call: float
+    memory_ms: float
+    compute_ms: float
+    kernels_ms: float                     # the larger of memory and compute
+    bandwidth_from: str                   # what the bandwidth was measured on
+    compute_rate_from: str                # what the compute rate was measured on
+    bound: str                            # "memory", "compute" or ''
+    page_faults_per_call: float
+    allocation_ms: float
+    host_syncs_per_call: float
+    remainder_ms: float
+    notes: str
+    dispatch_share: float
+    pool_share: float
+    kernels_share: float
+    allocation_share: float
+    remainder_share: float
+    graphs: float
+    graph_breaks: float
+    graph_break_reasons: str
+    compile_split: str
+    rss_peak_mib: float
+    step_transient_mib: float
+    device_peak_mib: float
+
+    def ms(self, part: str) -> float:
+        """A part's time per call (``PARTS``)."""
+        return float(getattr(self, f"{part}_ms"))
+
+    def share(self, part: str) -> float:
+        """A part's share of the time per call (``PARTS``)."""
+        return float(getattr(self, f"{part}_share"))
+
+
+def why_rows(records: list[Record], cells: list[CellRow],
+             limits: Optional[MachineLimits]) -> list[WhyRow]:
     """One row per measured cell: its time, the decomposition, the compiler's diagnostics and
     memory."""
     groups = cellstats.by_cell(records)
@@ -423,162 +478,21 @@ def why_table(records: list[Record], cells: list[CellRow],
         recs = groups.get(r.key)
         if not r.ok or not recs:
             continue
-        rows.append({"workload": r.workload, "params": r.params, "mode": r.mode,
-                     "eager_twin": r.eager_twin, "compiled": r.compiled,
-                     "median_ms": r.median_ms,
-                     "vs_eager_significant": bool(r.vs_eager and r.vs_eager.significant),
-                     **cell_row(recs, r.median_ms, limits)})
-    return pd.DataFrame(rows)
+        rows.append(WhyRow(workload=r.workload, params=r.params, mode=r.mode,
+                           eager_twin=r.eager_twin, compiled=r.compiled, median_ms=r.median_ms,
+                           vs_eager_significant=bool(r.vs_eager and r.vs_eager.significant),
+                           **cell_row(recs, r.median_ms, limits)))
+    return rows
 
 
-def tax_table(why: pd.DataFrame) -> pd.DataFrame:
-    """For each compiled cell and its eager twin: the eager tax (ms per call) and the share of
-    it each part's difference explains."""
-    if why.empty:
-        return why
-    index = {(r.workload, r.params, r.mode): r for r in why.itertuples()}
-    rows = []
-    for r in why.itertuples():
-        twin = index.get((r.workload, r.params, r.eager_twin)) if r.compiled else None
-        if twin is None:
-            continue
-        tax = twin.median_ms - r.median_ms
-        row = {"workload": r.workload, "params": r.params, "eager": twin.mode,
-               "compiled": r.mode, "eager_ms": twin.median_ms, "compiled_ms": r.median_ms,
-               "tax_ms": tax}
-        # Shares of a tax: none when compiling made the cell slower, or the difference is
-        # within its interval (a share of noise says nothing).
-        paid = tax > 0 and r.vs_eager_significant
-        for part in PARTS:
-            diff = getattr(twin, f"{part}_ms") - getattr(r, f"{part}_ms")
-            row[f"{part}_explains"] = diff / tax if paid else np.nan
-        rows.append(row)
-    return pd.DataFrame(rows)
+def why_frame(rows: list[WhyRow]) -> pd.DataFrame:
+    """The rows as ``why.csv``'s table."""
+    return pd.DataFrame([dataclasses.asdict(row) for row in rows])
 
 
-def sentences(why: pd.DataFrame) -> list[str]:
-    """The leading sentence of each eager cell at the ends of its workload's grid:
-    "tf-eager at elementwise size=10 ops=100: 97% dispatch, 14 us per op"."""
-    out = []
-    eager = why[~why["compiled"].astype(bool)] if len(why) else why
-    for (workload, mode), group in eager.groupby(["workload", "mode"], sort=False):
-        ends = group.iloc[[0, -1]] if len(group) > 1 else group
-        for r in ends.itertuples():
-            counted = np.isfinite(r.dispatch_share)
-            parts = [f"{percent(r.dispatch_share)} dispatch"] if counted else []
-            if np.isfinite(r.pool_ms) and r.pool_share >= 0.005:
-                parts.append(f"{percent(r.pool_share)} op sizes (thread pool)")
-            if np.isfinite(r.kernels_ms):
-                parts.append(f"{percent(r.kernels_share)} {r.bound}")
-            if np.isfinite(r.allocation_ms) and r.allocation_share >= 0.005:
-                parts.append(f"{percent(r.allocation_share)} fresh pages")
-            if counted:
-                parts.append(f"{percent(r.remainder_share)} unexplained")
-            per_op = (f", {significant(r.us_per_dispatch)} us per op over "
-                      f"{r.ops_per_call:.0f} ops" if np.isfinite(r.ops_per_call) else
-                      ", ops not counted (JAX cannot trace Python control flow on values)")
-            syncs = (f", {r.host_syncs_per_call:.3g} host syncs per call"
-                     if np.isfinite(r.host_syncs_per_call) and r.host_syncs_per_call else "")
-            out.append(f"{mode} at {workload} {r.params}: " + ", ".join(parts) + per_op
-                       + syncs)
-    return out
+def why_table(records: list[Record], cells: list[CellRow],
+              limits: Optional[MachineLimits]) -> pd.DataFrame:
+    """``why_rows`` as ``why.csv``'s table."""
+    return why_frame(why_rows(records, cells, limits))
 
 
-def figure(why: pd.DataFrame, workload: str, path: Path) -> Path:
-    """Stacked bars per cell and mode: the share of its time each part explains."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    group = why[why["workload"] == workload]
-    labels = [f"{r.params} [{r.mode}]" for r in group.itertuples()]
-    y = np.arange(len(group))
-    fig, ax = plt.subplots(figsize=(8, max(2.5, 0.2 * len(group) + 1.2)))
-    left = np.zeros(len(group))
-    colours = {"dispatch": "tab:orange", "pool": "tab:purple", "kernels": "tab:blue",
-               "allocation": "tab:green", "remainder": "0.7"}
-    for part in PARTS:
-        share = np.clip(group[f"{part}_share"].to_numpy(float), 0, None)
-        share = np.nan_to_num(share)
-        ax.barh(y, share * 100, left=left, color=colours[part], label=part, height=0.8)
-        left += share * 100
-    ax.axvline(100, color="k", lw=0.8)
-    ax.set_yticks(y)
-    ax.set_yticklabels(labels, fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlabel("% of the time per call (past the line at 100%: the estimates explain more "
-                  "than all)")
-    ax.set_title(f"{workload}: where each cell's time per call goes", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-    fig.savefig(path, dpi=110, bbox_inches="tight")   # the long labels are never clipped
-    plt.close(fig)
-    return Path(path)
-
-
-def markdown(why: pd.DataFrame, out_dir: Path, prefix: str = "") -> list[str]:
-    """The report's "Why" section: leading sentences, the eager tax explained per pair, and a
-    figure per workload, drawn into ``out_dir`` and linked as ``prefix`` + its name (a page
-    in a folder below); ``why.csv`` holds every column."""
-    if why.empty:
-        return []
-    taxes = tax_table(why)
-    parts = ["## Why: where each eager tax comes from", "",
-             "Each cell's time per call split into estimates (method in `eagerbench/explain.py`):"
-             " **dispatch** = dispatches per call (every framework op in an eager mode, counted; "
-             "in a compiled mode one launch per graph compiled for the step, and in tf-graph "
-             "its graph's ops) x the measured price of one dispatch in that mode, sampled "
-             "in its process after the cell's own samples (in-place updates priced apart); "
-             "**pool** = "
-             "what each counted op's size costs beyond a one-element op and its traffic (an add "
-             "of that size, timed: mostly handing the op to the framework's threads; in a mode "
-             "that fuses, a launch on tensors of the cell's size against a one-element one); "
-             "**kernels** = the larger of the bytes moved (the workload's count, or the "
-             "compiler's for its fused graphs) at the measured bandwidth (past half the cache "
-             "below the last level, the framework's stream of the data's size timed after "
-             "the cell, and a write into a new tensor counted twice, its lines read first, "
-             "unless the call faulted its pages in) and the FLOPs at the "
-             "measured rate of their kind (the mode's own product of their FLOPs per op, its "
-             "compiler's in a mode that generates code, timed after the cell, or a fused "
-             "chain of adds: the mode's own, after the cell, in a mode that fuses); "
-             "**allocation** = the page faults one call takes x the measured price of a "
-             "fresh page (its fault, zeroing and release), or, from 1,000 small faults a "
-             "call, the kernel's share of the process's CPU time over the timed blocks, of "
-             "the median call; the **remainder** is what none "
-             "explains (lost fusion, caches, Python; negative when the estimates explain more "
-             "than the time). Every column, with the "
-             "compiler's graphs, graph breaks (with reasons) and compile split, and each cell's "
-             "peak memory, is in `why.csv`.", ""]
-    parts += [f"- {s}" for s in sentences(why)] + [""]
-    if not taxes.empty:
-        shown = taxes.assign(**{
-            "tax": taxes["tax_ms"].map(lambda v: f"{significant(v)} ms"),
-            **{f"{p} explains": taxes[f"{p}_explains"].map(percent) for p in PARTS}})
-        parts += ["### The eager tax, explained", "",
-                  "Per compiled cell against its eager twin: the tax (eager minus compiled, ms "
-                  "per call) and the share of it that each part's difference explains (blank "
-                  "where there is no tax to explain: the compiled cell is slower, or the "
-                  "difference lies within its 95% interval).", "",
-                  shown[["workload", "params", "eager", "compiled", "tax"] +
-                        [f"{p} explains" for p in PARTS]].to_markdown(index=False), ""]
-    broken = why[why["graph_breaks"].fillna(0) > 0]
-    if len(broken):
-        parts += ["### Graph breaks", "",
-                  "Compiled cells whose compiler split the step (Dynamo's reasons, first line; "
-                  "counts over every compile of the cell): each break is one more graph launched "
-                  "per call, with eager code between.", "",
-                  broken[["workload", "params", "mode", "graphs", "graph_breaks",
-                          "graph_break_reasons"]].to_markdown(index=False), ""]
-    memory = why[["workload", "params", "mode", "median_ms", "rss_peak_mib",
-                  "step_transient_mib", "device_peak_mib"]].copy()
-    if memory["rss_peak_mib"].notna().any():
-        parts += ["### Time and memory", "",
-                  "Peak resident memory of the worker process during one more call of the step "
-                  "(its high-water mark, reset before the call), what that call allocated on top "
-                  "of what was held, and the device's peak on a GPU: compiled modes often trade "
-                  "one for the other.", "",
-                  memory.to_markdown(index=False, floatfmt=".4g"), ""]
-    for workload in dict.fromkeys(why["workload"]):
-        path = figure(why, workload, out_dir / f"why_{workload.replace('-', '_')}.png")
-        parts += [f"![why {workload}]({prefix}{path.name})", ""]
-    return parts

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-import pandas as pd
 
 from eagerbench.records.limits import MachineLimits
 from eagerbench.records.model import Record
@@ -123,7 +122,7 @@ class Summary:
     """A run's cells as typed rows, with flags, and the why decomposition behind them."""
 
     rows: list[CellRow]
-    why: pd.DataFrame
+    why: list[explain.WhyRow]
 
     def row(self, workload: str, params: str, mode: str) -> CellRow:
         return next(r for r in self.rows if r.key == (workload, params, mode))
@@ -133,11 +132,8 @@ def summarize(records: list[Record], limits: Optional[MachineLimits] = None) -> 
     """Every cell's row (``cell_rows``), each with its share of fresh pages from the why
     decomposition and its flags."""
     rows = cell_rows(records, limits)
-    why = explain.why_table(records, rows, limits) if rows else pd.DataFrame()
-    share = {}
-    if len(why) and "allocation_share" in why:
-        share = dict(zip(zip(why["workload"], why["params"], why["mode"]),
-                         why["allocation_share"]))
+    why = explain.why_rows(records, rows, limits)
+    share = {(w.workload, w.params, w.mode): w.allocation_share for w in why}
     rows = [dataclasses.replace(row, allocation_share=share.get(row.key, NAN)) for row in rows]
     return Summary([dataclasses.replace(row, flags=flags.row_flags(row)) for row in rows], why)
 
@@ -148,11 +144,11 @@ def beat_limits(records: list[Record], limits: MachineLimits) -> bool:
     rows = cell_rows(records, limits)
     if any(row.invalid for row in rows):
         return True
-    why = explain.why_table(records, rows, limits)
-    if why.empty:
-        return False
-    # A product or a stream timed alongside a cell is no limit: the cell may beat it by its
-    # noise.
-    alongside = ((why["bound"] == "compute") & (why["compute_rate_from"] == "product alongside")
-                 | (why["bound"] == "memory") & (why["bandwidth_from"] == "stream alongside"))
-    return bool((~alongside & (why["kernels_ms"] > why["median_ms"])).any())
+    for why in explain.why_rows(records, rows, limits):
+        # A product or a stream timed alongside a cell is no limit: the cell may beat it by
+        # its noise.
+        alongside = (why.bound == "compute" and why.compute_rate_from == "product alongside"
+                     or why.bound == "memory" and why.bandwidth_from == "stream alongside")
+        if not alongside and why.kernels_ms > why.median_ms:
+            return True
+    return False

@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 
 from eagerbench.frameworks.modes import graph_twins
-from eagerbench.report import answer, article, explain, flags
+from eagerbench.report import answer, article, flags
 from eagerbench.report import format as fmt
 from eagerbench.report.accounting import RunAccount
+from eagerbench.report.explain import WhyRow
 from eagerbench.report.figures import headline as plots
 from eagerbench.report.pages import run as runpage
+from eagerbench.report.pages import why_section
 from eagerbench.report.rows import CellRow
 
 WORKLOADS = "workloads"     # the workload pages' folder, beside README.md
@@ -262,7 +264,7 @@ def front_page(cells: list[CellRow], env: dict, suite: RunAccount, crossings: li
 # --- workloads/<name>.md: everything about one workload -----------------------------------------
 
 def workload_page(workload: str, summary: pd.DataFrame, cells: list[CellRow],
-                  why: pd.DataFrame | None, crossings: list, workload_tables: list,
+                  why: list[WhyRow], crossings: list, workload_tables: list,
                   figures: list[Path], out_dir: Path) -> str:
     """One workload's full tables, plots, decomposition and notes."""
     mine = [r for r in cells if r.workload == workload]
@@ -281,8 +283,9 @@ def workload_page(workload: str, summary: pd.DataFrame, cells: list[CellRow],
     parts += _settings(mine) + _break_even(mine)
     parts += _crossings([c for c in crossings if c[0] == workload])
     parts += _workload_tables([t for t in workload_tables if t[0].startswith(f"{workload}:")])
-    if why is not None and len(why):
-        parts += explain.markdown(why[why["workload"] == workload], out_dir, prefix="../")
+    if why:
+        parts += why_section.markdown([r for r in why if r.workload == workload], out_dir,
+                                      prefix="../")
     if failed:
         parts += ["## Cells not measured", "",
                   *(f"- {r.params} [{r.mode}]: {r.status}: {r.reason}" for r in failed), ""]
