@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional, Union
 
 
 @dataclass(frozen=True)
@@ -82,18 +82,23 @@ class Columns:
     text: str = ""
 
 
-KINDS = {cls.__name__: cls for cls in (Sweep, Series, Bars, Pivot, Columns)}
+KINDS: dict[str, type[Declaration]] = {
+    cls.__name__: cls for cls in (Sweep, Series, Bars, Pivot, Columns)}
 
 
-def to_json(declaration) -> dict:
+Declaration = Union[Sweep, Series, Bars, Pivot, Columns]
+
+
+def to_json(declaration: Declaration) -> dict[str, Any]:
     return {"type": type(declaration).__name__, **dataclasses.asdict(declaration)}
 
 
-def from_json(data: dict):
+def from_json(data: dict[str, Any]) -> Declaration:
     """A declaration from its JSON (unknown fields of a newer eagerbench are ignored)."""
-    kind = KINDS.get(data.get("type"))
+    kind = KINDS.get(str(data.get("type")))
     if kind is None:
         raise ValueError(f"unknown figure or table type {data.get('type')!r}")
     names = {f.name for f in dataclasses.fields(kind)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                              for k, v in data.items() if k in names}
     return kind(**values)

@@ -63,10 +63,10 @@ def test_a_a_comparisons_flag_nothing_and_their_intervals_hold_one(tmp_path):
         rng = np.random.default_rng(seed)
         sides = [compare.load_side(_run(tmp_path / f"{seed}a", rng)),
                  compare.load_side(_run(tmp_path / f"{seed}b", rng))]
-        for table in (compare.tax_view(sides), compare.absolute_view(sides)):
-            flagged += len(compare.regressions(table, 2, 20))
-            covered += int(((table["lo_1"] <= 1) & (table["hi_1"] >= 1)).sum())
-            total += len(table)
+        for changes in (compare.tax_view(sides), compare.absolute_view(sides)):
+            flagged += len(compare.regressions(changes, 20))
+            covered += sum(c.ratio(1).lo <= 1 <= c.ratio(1).hi for c in changes)
+            total += len(changes)
         assert len(compare.tax_view(sides)) == len(SIZES)
         assert len(compare.absolute_view(sides)) == len(SIZES) * len(MODES)
     assert flagged == 0
@@ -90,24 +90,24 @@ def test_a_a_of_runs_a_whole_10_percent_apart_calls_few_cells_significant():
     for _ in range(5):
         sides = _simulated_a_a(rng)
         shifts.append(compare.shifts(sides))
-        tax += list(compare.tax_view(sides)["significant_1"])
-        absolute += list(compare.absolute_view(sides, shifts[-1])["significant_1"])
+        tax += [c.ratio(1).significant for c in compare.tax_view(sides)]
+        absolute += [c.ratio(1).significant for c in compare.absolute_view(sides, shifts[-1])]
     assert len(tax) >= 2000 and len(absolute) >= 2000
     assert np.mean(tax) <= 0.05, np.mean(tax)
     assert np.mean(absolute) <= 0.05, np.mean(absolute)
-    found = pd.concat(shifts)
-    assert list(found["framework"]) == ["ab", "c"] * 5
-    assert list(found["cells"]) == [800, 400] * 5          # a and b share processes; c its own
+    found = [shift for run in shifts for shift in run]
+    assert [s.framework for s in found] == ["ab", "c"] * 5
+    assert [s.cells for s in found] == [800, 400] * 5      # a and b share processes; c its own
     # each run's shift is the day's 10% and its five processes' luck (10% each, averaged)
-    assert np.all(np.abs(np.log(found["shift"]) - np.log(1.1)) < 0.2)
-    assert found["significant"].mean() > 0.5
+    assert all(abs(np.log(s.ratio.value) - np.log(1.1)) < 0.2 for s in found)
+    assert np.mean([s.ratio.significant for s in found]) > 0.5
 
 
 def test_the_raw_absolute_ratio_of_a_slower_day_is_kept_beside_the_verdict():
     sides = _simulated_a_a(np.random.default_rng(22), cells=100)
-    table = compare.absolute_view(sides)
-    assert np.exp(np.log(table["raw_1"]).mean()) > 1.0
-    assert table["significant_1"].mean() <= 0.10
+    changes = compare.absolute_view(sides)
+    assert np.exp(np.mean(np.log([c.raw[0] for c in changes]))) > 1.0
+    assert np.mean([c.ratio(1).significant for c in changes]) <= 0.10
 
 
 def test_a_slower_cell_is_caught_and_the_rest_are_not(tmp_path):
@@ -117,29 +117,28 @@ def test_a_slower_cell_is_caught_and_the_rest_are_not(tmp_path):
     rng = np.random.default_rng(7)
     a = compare.load_side(_run(tmp_path / "a", rng))
     b = compare.load_side(_run(tmp_path / "b", rng, slow={(64, "torch"): 1.5}))
-    table = compare.absolute_view([a, b])
-    worse = compare.regressions(table, 2, 20)
-    assert list(zip(worse["params"], worse["mode"])) == [("size=64", "torch")]
-    row = worse.iloc[0]
-    assert row["lo_1"] > 1.2 and row["significant_1"]
-    summary = compare.by_mode(table, 2).set_index("mode")
-    assert summary.loc["torch", "slower_1"] >= 1
-    assert summary.loc["torch", "geomean_1"] > 1.0
-    tax = compare.tax_view([a, b]).set_index("params")
-    assert len(compare.regressions(tax.reset_index(), 2, 20)) == 0
-    assert tax.loc["size=64", "ratio_1"] == pytest.approx(1 / 1.5, rel=0.1)
+    changes = compare.absolute_view([a, b])
+    worse = compare.regressions(changes, 20)
+    assert [(c.params, c.mode) for c in worse] == [("size=64", "torch")]
+    assert worse[0].ratio(1).lo > 1.2 and worse[0].ratio(1).significant
+    summary = {m.mode: m for m in compare.by_mode(changes, 2)}
+    assert summary["torch"].slower[0] >= 1
+    assert summary["torch"].geomeans[0] > 1.0
+    tax = {c.params: c for c in compare.tax_view([a, b])}
+    assert len(compare.regressions(list(tax.values()), 20)) == 0
+    assert tax["size=64"].ratio(1).value == pytest.approx(1 / 1.5, rel=0.1)
     c = compare.load_side(_run(tmp_path / "c", rng, slow={(32, "torch-compile"): 1.5}))
-    worse = compare.regressions(compare.tax_view([a, c]), 2, 20)
-    assert list(worse["params"]) == ["size=32"]
+    worse = compare.regressions(compare.tax_view([a, c]), 20)
+    assert [w.params for w in worse] == ["size=32"]
 
 
 def test_a_whole_run_slower_is_one_shift_not_every_cell(tmp_path):
     rng = np.random.default_rng(8)
     a = compare.load_side(_run(tmp_path / "a", rng, processes=5))
     b = compare.load_side(_run(tmp_path / "b", rng, processes=5, whole=1.3))
-    shift = compare.shifts([a, b]).iloc[0]
-    assert shift["framework"] == "torch" and shift["lo"] > 1.15 and shift["significant"]
-    assert len(compare.regressions(compare.absolute_view([a, b]), 2, 10)) == 0
+    shift = compare.shifts([a, b])[0]
+    assert shift.framework == "torch" and shift.ratio.lo > 1.15 and shift.ratio.significant
+    assert len(compare.regressions(compare.absolute_view([a, b]), 10)) == 0
     assert len(compare.slower_shifts(compare.shifts([a, b]), 10)) == 1
 
 
@@ -241,10 +240,10 @@ def test_compare_puts_hosts_side_by_side_with_their_own_limits(tmp_path):
     assert env.loc["host", "a100"] == "Xeon + A100 (driver 580.1)"
     assert env.loc["host", "h100"] == "EPYC + H100 (driver 580.1)"
     assert env.loc["host peak float32 GFLOP/s"].tolist() == ["1000", "4000"]
-    table = compare.absolute_view(sides)
-    shown = compare.display(table, sides, view_name="absolute")
-    row, last = shown.iloc[-1], table.iloc[-1]
-    key = (last["workload"], last["params"], last["mode"])
+    changes = compare.absolute_view(sides)
+    shown = compare.display(changes, sides, view_name="absolute")
+    row, last = shown.iloc[-1], changes[-1]
+    key = (last.workload, last.params, last.mode)
     ratio = sides[0].shares[key] / sides[1].shares[key]
     assert row["a100 of limit"].endswith("%") and row["h100 of limit"].endswith("%")
-    np.testing.assert_allclose(ratio, 4000 / 1000 * last["raw_1"], rtol=1e-9)
+    np.testing.assert_allclose(ratio, 4000 / 1000 * last.raw[0], rtol=1e-9)

@@ -11,6 +11,7 @@ import click
 
 from eagerbench.cli.common import UserError
 from eagerbench.records.runfile import ResultsError
+from eagerbench.report.compare import Change, Shift, Side
 
 
 @click.command("compare")
@@ -52,10 +53,10 @@ def compare_cmd(runs, view_name, fail_slower, fmt, changed, plot_path):
         raise UserError(str(exc)) from None
     if not sides[0].levels:
         raise UserError(f"{runs[0]}: no measured cell to compare")
-    shift_table = compare.shifts(sides)
-    table = compare.tax_view(sides) if view_name == "tax" else \
-        compare.absolute_view(sides, shift_table)
-    if table.empty:
+    shift_rows = compare.shifts(sides)
+    changes = compare.tax_view(sides) if view_name == "tax" else \
+        compare.absolute_view(sides, shift_rows)
+    if not changes:
         raise UserError(f"{runs[0]}: no cell with an eager twin to compare the tax of "
                         f"(try --view absolute)")
     style = "github" if fmt == "markdown" else "simple"
@@ -70,37 +71,38 @@ def compare_cmd(runs, view_name, fail_slower, fmt, changed, plot_path):
     click.echo(env.to_markdown(index=False, tablefmt=style) if not env.empty else
                "none (same machine, versions and settings)")
     click.echo(heading("Whole-run shift (absolute times, per framework)"))
-    click.echo("\n".join(compare.display_shifts(shift_table, sides)) or "none")
+    click.echo("\n".join(compare.display_shifts(shift_rows, sides)) or "none")
     click.echo(heading("Per mode"))
-    click.echo(compare.display_modes(compare.by_mode(table, len(sides)), sides)
+    click.echo(compare.display_modes(compare.by_mode(changes, len(sides)), sides)
                .to_markdown(index=False, tablefmt=style))
-    shown = compare.display(table, sides, changed, view_name)
+    shown = compare.display(changes, sides, changed, view_name)
     click.echo(heading("Cells" + (" with a significant change" if changed else "")))
     click.echo(shown.to_markdown(index=False, tablefmt=style) if not shown.empty else "none")
     for note in compare.unmatched(sides):
         click.echo(f"note: {note}")
     if plot_path:
-        click.echo(f"plot: {compare.plot(table, sides, Path(plot_path), view_name)}")
+        click.echo(f"plot: {compare.plot(changes, sides, Path(plot_path), view_name)}")
     if fail_slower is not None:
-        _gate(compare, table, shift_table, sides, view_name, fail_slower)
+        _gate(changes, shift_rows, sides, view_name, fail_slower)
 
 
-def _gate(compare, table, shift_table, sides, view_name: str, percent: float) -> None:
+def _gate(changes: list[Change], shift_rows: list[Shift], sides: list[Side], view_name: str,
+          percent: float) -> None:
     """Exit 1 when the named view shows a change slower than ``percent``."""
-    worse = compare.regressions(table, len(sides), percent)
-    whole = compare.slower_shifts(shift_table, percent) if view_name == "absolute" else \
-        shift_table.iloc[0:0]
+    from eagerbench.report import compare
+
+    worse = compare.regressions(changes, percent)
+    whole = compare.slower_shifts(shift_rows, percent) if view_name == "absolute" else []
     what = "eager tax" if view_name == "tax" else "time beyond its run's shift"
-    if len(whole):
+    if whole:
         click.echo("eagerbench: whole run slower than " f"{sides[0].name} by more than "
-                   f"{percent:g}%: " + "; ".join(f"{r.framework} {r.shift:.3g}x"
-                                                 for r in whole.itertuples()), err=True)
-    if len(worse):
+                   f"{percent:g}%: " + "; ".join(f"{r.framework} {r.ratio.value:.3g}x"
+                                                 for r in whole), err=True)
+    if worse:
         click.echo(f"eagerbench: {len(worse)} cell(s) whose {what} is significantly slower "
                    f"than in {sides[0].name} by more than {percent:g}%: "
-                   + "; ".join(f"{r.workload} {r.params} [{r.mode}]"
-                               for r in worse.itertuples()), err=True)
-    if len(worse) or len(whole):
+                   + "; ".join(f"{r.workload} {r.params} [{r.mode}]" for r in worse), err=True)
+    if worse or whole:
         sys.exit(1)
     click.echo(f"eagerbench: no {what} significantly slower by more than {percent:g}%",
                err=True)

@@ -120,7 +120,9 @@ class MachineLimits:
     def merged(self, later: "MachineLimits") -> "MachineLimits":
         """The best of this probe and a later one (a probe taken in a slow spell understates
         the limits)."""
-        return MachineLimits.from_json(merge(self.raw, later.raw))
+        best = MachineLimits.from_json(merge(self.raw, later.raw))
+        assert best is not None
+        return best
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ class Sample:
         if ns < 0 or calls < 1:
             raise ValueError(f"a sample of {ns} ns over {calls} calls")
         known = {"ns", "calls", "step", "gc_collections", "gc_ns"}
-        return cls(ns=ns, calls=int(calls), step=int(data.get("step") or 0),
+        return cls(ns=int(ns), calls=int(calls), step=int(data.get("step") or 0),
                    gc_collections=int(data.get("gc_collections", 0)),
                    gc_ns=int(data.get("gc_ns", 0)),
                    observed={k: v for k, v in data.items() if k not in known})

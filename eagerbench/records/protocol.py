@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 from eagerbench.records.model import CellResult, CellSpec
 
@@ -65,6 +65,7 @@ Message = Union[Job, Hello, Start, Progress, Result]
 
 def encode(message: Message) -> str:
     """One line of JSON."""
+    body: dict[str, Any]
     if isinstance(message, Job):
         body = {"kind": message.kind, "cells": [c.to_json() for c in message.cells]}
     elif isinstance(message, Hello):

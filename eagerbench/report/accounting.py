@@ -49,7 +49,10 @@ class RunAccount:
 def _times(records: list[Record]) -> tuple[float, float, float, dict[str, float]]:
     """The workers' wall seconds, the timed seconds, the start states' seconds, and each
     phase's seconds, over a run's records."""
-    walls, timed, phases, prepared = {}, 0, {}, {}
+    walls: dict[tuple, float] = {}
+    phases: dict[tuple, dict[str, float]] = {}
+    prepared: dict[str, float] = {}
+    timed = 0.0
     for rec in records:
         res = rec.result
         state = rec.spec.prepared or {}

@@ -4,6 +4,8 @@ showed, and how far its results are from its eager twin's. ``summary`` puts them
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -74,39 +76,49 @@ def first_call_costs(recs: list[Record]) -> tuple[float, float, str]:
             "within noise: warm-up calls no slower than the steady state" if cost < 0 else "")
 
 
+@dataclass(frozen=True)
+class WorkRates:
+    """A cell's rates from the work its calls did, and their share of the machine's limit."""
+
+    gflops: float = math.nan
+    gbps: float = math.nan
+    us_per_op: float = math.nan
+    limit_share: float = math.nan
+    limit: str = ""                  # "bandwidth" or "peak matmul"
+    invalid: str = ""                # why a rate past the limit means work was skipped
+
+
 def work_rates(facts: list[Facts], dtype: str, median_ms: float,
-               limits: Optional[MachineLimits], stream: Optional[float] = None) -> dict:
+               limits: Optional[MachineLimits], stream: Optional[float] = None) -> WorkRates:
     """Rates from the work each process's cell did (stored when it was measured), and their
     share of the measured limit: for bytes, the faster of the machine's stream and the one
     timed after the cell in its process (``stream``; this VM's machine stream ran at 24 GB/s
     in one run and 41 in the next, and flagged 1 GiB adds at 37 GB/s as invalid)."""
-    def mean(name: str):
+    def mean(name: str) -> Optional[float]:
         values = [getattr(f, name) for f in facts if getattr(f, name)]
         return float(np.mean(values)) if values else None
 
     flops, nbytes, ops, footprint = mean("flops"), mean("bytes"), mean("ops"), mean("footprint")
     seconds = median_ms / 1e3
-    out = {"gflops": flops / seconds / 1e9 if flops else np.nan,
-           "gbps": nbytes / seconds / 1e9 if nbytes else np.nan,
-           "us_per_op": median_ms * 1e3 / ops if ops else np.nan,
-           "limit_share": np.nan, "limit": "", "invalid": ""}
+    rates = WorkRates(gflops=flops / seconds / 1e9 if flops else math.nan,
+                      gbps=nbytes / seconds / 1e9 if nbytes else math.nan,
+                      us_per_op=median_ms * 1e3 / ops if ops else math.nan)
     if not limits:
-        return out
+        return rates
     bandwidth = max(limits.bandwidth_gbps or 0.0, stream or 0.0)
+    peak = limits.peak(dtype)
     if nbytes and bandwidth:
-        out["limit_share"] = out["gbps"] / bandwidth
-        out["limit"] = "bandwidth"
+        share = rates.gbps / bandwidth
         in_memory = footprint is None or footprint > 2 * (limits.llc_bytes or 0)
-        if out["limit_share"] > LIMIT_MARGIN and in_memory:
-            out["invalid"] = (f"claims {out['limit_share']:.0%} of the measured bandwidth: "
-                              f"work skipped or fused")
-    elif flops and limits.peak(dtype):
-        out["limit_share"] = out["gflops"] / limits.peak(dtype)
-        out["limit"] = "peak matmul"
-        if out["limit_share"] > LIMIT_MARGIN:
-            out["invalid"] = (f"claims {out['limit_share']:.0%} of the peak matmul rate: "
-                              f"work skipped")
-    return out
+        invalid = (f"claims {share:.0%} of the measured bandwidth: work skipped or fused"
+                   if share > LIMIT_MARGIN and in_memory else "")
+        return replace(rates, limit_share=share, limit="bandwidth", invalid=invalid)
+    if flops and peak:
+        share = rates.gflops / peak
+        invalid = (f"claims {share:.0%} of the peak matmul rate: work skipped"
+                   if share > LIMIT_MARGIN else "")
+        return replace(rates, limit_share=share, limit="peak matmul", invalid=invalid)
+    return rates
 
 
 def shown_ranges(names: tuple[str, ...], results: list[CellResult]) -> dict[str, str]:

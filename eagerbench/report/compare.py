@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -120,37 +121,57 @@ def _taxes(side: Side) -> dict:
     return out
 
 
-def _missing(row: dict, i: int) -> None:
-    row.update({f"value_{i}": np.nan, f"ratio_{i}": np.nan, f"lo_{i}": np.nan,
-                f"hi_{i}": np.nan, f"significant_{i}": False})
+@dataclass(frozen=True)
+class Change:
+    """One cell across runs: its value in each run (an eager tax, or ms per call; NaN where it
+    is missing), and in each run after the baseline its ratio to the baseline with its
+    interval (None where missing): beyond its framework's shift in the absolute view."""
+
+    workload: str
+    params: str
+    mode: str
+    twin: str                               # the eager twin (tax view); '' otherwise
+    values: tuple[float, ...]               # run 0, 1, ...
+    ratios: tuple[Optional[stats.Ratio], ...]   # run 1, 2, ...: against run 0
+    raw: tuple[float, ...] = ()             # absolute view: the ratio before the shift
+
+    def ratio(self, run: int) -> Optional[stats.Ratio]:
+        return self.ratios[run - 1]
+
+    def slower_than(self, percent: float) -> bool:
+        """Significantly slower than the baseline by more than ``percent`` in some run: the
+        whole 95% interval lies above ``1 + percent / 100`` (a point estimate past it with an
+        interval reaching below is not evidence of that much)."""
+        return any(r is not None and r.lo > 1 + percent / 100 for r in self.ratios)
 
 
-def _verdict(row: dict, i: int, ratio: stats.Ratio) -> None:
-    row.update({f"ratio_{i}": ratio.value, f"lo_{i}": ratio.lo, f"hi_{i}": ratio.hi,
-                f"significant_{i}": ratio.significant})
+@dataclass(frozen=True)
+class Shift:
+    """What moved every cell of one framework in one run against the baseline."""
+
+    run: int
+    framework: str
+    cells: int
+    ratio: stats.Ratio
 
 
-def tax_view(sides: list[Side]) -> pd.DataFrame:
-    """One row per compiled cell of the baseline: its eager tax in each run (``value_i``) and,
-    against the baseline, the ratio of taxes with its interval (``ratio_i``, ``lo_i``,
-    ``hi_i``) and whether it is significant."""
+def tax_view(sides: list[Side]) -> list[Change]:
+    """One row per compiled cell of the baseline: its eager tax in each run and, against the
+    baseline, the ratio of taxes with its interval."""
     taxes = [_taxes(side) for side in sides]
     priors = [stats.fit_priors(t, _classes(t)) for t in taxes]
     rows = []
     for key, base in taxes[0].items():
         workload, params, mode = key
-        row = {"workload": workload, "params": params, "mode": mode,
-               "twin": sides[0].twins[key][2], "value_0": float(np.exp(base.mean()))}
+        values, ratios = [float(np.exp(base.mean()))], []
         for i in range(1, len(sides)):
             other = taxes[i].get(key)
-            if other is None:
-                _missing(row, i)
-                continue
-            row[f"value_{i}"] = float(np.exp(other.mean()))
-            _verdict(row, i, stats.difference(other, base, priors[i][workload],
-                                              priors[0][workload]))
-        rows.append(row)
-    return pd.DataFrame(rows)
+            values.append(float(np.exp(other.mean())) if other is not None else np.nan)
+            ratios.append(None if other is None else stats.difference(
+                other, base, priors[i][workload], priors[0][workload]))
+        rows.append(Change(workload, params, mode, sides[0].twins[key][2], tuple(values),
+                           tuple(ratios)))
+    return rows
 
 
 def _changes(base: Side, other: Side) -> dict:
@@ -162,7 +183,7 @@ def _changes(base: Side, other: Side) -> dict:
             for key, lv in base.levels.items() if key in other.levels}
 
 
-def shifts(sides: list[Side]) -> pd.DataFrame:
+def shifts(sides: list[Side]) -> list[Shift]:
     """Per other run and framework, the shift of all its cells against the baseline, with
     its interval: what the absolute view judges each cell beyond."""
     rows = []
@@ -172,77 +193,79 @@ def shifts(sides: list[Side]) -> pd.DataFrame:
             keys = [k for k in changes if sides[0].frameworks.get(k) == framework]
             found = stats.shift(np.log([changes[k].value for k in keys]),
                                 np.array([changes[k].se ** 2 for k in keys]))
-            rows.append({"run": i, "framework": framework, "cells": len(keys),
-                         "shift": found.value, "lo": found.lo, "hi": found.hi,
-                         "se": found.se, "significant": found.significant})
-    return pd.DataFrame(rows)
+            rows.append(Shift(i, str(framework), len(keys), found))
+    return rows
 
 
-def absolute_view(sides: list[Side], shift_table: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per cell of the baseline: its time in each run (``value_i``, ms), its raw ratio
-    (``raw_i``), and its change beyond its framework's shift in that run with an interval
-    (``ratio_i``, ``lo_i``, ``hi_i``) and whether that is significant."""
-    shift_table = shifts(sides) if shift_table is None else shift_table
-    by_run = {(r.run, r.framework): stats.Ratio(r.shift, r.lo, r.hi, se=r.se)
-              for r in shift_table.itertuples()}
-    changes = [None] + [_changes(sides[0], side) for side in sides[1:]]
+def absolute_view(sides: list[Side], shift_rows: Optional[list[Shift]] = None) -> list[Change]:
+    """One row per cell of the baseline: its time in each run (ms), its raw ratio, and its
+    change beyond its framework's shift in that run, with an interval."""
+    shift_rows = shifts(sides) if shift_rows is None else shift_rows
+    by_run = {(r.run, r.framework): r.ratio for r in shift_rows}
+    changes = [{}] + [_changes(sides[0], side) for side in sides[1:]]
     rows = []
     for key, lv in sides[0].levels.items():
         workload, params, mode = key
-        row = {"workload": workload, "params": params, "mode": mode, "value_0": lv.estimate}
+        values, ratios, raw = [lv.estimate], [], []
         for i in range(1, len(sides)):
             change = changes[i].get(key)
             if change is None:
-                _missing(row, i)
-                row[f"raw_{i}"] = np.nan
+                values.append(np.nan)
+                ratios.append(None)
+                raw.append(np.nan)
                 continue
-            row[f"value_{i}"] = sides[i].levels[key].estimate
-            row[f"raw_{i}"] = change.value
+            values.append(sides[i].levels[key].estimate)
+            raw.append(change.value)
             shift = by_run.get((i, sides[0].frameworks.get(key)))
-            _verdict(row, i, stats.relative(change, shift) if shift and
-                     np.isfinite(shift.value) else change)
-        rows.append(row)
-    return pd.DataFrame(rows)
+            ratios.append(stats.relative(change, shift) if shift and np.isfinite(shift.value)
+                          else change)
+        rows.append(Change(workload, params, mode, "", tuple(values), tuple(ratios),
+                           tuple(raw)))
+    return rows
 
 
-def view(sides: list[Side], name: str = "tax") -> pd.DataFrame:
-    """The named view's table (``VIEWS``)."""
+def view(sides: list[Side], name: str = "tax") -> list[Change]:
+    """The named view's rows (``VIEWS``)."""
     if name not in VIEWS:
         raise ValueError(f"unknown view {name!r}: one of {', '.join(VIEWS)}")
     return tax_view(sides) if name == "tax" else absolute_view(sides)
 
 
-def by_mode(table: pd.DataFrame, runs: int) -> pd.DataFrame:
-    """Per mode and run: the geometric mean of its cells' ratios, and how many cells got
-    significantly slower or faster."""
-    rows = []
-    for mode, group in table.groupby("mode", sort=False):
-        row = {"mode": mode, "cells": len(group)}
+@dataclass(frozen=True)
+class ModeChange:
+    """Per mode, in each run after the baseline: the geometric mean of its cells' ratios, and
+    how many got significantly slower or faster."""
+
+    mode: str
+    cells: int
+    geomeans: tuple[float, ...]
+    slower: tuple[int, ...]
+    faster: tuple[int, ...]
+
+
+def by_mode(changes: list[Change], runs: int) -> list[ModeChange]:
+    out = []
+    for mode in dict.fromkeys(c.mode for c in changes):
+        mine = [c for c in changes if c.mode == mode]
+        geomeans, slower, faster = [], [], []
         for i in range(1, runs):
-            ratios = group[f"ratio_{i}"].dropna()
-            sig = group[f"significant_{i}"]
-            row[f"geomean_{i}"] = float(np.exp(np.log(ratios).mean())) if len(ratios) else np.nan
-            row[f"slower_{i}"] = int((sig & (group[f"ratio_{i}"] > 1)).sum())
-            row[f"faster_{i}"] = int((sig & (group[f"ratio_{i}"] < 1)).sum())
-        rows.append(row)
-    return pd.DataFrame(rows)
+            found = [r for r in (c.ratio(i) for c in mine) if r is not None]
+            values = [r.value for r in found if np.isfinite(r.value)]
+            geomeans.append(float(np.exp(np.mean(np.log(values)))) if values else np.nan)
+            slower.append(sum(r.significant and r.value > 1 for r in found))
+            faster.append(sum(r.significant and r.value < 1 for r in found))
+        out.append(ModeChange(mode, len(mine), tuple(geomeans), tuple(slower), tuple(faster)))
+    return out
 
 
-def regressions(table: pd.DataFrame, runs: int, percent: float) -> pd.DataFrame:
-    """Cells significantly slower than the baseline by more than ``percent`` in some run: the
-    whole 95% interval of the ratio lies above ``1 + percent / 100`` (a point estimate past
-    the threshold with an interval reaching below it is not evidence of that much)."""
-    worse = np.zeros(len(table), dtype=bool)
-    for i in range(1, runs):
-        worse |= table[f"lo_{i}"].to_numpy(float) > 1 + percent / 100
-    return table[worse]
+def regressions(changes: list[Change], percent: float) -> list[Change]:
+    """Cells significantly slower than the baseline by more than ``percent`` in some run."""
+    return [c for c in changes if c.slower_than(percent)]
 
 
-def slower_shifts(shift_table: pd.DataFrame, percent: float) -> pd.DataFrame:
+def slower_shifts(shift_rows: list[Shift], percent: float) -> list[Shift]:
     """The frameworks whose whole run is slower than the baseline by more than ``percent``."""
-    if shift_table.empty:
-        return shift_table
-    return shift_table[shift_table["lo"].to_numpy(float) > 1 + percent / 100]
+    return [r for r in shift_rows if r.ratio.lo > 1 + percent / 100]
 
 
 def unmatched(sides: list[Side]) -> list[str]:
@@ -302,15 +325,15 @@ def environment_differences(sides: list[Side]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _change(ratio: float, significant: bool) -> str:
-    if not np.isfinite(ratio):
+def _change(ratio: Optional[stats.Ratio]) -> str:
+    if ratio is None or not np.isfinite(ratio.value):
         return "missing"
-    if not significant:
+    if not ratio.significant:
         return "same"
-    return f"{(ratio - 1) * 100:+.0f}% " + ("slower" if ratio > 1 else "faster")
+    return f"{(ratio.value - 1) * 100:+.0f}% " + ("slower" if ratio.value > 1 else "faster")
 
 
-def display(table: pd.DataFrame, sides: list[Side], changed_only: bool = False,
+def display(changes: list[Change], sides: list[Side], changed_only: bool = False,
             view_name: str = "tax") -> pd.DataFrame:
     """The human-readable table: each run's value (eager tax, or time), the ratio against the
     baseline with its interval, and the verdict per run; with each run's share of its own
@@ -318,33 +341,34 @@ def display(table: pd.DataFrame, sides: list[Side], changed_only: bool = False,
     shares = view_name == "absolute" and len({_hosts_of(side) for side in sides}) > 1
     value = fmt.times if view_name == "tax" else fmt.duration
     rows = []
-    for _, r in table.iterrows():
-        verdicts = [_change(r[f"ratio_{i}"], r[f"significant_{i}"]) for i in range(1, len(sides))]
+    for c in changes:
+        verdicts = [_change(c.ratio(i)) for i in range(1, len(sides))]
         if changed_only and all(v in ("same", "missing") for v in verdicts):
             continue
-        key = (r["workload"], r["params"], r["mode"])
-        mode = f"{r['mode']} / {r['twin']}" if view_name == "tax" else r["mode"]
-        row = {"cell": f"{r['workload']} {r['params']}", "mode": mode,
-               sides[0].name: value(r["value_0"])}
+        key = (c.workload, c.params, c.mode)
+        mode = f"{c.mode} / {c.twin}" if view_name == "tax" else c.mode
+        row = {"cell": f"{c.workload} {c.params}", "mode": mode,
+               sides[0].name: value(c.values[0])}
         if shares:
             row[f"{sides[0].name} of limit"] = fmt.percent(sides[0].shares.get(key, np.nan))
         for i, side in enumerate(sides[1:], 1):
-            row[side.name] = value(r[f"value_{i}"])
+            row[side.name] = value(c.values[i])
             if shares:
                 row[f"{side.name} of limit"] = fmt.percent(side.shares.get(key, np.nan))
-            row[f"ratio {i}"] = fmt.ratio(r[f"ratio_{i}"], r[f"lo_{i}"], r[f"hi_{i}"])
+            ratio = c.ratio(i)
+            row[f"ratio {i}"] = fmt.ratio(ratio.value, ratio.lo, ratio.hi) if ratio else ""
             row[f"change {i}"] = verdicts[i - 1]
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def display_shifts(shift_table: pd.DataFrame, sides: list[Side]) -> list[str]:
+def display_shifts(shift_rows: list[Shift], sides: list[Side]) -> list[str]:
     """One line per other run and framework: the shift every cell of it shares."""
     lines = []
-    for r in shift_table.itertuples():
-        verdict = _change(r.shift, r.significant)
+    for r in shift_rows:
+        verdict = _change(r.ratio)
         lines.append(f"{sides[r.run].name} / {sides[0].name}, {r.framework} ({r.cells} cells): "
-                     f"{fmt.ratio(r.shift, r.lo, r.hi)}: "
+                     f"{fmt.ratio(r.ratio.value, r.ratio.lo, r.ratio.hi)}: "
                      + ("no shift" if verdict == "same" else f"the whole run is {verdict}"))
     return lines
 
@@ -353,19 +377,19 @@ def _hosts_of(side: Side) -> tuple:
     return tuple(h.key for h in side.run.hosts())
 
 
-def display_modes(summary: pd.DataFrame, sides: list[Side]) -> pd.DataFrame:
+def display_modes(summary: list[ModeChange], sides: list[Side]) -> pd.DataFrame:
     rows = []
-    for _, r in summary.iterrows():
-        row = {"mode": r["mode"], "cells": r["cells"]}
+    for r in summary:
+        row: dict = {"mode": r.mode, "cells": r.cells}
         for i in range(1, len(sides)):
-            row[f"geomean {i}"] = fmt.times(r[f"geomean_{i}"])
-            row[f"slower {i}"] = r[f"slower_{i}"]
-            row[f"faster {i}"] = r[f"faster_{i}"]
+            row[f"geomean {i}"] = fmt.times(r.geomeans[i - 1])
+            row[f"slower {i}"] = r.slower[i - 1]
+            row[f"faster {i}"] = r.faster[i - 1]
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def plot(table: pd.DataFrame, sides: list[Side], path: Path, view_name: str = "tax") -> Path:
+def plot(changes: list[Change], sides: list[Side], path: Path, view_name: str = "tax") -> Path:
     """Each cell's ratio against the baseline with its interval, one panel per other run,
     on a log axis; significant changes in colour."""
     import matplotlib
@@ -373,17 +397,18 @@ def plot(table: pd.DataFrame, sides: list[Side], path: Path, view_name: str = "t
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n = len(table)
+    n = len(changes)
     panels = len(sides) - 1
     fig, axes = plt.subplots(1, panels, figsize=(6 * panels, max(3.0, 0.22 * n + 1.2)),
                              sharey=True, squeeze=False)
-    labels = [f"{r.workload} {r.params} [{r.mode}]" for r in table.itertuples()]
+    labels = [f"{c.workload} {c.params} [{c.mode}]" for c in changes]
     y = np.arange(n)
     for i, ax in enumerate(axes[0], 1):
-        ratio = table[f"ratio_{i}"].to_numpy(float)
-        lo = table[f"lo_{i}"].to_numpy(float)
-        hi = table[f"hi_{i}"].to_numpy(float)
-        sig = table[f"significant_{i}"].to_numpy(bool)
+        found = [c.ratio(i) for c in changes]
+        ratio = np.array([r.value if r else np.nan for r in found], dtype=float)
+        lo = np.array([r.lo if r else np.nan for r in found], dtype=float)
+        hi = np.array([r.hi if r else np.nan for r in found], dtype=float)
+        sig = np.array([bool(r and r.significant) for r in found], dtype=bool)
         colour = np.where(~sig, "0.6", np.where(ratio > 1, "tab:red", "tab:green"))
         for j in range(n):
             if not np.isfinite(ratio[j]):

@@ -32,7 +32,7 @@ def duration(ms: float) -> str:
 
 def seconds(s: Optional[float]) -> str:
     """A duration given in seconds, as ``duration`` writes it."""
-    return duration(s * 1e3) if _finite(s) else ""
+    return duration(s * 1e3) if s is not None and _finite(s) else ""
 
 
 def times(value: float) -> str:

@@ -302,7 +302,8 @@ def difference(first: np.ndarray, second: np.ndarray, prior_first: Prior,
     prior, with a Welch interval (and never narrower than the two sets' own)."""
     first, second = np.asarray(first, float), np.asarray(second, float)
     log_value = float(np.mean(first) - np.mean(second))
-    moderated, own = [], []
+    moderated: list[tuple[float, float]] = []
+    own: list[tuple[float, float]] = []
     for values, prior in ((first, prior_first), (second, prior_second)):
         sample = _sample_variance(values)
         var, df = prior.posterior(*sample)
@@ -325,7 +326,7 @@ def _welch(parts: list[tuple[float, float]]) -> tuple[float, float]:
 
 
 def _own_interval(log_value: float, se2: float, df: float, level_: float,
-                  smallest_df: float | None = None) -> tuple[float, float]:
+                  smallest_df: float | None = None) -> tuple[float, float, float, float]:
     """The cell's own t interval, from its processes alone: only from ``MIN_OWN_DF`` degrees
     of freedom (with fewer, its t quantile is 12.7 and the moderated interval decides)."""
     if (df if smallest_df is None else smallest_df) < MIN_OWN_DF:
@@ -352,8 +353,8 @@ def ratios(levels: dict[Hashable, Level], classes: dict[Hashable, Hashable],
     its class's is what makes the noisiest cells' intervals miss (0.89 coverage in the
     noisiest third of a simulated run at five processes; the wider of the two: 0.95).
     """
-    paired = {name: paired_differences(levels[a], levels[b]) for name, (a, b) in wanted.items()}
-    paired = {name: d for name, d in paired.items() if d is not None}
+    found = {name: paired_differences(levels[a], levels[b]) for name, (a, b) in wanted.items()}
+    paired = {name: d for name, d in found.items() if d is not None}
     pair_priors = fit_priors({name: d for name, (d, _) in paired.items()},
                              {name: classes.get(wanted[name][0]) for name in paired})
     level_priors = fit_priors({k: np.asarray(lv.logs) for k, lv in levels.items()}, classes)

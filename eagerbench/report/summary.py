@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Optional
+from typing import Hashable, Optional
 
 import numpy as np
 
@@ -74,8 +74,9 @@ def _measured(recs: list[Record], limits: Optional[MachineLimits]) -> tuple[dict
         bimodal=cellstats.bimodality(results),
         shown=tuple(facts[0].shown),
         shown_values=cellstats.shown_ranges(facts[0].shown, results),
-        **cellstats.work_rates(facts, first.spec.dtype, lv.estimate, limits,
-                               max([r.result.why.stream_gbps or 0.0 for r in recs]))), lv
+        **dataclasses.asdict(cellstats.work_rates(
+            facts, first.spec.dtype, lv.estimate, limits,
+            max([r.result.why.stream_gbps or 0.0 for r in recs])))), lv
 
 
 def cell_rows(records: list[Record], limits: Optional[MachineLimits] = None) -> list[CellRow]:
@@ -101,7 +102,8 @@ def cell_rows(records: list[Record], limits: Optional[MachineLimits] = None) -> 
 def with_ratios(rows: list[CellRow], levels: dict) -> list[CellRow]:
     """Each row with ``slowdown`` (against PyTorch eager) and ``vs_eager`` (against its eager
     twin), each with its interval; variances are moderated among one workload's cells."""
-    wanted, references = {}, {}
+    wanted: dict[Hashable, tuple[Hashable, Hashable]] = {}
+    references: dict[Hashable, Ratio] = {}
     for name in RATIOS:      # this order: the priors' sums see the ratios in it
         for i, row in enumerate(rows):
             reference = REFERENCE_MODE if name == "slowdown" else row.eager_twin
@@ -113,7 +115,8 @@ def with_ratios(rows: list[CellRow], levels: dict) -> list[CellRow]:
                 wanted[(name, i)] = (row.key, (row.workload, row.params, reference))
     found = stats.ratios(levels, {key: key[0] for key in levels}, wanted)
     found.update(references)
-    return [dataclasses.replace(row, **{name: found.get((name, i)) for name in RATIOS})
+    return [dataclasses.replace(row, slowdown=found.get(("slowdown", i)),
+                                vs_eager=found.get(("vs_eager", i)))
             for i, row in enumerate(rows)]
 
 

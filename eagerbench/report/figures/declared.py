@@ -63,7 +63,8 @@ def crossovers(cells: pd.DataFrame, workload: str, sweep: Sweep) -> pd.DataFrame
             continue
         row = {"mode": key[0], **({sweep.lines: key[1]} if sweep.lines else {}),
                f"{sweep.y} at smallest {sweep.x}": g[sweep.y].iloc[0],
-               f"crossover {sweep.x}": crossover(g[f"p_{sweep.x}"], g[sweep.y])}
+               f"crossover {sweep.x}": crossover(g[f"p_{sweep.x}"].to_numpy(float),
+                                                 g[sweep.y].to_numpy(float))}
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -128,7 +129,7 @@ def sweep(decl: Sweep, cells: pd.DataFrame, workload: str, path: Path) -> Path |
 def _sweep_line(ax, decl: Sweep, h: pd.DataFrame, x: str, style: dict) -> None:
     """One mode's line (one value of ``decl.lines``), with its quartiles and crossover star."""
     if decl.crossover:
-        at = crossover(h[x], h[decl.y])
+        at = crossover(h[x].to_numpy(float), h[decl.y].to_numpy(float))
         if np.isfinite(at):
             ax.plot([at], [2 * h[decl.y].iloc[0]], marker="*", ms=11, ls="none",
                     color=style["color"], mec="black", mew=0.5)

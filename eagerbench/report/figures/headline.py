@@ -117,7 +117,7 @@ def heatmap(cells: list[CellRow], out: Path, title_suffix: str = "") -> Path | N
     bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=list(axes[0]), shrink=0.6,
                        pad=0.02)
     ticks = [1 / 30, 1 / 10, 1 / 3, 1, 3, 10, 30]
-    bar.set_ticks(np.log10(ticks))
+    bar.set_ticks(list(np.log10(ticks)))
     bar.set_ticklabels(["1/30x", "1/10x", "1/3x", "1x", "3x", "10x", "30x"], fontsize=7)
     bar.set_label("ratio (log scale; grey: 95% interval contains 1)", fontsize=7.5)
     fig.suptitle(f"How many times as long each mode takes{title_suffix}: red slower, "
