@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install bench bench-full releases test test-fast report clean slurm-up slurm-down
+.PHONY: help install bench bench-full releases lint test test-fast report clean slurm-up slurm-down
 
 help:  ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -17,7 +17,7 @@ help:  ## Show this help
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[cpu,test]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[cpu,test,lint]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## Create .venv and install eagerbench with PyTorch, TensorFlow and JAX (CPU)
@@ -49,7 +49,11 @@ releases: $(STAMP)  ## The eager tax across framework releases -> results/releas
 	$(BIN)/python scripts/releases_timeit.py results/releases
 	$(BIN)/eagerbench report results/releases > /dev/null
 
-test: $(STAMP)  ## Run the test suite (every tier; Slurm tests skip without a local Slurm)
+lint: $(STAMP)  ## ruff (style, imports, likely bugs) and mypy (types) over the package and its tests
+	$(BIN)/ruff check eagerbench workloads tests scripts examples
+	$(BIN)/mypy
+
+test: lint  ## Lint, then the test suite (every tier; Slurm tests skip without a local Slurm)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slurm and not timing" tests
 	$(BIN)/python -m pytest -q -m "slurm or timing" tests
 

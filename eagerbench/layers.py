@@ -44,7 +44,7 @@ LAYER_LIST: tuple[Layer, ...] = (
           "options to the ordered cells of a run (`grid`), and each cell's expected seconds",
           ("frameworks", "records", "foundation")),
     Layer("measuring", ("eagerbench.worker",),
-          "what runs in a worker process (`python -m eagerbench.worker`): THE timing loop "
+          "what runs in a worker process (`python -m eagerbench.worker`): the timing loop "
           "(`loop`) and its `clock`, cell set-up, jobs, compiler counters, the machine's limits, "
           "the why phase",
           ("frameworks", "records", "foundation")),

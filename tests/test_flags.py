@@ -91,14 +91,14 @@ def test_allocation_bound_from_the_why_tables_share():
 
 
 def test_summarize_takes_the_allocation_share_from_the_why_decomposition(monkeypatch):
-    """``summarize`` joins the why table's share to its row by the cell's key."""
-    import pandas as pd
+    """``summarize`` joins the why decomposition's share to its row by the cell's key."""
+    from types import SimpleNamespace
 
     rng = np.random.default_rng(3)
     records = _records(rng, [10.0] * 3, [5.0] * 3)
-    why = pd.DataFrame({"workload": ["matmul"], "params": ["size=64"],
-                        "mode": ["torch-compile"], "allocation_share": [0.49]})
-    monkeypatch.setattr(summary.explain, "why_table", lambda records, rows, limits: why)
+    why = [SimpleNamespace(workload="matmul", params="size=64", mode="torch-compile",
+                           allocation_share=0.49)]
+    monkeypatch.setattr(summary.explain, "why_rows", lambda records, rows, limits: why)
     rows = {r.mode: r for r in summary.summarize(records).rows}
     assert rows["torch-compile"].allocation_share == 0.49
     assert "allocation-bound" in rows["torch-compile"].flags

@@ -127,3 +127,19 @@ def test_what_users_import_survives_every_subpackage_being_loaded():
     from eagerbench import native, workload
 
     assert callable(native.workload) and workload.Workload.__name__ == "Workload"
+
+
+def test_the_documented_layout_is_the_declared_one(tmp_path, monkeypatch):
+    """docs/development.md's layout table is generated from LAYER_LIST and the modules on disk;
+    a table edited by hand, or left behind by a moved module, fails."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("layout_table", ROOT / "scripts" /
+                                                  "layout_table.py")
+    layout = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(layout)
+    assert layout.main(["--check"]) == 0, "run python scripts/layout_table.py"
+    stale = tmp_path / "development.md"
+    stale.write_text(layout.DOC.read_text().replace("| records |", "| results |"))
+    monkeypatch.setattr(layout, "DOC", stale)
+    assert layout.main(["--check"]) == 1

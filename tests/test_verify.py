@@ -139,3 +139,27 @@ def test_median_agrees_with_an_independent_timer():
         min_run_time=1.0).median
     assert 0.5 < ours / theirs < 2.0
     assert res.floor_ns > 0
+
+
+def test_verify_rows_judge_each_mode_against_its_reference():
+    """Differences are relative to the reference; a mode whose reference failed cannot pass;
+    verify.json writes NaN as null and the verdict under ``pass``."""
+    from eagerbench.execute import verify
+
+    x = np.array([1.0, 2.0])
+    runs = {verify.OPTIM: verify.VerifyRun("ok", losses=(4.0, 2.0), x=x, gradcheck=0.0),
+            "torch": verify.VerifyRun("ok", losses=(4.0, 2.0), x=x, gradcheck=1e-9),
+            "tf-eager": verify.VerifyRun("ok", losses=(4.0, 2.002, 1.0), x=x * 1.001,
+                                         gradcheck=1e-9),
+            "jax": verify.VerifyRun("failed", reason="boom")}
+    rows = {r.mode: r for r in verify.compare(runs, rtol=1e-2)}
+    assert set(rows) == {"torch", "tf-eager", "jax"}
+    assert rows["torch"].against == verify.OPTIM and rows["torch"].passed
+    assert rows["tf-eager"].iterations == 2
+    assert rows["tf-eager"].loss_rel_diff == pytest.approx(1e-3)
+    assert rows["tf-eager"].weights_rel_diff == pytest.approx(1e-3)
+    assert rows["tf-eager"].passed
+    assert not verify.compare(runs, rtol=1e-4)[1].passed
+    assert verify.failed_modes(list(rows.values())) == ["jax"]
+    saved = rows["jax"].to_json()
+    assert saved["pass"] is False and saved["loss_rel_diff"] is None and "passed" not in saved

@@ -70,16 +70,16 @@ def verify_cmd(modes, history, batch, iters, rtol, threads, seed, data, out, tim
                       os.path.abspath(data) if data else None, timeout,
                       lambda mode, msg: click.echo(f"  {mode}: {msg.done}/{msg.total}", err=True)
                       if msg.done == msg.total else None)
-    table = verify.compare(runs, rtol)
-    click.echo(verify_report.printable(table))
+    rows = verify.compare(runs, rtol)
+    click.echo(verify_report.printable([row.to_json() for row in rows]))
     if out:
         out_dir = Path(out)
         out_dir.mkdir(parents=True, exist_ok=True)
-        verify.save(table, {"history": history, "batch": batch, "iters": iters, "seed": seed,
+        verify.save(rows, {"history": history, "batch": batch, "iters": iters, "seed": seed,
                             "rtol": rtol}, out_dir, time.perf_counter() - started)
         if (out_dir / RAW).exists():
             build_report(out_dir)
-    if not table["pass"].all():
-        bad = ", ".join(table.loc[~table["pass"], "mode"])
-        click.echo(f"eagerbench: verify failed for {bad}", err=True)
+    if verify.failed_modes(rows):
+        click.echo(f"eagerbench: verify failed for {', '.join(verify.failed_modes(rows))}",
+                   err=True)
         sys.exit(1)

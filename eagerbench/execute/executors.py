@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator, Optional, Protocol
+from typing import Generator, Optional, Protocol
 
 from eagerbench.execute.venvs import EnvironmentSet
 from eagerbench.frameworks.modes import get_mode
@@ -63,7 +63,7 @@ class Executor(Protocol):
         ...
 
     def run_batches(self, batches: list[list[CellSpec]], timeout: float,
-                    progress: Monitor) -> Iterator[tuple[CellSpec, Results]]:
+                    progress: Monitor) -> Generator[tuple[CellSpec, Results], None, None]:
         """Every cell of every batch with its worker's results, as each lands. Closing the
         iterator early (an interrupt, a failed write) stops every worker it started."""
         ...

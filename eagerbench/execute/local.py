@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Generator, Iterator, Optional
 
 from eagerbench.execute import venvs
 from eagerbench.execute.executors import Monitor, Results, batch_key
@@ -50,9 +50,9 @@ def _describe_exit(rc: int, stderr_tail: str) -> str:
 NO_ENVIRONMENTS = venvs.EnvironmentSet()
 
 
-def _worker_env(cell: CellSpec, cache: str, template: Optional[str] = None) -> dict:
+def _worker_env(cell: CellSpec, cache: str, template: Optional[str] = None) -> dict[str, str]:
     env = {**os.environ, **thread_env(cell.threads, cell.device),
-           **ALLOCATORS[cell.options.get("allocator", "default")], **cell.extra_env,
+           **ALLOCATORS[cell.options.get("allocator") or "default"], **cell.extra_env,
            **compile_cache_env(cache, first_process=cell.repeat == 0)}
     env.pop(COLD_TEMPLATE_ENV, None)
     if template and cell.repeat == 0:   # each unit of a first process compiles cold
@@ -73,9 +73,14 @@ def _interpreter(cell: CellSpec, env: dict,
 
 def _lines(proc, deadline_of: Callable[[], float]) -> Iterator[Optional[str]]:
     """The worker's lines; ``None`` once when the deadline passes first."""
-    lines: queue.Queue = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout] + [lines.put("")],
-                     daemon=True).start()
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
     while True:
         try:
             line = lines.get(timeout=max(0.0, deadline_of() - time.perf_counter()))
@@ -141,7 +146,8 @@ def _read(proc, watch: _Watch, first: CellSpec, on_progress) -> Iterator[tuple[i
 
 def _one_process(cells: list[CellSpec], timeout: float, on_progress, cache_dir: str,
                  template: Optional[str],
-                 environments: venvs.EnvironmentSet) -> Iterator[tuple[int, Results]]:
+                 environments: venvs.EnvironmentSet
+                 ) -> Generator[tuple[int, Results], None, None]:
     """Start one worker on ``cells``; yield ``(index, results)`` per cell as each lands. The
     cells in progress (one unit) when the worker dies or runs out of time are yielded as
     failed, and the generator ends there."""
@@ -158,6 +164,7 @@ def _one_process(cells: list[CellSpec], timeout: float, on_progress, cache_dir: 
                                 stdout=subprocess.PIPE, stderr=errfile, text=True, env=env,
                                 start_new_session=True)
         completed = False
+        assert proc.stdin is not None and proc.stdout is not None
         try:
             proc.stdin.write(protocol.encode(protocol.Job(cells[0].job, tuple(cells))))
             proc.stdin.close()
@@ -177,7 +184,7 @@ def _one_process(cells: list[CellSpec], timeout: float, on_progress, cache_dir: 
 def run_batch(cells: list[CellSpec], timeout: float, on_progress=lambda message: None,
               cache_dir: Optional[str] = None, template: Optional[str] = None,
               environments: Optional[venvs.EnvironmentSet] = None
-              ) -> Iterator[tuple[CellSpec, Results]]:
+              ) -> Generator[tuple[CellSpec, Results], None, None]:
     """Measure cells that share a ``batch_key`` in one worker, yielding each cell with its
     results as they land.
 
@@ -188,6 +195,7 @@ def run_batch(cells: list[CellSpec], timeout: float, on_progress=lambda message:
     them. The ``--env`` environments its cells name were prepared before the run.
     """
     own = tempfile.TemporaryDirectory(prefix="eagerbench-cache-") if cache_dir is None else None
+    folder = own.name if own is not None else str(cache_dir)
     left = list(cells)
     try:
         while left:
@@ -195,7 +203,7 @@ def run_batch(cells: list[CellSpec], timeout: float, on_progress=lambda message:
             started = time.perf_counter()
             # closing: when this batch is abandoned, its worker stops now, not at collection
             with contextlib.closing(_one_process(left, timeout, on_progress,
-                                                 cache_dir or own.name, template,
+                                                 folder, template,
                                                  environments or NO_ENVIRONMENTS)) as landed:
                 for index, results in landed:
                     wall = time.perf_counter() - started
@@ -284,7 +292,7 @@ class LocalExecutor:
         return run_cell(cell, timeout)
 
     def run_batches(self, batches: list[list[CellSpec]], timeout: float,
-                    progress: Monitor) -> Iterator[tuple[CellSpec, Results]]:
+                    progress: Monitor) -> Generator[tuple[CellSpec, Results], None, None]:
         # torch.compile keeps compiled graphs on disk between processes: with the user's cache
         # a first call would depend on what ran before. Processes start from a template holding
         # only the compiler's one-time set-up. The processes of later repeats reuse the graphs

@@ -33,9 +33,9 @@ def variant_specs(cell: CellSpec) -> list[CellSpec]:
     from workloads import get_workload
 
     workload = get_workload(cell.workload)
-    if cell.job != "measure" or not workload.sweeps(cell.params):
-        return [cell]
     name = workload.interleave
+    if cell.job != "measure" or name is None or not workload.sweeps(cell.params):
+        return [cell]
     return [replace(cell, params=params, interleaved={name: cell.params[name]},
                     iters=cell.iters[i] if isinstance(cell.iters, list) else cell.iters)
             for i, params in enumerate(workload.variants(cell.params))]
@@ -139,7 +139,7 @@ class EstimatedBar(tqdm):
         super().__init__(*args, **kwargs)
 
     def elapsed_s(self) -> float:
-        return self._time() - self.start_t if hasattr(self, "start_t") else 0.0
+        return self._time() - self.start_t if hasattr(self, "start_t") else 0.0  # type: ignore[attr-defined]
 
     @property
     def format_dict(self):

@@ -26,9 +26,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Generator, Iterator, Optional
 
 from eagerbench.execute.executors import Monitor, Results
 from eagerbench.execute.local import failed
@@ -195,7 +195,7 @@ class _Task:
 
     cells: list[CellSpec]
     stream: Path
-    job: object = None
+    job: Any = None               # submitit's Job once submitted
     error: Optional[str] = None     # sbatch refused it
     offset: int = 0
     landed: set = field(default_factory=set)
@@ -205,41 +205,59 @@ class _Task:
     ended: bool = False
 
 
+@dataclass(frozen=True)
+class SlurmOptions:
+    """What the jobs ask Slurm for (the run's header records them as the executor's settings)."""
+
+    partition: Optional[str] = None
+    constraint: Optional[str] = None
+    gres: Optional[str] = None
+    time_limit: int = 60          # minutes per job
+    account: Optional[str] = None
+    max_jobs: int = 16            # array jobs running at once
+    exclusive: bool = True        # a node to itself: no neighbour shares its cores
+    limits: bool = True           # probe each node's memory and compute limits
+
+    def parameters(self, parallelism: int) -> dict:
+        """submitit's parameters for an array of ``parallelism`` jobs at once."""
+        params: dict = {"time": int(self.time_limit), "array_parallelism": parallelism,
+                        "job_name": "eagerbench", "mem": "0", "use_srun": False,
+                        "additional_parameters": {"no_requeue": True}}
+        if self.exclusive:
+            params["exclusive"] = True
+        for name in ("partition", "constraint", "gres", "account"):
+            if getattr(self, name):
+                params[name] = getattr(self, name)
+        return params
+
+
 class SlurmExecutor:
     name = "slurm"
 
-    def __init__(self, folder: Optional[str] = None, partition: Optional[str] = None,
-                 constraint: Optional[str] = None, gres: Optional[str] = None,
-                 time_limit: int = 60, account: Optional[str] = None, max_jobs: int = 16,
-                 exclusive: bool = True, limits: bool = True):
-        self.folder = Path(folder) if folder else None
-        self.options = {"partition": partition, "constraint": constraint, "gres": gres,
-                        "time_limit": time_limit, "account": account, "max_jobs": max_jobs,
-                        "exclusive": exclusive, "limits": limits}
+    def __init__(self, folder: Optional[str] = None, **options):
+        self._folder = Path(folder) if folder else None
+        self.options = SlurmOptions(**options)
+
+    @property
+    def folder(self) -> Path:
+        if self._folder is None:
+            raise RuntimeError("the Slurm executor has no folder: call at(folder, ...) first")
+        return self._folder
 
     def settings(self) -> dict:
-        return {"name": self.name, **self.options}
+        return {"name": self.name, **asdict(self.options)}
 
     def at(self, folder: Path, environments: EnvironmentSet) -> "SlurmExecutor":
         """This executor writing its jobs' files under ``folder`` (the run's own folder); its
         nodes run this checkout's environment (``--env`` runs locally only)."""
         if environments.built or environments.failed:
             raise ValueError("--env runs with the local executor only")
-        self.folder = Path(folder) / "slurm"
+        self._folder = Path(folder) / "slurm"
         return self
 
     def _executor(self, parallelism: int):
-        opts = self.options
         executor = _submitit()[0](folder=str(self.folder / "jobs" / "%j"), max_num_timeout=0)
-        params = {"time": int(opts["time_limit"]), "array_parallelism": parallelism,
-                  "job_name": "eagerbench", "mem": "0", "use_srun": False,
-                  "additional_parameters": {"no_requeue": True}}
-        if opts["exclusive"]:
-            params["exclusive"] = True
-        for name in ("partition", "constraint", "gres", "account"):
-            if opts[name]:
-                params[name] = opts[name]
-        executor.update_parameters(**params)
+        executor.update_parameters(**self.options.parameters(parallelism))
         return executor
 
     # -- jobs that are not measurements --
@@ -256,7 +274,7 @@ class SlurmExecutor:
 
     # -- measurements --
     def run_batches(self, batches: list[list[CellSpec]], timeout: float,
-                    progress: Monitor) -> Iterator[tuple[CellSpec, Results]]:
+                    progress: Monitor) -> Generator[tuple[CellSpec, Results], None, None]:
         tasks = self._submit(batches, timeout, progress)
         try:
             while not all(t.ended for t in tasks):
@@ -272,13 +290,13 @@ class SlurmExecutor:
         streams = self.folder / "streams" / time.strftime("%Y%m%d-%H%M%S")
         streams.mkdir(parents=True, exist_ok=True)
         limits_dir = None
-        if self.options["limits"]:
+        if self.options.limits:
             limits_dir = self.folder / "limits"
             limits_dir.mkdir(parents=True, exist_ok=True)
         tasks = [_Task(batch, streams / f"{i}.jsonl") for i, batch in enumerate(batches)]
         for task in tasks:
             task.stream.touch()
-        executor = self._executor(max(1, int(self.options["max_jobs"])))
+        executor = self._executor(max(1, self.options.max_jobs))
         try:
             jobs = executor.map_array(
                 measure_on_node, [[c.to_json() for c in t.cells] for t in tasks],
@@ -321,7 +339,7 @@ class SlurmExecutor:
         reason = None
         for index, cell in enumerate(task.cells):
             if index not in task.landed:
-                reason = reason or _job_failure(task.job, None, state, self.options)
+                reason = reason or _job_failure(task.job, None, state, self.options.time_limit)
                 yield cell, failed(reason, _tail(task.job))
 
     @staticmethod
@@ -380,7 +398,7 @@ class SlurmExecutor:
 
     def hosts(self) -> list[dict]:
         """The host types the run's jobs measured on, each with its measured limits."""
-        folder = self.folder / "limits" if self.folder else None
+        folder = self._folder / "limits" if self._folder else None
         if folder is None or not folder.is_dir():
             return []
         return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
@@ -414,7 +432,7 @@ def _refusal(exc: BaseException) -> str:
 
 
 def _job_failure(job, exc: Optional[BaseException], state: Optional[str] = None,
-                 options: Optional[dict] = None) -> str:
+                 time_limit: object = "?") -> str:
     """Why a job gave no result for a cell, in one line."""
     state = state or _state(job, "force")
     node = "its node"
@@ -436,4 +454,4 @@ def _job_failure(job, exc: Optional[BaseException], state: Optional[str] = None,
         state = "VANISHED"
     template = ENDINGS.get(state, "Slurm job {job} ended in state " + state + ": {detail}")
     return template.format(job=job.job_id, node=node, detail=detail or "no output",
-                           minutes=(options or {}).get("time_limit", "?"))
+                           minutes=time_limit)

@@ -288,6 +288,8 @@ def _build(spec: EnvSpec, say: Callable[[str], None]) -> Environment:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     env = cached(spec)
+    if env is None:
+        raise EnvError(f"--env {spec.text}: built, but its {READY} cannot be read back")
     link_source(env)
     return env
 
@@ -415,7 +417,7 @@ def worker_env(env: Environment, base: dict) -> dict:
 
 def listing() -> list[dict]:
     """Every cached environment: its label, requirements, size and frameworks' versions."""
-    out = []
+    out: list[dict] = []
     if not root().is_dir():
         return out
     for folder in sorted(root().iterdir()):

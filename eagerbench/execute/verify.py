@@ -10,13 +10,13 @@ gradient is also checked against central finite differences (UFLDL's gradient ch
 from __future__ import annotations
 
 import json
+import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-import pandas as pd
 
 from eagerbench.execute.local import run_batch
 from eagerbench.records.model import CellResult, CellSpec
@@ -69,38 +69,71 @@ def run(modes: list[str], params: dict, iters: int, threads: int, seed: int, dat
                 on_progress(cells[running["at"]].mode, msg)
 
             for cell, (res,) in run_batch(cells, timeout, progress):
-                runs[cell.mode] = VerifyRun.of(res, np.load(cell.save) if res.ok else None)
+                runs[cell.mode] = VerifyRun.of(res, np.load(str(cell.save)) if res.ok else None)
                 running["at"] = min(running["at"] + 1, len(cells) - 1)
     return {mode: runs[mode] for mode in [OPTIM] + list(modes)}
 
 
-def compare(runs: dict[str, VerifyRun], rtol: float) -> pd.DataFrame:
-    """One row per mode: largest relative differences against PyTorch eager, and the grad check."""
+@dataclass(frozen=True)
+class VerifyRow:
+    """One mode's verdict: its largest relative differences against the run it is checked
+    against, its gradient check, and whether it passes."""
+
+    mode: str
+    against: str
+    status: str
+    reason: str
+    pid: Optional[int]
+    loss_rel_diff: float = float("nan")
+    weights_rel_diff: float = float("nan")
+    iterations: Optional[int] = None
+    gradcheck: float = float("nan")
+    passed: bool = False
+
+    def to_json(self) -> dict:
+        """verify.json's row: NaN as null, the verdict under ``pass``."""
+        row = {f.name: getattr(self, f.name) for f in fields(self)}
+        row["pass"] = row.pop("passed")
+        return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+def _differences(run: VerifyRun, base: VerifyRun) -> tuple[float, float, int]:
+    """The largest relative difference of the losses (over the iterations both ran) and of the
+    final weights, and how many iterations were compared."""
+    assert run.x is not None and base.x is not None
+    a, b = np.asarray(run.losses), np.asarray(base.losses)
+    n = min(len(a), len(b))
+    loss = float(np.max(np.abs(a[:n] - b[:n]) / np.abs(b[:n])))
+    weights = float(np.max(np.abs(run.x - base.x)) / np.max(np.abs(base.x)))
+    return loss, weights, n
+
+
+def compare(runs: dict[str, VerifyRun], rtol: float) -> list[VerifyRow]:
+    """One row per mode: largest relative differences against PyTorch eager, and the grad check
+    (PyTorch eager's row is checked against torch.optim.LBFGS)."""
     rows = []
-    for mode, res in runs.items():
+    for mode, run in runs.items():
+        if mode == OPTIM:
+            continue
         against = REFERENCE if mode != REFERENCE else OPTIM
         base = runs.get(against) or VerifyRun("missing")
-        row = {"mode": mode, "against": against, "status": res.status, "reason": res.reason,
-               "pid": res.pid}
-        if res.ok and base.ok and mode != OPTIM:
-            a, b = np.asarray(res.losses), np.asarray(base.losses)
-            n = min(len(a), len(b))
-            row["loss_rel_diff"] = float(np.max(np.abs(a[:n] - b[:n]) / np.abs(b[:n])))
-            row["weights_rel_diff"] = float(np.max(np.abs(res.x - base.x))
-                                            / np.max(np.abs(base.x)))
-            row["iterations"] = n
-        row["gradcheck"] = res.gradcheck
-        ok = res.ok and (mode == OPTIM or (
-            row.get("loss_rel_diff", np.inf) <= rtol and row.get("weights_rel_diff", np.inf) <= rtol
-            and row["gradcheck"] <= GRADCHECK_TOL))
-        row["pass"] = bool(ok)
+        row = VerifyRow(mode, against, run.status, run.reason, run.pid, gradcheck=run.gradcheck)
+        if run.ok and base.ok:
+            loss, weights, n = _differences(run, base)
+            passed = loss <= rtol and weights <= rtol and run.gradcheck <= GRADCHECK_TOL
+            row = replace(row, loss_rel_diff=loss, weights_rel_diff=weights, iterations=n,
+                          passed=passed)
         rows.append(row)
-    return pd.DataFrame([r for r in rows if r["mode"] != OPTIM])
+    return rows
 
 
-def save(table: pd.DataFrame, settings: dict, out_dir: Path, wall_s: float) -> None:
+def failed_modes(rows: list[VerifyRow]) -> list[str]:
+    return [row.mode for row in rows if not row.passed]
+
+
+def save(rows: list[VerifyRow], settings: dict, out_dir: Path, wall_s: float) -> None:
     """verify.json beside a run's tables; the report shows it."""
     (out_dir / "verify.json").write_text(json.dumps(
         {"settings": {**settings, "reference": REFERENCE, "optim": OPTIM,
                       "gradcheck_tol": GRADCHECK_TOL}, "wall_s": wall_s,
-         "rows": table.replace({np.nan: None}).to_dict("records")}, indent=2) + "\n")
+         "rows": [row.to_json() for row in rows]}, indent=2) + "\n")

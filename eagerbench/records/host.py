@@ -12,6 +12,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 PACKAGES = ["torch", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "numpy", "pandas"]
 
@@ -48,7 +49,7 @@ def memory_gib() -> float | None:
         return None
 
 
-def gpus() -> list[dict]:
+def gpus() -> list[dict[str, Any]]:
     """GPU model, driver and clocks from nvidia-smi (empty where there is none)."""
     query = "name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem"
     try:
@@ -102,7 +103,7 @@ def free_page_reporting(devices: Path = Path("/sys/bus/virtio/devices")) -> bool
     return False
 
 
-def allocator_settings() -> dict:
+def allocator_settings() -> dict[str, Any]:
     """What decides how this process allocates: the allocator variables set, the kernel's
     transparent-huge-page policy (fresh large tensors cost page faults; huge pages cut them),
     and whether freed memory goes back to a VM's host (``free_page_reporting``)."""
@@ -129,7 +130,7 @@ def git_revision(root: Path = CHECKOUT) -> str | None:
         return None
 
 
-def record(settings: dict) -> dict:
+def record(settings: dict[str, Any]) -> dict[str, Any]:
     """Everything about this machine and run that a reader needs to judge the numbers."""
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -145,7 +146,7 @@ def record(settings: dict) -> dict:
     }
 
 
-def fingerprint(env: dict) -> dict:
+def fingerprint(env: dict[str, Any]) -> dict[str, Any]:
     """What identifies the hardware a run measured: CPU model, cores, memory, GPU and driver."""
     return {"cpu": env.get("cpu"), "cores": env.get("cpu_count"),
             "memory_gib": env.get("memory_gib"), "platform": env.get("platform"),
@@ -153,7 +154,7 @@ def fingerprint(env: dict) -> dict:
                      for g in env.get("gpus") or []]}
 
 
-def key(host: dict) -> str:
+def key(host: dict[str, Any]) -> str:
     """Which machines count as one host type: the CPU model, the GPU models and their driver.
     Ratios are only ever taken between cells measured on one host type."""
     gpus = sorted((g.get("name") or "", g.get("driver") or "") for g in host.get("gpus") or [])
@@ -161,7 +162,7 @@ def key(host: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def label(host: dict) -> str:
+def label(host: dict[str, Any]) -> str:
     """A host type in words: 'CPU model' or 'CPU model + 4x GPU model (driver D)'."""
     gpus: dict[str, int] = {}
     for g in host.get("gpus") or []:

@@ -33,7 +33,7 @@ class LibraryLimits:
     elementwise_gflops: dict[str, float] = field(default_factory=dict)   # a fused chain
 
     @classmethod
-    def from_json(cls, data: dict) -> "LibraryLimits":
+    def from_json(cls, data: dict[str, Any]) -> "LibraryLimits":
         return cls(dict(data.get("matmul_gflops") or {}), dict(data.get("matmul_ladder") or {}),
                    data.get("bandwidth_gbps"), data.get("cache_bandwidth_gbps"),
                    dict(data.get("elementwise_gflops") or {}))
@@ -58,7 +58,7 @@ class MachineLimits:
     probes: int = 1                  # 2: the best of a probe before and one after the run
 
     @classmethod
-    def from_json(cls, data: Optional[dict]) -> Optional["MachineLimits"]:
+    def from_json(cls, data: Optional[dict[str, Any]]) -> Optional["MachineLimits"]:
         """The typed limits of a stored record (None where none were measured)."""
         if not data:
             return None
@@ -138,7 +138,7 @@ class Contention:
     percentiles_us: tuple[float, ...] = ()
 
     @classmethod
-    def from_json(cls, data: dict) -> "Contention":
+    def from_json(cls, data: dict[str, Any]) -> "Contention":
         return cls(int(data.get("units") or 0), float(data.get("fast_unit_us") or np.nan),
                    data.get("iqr_share"), float(data.get("slow_share") or 0.0),
                    float(data.get("slowdown") or 1.0), tuple(data.get("percentiles_us") or ()))
@@ -150,13 +150,13 @@ class Contention:
         return sum(v > SLOW * fast_us for v in values) / len(values) if values else float("nan")
 
 
-def contention_of(env: dict) -> dict[str, Contention]:
+def contention_of(env: dict[str, Any]) -> dict[str, Contention]:
     """A run's contention probes, by when they ran ("before", "after")."""
     return {when: Contention.from_json(probe) for when, probe in
             (env.get("contention") or {}).items()}
 
 
-def merge(first: dict, second: dict) -> dict:
+def merge(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
     """The best of two probes of the limits (a probe taken in a slow spell understates them)."""
     best = {key: max((v for v in (first["peak_gflops"].get(key), second["peak_gflops"].get(key))
                       if v), default=None)
@@ -182,9 +182,9 @@ def merge(first: dict, second: dict) -> dict:
             "cache_bandwidth_gbps": max(cached) if cached else None, "probes": 2}
 
 
-def best_ladder(probes: list[dict]) -> dict:
+def best_ladder(probes: list[dict[str, Any]]) -> dict[str, Any]:
     """Per dtype and matmul side, the best GFLOP/s any probe reached."""
-    out: dict = {}
+    out: dict[str, Any] = {}
     for probe in probes:
         for dtype, rates in (probe.get("matmul_ladder") or {}).items():
             for side, rate in rates.items():
@@ -193,9 +193,9 @@ def best_ladder(probes: list[dict]) -> dict:
     return out
 
 
-def best_elementwise(probes: list[dict]) -> dict:
+def best_elementwise(probes: list[dict[str, Any]]) -> dict[str, Any]:
     """Per dtype, the best fused element-wise GFLOP/s any probe reached."""
-    out: dict = {}
+    out: dict[str, Any] = {}
     for probe in probes:
         for dtype, rate in (probe.get("elementwise_gflops") or {}).items():
             if rate:

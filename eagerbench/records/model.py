@@ -13,11 +13,63 @@ import dataclasses
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, TypedDict
 
 from eagerbench.records.why import Why
 
 STATUSES = ("ok", "failed", "unsupported")
+JSON = dict[str, Any]     # a record's JSON object, as read or written
+
+
+class CellOptions(TypedDict, total=False):
+    """Settings of a cell beyond its mode: the mode's own (``compile_mode``) and the
+    process-wide ones that give its label a tag (``allocator``, an ``--env`` environment)."""
+
+    compile_mode: str
+    allocator: Optional[str]
+    env: str                          # an environment's label (``jax==0.4.30``)
+    env_requirements: list[str]       # what it was built from
+
+
+class StartState(TypedDict, total=False):
+    """The prepared start state a cell loads (``execute.start_states``)."""
+
+    path: str
+    by: str                           # the mode that computed it
+    cached: bool                      # found in the cache, not computed in this run
+    seconds: float                    # what computing it took
+    error: str                        # why it could not be computed
+
+
+class CompilerCounts(TypedDict, total=False):
+    """What a cell's compiles did (``Backend.graph_diagnostics``' change over the cell)."""
+
+    graphs: int
+    bytes_accessed: float             # the compiler's count of what its graphs move
+    graph_breaks: dict[str, int]      # reason -> breaks
+    compile_split_s: dict[str, float]  # phase -> seconds
+
+
+class Donation(TypedDict, total=False):
+    """Buffers handed to a compiled step to update in place, and how many it really reused."""
+
+    donated: int
+    reused: int
+    copied_bytes: int
+
+
+class ProcessInfo(TypedDict, total=False):
+    """The worker process a result came from, and what it saw of its machine."""
+
+    pid: int
+    started: float
+    cpus: int
+    position: int                     # the cell's place in the worker's job
+    startup_s: Optional[float]        # process start to its first unit
+    compiler_warmup_s: dict[str, Optional[float]]
+    allocator: dict[str, Any]
+    host: dict[str, Any]              # a cluster's node (``records.host.fingerprint``)
+    slurm: dict[str, Any]             # its Slurm job
 
 
 @dataclass(frozen=True)
@@ -26,31 +78,31 @@ class CellSpec:
     setting the measurement depends on."""
 
     workload: str
-    params: dict
+    params: dict[str, Any]
     mode: str
     device: str = "cpu"
     dtype: str = "float32"
     threads: int = 1
     seed: int = 1
-    iters: int | list = 10    # minimum timed samples; a list: one count per interleaved value
+    iters: int | list[int] = 10   # minimum timed samples; a list: one count per value swept
     warmup: int = 2
     min_time_s: float = 0.0   # and at least this much timed time per value
     gc: str = "on"
     data: Optional[str] = None
     repeat: int = 0
-    options: dict = field(default_factory=dict)   # mode options, e.g. {"compile_mode": ...}
+    options: CellOptions = field(default_factory=lambda: CellOptions())
     job: str = "measure"                          # or "verify", "prepare"
     save: Optional[str] = None                    # verify/prepare: where to save arrays
-    prepared: Optional[dict] = None               # the prepared start state this cell loads
-    interleaved: Optional[dict] = None            # the sweep this cell's process ran round-robin
+    prepared: Optional[StartState] = None         # the prepared start state this cell loads
+    interleaved: Optional[dict[str, list[Any]]] = None   # the sweep its process ran
     why: bool = True                              # the why phase after the timed rounds
-    extra_env: dict = field(default_factory=dict, compare=False)   # not stored: tests only
+    extra_env: dict[str, str] = field(default_factory=dict, compare=False)   # tests only
 
     def label(self) -> str:
         params = " ".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.workload} {params} [{self.mode}]"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> JSON:
         out = dataclasses.asdict(self)
         out.pop("extra_env")
         if out["interleaved"] is None:
@@ -58,7 +110,7 @@ class CellSpec:
         return out
 
     @classmethod
-    def from_json(cls, data: dict) -> "CellSpec":
+    def from_json(cls, data: JSON) -> "CellSpec":
         names = {f.name for f in dataclasses.fields(cls)} - {"extra_env"}
         unknown = set(data) - names
         if unknown:
@@ -95,15 +147,15 @@ class Sample:
     calls: int
     gc_collections: int     # collections that ran inside it
     gc_ns: int              # time those collections took
-    observed: dict = field(default_factory=dict)   # values read after it (loss, pairs)
+    observed: dict[str, Any] = field(default_factory=dict)   # read after it (loss, pairs)
     step: int = 0           # steps the program had taken when ``observed`` was read
 
-    def to_json(self) -> dict:
+    def to_json(self) -> JSON:
         return {"ns": self.ns, "calls": self.calls, "step": self.step,
                 "gc_collections": self.gc_collections, "gc_ns": self.gc_ns, **self.observed}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Sample":
+    def from_json(cls, data: JSON) -> "Sample":
         if not isinstance(data, dict):
             raise ValueError(f"a sample is not a mapping: {data!r}"[:200])
         ns = _number(data.get("ns"), "a sample's ns")
@@ -142,24 +194,24 @@ class CellResult:
     host_reads_per_call: Optional[float] = None
     setup_s: Optional[float] = None
     cell_s: Optional[float] = None
-    phases_s: dict = field(default_factory=dict)  # the unit's wall seconds per phase (shared)
+    phases_s: dict[str, float] = field(default_factory=dict)  # the unit's seconds per phase
     wall_s: Optional[float] = None
     unit: int = 1                                 # cells measured together in the process
-    gc_state: dict = field(default_factory=dict)
-    threads_applied: dict = field(default_factory=dict)
-    compile_cache: dict = field(default_factory=dict)
+    gc_state: dict[str, Any] = field(default_factory=dict)      # the collector while timing
+    threads_applied: dict[str, Any] = field(default_factory=dict)   # as the framework says
+    compile_cache: dict[str, int] = field(default_factory=dict)     # graph_hits, graph_misses
     device_name: str = ""
-    donation: Optional[dict] = None
-    info: dict = field(default_factory=dict)
-    check: dict = field(default_factory=dict)
-    warm_check: dict = field(default_factory=dict)   # ``check`` after the warm-up steps
+    donation: Optional[Donation] = None
+    info: dict[str, Any] = field(default_factory=dict)      # what the workload's task says
+    check: dict[str, float] = field(default_factory=dict)   # values compared across modes
+    warm_check: dict[str, float] = field(default_factory=dict)   # ``check`` after warm-up
     why: Why = field(default_factory=Why)         # the why phase's findings (``--why``)
-    compiler: dict = field(default_factory=dict)  # graphs, graph breaks, compile split
-    options: dict = field(default_factory=dict)
+    compiler: CompilerCounts = field(default_factory=lambda: CompilerCounts())
+    options: dict[str, Any] = field(default_factory=dict)   # the mode options it was given
     data_source: Optional[str] = None
-    versions: dict = field(default_factory=dict)
-    process: dict = field(default_factory=dict)   # pid, start, cpus, allocator, position
-    extra: dict = field(default_factory=dict)     # fields of a job other than measure
+    versions: dict[str, str] = field(default_factory=dict)
+    process: ProcessInfo = field(default_factory=lambda: ProcessInfo())
+    extra: JSON = field(default_factory=dict)     # fields of a job other than measure
 
     def __post_init__(self) -> None:
         if isinstance(self.why, dict):   # a why record given as its JSON is typed here
@@ -172,7 +224,7 @@ class CellResult:
     def process_id(self) -> str:
         return f"{self.process.get('pid', '?')}@{self.process.get('started', '?')}"
 
-    def to_json(self) -> dict:
+    def to_json(self) -> JSON:
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -188,7 +240,7 @@ class CellResult:
         return {**out, **self.extra}
 
     @classmethod
-    def from_json(cls, data: dict) -> "CellResult":
+    def from_json(cls, data: JSON) -> "CellResult":
         if not isinstance(data, dict):
             raise ValueError("a result is not a mapping")
         if data.get("status") not in STATUSES:
@@ -227,14 +279,14 @@ class Facts:
     footprint: Optional[float] = None
     arithmetic: str = "matmul"       # what the FLOPs are ("elementwise": priced as fused adds)
     shown: tuple[str, ...] = ()     # observed values the workload's rows show ("pairs")
-    views: tuple[dict, ...] = ()    # the workload's declared figures and tables (presentation)
+    views: tuple[dict[str, Any], ...] = ()   # its declared figures and tables (presentation)
     derived_by: str = "measurement"  # or "upgrade from schema 1" (today's code, on load)
 
-    def to_json(self) -> dict:
+    def to_json(self) -> JSON:
         return {**dataclasses.asdict(self), "shown": list(self.shown), "views": list(self.views)}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Facts":
+    def from_json(cls, data: JSON) -> "Facts":
         if not isinstance(data, dict) or not isinstance(data.get("label"), str):
             raise ValueError("facts without a label")
         return cls(**{**data, "shown": tuple(data.get("shown") or ()),
@@ -249,14 +301,21 @@ class Record:
     result: CellResult
     facts: Optional[Facts] = None   # None for a job that is not a measurement
 
-    def to_json(self) -> dict:
+    @property
+    def measured(self) -> Facts:
+        """The facts of a measurement (a ``ValueError`` for a job that is not one)."""
+        if self.facts is None:
+            raise ValueError(f"{self.spec.label()}: a {self.spec.job} job, not a measurement")
+        return self.facts
+
+    def to_json(self) -> JSON:
         out = {"cell": self.spec.to_json(), "result": self.result.to_json()}
         if self.facts is not None:
             out["facts"] = self.facts.to_json()
         return out
 
     @classmethod
-    def from_json(cls, data: dict) -> "Record":
+    def from_json(cls, data: JSON) -> "Record":
         facts = data.get("facts")
         return cls(CellSpec.from_json(data["cell"]), CellResult.from_json(data["result"]),
                    Facts.from_json(facts) if facts is not None else None)

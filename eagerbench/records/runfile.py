@@ -29,13 +29,17 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from eagerbench.records import host as hosts
-from eagerbench.records.model import Facts, Record
+from eagerbench.records.model import CellResult, CellSpec, Facts, Record
 
 SCHEMA_VERSION = 2
 RAW = "raw.jsonl"
+
+
+# today's code's facts of a record that has none (a schema-1 run's): frameworks.facts.derive
+DeriveFacts = Callable[[CellSpec, CellResult], Facts]
 
 
 class ResultsError(Exception):
@@ -50,16 +54,16 @@ class RunHeader:
     (versions, settings, the machine's measured limits)."""
 
     schema: int
-    env: dict
-    host: dict
+    env: dict[str, Any]
+    host: dict[str, Any]
     tool_version: str = ""
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"header": {"schema": self.schema, "eagerbench": self.tool_version,
                            "host": self.host, "env": self.env}}
 
     @classmethod
-    def new(cls, env: dict) -> "RunHeader":
+    def new(cls, env: dict[str, Any]) -> "RunHeader":
         from importlib import metadata
 
         try:
@@ -75,14 +79,14 @@ class Run:
 
     header: RunHeader
     records: tuple[Record, ...]
-    footer: Optional[dict] = None
+    footer: Optional[dict[str, Any]] = None
     path: Optional[Path] = None
 
     @property
     def finished(self) -> bool:
         return self.footer is not None
 
-    def env(self) -> dict:
+    def env(self) -> dict[str, Any]:
         """The environment with what the run learned by its end (limits probed again, wall
         time, contention after)."""
         return {**self.header.env, **(self.footer or {})}
@@ -95,7 +99,7 @@ class Run:
             last[_measurement_key(rec)] = i
         return [rec for i, rec in enumerate(self.records) if last[_measurement_key(rec)] == i]
 
-    def host_of(self, rec: Record) -> dict:
+    def host_of(self, rec: Record) -> dict[str, Any]:
         """The host a record was measured on: its own (a cluster's job) or the run's."""
         return rec.result.process.get("host") or self.header.host
 
@@ -126,8 +130,8 @@ class Host:
     """One host type of a run: its fingerprint, limits and records."""
 
     key: str
-    host: dict
-    limits: Optional[dict]
+    host: dict[str, Any]
+    limits: Optional[dict[str, Any]]
     records: list[Record]
 
 
@@ -145,7 +149,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str, bool]]:
                 yield number, line, line.endswith("\n")
 
 
-def read(where: Path | str, derive_facts=None) -> Run:
+def read(where: Path | str, derive_facts: Optional[DeriveFacts] = None) -> Run:
     """A run folder's (or a ``raw.jsonl``'s) run, upgraded to this schema. A schema-1 run's
     facts are derived by ``derive_facts(spec, result)`` from today's code
     (``frameworks.facts.open_run`` passes it; this layer knows no workload or mode).
@@ -175,7 +179,7 @@ def read(where: Path | str, derive_facts=None) -> Run:
                        f"neither a run header nor a record)")
 
 
-def _parse(path: Path, number: int, text: str, complete: bool) -> tuple[int, dict]:
+def _parse(path: Path, number: int, text: str, complete: bool) -> tuple[int, dict[str, Any]]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError:
@@ -188,7 +192,7 @@ def _parse(path: Path, number: int, text: str, complete: bool) -> tuple[int, dic
     return number, value
 
 
-def _header(path: Path, number: int, data: dict) -> RunHeader:
+def _header(path: Path, number: int, data: dict[str, Any]) -> RunHeader:
     header = data["header"]
     schema = header.get("schema") if isinstance(header, dict) else None
     if not isinstance(schema, int):
@@ -200,7 +204,8 @@ def _header(path: Path, number: int, data: dict) -> RunHeader:
                      header.get("eagerbench") or "")
 
 
-def _record(path: Path, number: int, data: dict, upgrade=None) -> Record:
+def _record(path: Path, number: int, data: dict[str, Any],
+            upgrade: Optional[Callable[[Record], Facts]] = None) -> Record:
     if "cell" not in data or "result" not in data:
         raise ResultsError(f"{path}:{number}: not an eagerbench record (no cell or result)")
     try:
@@ -212,7 +217,7 @@ def _record(path: Path, number: int, data: dict, upgrade=None) -> Record:
     return rec
 
 
-def _load_v2(path: Path, parsed: list[tuple[int, dict]]) -> Run:
+def _load_v2(path: Path, parsed: list[tuple[int, dict[str, Any]]]) -> Run:
     number, first = parsed[0]
     header = _header(path, number, first)
     records, footer = [], None
@@ -226,7 +231,8 @@ def _load_v2(path: Path, parsed: list[tuple[int, dict]]) -> Run:
     return Run(header, tuple(records), footer, path)
 
 
-def upgrade_v1(path: Path, parsed: list[tuple[int, dict]], derive_facts=None) -> Run:
+def upgrade_v1(path: Path, parsed: list[tuple[int, dict[str, Any]]],
+               derive_facts: Optional[DeriveFacts] = None) -> Run:
     """A schema-1 run: its environment from ``env.json`` beside it, its facts from today's
     workload and mode code (recorded as such)."""
     if derive_facts is None:
@@ -271,7 +277,7 @@ class RunWriter:
         if header is not None:
             self._line(header.to_json())
 
-    def _line(self, obj: dict) -> None:
+    def _line(self, obj: dict[str, Any]) -> None:
         import os
 
         try:
@@ -285,7 +291,7 @@ class RunWriter:
     def record(self, rec: Record) -> None:
         self._line(rec.to_json())
 
-    def footer(self, footer: dict) -> None:
+    def footer(self, footer: dict[str, Any]) -> None:
         self._line({"footer": footer})
 
     def close(self) -> None:
@@ -297,5 +303,5 @@ class RunWriter:
     def __enter__(self) -> "RunWriter":
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

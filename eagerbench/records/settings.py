@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 # Allocator settings a cell can ask for (``--allocator``), as the environment they set.
 ALLOCATORS = {"default": {}, "thp": {"THP_MEM_ALLOC_ENABLE": "1"}}
@@ -29,10 +29,10 @@ class RunSettings:
     skipped: tuple[str, ...] = ()              # modes left out, and why
     grid: str = "default"
     user_workloads: tuple[str, ...] = ()       # the user's workload files, registered again
-    allocator_settings: dict = field(default_factory=dict)   # the allocator as measured
-    environments: dict = field(default_factory=dict)         # ``--env``: each as built
+    allocator_settings: dict[str, Any] = field(default_factory=dict)   # the allocator as measured
+    environments: dict[str, Any] = field(default_factory=dict)         # ``--env``: each as built
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         """The header's settings (their keys are read back by ``--resume``, ``report`` and
         ``compare``)."""
         return {"device": self.device, "dtype": self.dtype, "threads": self.threads,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,13 @@ class Side:
     frameworks: dict      # cell key -> framework
     shares: dict          # cell key -> share of its host's limit
     environment: str | None = None   # one environment of a run across releases (RUN@LABEL)
+
+    @property
+    def stored(self) -> runfile.Run:
+        """The run this side was read from (a simulated side has none)."""
+        if self.run is None:
+            raise ValueError(f"{self.name}: no stored run behind this side")
+        return self.run
 
 
 def _shares(run: runfile.Run) -> dict:
@@ -99,8 +106,8 @@ def load_side(path: Path | str, name: str | None = None) -> Side:
                 continue
             key = (workload, params, label.removesuffix(tag) + suffix)
             levels[key] = lv
-            frameworks[key] = recs[0].facts.framework + suffix
-            twin = recs[0].facts.eager_twin
+            frameworks[key] = recs[0].measured.framework + suffix
+            twin = recs[0].measured.eager_twin
             if twin and twin != label:
                 twins[key] = (workload, params, twin.removesuffix(tag) + suffix)
     return Side(name or str(path), run, levels, twins, frameworks, _shares(run), environment)
@@ -202,11 +209,13 @@ def absolute_view(sides: list[Side], shift_rows: Optional[list[Shift]] = None) -
     change beyond its framework's shift in that run, with an interval."""
     shift_rows = shifts(sides) if shift_rows is None else shift_rows
     by_run = {(r.run, r.framework): r.ratio for r in shift_rows}
-    changes = [{}] + [_changes(sides[0], side) for side in sides[1:]]
+    changes: list[dict[tuple[str, str, str], stats.Ratio]] = [{}] + [
+        _changes(sides[0], side) for side in sides[1:]]
     rows = []
     for key, lv in sides[0].levels.items():
         workload, params, mode = key
-        values, ratios, raw = [lv.estimate], [], []
+        values, raw = [lv.estimate], list[float]()
+        ratios: list[Optional[stats.Ratio]] = []
         for i in range(1, len(sides)):
             change = changes[i].get(key)
             if change is None:
@@ -216,7 +225,7 @@ def absolute_view(sides: list[Side], shift_rows: Optional[list[Shift]] = None) -
                 continue
             values.append(sides[i].levels[key].estimate)
             raw.append(change.value)
-            shift = by_run.get((i, sides[0].frameworks.get(key)))
+            shift = by_run.get((i, sides[0].frameworks.get(key, "")))
             ratios.append(stats.relative(change, shift) if shift and np.isfinite(shift.value)
                           else change)
         rows.append(Change(workload, params, mode, "", tuple(values), tuple(ratios),
@@ -282,9 +291,10 @@ def unmatched(sides: list[Side]) -> list[str]:
     return notes
 
 
-def _env_entries(side: Side) -> dict:
-    env = side.run.env()
-    types = side.run.hosts() or [runfile.Host("", side.run.header.host or
+def _env_entries(side: Side) -> dict[str, Any]:
+    run = side.stored
+    env = run.env()
+    types = run.hosts() or [runfile.Host("", run.header.host or
                                               hosts.fingerprint(env), env.get("limits"), [])]
     out = {}
     for number, host in enumerate(types, 1):
@@ -304,7 +314,7 @@ def _env_entries(side: Side) -> dict:
         versions = {k: v for k, v in packages.items()
                     if k in ("torch", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "numpy")}
     out.update({f"{name} version": v for name, v in versions.items()})
-    out["result schema"] = side.run.header.schema
+    out["result schema"] = run.header.schema
     return out
 
 
@@ -373,8 +383,8 @@ def display_shifts(shift_rows: list[Shift], sides: list[Side]) -> list[str]:
     return lines
 
 
-def _hosts_of(side: Side) -> tuple:
-    return tuple(h.key for h in side.run.hosts())
+def _hosts_of(side: Side) -> tuple[str, ...]:
+    return tuple(h.key for h in side.stored.hosts())
 
 
 def display_modes(summary: list[ModeChange], sides: list[Side]) -> pd.DataFrame:

@@ -60,13 +60,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
 
 from eagerbench.records.limits import MachineLimits
-from eagerbench.records.model import Record
+from eagerbench.records.model import CompilerCounts, Facts, Record
 from eagerbench.records.why import PRICED_FAULTS, SIZE_MAX_ELEMENTS, SIZE_MIN_ELEMENTS
 from eagerbench.report import cellstats
 from eagerbench.report.rows import CellRow
@@ -86,7 +86,7 @@ def _dispatches(rec: Record) -> float:
     compiled for the step (a graph break splits it into more; recompiles in the warm-up
     overcount), one when the compiler does not say."""
     why = rec.result.why
-    if not rec.facts.compiled:
+    if not rec.measured.compiled:
         ops = why.ops
         return float(ops) if ops is not None else np.nan
     return float(max(1, (rec.result.compiler or {}).get("graphs") or 1))
@@ -105,7 +105,7 @@ def _dispatch_ms(recs: list[Record]) -> tuple[float, float]:
     price = _why_mean(recs, "dispatch_ns")
     if not np.isfinite(price) or not np.isfinite(dispatches):
         return dispatches, np.nan
-    in_place = 0.0 if recs[0].facts.compiled else \
+    in_place = 0.0 if recs[0].measured.compiled else \
         min(np.nan_to_num(_why_mean(recs, "ops_in_place")), dispatches)
     in_place_price = _why_mean(recs, "dispatch_ns_in_place")
     in_place_price = in_place_price if np.isfinite(in_place_price) else price
@@ -163,7 +163,7 @@ def _pool_ms(rec: Record, dtype: str, limits: Optional[MachineLimits]) -> float:
     """An eager mode's counted ops: what their sizes cost beyond a one-element op and their
     traffic (see the module's docstring); a fused compiled mode's launches, what their size
     costs (``_launch_pool_ms``); NaN where the process priced neither."""
-    if rec.facts.compiled:
+    if rec.measured.compiled:
         return _launch_pool_ms(rec, dtype, limits)
     why = rec.result.why
     return _size_excess_ms(_sizes_to_pool(rec), why.size_ns or {},
@@ -179,7 +179,7 @@ def _sizes_to_pool(rec: Record) -> dict:
     product that held it, -39%)."""
     why = rec.result.why
     sizes = dict(why.op_sizes or {})
-    product, products = why.product, rec.facts.ops
+    product, products = why.product, rec.measured.ops
     key = str(product["side"] ** 2) if product else None
     if key in sizes and products:
         sizes[key] = max(0, sizes[key] - int(products))
@@ -213,8 +213,9 @@ def _allocation_ms(rec: Record, median_ms: float) -> float:
     if memory.get("page_faults") is None or small is None:
         return np.nan
     small_pages, huge_pages = _fresh_pages(rec)
-    if small_pages >= PRICED_FAULTS and memory.get("kernel_share") is not None:
-        return memory["kernel_share"] * median_ms
+    kernel_share = memory.get("kernel_share")
+    if small_pages >= PRICED_FAULTS and kernel_share is not None:
+        return kernel_share * median_ms
     huge_price = prices.get("huge") or small * 512   # a 2 MiB page is 512 small ones
     return (small_pages * small + huge_pages * huge_price) / 1e6
 
@@ -227,7 +228,7 @@ def _fresh_pages(rec: Record) -> tuple[float, float]:
     return faults - huge, huge
 
 
-def bandwidth_gbps(facts, limits: MachineLimits,
+def bandwidth_gbps(facts: Facts, limits: MachineLimits,
                    stream: Optional[float] = None) -> tuple[Optional[float], str]:
     """The bandwidth the cell's data moves at, and what it was measured on: the cache's when
     its footprint fits in the cache that was measured in (256 KiB vectors; ``cache_fit_bytes``),
@@ -244,8 +245,7 @@ def bandwidth_gbps(facts, limits: MachineLimits,
 def stream_gbps(recs: list[Record]) -> float | None:
     """GB/s of the framework's ``b += a`` past the caches, timed after the cell's samples in
     each of its processes (their mean time per byte); None where none was timed."""
-    rates = [r.result.why.stream_gbps for r in recs]
-    rates = [rate for rate in rates if rate]
+    rates = [rate for rate in (r.result.why.stream_gbps for r in recs) if rate]
     return len(rates) / float(np.sum([1.0 / rate for rate in rates])) if rates else None
 
 
@@ -260,7 +260,8 @@ def product_gflops(recs: list[Record]) -> float | None:
     """GFLOP/s of the mode's own product of the cell's FLOPs per op, timed between the
     cell's samples in each of its processes, the price of calling a product (a 1 x 1 one's)
     left out; None where no process timed one."""
-    kernel_ns, side = [], None
+    kernel_ns: list[float] = []
+    side = 0
     for rec in recs:
         product = rec.result.why.product
         if product and product["ns"] > product["call_ns"]:
@@ -283,7 +284,7 @@ def fused_add_gflops(recs: list[Record]) -> float | None:
     return 1.0 / float(np.mean(ns_per_flop)) if ns_per_flop else None
 
 
-def _compute_rate(facts, dtype: str, limits: MachineLimits, product_rate: float | None,
+def _compute_rate(facts: Facts, dtype: str, limits: MachineLimits, product_rate: float | None,
                   fused_rate: float | None = None) -> tuple[float | None, str]:
     """GFLOP/s for the cell's FLOPs, and what it was measured on."""
     if facts.arithmetic == "elementwise" and fused_rate:
@@ -323,7 +324,7 @@ def write_allocated_bytes(recs: list[Record], limits: Optional[MachineLimits]) -
                   if fresh is not None])
 
 
-def _kernels_ms(facts, dtype: str, limits: Optional[MachineLimits],
+def _kernels_ms(facts: Facts, dtype: str, limits: Optional[MachineLimits],
                 graph_bytes: float | None = None,
                 product_rate: float | None = None, stream: float | None = None,
                 fused_rate: float | None = None, write_allocated: float = np.nan) -> dict:
@@ -355,8 +356,8 @@ def _memory(ok: list[Record]) -> dict:
             "device_peak_mib": _mean([m.get("device_peak_bytes") for m in mem]) / MIB}
 
 
-def _compiler(ok: list[Record]) -> dict:
-    first = next((r.result.compiler for r in ok if r.result.compiler), {})
+def _compiler(ok: list[Record]) -> dict[str, Any]:
+    first = next((r.result.compiler for r in ok if r.result.compiler), CompilerCounts())
     breaks = first.get("graph_breaks") or {}
     split = first.get("compile_split_s") or {}
     return {"graphs": first.get("graphs", np.nan),
@@ -370,7 +371,7 @@ def _compiler(ok: list[Record]) -> dict:
 def cell_row(recs: list[Record], median_ms: float, limits: Optional[MachineLimits]) -> dict:
     """One cell's decomposition, diagnostics and memory (its processes averaged)."""
     ok = [r for r in recs if r.result.ok]
-    facts, spec = ok[0].facts, ok[0].spec
+    facts, spec = ok[0].measured, ok[0].spec
     ops = _why_mean(ok, "ops")
     dispatches, dispatch_ms = _dispatch_ms(ok)
     dispatch_us = dispatch_ms / dispatches * 1e3 if dispatches else np.nan

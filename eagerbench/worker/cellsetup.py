@@ -5,33 +5,38 @@ from __future__ import annotations
 
 import importlib
 import time
-from typing import Optional
+from typing import Any, Callable, Optional
 
+import numpy as np
+
+from eagerbench.frameworks.backends.base import Backend
 from eagerbench.records.model import CellSpec
 from eagerbench.records.store import cache_root
 from eagerbench.worker.loop import Entry
 from eagerbench.worker.process import memory_bytes
+from eagerbench.workload import Workload
+
+Images = Callable[[int], np.ndarray]   # a batch of images, by its size
 
 
-def data_source(spec: CellSpec):
+def data_source(spec: CellSpec) -> tuple[Images, str]:
     """The cell's images (a function of the batch size) and a line saying where they come
     from."""
     from workloads import mnist
 
-    if spec.data:
-        return (lambda batch: mnist.load(spec.data, batch)), f"MNIST file {spec.data}"
+    path = spec.data
+    if path:
+        return (lambda batch: mnist.load(path, batch)), f"MNIST file {path}"
     return ((lambda batch: mnist.standin_cached(batch, spec.seed, cache_root())),
             "stand-in (deterministic synthetic MNIST-like images; pass --data for real MNIST)")
 
 
-def context(spec: CellSpec, workload) -> tuple[dict, Optional[str]]:
+def context(spec: CellSpec, workload: Workload) -> tuple[dict[str, Any], Optional[str]]:
     """The context a workload builds from (seed, data, a prepared start state) and the data's
     source where the workload reads data."""
     data, source = data_source(spec)
-    ctx = {"seed": spec.seed, "data": data}
+    ctx: dict[str, Any] = {"seed": spec.seed, "data": data}
     if spec.prepared:
-        import numpy as np
-
         if spec.prepared.get("error"):
             raise RuntimeError(spec.prepared["error"])
         with np.load(spec.prepared["path"]) as saved:
@@ -39,7 +44,7 @@ def context(spec: CellSpec, workload) -> tuple[dict, Optional[str]]:
     return ctx, (source if workload.uses_data else None)
 
 
-def backend_for(spec: CellSpec, dtype: Optional[str] = None):
+def backend_for(spec: CellSpec, dtype: Optional[str] = None) -> tuple[Backend, dict[str, Any]]:
     """The cell's mode's backend, and the mode options it was given."""
     from eagerbench.frameworks.modes import get_mode
     from eagerbench.workload import Unsupported
@@ -49,11 +54,12 @@ def backend_for(spec: CellSpec, dtype: Optional[str] = None):
         missing = mode.unavailable(versions(mode.framework)[mode.framework])
         if missing:
             raise Unsupported(missing)
-    options = {k: v for k, v in (spec.options or {}).items() if k in mode.options}
+    options: dict[str, Any] = {k: v for k, v in dict(spec.options or {}).items()
+                               if k in mode.options}
     return mode.make(spec.device, dtype or spec.dtype, spec.threads, **options), options
 
 
-def entry_for(spec: CellSpec) -> tuple[Entry, dict]:
+def entry_for(spec: CellSpec) -> tuple[Entry, dict[str, Any]]:
     """The timing loop's entry for a cell, and what its result records of the set-up: mode
     options, data source, framework version."""
     from workloads import get_workload
@@ -106,7 +112,7 @@ def units(specs: list[CellSpec]) -> list[list[int]]:
     return out
 
 
-def versions(framework: str) -> dict:
+def versions(framework: str) -> dict[str, str]:
     """``{framework: its __version__}``."""
     module = importlib.import_module(framework)
-    return {framework: getattr(module, "__version__", "?")}
+    return {framework: str(getattr(module, "__version__", "?"))}

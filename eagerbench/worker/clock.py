@@ -20,6 +20,8 @@ from typing import Any, Callable
 
 from eagerbench.records.model import Sample
 
+Step = Callable[[Any, Any], tuple[Any, Any]]   # st, mem = step(st, mem)
+
 BLOCK_BELOW_NS = 1_000_000      # steps faster than 1 ms are timed in blocks
 BLOCK_TARGET_NS = 5_000_000     # a block lasts about 5 ms: the wait is then under 0.1% of it
 MAX_BLOCK_CALLS = 10_000
@@ -33,7 +35,7 @@ class GCWatch:
     ns: int = 0
     _start: int = 0
 
-    def _callback(self, phase: str, info: dict) -> None:
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
             self._start = time.perf_counter_ns()
         else:
@@ -44,11 +46,11 @@ class GCWatch:
         gc.callbacks.append(self._callback)
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         gc.callbacks.remove(self._callback)
 
 
-def run_block(step: Callable, block: Callable, st: Any, mem: Any, calls: int,
+def run_block(step: Step, block: Callable[[Any], None], st: Any, mem: Any, calls: int,
               watch: GCWatch) -> tuple[Any, Any, Sample]:
     """Run ``st, mem = step(st, mem)`` ``calls`` times, then wait for what the last call returned.
 
@@ -83,7 +85,7 @@ def block_size(call_ns: float) -> int:
     return int(min(MAX_BLOCK_CALLS, max(2, math.ceil(BLOCK_TARGET_NS / max(call_ns, 1.0)))))
 
 
-def wait_floor_ns(block: Callable, tree: Any, repeats: int = 200) -> float:
+def wait_floor_ns(block: Callable[[Any], None], tree: Any, repeats: int = 200) -> float:
     """Median cost of the clock and of ``block`` on an output tree that is already computed:
     the floor under each sample (JAX's ``block_until_ready`` walks the whole tree)."""
     block(tree)

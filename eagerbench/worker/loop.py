@@ -16,17 +16,25 @@ import gc
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, ContextManager, Optional
+from typing import Any, ContextManager, Iterator, Optional, Protocol
 
+from eagerbench.frameworks.backends.base import Backend
 from eagerbench.records.model import CellResult, Sample
 from eagerbench.records.why import Why
 from eagerbench.worker.clock import GCWatch, block_size, run_block, wait_floor_ns
-from eagerbench.worker.counters import compiler_delta, compiler_plus
+from eagerbench.worker.counters import Counters, compiler_delta, compiler_plus
+from eagerbench.workload import Task, Workload
 
 CALIBRATION_NS = 20_000_000      # single calls timed to choose the block size, at most
 LONG_CALL_NS = 50_000_000        # a steady call this long needs no calibration
 LATENCY_CALLS = 10               # waited calls timed after each block, back to back
 MAX_SAMPLES_FACTOR = 50          # a cell never takes more than this many times its iters
+
+
+class Channel(Protocol):
+    """Where a unit says how far it is (the worker's pipe to the runner)."""
+
+    def progress(self, phase: str, done: int, total: int) -> None: ...
 
 
 @dataclass
@@ -42,10 +50,10 @@ class Settings:
 class Entry:
     """One cell of a unit: its mode's backend, its workload and parameters."""
 
-    backend: Any
-    workload: Any
-    params: dict
-    ctx: dict
+    backend: Backend
+    workload: Workload
+    params: dict[str, Any]
+    ctx: dict[str, Any]
     iters: list[int]
     mode: str = ""
 
@@ -55,27 +63,28 @@ class LiveCell:
     """One variant of one cell (one mode, one parameter set) as it is measured in this
     process: its task, its state, and its samples so far."""
 
-    backend: Any                 # the backend of the cell's mode
+    backend: Backend             # the backend of the cell's mode
     entry: int                   # which cell of the unit it belongs to
-    params: dict
-    task: Any
+    params: dict[str, Any]
+    task: Task
     st: Any
     mem: Any
     iters: int
     setup_s: float
-    warmup: list = field(default_factory=list)
-    timed: list = field(default_factory=list)
-    latency_ns: list = field(default_factory=list)
+    warmup: list[Sample] = field(default_factory=list)
+    timed: list[Sample] = field(default_factory=list)
+    latency_ns: list[int] = field(default_factory=list)
     calls: int = 1
     steps: int = 0               # calls of the step so far, timed or not
     last_call_compiled: bool = False
     stopped: Optional[str] = None
-    traces: dict = field(default_factory=lambda: {"warmup": 0, "timed": 0})
-    compiles: dict = field(default_factory=lambda: {"warmup": 0, "timed": 0, "warmup_s": 0.0})
+    traces: dict[str, int] = field(default_factory=lambda: {"warmup": 0, "timed": 0})
+    compiles: dict[str, int] = field(default_factory=lambda: {"warmup": 0, "timed": 0})
+    compile_s: float = 0.0       # what the warm-up's compiles took, where the framework says
     host_reads: int = 0          # device values read by Python control flow, over ``steps``
     floor_ns: float = float("nan")
-    warm_check: dict = field(default_factory=dict)   # ``check`` after the warm-up calls
-    final_check: dict = field(default_factory=dict)  # ``check`` after the timed calls
+    warm_check: dict[str, float] = field(default_factory=dict)   # ``check`` after warm-up
+    final_check: dict[str, float] = field(default_factory=dict)  # ``check`` after timing
 
     def timed_ns(self) -> int:
         return sum(s.ns for s in self.timed) + sum(self.latency_ns)
@@ -91,12 +100,12 @@ class Observer:
     def before_warm_up(self, runs: list[LiveCell], watch: GCWatch) -> None:
         """Before the first warm-up call."""
 
-    def after_warm_up(self, runs: list[LiveCell], watch: GCWatch) -> list[dict]:
+    def after_warm_up(self, runs: list[LiveCell], watch: GCWatch) -> list[Counters]:
         """After the warm-up; returns, per entry, what the observer compiled (left out of the
         cell's compiler counters)."""
         return []
 
-    def watching(self, run: LiveCell) -> ContextManager:
+    def watching(self, run: LiveCell) -> ContextManager[None]:
         """Around each timed block of ``run`` (the block's own clock is inside)."""
         return nullcontext()
 
@@ -115,7 +124,7 @@ class PhaseClock:
         self.seconds: dict[str, float] = {}
 
     @contextmanager
-    def __call__(self, phase: str):
+    def __call__(self, phase: str) -> Iterator[None]:
         started = time.perf_counter()
         try:
             yield
@@ -139,7 +148,7 @@ def build_runs(entries: list[Entry]) -> list[LiveCell]:
 
 
 @contextmanager
-def charged(run: LiveCell, phase: str, calls: int):
+def charged(run: LiveCell, phase: str, calls: int) -> Iterator[None]:
     """Charge the traces, compiles and host reads of the calls made inside to ``run`` (the runs
     of a unit share one process and its counters)."""
     backend = run.backend
@@ -150,7 +159,7 @@ def charged(run: LiveCell, phase: str, calls: int):
     run.compiles[phase] += after["count"] - compiles["count"]
     run.last_call_compiled = after["count"] > compiles["count"] or backend.trace_count() > traces
     if phase == "warmup" and after.get("seconds") is not None:
-        run.compiles["warmup_s"] += after["seconds"] - (compiles.get("seconds") or 0.0)
+        run.compile_s += after["seconds"] - (compiles.get("seconds") or 0.0)
     run.host_reads += backend.host_reads - reads
     run.steps += calls
 
@@ -163,13 +172,13 @@ def counted_call(run: LiveCell, calls: int, watch: GCWatch, phase: str) -> Sampl
     return sample
 
 
-def keep(run: LiveCell, sample: Sample, into: list) -> None:
+def keep(run: LiveCell, sample: Sample, into: list[Sample]) -> None:
     """Read what the program shows after a sample (the clock has stopped) and keep the sample."""
     into.append(Sample(sample.ns, sample.calls, sample.gc_collections, sample.gc_ns,
                        observed=run.task.observe(run.st, run.mem), step=run.steps))
 
 
-def warm_up(runs: list[LiveCell], rounds: int, watch: GCWatch, channel) -> None:
+def warm_up(runs: list[LiveCell], rounds: int, watch: GCWatch, channel: Channel) -> None:
     """``rounds`` single calls of each run, round-robin: traces and compiles happen here."""
     for i in range(rounds):
         for run in runs:
@@ -193,7 +202,7 @@ def calibrate(runs: list[LiveCell], watch: GCWatch) -> None:
         if run.warmup and not run.last_call_compiled and run.warmup[-1].ns >= LONG_CALL_NS:
             run.calls = 1
             continue
-        spent, times = 0, []
+        spent, times = 0, list[int]()
         while spent < CALIBRATION_NS and len(times) < 50:
             sample = counted_call(run, 1, watch, "warmup")
             keep(run, sample, run.warmup)
@@ -229,7 +238,7 @@ def _wanted(run: LiveCell, target_ns: int) -> bool:
 
 
 @contextmanager
-def collector(mode: str):
+def collector(mode: str) -> Iterator[dict[str, Any]]:
     """Python's garbage collector as ``--gc`` asks while timing; yields its state."""
     if mode == "off":
         gc.disable()
@@ -243,8 +252,8 @@ def collector(mode: str):
         gc.unfreeze()
 
 
-def time_runs(runs: list[LiveCell], settings: Settings, watch: GCWatch, channel,
-              observer: Observer) -> dict:
+def time_runs(runs: list[LiveCell], settings: Settings, watch: GCWatch, channel: Channel,
+              observer: Observer) -> dict[str, Any]:
     """Round-robin over the runs until each has its samples and its minimum time: slow spells
     of the machine and of the process then hit every mode and value of the unit alike.
     Returns the collector's state while timing."""
@@ -264,7 +273,7 @@ def time_runs(runs: list[LiveCell], settings: Settings, watch: GCWatch, channel,
     return gc_state
 
 
-def measure_unit(entries: list[Entry], settings: Settings, channel=None,
+def measure_unit(entries: list[Entry], settings: Settings, channel: Optional[Channel] = None,
                  observer: Optional[Observer] = None) -> list[CellResult]:
     """Measure cells together, their runs round-robin: the modes of one framework on one
     parameter set (eager next to compiled), each possibly an interleaved sweep. Returns one
@@ -286,7 +295,7 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=None,
             check_after_warm_up(runs)
         # What the observer compiled for its probes is left out of the cells' counters
         compilers = [compiler_plus(before, extra) for before, extra
-                     in zip(compilers, built or [{}] * len(entries))]
+                     in zip(compilers, built or [Counters() for _ in entries])]
         with phases("calibrate"):
             calibrate(runs, watch)
         with phases("timed"):
@@ -306,12 +315,13 @@ def measure_unit(entries: list[Entry], settings: Settings, channel=None,
             for index, run in enumerate(runs)]
 
 
-def _cache_delta(before: dict, after: dict) -> dict:
+def _cache_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items()}
 
 
-def _result(run: LiveCell, entry: Entry, why: Why, gc_state: dict, compiler: dict, cache: dict,
-            unit: int, phases_s: dict) -> CellResult:
+def _result(run: LiveCell, entry: Entry, why: Why, gc_state: dict[str, Any],
+            compiler: Counters, cache: dict[str, int], unit: int,
+            phases_s: dict[str, float]) -> CellResult:
     """The result of one run: every sample as measured, and what happened around them."""
     backend = entry.backend
     return CellResult(
@@ -321,7 +331,7 @@ def _result(run: LiveCell, entry: Entry, why: Why, gc_state: dict, compiler: dic
         traces_during_timing=run.traces["timed"],
         compiles_before_timing=run.compiles["warmup"],
         compiles_during_timing=run.compiles["timed"],
-        compile_events_s=run.compiles["warmup_s"],
+        compile_events_s=run.compile_s,
         host_reads_per_call=run.host_reads / max(run.steps, 1), info=run.task.info,
         check=run.final_check, warm_check=run.warm_check, why=why, gc_state=gc_state,
         threads_applied=backend.threads(), compile_cache=cache,

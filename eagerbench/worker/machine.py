@@ -16,6 +16,9 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
 
 from eagerbench.records.limits import MATMUL_N, SLOW, best_elementwise, best_ladder
 from eagerbench.worker.clock import time_calls
@@ -35,7 +38,7 @@ CHAIN_ELEMS = 1 << 17
 CHAIN_ADDS = (20, 80)
 
 
-def _best(fn, sync) -> float:
+def _best(fn: Callable[[], object], sync: Callable[[], object]) -> float:
     """Seconds of the fastest of ``REPEATS`` waited calls of ``fn``, after one untimed."""
     fn()
     sync()
@@ -46,22 +49,25 @@ DTYPES = ("float32", "float64")
 
 
 def probe(lib: str, device: str, n: int = MATMUL_N, elems: int = STREAM_ELEMS,
-          dtypes: tuple[str, ...] = DTYPES) -> dict:
+          dtypes: tuple[str, ...] = DTYPES) -> dict[str, Any]:
     """Best matmul GFLOP/s per dtype and, where the library allows it, the bandwidth of
     ``b += a`` (reads a and b, writes b in place: no write-allocate traffic to hide)."""
     import numpy as np
 
     rng = np.random.default_rng(0)
-    out = {"matmul_gflops": {}, "bandwidth_gbps": None, "matmul_ladder": {}}
+    gflops: dict[str, float] = {}
+    ladder: dict[str, dict[str, float]] = {}
+    out: dict[str, Any] = {"matmul_gflops": gflops, "bandwidth_gbps": None,
+                           "matmul_ladder": ladder}
     for dtype in dtypes:
-        def seconds(side, dtype=dtype):
+        def seconds(side: int, dtype: str = dtype) -> float:
             return _matmul_s(lib, device, rng.standard_normal((side, side)).astype(dtype))
 
-        out["matmul_gflops"][dtype] = 2.0 * n**3 / seconds(n) / 1e9
+        gflops[dtype] = 2.0 * n**3 / seconds(n) / 1e9
         # The ladder's kernels without the price of calling a product (an 8 x 8 one's): in
         # TensorFlow eager that call costs more than a 128 x 128 kernel.
         call = seconds(8)
-        out["matmul_ladder"][dtype] = {
+        ladder[dtype] = {
             str(side): 2.0 * side**3 / (lambda s: s - min(call, s / 2))(seconds(side)) / 1e9
             for side in MATMUL_LADDER}
     if lib in ("numpy", "torch"):
@@ -84,7 +90,7 @@ def _chain_gflops(dtype: str) -> float:
     a, b = jnp.full(CHAIN_ELEMS, 1.0 / 1024, dtype), jnp.zeros(CHAIN_ELEMS, dtype)
 
     def seconds(adds: int) -> float:
-        def chain(a, b):
+        def chain(a: Any, b: Any) -> Any:
             for _ in range(adds):
                 b = b + a
             return b
@@ -92,7 +98,7 @@ def _chain_gflops(dtype: str) -> float:
         jitted = jax.jit(chain)
         calls = 20
 
-        def run():
+        def run() -> None:
             for _ in range(calls):
                 out = jitted(a, b)
             out.block_until_ready()
@@ -103,11 +109,14 @@ def _chain_gflops(dtype: str) -> float:
     return (CHAIN_ADDS[1] - CHAIN_ADDS[0]) * CHAIN_ELEMS / max(long - short, 1e-9) / 1e9
 
 
-def _matmul_s(lib: str, device: str, a) -> float:
+def _matmul_s(lib: str, device: str, a: np.ndarray) -> float:
     """Best seconds per call of ``a @ a`` in ``lib``, each timing over enough products to last
     milliseconds (a 128 x 128 product takes tens of microseconds)."""
     n, dtype = a.shape[0], str(a.dtype)
     calls = max(1, min(512, (1024 // n) ** 3))
+    run: Callable[[], object]
+    sync: Callable[[], object]
+    last: list[Any] = [None]   # the last product only is kept, and waited on
     if lib == "numpy":
         run, sync = (lambda: a @ a), (lambda: None)
     elif lib == "torch":
@@ -115,17 +124,16 @@ def _matmul_s(lib: str, device: str, a) -> float:
 
         dev = "cuda" if device == "cuda" else "cpu"
         t = torch.from_numpy(a).to(dev)
-        run = lambda t=t: torch.mm(t, t)  # noqa: E731
+        run = lambda: torch.mm(t, t)  # noqa: E731
         sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
     elif lib == "tensorflow":
         import tensorflow as tf
 
         # Only the last product is kept, and waited on: holding all 512 made a 128 x 128
         # product in JAX 1.7x slower than a cell's, every output a fresh buffer.
-        last = [None]
         with tf.device("/GPU:0" if device == "cuda" else "/CPU:0"):
             t = tf.constant(a)
-            run = lambda t=t: last.__setitem__(0, tf.matmul(t, t))  # noqa: E731
+            run = lambda: last.__setitem__(0, tf.matmul(t, t))  # noqa: E731
             sync = lambda: last[0].numpy()  # noqa: E731
     else:
         import jax
@@ -133,22 +141,21 @@ def _matmul_s(lib: str, device: str, a) -> float:
         if dtype == "float64":
             jax.config.update("jax_enable_x64", True)
         t = jax.device_put(a)
-        last = [None]
-        run = lambda t=t: last.__setitem__(0, t @ t)  # noqa: E731
+        run = lambda: last.__setitem__(0, t @ t)  # noqa: E731
         sync = lambda: last[0].block_until_ready()  # noqa: E731
 
-    def products():
+    def products() -> None:
         for _ in range(calls):
             run()
         sync()
 
-    return _best(products, sync) / calls
+    return float(_best(products, sync) / calls)
 
 
 def _adds_s(lib: str, device: str, elems: int, repeats: int) -> float:
     """Best seconds of ``repeats`` adds ``b += a`` on float32 vectors of ``elems``."""
-    import numpy as np
-
+    add: Callable[[], object]
+    sync: Callable[[], object]
     if lib == "numpy":
         a, b = (np.ones(elems, np.float32) for _ in range(2))
         add, sync = (lambda: np.add(b, a, out=b)), (lambda: None)
@@ -160,7 +167,7 @@ def _adds_s(lib: str, device: str, elems: int, repeats: int) -> float:
         add = lambda: b.add_(a)  # noqa: E731
         sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
 
-    def run():
+    def run() -> None:
         for _ in range(repeats):
             add()
 
@@ -180,7 +187,7 @@ def _stream(lib: str, device: str, elems: int, repeats: int) -> float:
 PROBE_UNIT = 30_000     # additions of a pure-Python loop: about 1 ms here
 
 
-def contention(seconds: float = 2.0) -> dict:
+def contention(seconds: float = 2.0) -> dict[str, Any]:
     """How steady this machine is right now: a fixed pure-Python loop run back to back for
     ``seconds``, in units of about 1 ms. On a shared host, a busy neighbour slows everything for
     spells of milliseconds to minutes; ``slow_share`` is the share of units at least 1.3x the
@@ -218,7 +225,8 @@ def _python_unit() -> int:
 STEADINESS_BLOCKS_MS = (1, 10, 100, 1000)
 
 
-def spread_by_block(units_ns: list[int], blocks_ms=STEADINESS_BLOCKS_MS) -> dict[int, dict]:
+def spread_by_block(units_ns: list[int], blocks_ms: tuple[int, ...] = STEADINESS_BLOCKS_MS
+                    ) -> dict[int, dict[str, float]]:
     """The IQR over the median of a fixed workload's time, as samples of each length would see
     it: consecutive units summed into blocks of about ``block_ms``. Noise that averages out
     within a block shrinks; a slow spell longer than the block does not."""
@@ -272,11 +280,12 @@ def inner_cache_bytes() -> int | None:
 
 
 def probe_limits(threads: int, device: str, timeout: float = 300,
-            dtypes: tuple[str, ...] = DTYPES) -> dict:
+                 dtypes: tuple[str, ...] = DTYPES) -> dict[str, Any]:
     """Probe every installed library (one process each) in ``dtypes`` (a run's own: the float64
     products took TensorFlow 6 of its 17 s); the best of each figure is the limit."""
     env = with_package_path({**os.environ, **thread_env(threads, device)})
-    per_lib, errors = {}, {}
+    per_lib: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
     for lib in LIBS:
         if importlib.util.find_spec(lib) is None:
             continue

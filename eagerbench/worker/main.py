@@ -17,19 +17,20 @@ import sys
 import time
 import traceback
 from dataclasses import replace
+from typing import Optional
 
 from eagerbench.records import protocol
 from eagerbench.records.host import allocator_settings
-from eagerbench.records.model import CellResult, CellSpec
+from eagerbench.records.model import CellResult, CellSpec, ProcessInfo
 from eagerbench.worker.cellsetup import entry_for, units, warm_up_compiler
 from eagerbench.worker.failures import one_line
 from eagerbench.worker.jobs import JOBS
-from eagerbench.worker.loop import Settings, measure_unit
+from eagerbench.worker.loop import Channel, Settings, measure_unit
 from eagerbench.worker.process import cold_compile_cache, die_with_runner, pin_cpus
 
 
-class Channel:
-    """Protocol messages to the runner on a private copy of stdout."""
+class Pipe:
+    """Protocol messages to the runner on a private copy of stdout (a ``loop.Channel``)."""
 
     def __init__(self) -> None:
         sys.stdout.flush()
@@ -44,7 +45,7 @@ class Channel:
         self.send(protocol.Progress(phase, done, total))
 
 
-def measure_cells(specs: list[CellSpec], channel) -> list[list[CellResult]]:
+def measure_cells(specs: list[CellSpec], channel: Channel) -> list[list[CellResult]]:
     """One unit: every cell's backend and data, measured together; per cell, one result per
     value of its sweep."""
     from eagerbench.worker.why.observer import WhyObserver
@@ -84,7 +85,7 @@ def failure(exc: BaseException) -> CellResult:
     return CellResult("failed", reason=one_line(exc))
 
 
-def measure_or_isolate(specs: list[CellSpec], channel) -> list[list[CellResult]]:
+def measure_or_isolate(specs: list[CellSpec], channel: Channel) -> list[list[CellResult]]:
     """A unit's results; when it fails, each of its cells alone, so that one mode that cannot
     run (a step CUDA graphs cannot capture) costs only its own cell."""
     try:
@@ -101,10 +102,10 @@ def measure_or_isolate(specs: list[CellSpec], channel) -> list[list[CellResult]]
     return out
 
 
-def warm_up_compilers(cells: list[CellSpec]) -> dict:
+def warm_up_compilers(cells: list[CellSpec]) -> dict[str, Optional[float]]:
     """One compiler warm-up per mode, before any cell: seconds each took (None: it failed,
     and the cell itself will say what is wrong)."""
-    seconds: dict = {}
+    seconds: dict[str, Optional[float]] = {}
     for spec in cells:
         if spec.mode not in seconds:
             try:
@@ -115,11 +116,12 @@ def warm_up_compilers(cells: list[CellSpec]) -> dict:
     return seconds
 
 
-def run_measure(cells: list[CellSpec], channel) -> int:
+def run_measure(cells: list[CellSpec], channel: Pipe) -> int:
     """Measure every cell of the job, unit by unit, one ``Result`` per cell."""
     cpus = pin_cpus(cells[0].threads)
-    process = {"pid": os.getpid(), "started": time.time(), "cpus": cpus,
-               "compiler_warmup_s": warm_up_compilers(cells), "allocator": allocator_settings()}
+    process = ProcessInfo(pid=os.getpid(), started=time.time(), cpus=cpus,
+                          compiler_warmup_s=warm_up_compilers(cells),
+                          allocator=allocator_settings())
     failed = 0
     for unit in units(cells):
         channel.send(protocol.Start(tuple(unit)))
@@ -129,11 +131,11 @@ def run_measure(cells: list[CellSpec], channel) -> int:
         for index, results in zip(unit, measured):
             failed += any(r.status == "failed" for r in results)
             channel.send(protocol.Result(index, tuple(
-                replace(r, process={**process, "position": index}) for r in results)))
+                replace(r, process=ProcessInfo(**process, position=index)) for r in results)))
     return 1 if failed else 0
 
 
-def run_jobs(cells: list[CellSpec], channel) -> int:
+def run_jobs(cells: list[CellSpec], channel: Pipe) -> int:
     """Run other jobs (verify, prepare) one after another in this process: a ``Result``
     each, a failure reported as data."""
     failed = 0
@@ -160,7 +162,7 @@ def _inject_fault(unit: list[int]) -> None:
 
 def main() -> int:
     die_with_runner()
-    channel = Channel()
+    channel = Pipe()
     channel.send(protocol.Hello(os.getpid()))
     try:
         job = protocol.decode(sys.stdin.read())

@@ -12,12 +12,13 @@ import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 # Where the package lives: a worker imports eagerbench and workloads from the runner's copy.
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])   # above eagerbench/worker/
 
 
-def thread_env(threads: int, device: str) -> dict:
+def thread_env(threads: int, device: str) -> dict[str, str]:
     """Environment that pins every framework's pools to ``threads`` before it initialises."""
     env = {name: str(threads) for name in (
         "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -28,7 +29,7 @@ def thread_env(threads: int, device: str) -> dict:
     return env
 
 
-def compile_cache_env(root: str, first_process: bool = True) -> dict:
+def compile_cache_env(root: str, first_process: bool = True) -> dict[str, str]:
     """The compilers' on-disk caches, under ``root`` (never the user's own). torch.compile's is
     on in every process (its first process starts from a template, so it compiles cold). JAX's
     is off in a setting's first process: JAX compiles identical programs again within a process
@@ -53,7 +54,7 @@ TORCH_CACHE_VARS = ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR")
 
 
 @contextmanager
-def _environ(values: dict):
+def _environ(values: dict[str, str]) -> Iterator[None]:
     """``values`` set in this process's environment for the block, each variable as it was
     after (unset again where it was unset)."""
     saved = {name: os.environ.get(name) for name in values}
@@ -69,14 +70,15 @@ def _environ(values: dict):
 
 
 @contextmanager
-def cold_compile_cache():
+def cold_compile_cache() -> Iterator[None]:
     """Around one unit of a first process: torch.compile's caches start from the template
     (Dynamo's in-memory caches are reset between units; only the disk cache carried graphs
     from one cell to the next, two l-BFGS cells with the same graphs, say), and what the unit
     compiled is merged into the shared cache afterwards, for the later processes to load."""
     template = os.environ.get(COLD_TEMPLATE_ENV)
-    shared = {name: os.environ.get(name) for name in TORCH_CACHE_VARS}
-    if not template or not all(shared.values()):
+    found = {name: os.environ.get(name) for name in TORCH_CACHE_VARS}
+    shared = {name: folder for name, folder in found.items() if folder}
+    if not template or len(shared) < len(found):
         yield
         return
     unit = os.path.join(tempfile.mkdtemp(
@@ -95,7 +97,7 @@ def cold_compile_cache():
 
 
 @contextmanager
-def throwaway_compile_cache():
+def throwaway_compile_cache() -> Iterator[None]:
     """Around what the why phase compiles before a unit's warm-up: torch.compile's on-disk
     caches point to an empty folder, dropped after. The product probe of a matmul cell is
     that cell's own graph: compiled into the cell's cache, it was found there by the cell's
@@ -108,7 +110,7 @@ def throwaway_compile_cache():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def with_package_path(env: dict) -> dict:
+def with_package_path(env: dict[str, str]) -> dict[str, str]:
     """``env`` with this package's root first on PYTHONPATH (a worker runs the runner's code)."""
     return {**env, "PYTHONPATH": PACKAGE_ROOT + os.pathsep + env.get("PYTHONPATH", "")}
 

@@ -17,6 +17,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from eagerbench.records.model import CompilerCounts, Donation
+
 
 def passed_through(inputs: list, outputs: list) -> list[Optional[int]]:
     """Per output leaf of a traced step, the position of the input leaf it is (returned
@@ -342,7 +344,9 @@ class Backend(abc.ABC):
     # Whether a compiled graph runs its ops one by one, each handed to a kernel by the
     # framework's executor (tf.function without XLA), rather than fused into a few loops: its
     # ops are then counted and priced inside a graph.
-    runs_graph_ops = False
+    @property
+    def runs_graph_ops(self) -> bool:
+        return False
 
     def graph_op_probe(self, ops: int, elements: int = 1) -> Optional[Callable[[], Any]]:
         """In a mode whose graphs run their ops one by one: a call of a compiled chain of
@@ -388,11 +392,11 @@ class Backend(abc.ABC):
 
         return call
 
-    def graph_diagnostics(self) -> dict:
+    def graph_diagnostics(self) -> CompilerCounts:
         """Counters of the compiler so far in this process (cumulative; the worker takes their
         change per cell): ``graphs`` compiled, ``graph_breaks`` by reason, and the compile
         time split into phases where the framework times them."""
-        return {"graphs": self.trace_count()} if self.compiled else {}
+        return CompilerCounts(graphs=self.trace_count()) if self.compiled else CompilerCounts()
 
     def reset_peak_device_memory(self) -> None:
         """Start a new high-water mark of device memory (GPU only)."""
@@ -412,7 +416,7 @@ class Backend(abc.ABC):
         shows here and not in ``trace_count``."""
         return {"count": self.trace_count(), "seconds": None}
 
-    def donation(self) -> dict | None:
+    def donation(self) -> Optional[Donation]:
         """``{"donated": n, "reused": k, "copied_bytes": b}``: buffers handed to compiled steps to
         update in place, how many the outputs really reuse (checked after each step's first
         call), and the bytes of those that are not."""

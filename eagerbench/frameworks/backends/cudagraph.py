@@ -81,6 +81,7 @@ class CapturedStep:
     def __call__(self, st: Any, mem: Any) -> Any:
         if self.graph is None:
             self._capture(st, mem)
+        assert self.graph is not None
         flat, spec = tree_flatten(st)
         mem_leaves = tree_flatten(mem)[0]
         if spec != self.st_spec or any(a is not b for a, b in zip(mem_leaves, self.mem_leaves)):

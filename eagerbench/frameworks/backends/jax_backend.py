@@ -12,13 +12,14 @@ from __future__ import annotations
 import inspect
 import os
 from collections import Counter
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from eagerbench.frameworks.backends.base import Backend, passed_through, rejoined
+from eagerbench.records.model import CompilerCounts, Donation
 
 # XLA compiles in this process (count, and seconds of tracing, lowering and compiling), from
 # JAX's monitoring events: a recompile with no new Python trace (a committed input, a new
@@ -77,7 +78,7 @@ class JittedStep:
         self.on_trace = on_trace
         self.forwarded: list = []     # per output leaf of st: the st input leaf it passes on
         self.st_def = None
-        self.donation: dict | None = None
+        self.donation: Optional[Donation] = None
         self.arguments = None   # shapes and dtypes of the first call's arguments
         self._cost: dict | None = None   # XLA's cost analysis of the first call's executable
         self._jitted = jax.jit(self._traced, donate_argnums=(1,))
@@ -183,7 +184,8 @@ class JaxBackend(Backend):
             raise RuntimeError(f"JAX sees no {platform.upper()} device here "
                                f"(install jax[cuda12])") from None
         jax.config.update("jax_default_device", self.jax_device)
-        self._host_values = None   # values Python reads, recorded or replayed by count_ops
+        # values Python reads, recorded or replayed by count_ops
+        self._host_values: Optional[tuple[str, Any]] = None
         self.dtype = {"float32": jnp.float32, "float64": jnp.float64}[dtype]
         self._traces = 0
         self._jitted: list[JittedStep] = []
@@ -376,11 +378,13 @@ class JaxBackend(Backend):
     def compile_events(self) -> dict:
         return dict(_COMPILES)
 
-    def donation(self) -> dict | None:
+    def donation(self) -> Optional[Donation]:
         checked = [s.donation for s in self._jitted if s.donation is not None]
         if not checked:
             return None
-        return {key: sum(d[key] for d in checked) for key in ("donated", "reused", "copied_bytes")}
+        return Donation(donated=sum(d["donated"] for d in checked),
+                        reused=sum(d["reused"] for d in checked),
+                        copied_bytes=sum(d["copied_bytes"] for d in checked))
 
     def count_ops(self, fn, *args):
         """Top-level operations of the step's jaxpr: in op-by-op JAX each is one dispatch (a
@@ -411,7 +415,7 @@ class JaxBackend(Backend):
         self._host_values = ("record", [])
         try:
             out = fn(*args)
-            self._host_values = ("replay", iter(self._host_values[1]))
+            self._host_values = ("replay", iter(self._host_values[1]))   # what it recorded
             jaxpr = trace()
         except (*_HOST_READ_ERRORS, StopIteration):
             return None, out
@@ -435,13 +439,13 @@ class JaxBackend(Backend):
         values.append(read(value))
         return values[-1]
 
-    def graph_diagnostics(self) -> dict:
+    def graph_diagnostics(self) -> CompilerCounts:
         if not self.compiled:
-            return {}
+            return CompilerCounts()
         split = dict(_PHASE_SECONDS)   # read first: a cost analysis that compiled would add to it
         costs = [s.bytes_accessed() for s in self._jitted]
-        return {"graphs": self.trace_count(), "compile_split_s": split,
-                "bytes_accessed": float(sum(c for c in costs if c is not None))}
+        return CompilerCounts(graphs=self.trace_count(), compile_split_s=split,
+                              bytes_accessed=float(sum(c for c in costs if c is not None)))
 
     def sized_from(self) -> int:
         # An eager op is a program too: an add of 1,000 elements took 14.3 us, of one 10.5.

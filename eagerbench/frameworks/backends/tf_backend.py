@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from eagerbench.frameworks.backends.base import Backend, count_error, passed_through, rejoined
 from eagerbench.frameworks.backends.hlo import entry_bytes
+from eagerbench.records.model import CompilerCounts
 
 # XLA's HLO is asked for with arguments like the first call's, made afresh: no larger than this
 # (1e7-float vectors, 80 MB, are; a 1 GiB cell's are not)
@@ -371,7 +372,7 @@ class TFBackend(Backend):
     def trace_count(self) -> int:
         return sum(f.experimental_get_tracing_count() for f in self._compiled)
 
-    def graph_diagnostics(self) -> dict:
+    def graph_diagnostics(self) -> CompilerCounts:
         out = super().graph_diagnostics()   # the traces first: a costing may trace again
         if self.jit_compile:
             costs = [c.bytes_accessed() for c in self._costed]

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from eagerbench.frameworks.backends.base import Backend, count_error
+from eagerbench.records.model import CompilerCounts
 
 # Dynamo frame compiles in this process (count and seconds, tracing and Inductor together), from
 # its compile callbacks: every graph compiled, recompiles included.
@@ -28,15 +29,18 @@ def _compile_ended(*args, **kwargs) -> None:
         _COMPILES["seconds"] += time.perf_counter() - _started.pop()
 
 
+_WATCHING = {"compiles": False}   # whether Dynamo's callbacks are registered in this process
+
+
 def _watch_compiles() -> None:
     """Register the callbacks once per process (importing Dynamo costs eager modes nothing)."""
-    if not getattr(_watch_compiles, "done", False):
+    if not _WATCHING["compiles"]:
         import torch._dynamo
 
         torch._dynamo.callback.on_compile_start(_compile_started)
         torch._dynamo.callback.on_compile_end(_compile_ended)
         _count_graph_bytes()
-        _watch_compiles.done = True
+        _WATCHING["compiles"] = True
 
 
 def _count_graph_bytes() -> None:
@@ -323,7 +327,7 @@ class TorchBackend(Backend):
                 clear_caches = None
             if clear_caches is not None:
                 clear_caches()
-            _watch_compiles.done = False   # reset clears Dynamo's compile callbacks too
+            _WATCHING["compiles"] = False   # reset clears Dynamo's compile callbacks too
             _watch_compiles()
 
     def count_ops(self, fn, *args):
@@ -358,19 +362,19 @@ class TorchBackend(Backend):
             out = fn(*args)
         return count_error(errors) or {**count, "sizes": dict(sizes), "fresh": dict(fresh)}, out
 
-    def graph_diagnostics(self) -> dict:
+    def graph_diagnostics(self) -> CompilerCounts:
         if not self.compiled:
-            return {}
+            return CompilerCounts()
         if self.cudagraph:
-            return {"graphs": self.trace_count()}
+            return CompilerCounts(graphs=self.trace_count())
         from torch._dynamo.utils import counters
         from torch._inductor import metrics
 
-        return {"graphs": int(counters["stats"]["unique_graphs"]),
-                "bytes_accessed": float(metrics.num_bytes_accessed),
-                "graph_breaks": {str(reason): int(n)
-                                 for reason, n in counters["graph_break"].items()},
-                "compile_split_s": _compile_split()}
+        return CompilerCounts(graphs=int(counters["stats"]["unique_graphs"]),
+                              bytes_accessed=float(metrics.num_bytes_accessed),
+                              graph_breaks={str(reason): int(n)
+                                            for reason, n in counters["graph_break"].items()},
+                              compile_split_s=_compile_split())
 
     def reset_peak_device_memory(self) -> None:
         if self.torch_device.type == "cuda":

@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib.util
 import itertools
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:   # a mode builds its backend lazily: listing modes imports no framework
+    from eagerbench.frameworks.backends.base import Backend
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,7 @@ class Mode:
     summary: str
     compiled: bool           # graph/compiled mode (steps are traced, first call is costly)
     baseline: str            # the mode this one's slowdown is read against in its own framework
-    make: Callable[..., object]    # (device, dtype, threads, **options) -> Backend
+    make: Callable[..., Backend]   # (device, dtype, threads, **options) -> its backend
     options: tuple = ()           # names of the --options this mode takes (compile_mode)
     devices: tuple = ("cpu", "cuda")
     since: str = ""               # the first framework release that has this mode ("2.0")

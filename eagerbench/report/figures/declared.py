@@ -198,52 +198,67 @@ def series(decl: Series, iters: pd.DataFrame, workload: str, path: Path) -> Path
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax, panel in zip(axes.flat, panels):
-        sub = _select(df, decl.panels, panel)
-        for (mode, _), g in sub.groupby(["mode", "params"], sort=False):
-            value = g[f"p_{decl.colour}"].iloc[0] if decl.colour else None
-            color = colors[value if decl.colour else mode]
-            style = (dict(ls=STYLES[modes.index(mode) % len(STYLES)]) if decl.colour
-                     else dict(ls="-", marker=".", ms=3))
-            ax.plot(g[decl.x], g[decl.y], lw=1, color=color, alpha=0.8,
-                    label=None if decl.colour else mode, **style)
-            if decl.marks:
-                gcs = g[g["gc_collections"] > 0]
-                ax.scatter(gcs[decl.x], gcs[decl.y], marker="o", facecolors="none",
-                           edgecolors=color, s=40)
-                spikes = g[g["spike"].fillna(False).astype(bool)]
-                ax.scatter(spikes[decl.x], spikes[decl.y], marker="x", color="red", s=40,
-                           zorder=3)
-        ax.set_xscale("log" if decl.log_x else "linear")
-        ax.set_yscale("log" if decl.log_y else "linear")
-        if decl.x == "iteration":
-            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-        if decl.log_y:
-            plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
-            ax.yaxis.set_major_formatter(plain)
-            ax.yaxis.set_minor_formatter(plain if _decades(ax) < 1 else
-                                         matplotlib.ticker.NullFormatter())
-        else:
-            ax.set_ylim(bottom=0)
-        ax.set_xlabel({"iteration": "call (step) number",
-                       "wall_s": "seconds since the first call (compiles included)"}[decl.x]
-                      + ("" if decl.warmup else ", warm-up excluded"))
-        ax.set_ylabel(decl.ylabel or ("ms per call" if decl.y == "ms" else decl.y))
-        extra = _panel_title(decl.panels, panel)
-        ax.set_title((decl.title or f"{workload}: {decl.y}") + (f" ({extra})" if extra else ""),
-                     fontsize=9)
+        _series_lines(ax, decl, _select(df, decl.panels, panel), modes, colors)
+        _series_axes(ax, decl, workload, panel)
+    _series_legend(axes[0][-1], decl, modes, values, colors)
+    return _save(fig, path)
+
+
+def _series_lines(ax, decl: Series, sub: pd.DataFrame, modes: list, colors: dict) -> None:
+    """One line per mode and parameter set in a panel, its GC runs and spikes marked."""
+    for (mode, _), g in sub.groupby(["mode", "params"], sort=False):
+        value = g[f"p_{decl.colour}"].iloc[0] if decl.colour else None
+        color = colors[value if decl.colour else mode]
+        style = (dict(ls=STYLES[modes.index(mode) % len(STYLES)]) if decl.colour
+                 else dict(ls="-", marker=".", ms=3))
+        ax.plot(g[decl.x], g[decl.y], lw=1, color=color, alpha=0.8,
+                label=None if decl.colour else mode, **style)
+        if decl.marks:
+            gcs = g[g["gc_collections"] > 0]
+            ax.scatter(gcs[decl.x], gcs[decl.y], marker="o", facecolors="none",
+                       edgecolors=color, s=40)
+            spikes = g[g["spike"].fillna(False).astype(bool)]
+            ax.scatter(spikes[decl.x], spikes[decl.y], marker="x", color="red", s=40,
+                       zorder=3)
+
+
+def _series_axes(ax, decl: Series, workload: str, panel) -> None:
+    """A panel's scales, ticks, labels and title."""
+    ax.set_xscale("log" if decl.log_x else "linear")
+    ax.set_yscale("log" if decl.log_y else "linear")
+    if decl.x == "iteration":
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    if decl.log_y:
+        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain if _decades(ax) < 1 else
+                                     matplotlib.ticker.NullFormatter())
+    else:
+        ax.set_ylim(bottom=0)
+    ax.set_xlabel({"iteration": "call (step) number",
+                   "wall_s": "seconds since the first call (compiles included)"}[decl.x]
+                  + ("" if decl.warmup else ", warm-up excluded"))
+    ax.set_ylabel(decl.ylabel or ("ms per call" if decl.y == "ms" else decl.y))
+    extra = _panel_title(decl.panels, panel)
+    ax.set_title((decl.title or f"{workload}: {decl.y}") + (f" ({extra})" if extra else ""),
+                 fontsize=9)
+
+
+def _series_legend(ax, decl: Series, modes: list, values: list, colors: dict) -> None:
+    """Beside the first row's last panel: colours by parameter value and line styles by mode,
+    or the modes with what the marks mean."""
     beside = dict(fontsize=7, bbox_to_anchor=(1.02, 1.0), borderaxespad=0)   # off the data
     if decl.colour:
-        first = axes[0][-1].legend([plt.Line2D([], [], color=colors[v]) for v in values],
-                                   [f"{decl.colour} {_value(v)}" for v in values],
-                                   loc="upper left", **beside)
-        axes[0][-1].add_artist(first)
-        axes[0][-1].legend([plt.Line2D([], [], color="gray", ls=STYLES[i % len(STYLES)])
-                            for i in range(len(modes))], modes, loc="lower left",
-                           **{**beside, "bbox_to_anchor": (1.02, 0.0)})
+        first = ax.legend([plt.Line2D([], [], color=colors[v]) for v in values],
+                          [f"{decl.colour} {_value(v)}" for v in values],
+                          loc="upper left", **beside)
+        ax.add_artist(first)
+        ax.legend([plt.Line2D([], [], color="gray", ls=STYLES[i % len(STYLES)])
+                   for i in range(len(modes))], modes, loc="lower left",
+                  **{**beside, "bbox_to_anchor": (1.02, 0.0)})
     else:
-        axes[0][-1].legend(title="o = GC ran, x = spike" if decl.marks else None,
-                           title_fontsize=7, loc="upper left", **beside)
-    return _save(fig, path)
+        ax.legend(title="o = GC ran, x = spike" if decl.marks else None,
+                  title_fontsize=7, loc="upper left", **beside)
 
 
 def _decades(ax) -> float:

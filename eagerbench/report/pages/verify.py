@@ -9,8 +9,9 @@ from pathlib import Path
 import pandas as pd
 
 
-def printable(table: pd.DataFrame) -> str:
-    """The table as markdown, without the worker pids (kept in verify.json)."""
+def printable(rows: list[dict]) -> str:
+    """verify.json's rows as a markdown table, without the worker pids (kept in verify.json)."""
+    table = pd.DataFrame(rows)
     return table.drop(columns=["pid"], errors="ignore").to_markdown(index=False, floatfmt=".3g")
 
 
@@ -28,7 +29,6 @@ def markdown(out_dir: Path) -> str | None:
     saved = json.loads(path.read_text())
     s = saved["settings"]
     reference = s.get("reference", "torch")
-    table = pd.DataFrame(saved["rows"])
     return "\n".join([
         "## Verify: the same math in every mode", "",
         f"`eagerbench verify`: lbfgs in float64, history {s['history']}, batch {s['batch']}, "
@@ -37,4 +37,4 @@ def markdown(out_dir: Path) -> str | None:
         f"against `{s.get('optim', 'torch.optim.LBFGS')}` itself); `gradcheck` is "
         f"`|g_fd - g| / |g_fd + g|` on a 20-image instance. Pass: differences <= {s['rtol']:g}, "
         f"gradcheck <= {s.get('gradcheck_tol', 1e-6):g}.", "",
-        printable(table), ""])
+        printable(saved["rows"]), ""])

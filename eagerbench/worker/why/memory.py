@@ -10,7 +10,11 @@ import resource
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
+
+from eagerbench.frameworks.backends.base import Backend
+from eagerbench.records.why import FaultPrices, MemoryUse
+from eagerbench.worker.clock import Step
 
 
 def _proc_number(path: str, pattern: str) -> Optional[int]:
@@ -70,7 +74,7 @@ class FaultTally:
     kernel_ns: int = 0    # and in the kernel (page faults, zeroing, releases, system calls)
 
     @contextmanager
-    def watch(self, calls: int):
+    def watch(self, calls: int) -> Iterator[None]:
         """Count the faults of ``calls`` calls made inside (outside their clock), and the
         process's CPU time in user and kernel mode."""
         faults, huge, before = minor_faults(), huge_page_faults(), _cpu_ns()
@@ -79,7 +83,7 @@ class FaultTally:
         self.faults += minor_faults() - faults
         huge_after = huge_page_faults()
         self.huge = self.huge + huge_after - huge \
-            if None not in (self.huge, huge, huge_after) else None
+            if self.huge is not None and huge is not None and huge_after is not None else None
         self.calls += calls
         self.user_ns += after[0] - before[0]
         self.kernel_ns += after[1] - before[1]
@@ -91,22 +95,23 @@ class FaultTally:
         spent = self.user_ns + self.kernel_ns
         return self.kernel_ns / spent if spent > 0 else None
 
-    def per_call(self) -> dict:
+    def per_call(self) -> MemoryUse:
         """``page_faults`` and ``huge_page_faults`` per call (``watch_memory``'s); empty
         before any block."""
         if not self.calls:
-            return {}
-        return {"page_faults": self.faults / self.calls,
-                "huge_page_faults": self.huge / self.calls if self.huge is not None else None}
+            return MemoryUse()
+        return MemoryUse(page_faults=self.faults / self.calls,
+                         huge_page_faults=self.huge / self.calls if self.huge is not None
+                         else None)
 
 
 @contextmanager
-def watch_memory(backend, calls: int = 1):
+def watch_memory(backend: Backend, calls: int = 1) -> Iterator[MemoryUse]:
     """Host and device memory around ``calls`` calls of a step made inside: resident before,
     the high-water mark during them (the step's transient allocations on top of what is
     held), and the page faults per call (fresh pages, small and huge). Reading them costs
     nothing while the calls run, so a timed sample can be watched."""
-    found: dict = {}
+    found = MemoryUse()
     rss_before = _status_kib("VmRSS")
     fresh = reset_peak_rss()
     backend.reset_peak_device_memory()
@@ -114,14 +119,14 @@ def watch_memory(backend, calls: int = 1):
     with tally.watch(calls):
         yield found
     peak = _status_kib("VmHWM") if fresh else None
-    found.update({
-        "rss_before_bytes": rss_before * 1024 if rss_before is not None else None,
-        "rss_peak_bytes": peak * 1024 if peak is not None else None,
-        "device_peak_bytes": backend.peak_device_memory(),
-        **tally.per_call()})
+    found.update(MemoryUse(
+        rss_before_bytes=rss_before * 1024 if rss_before is not None else None,
+        rss_peak_bytes=peak * 1024 if peak is not None else None,
+        device_peak_bytes=backend.peak_device_memory(), **tally.per_call()))
 
 
-def step_memory(step: Callable, block: Callable, st: Any, mem: Any, backend) -> tuple[dict, Any]:
+def step_memory(step: Step, block: Callable[[Any], None], st: Any, mem: Any,
+                backend: Backend) -> tuple[MemoryUse, Any]:
     """``watch_memory`` around one call of the step."""
     with watch_memory(backend) as found:
         st, mem = step(st, mem)
@@ -169,7 +174,7 @@ def _touch_fresh_pages(huge: bool, threads: int) -> tuple[int, int, Optional[int
                              huge_after is not None else None)
 
 
-def fault_ns(threads: int = 1) -> dict:
+def fault_ns(threads: int = 1) -> FaultPrices:
     """What one fresh page costs this process, in wall ns with ``threads`` threads faulting
     at once: ``small``, touching each page of a fresh anonymous 64 MiB mapping once and
     handing it back (the fault, the kernel zeroing the page, its release), per fault, the
@@ -178,7 +183,7 @@ def fault_ns(threads: int = 1) -> dict:
     unaligned ends are taken out at the small price), None where none could be had."""
     small = sorted(ns / max(n, 1) for ns, n, _ in
                    (_touch_fresh_pages(False, threads) for _ in range(3)))[1]
-    huge = []
+    huge: list[float] = []
     if hasattr(mmap, "MADV_HUGEPAGE"):
         # A process's first few hundred MiB of huge pages cost ~10x more (the kernel compacts
         # memory to find them); a step that faults huge pages every call gets those it freed.
@@ -187,4 +192,4 @@ def fault_ns(threads: int = 1) -> dict:
         for ns, n, hugepages in (_touch_fresh_pages(True, threads) for _ in range(3)):
             if hugepages:
                 huge.append((ns - (n - hugepages) * small) / hugepages)
-    return {"small": small, "huge": sorted(huge)[len(huge) // 2] if huge else None}
+    return FaultPrices(small=small, huge=sorted(huge)[len(huge) // 2] if huge else None)

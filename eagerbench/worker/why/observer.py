@@ -10,25 +10,26 @@ nothing else.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Optional
+from typing import Iterator, Optional
 
-from eagerbench.records.why import PROBE_SAMPLES, Why
-from eagerbench.worker.counters import compiler_plus
-from eagerbench.worker.loop import LiveCell, Observer
+from eagerbench.records.why import PROBE_SAMPLES, FaultPrices, Why
+from eagerbench.worker.clock import GCWatch
+from eagerbench.worker.counters import Counters, compiler_plus
+from eagerbench.worker.loop import Entry, LiveCell, Observer
 from eagerbench.worker.process import throwaway_compile_cache, usable_cpus
 from eagerbench.worker.why.memory import FaultTally, fault_ns, watch_memory
 from eagerbench.worker.why.ops import count_round
 from eagerbench.worker.why.prices import UnitPrices, diagnosed
 
-_FAULT_NS: Optional[dict] = None      # what a fresh page costs, once per process
+_FAULT_NS: Optional[FaultPrices] = None      # what a fresh page costs, once per process
 
 
 class WhyObserver(Observer):
     """Finds why each run of a unit takes its time; see the module's docstring."""
 
-    def __init__(self, entries: list) -> None:
+    def __init__(self, entries: list[Entry]) -> None:
         self.entries = entries
-        self.prices: Optional[UnitPrices] = None
+        self._prices: Optional[UnitPrices] = None
         self.whys: list[Why] = []
         self.index: dict[int, int] = {}           # id of a run -> its place in the unit
         self.faults: dict[int, FaultTally] = {}   # a run's place -> its tally
@@ -37,12 +38,19 @@ class WhyObserver(Observer):
         self.whys = [Why() for _ in runs]
         self.index = {id(run): i for i, run in enumerate(runs)}
         with throwaway_compile_cache():   # no probe's graph in the cache a cell's compile reads
-            self.prices = UnitPrices(self.entries, runs)
+            self._prices = UnitPrices(self.entries, runs)
 
-    def before_warm_up(self, runs: list[LiveCell], watch) -> None:
+    @property
+    def prices(self) -> UnitPrices:
+        """The unit's probes (made as the unit starts)."""
+        if self._prices is None:
+            raise RuntimeError("the why phase's probes are made when the unit starts")
+        return self._prices
+
+    def before_warm_up(self, runs: list[LiveCell], watch: GCWatch) -> None:
         count_round(runs, self.whys, watch, graphs=True)
 
-    def after_warm_up(self, runs: list[LiveCell], watch) -> list[dict]:
+    def after_warm_up(self, runs: list[LiveCell], watch: GCWatch) -> list[Counters]:
         """The eager steps' counted round, then the probes whose size the counted ops or the
         warmed step tell; returns, per entry, what building those compiled."""
         count_round(runs, self.whys, watch, graphs=False)
@@ -51,7 +59,7 @@ class WhyObserver(Observer):
         return [compiler_plus(a, b) for a, b in zip(sizes, launches)]
 
     @contextmanager
-    def watching(self, run: LiveCell):
+    def watching(self, run: LiveCell) -> Iterator[None]:
         """A run's first block with its memory watched (its peak, its resident set); every
         block's faults and CPU time tallied."""
         index = self.index[id(run)]
@@ -80,7 +88,8 @@ class WhyObserver(Observer):
         why, prices, mode = self.whys[index], self.prices, self.entries[run.entry].mode
         tally = self.faults.get(index)
         if tally is not None:
-            why.memory.update(tally.per_call(), kernel_share=tally.kernel_share())
+            why.memory.update(tally.per_call())
+            why.memory["kernel_share"] = tally.kernel_share()
         if prices.sizes.get(index) is not None:
             sized, failed = prices.size_prices(index)
             if run.backend.runs_graph_ops:
@@ -90,7 +99,8 @@ class WhyObserver(Observer):
             why.sized_from = run.backend.sized_from()
             why.notes.extend(failed)
         if _FAULT_NS is None:   # at the threads the kernels fault with (the worker's CPUs)
-            _FAULT_NS, note = diagnosed("page fault probe", lambda: fault_ns(usable_cpus()), {})
+            _FAULT_NS, note = diagnosed("page fault probe", lambda: fault_ns(usable_cpus()),
+                                        FaultPrices())
             why.notes.extend([note] if note else [])
         price = prices.prices(mode)
         why.dispatch_ns, why.dispatch_ns_in_place = price["new"], price["in_place"]
@@ -98,7 +108,7 @@ class WhyObserver(Observer):
         why.fused_adds = prices.fused_adds(mode)
         why.launch_sized = prices.sized_launch(mode)
         why.stream_gbps = prices.stream_gbps(mode)
-        why.fault_ns = _FAULT_NS
+        why.fault_ns = _FAULT_NS if _FAULT_NS is not None else FaultPrices()
         why.notes.extend(prices.notes[mode])
 
     def why_of(self, index: int) -> Why:

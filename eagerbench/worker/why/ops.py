@@ -4,7 +4,10 @@ many write into new tensors."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 from eagerbench.records.why import Why
+from eagerbench.worker.clock import GCWatch
 from eagerbench.worker.loop import LiveCell, counted_call, keep
 from eagerbench.worker.why.prices import diagnosed
 
@@ -21,7 +24,7 @@ def count_ops(run: LiveCell, why: Why) -> list[str]:
     Returns notes on what could not be taken."""
     backend = run.backend
 
-    def ops():
+    def ops() -> Optional[float]:
         count, (run.st, run.mem) = backend.count_ops(backend.eager_step(run.task.step),
                                                      run.st, run.mem)
         backend.block((run.st, run.mem))
@@ -36,7 +39,7 @@ def count_ops(run: LiveCell, why: Why) -> list[str]:
     return [note] if note else []
 
 
-def count_round(runs: list[LiveCell], whys: list[Why], watch, graphs: bool) -> None:
+def count_round(runs: list[LiveCell], whys: list[Why], watch: GCWatch, graphs: bool) -> None:
     """One more step of every run, so that every mode takes the same steps before its check
     (its twin may be measured in another unit), and the ops' sizes are known before the
     timing, to be priced in the why phase (in every process: one cell's two processes,

@@ -6,10 +6,11 @@ after every timed round of its unit (never between them), in blocks timed by ``t
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import numpy as np
 
+from eagerbench.frameworks.backends.base import Backend
 from eagerbench.records.why import (
     PROBE_SAMPLES,
     SIZE_MAX_ELEMENTS,
@@ -25,8 +26,10 @@ class Probe:
     """Samples of one dispatch probe's price: ns per call, waited on in blocks, taken in the
     why phase after the unit's timed rounds (outside them: a probe streams up to 128 MiB)."""
 
-    def __init__(self, backend, call: Callable[[], Any], as_a_cell: bool = False) -> None:
-        self.backend, self.call, self.samples = backend, call, []
+    def __init__(self, backend: Backend, call: Callable[[], Any],
+                 as_a_cell: bool = False) -> None:
+        self.backend, self.call = backend, call
+        self.samples: list[float] = []
         for _ in range(2):   # compile, and warm
             backend.block(call())
         elapsed = max(time_calls(call, 1, backend.block), 1)
@@ -50,10 +53,11 @@ class Probe:
         while len(self.samples) < PROBE_SAMPLES:
             self.sample()
         ordered = sorted(self.samples)
-        return ordered[len(ordered) // 2]
+        return float(ordered[len(ordered) // 2])
 
 
-def probe(backend, kind: str = "new", elements: int = 1, tensors: int = 1) -> Optional[Probe]:
+def probe(backend: Backend, kind: str = "new", elements: int = 1,
+          tensors: int = 1) -> Optional[Probe]:
     """A ``Probe`` of the backend's dispatch probe of that kind (an op in an eager mode, a
     launch of ``tensors`` tensors in a compiled mode, compiled here), or None where the
     backend has none."""
@@ -61,7 +65,7 @@ def probe(backend, kind: str = "new", elements: int = 1, tensors: int = 1) -> Op
     return None if call is None else Probe(backend, call)
 
 
-def dispatch_ns(backend, kind: str = "new", elements: int = 1) -> Optional[float]:
+def dispatch_ns(backend: Backend, kind: str = "new", elements: int = 1) -> Optional[float]:
     """Median nanoseconds of one call of the backend's dispatch probe of that kind, taken now:
     the price of one op in an eager mode, of one graph launch in a compiled mode. None where
     the backend has no probe of that kind."""
@@ -69,14 +73,14 @@ def dispatch_ns(backend, kind: str = "new", elements: int = 1) -> Optional[float
     return None if taken is None else taken.price()
 
 
-def product_probes(backend, side: int) -> tuple[Probe, Probe]:
+def product_probes(backend: Backend, side: int) -> tuple[Probe, Probe]:
     """Probes of the product the mode runs, of two ``side`` x ``side`` matrices, and of a 1 x 1
     product: the second is the price of calling a product, which the first's kernel time
     leaves out. Each product takes the one before's (its values stay ``1 / side``). A mode
     that generates its own code (``fuses_ops``: XLA, Inductor) runs its compiler's product,
     compiled here (XLA's product of two 1024 x 1024 floats took 8.5 ms here, TensorFlow's
     own 6.8 ms); any other runs the framework's."""
-    def product(pair):
+    def product(pair: tuple[Any, Any]) -> Any:
         return backend.matmul(*pair)
 
     run = backend.compile_function(product, "product_probe") if backend.fuses_ops else product
@@ -86,7 +90,7 @@ def product_probes(backend, side: int) -> tuple[Probe, Probe]:
         a = backend.asarray(np.full((n, n), 1.0 / n))
         last = [backend.asarray(np.full((n, n), 1.0 / n))]
 
-        def call():
+        def call() -> Any:
             last[0] = run((a, last[0]))
             return last[0]
         return call
@@ -94,29 +98,31 @@ def product_probes(backend, side: int) -> tuple[Probe, Probe]:
     return Probe(backend, chained(side)), Probe(backend, chained(1))
 
 
-def fused_add_probes(backend) -> Optional[tuple[Probe, Probe]]:
+def fused_add_probes(backend: Backend) -> Optional[tuple[Probe, Probe]]:
     """Probes of the mode's own compiled chains of ``CHAIN_ADDS`` adds (as the machine's
     probe: 20 and 80) on in-cache vectors of ``CHAIN_ELEMS``: their difference is the price of
     fused element-wise arithmetic, without the call or the vectors' traffic. None in a mode
     that does not fuse."""
-    calls = [backend.fused_add_probe(adds, CHAIN_ELEMS) for adds in CHAIN_ADDS]
-    return None if None in calls else (Probe(backend, calls[0]), Probe(backend, calls[1]))
+    short, long = (backend.fused_add_probe(adds, CHAIN_ELEMS) for adds in CHAIN_ADDS)
+    if short is None or long is None:
+        return None
+    return Probe(backend, short), Probe(backend, long)
 
 
-def stream_probe(backend, elements: int = STREAM_ELEMENTS) -> Probe:
+def stream_probe(backend: Backend, elements: int = STREAM_ELEMENTS) -> Probe:
     """A ``Probe`` of the framework's ``b += a`` on vectors of ``elements``, in place: what the
     machine's memory streams at in this process (3 x the vectors' bytes per call), each
     sample timed as a cell's is."""
     return Probe(backend, backend.stream_add(elements), as_a_cell=True)
 
 
-def probe_sizes(sizes: dict, smallest: int = SIZE_MIN_ELEMENTS) -> list[int]:
+def probe_sizes(sizes: dict[str, float], smallest: int = SIZE_MIN_ELEMENTS) -> list[int]:
     """The op sizes to price (elements), from ``count_ops``'s ``{elements: ops}``, from
     ``smallest`` up."""
-    clipped: Counter = Counter()
+    clipped: Counter[int] = Counter()
     for elements, ops in sizes.items():
         if int(elements) >= smallest:
-            clipped[min(int(elements), SIZE_MAX_ELEMENTS)] += ops
+            clipped[min(int(elements), SIZE_MAX_ELEMENTS)] += int(ops)
     return sorted(n for n, _ in clipped.most_common(SIZE_PROBES))
 
 
@@ -125,6 +131,16 @@ def probe_sizes(sizes: dict, smallest: int = SIZE_MIN_ELEMENTS) -> list[int]:
 # an op at one element was priced at 0.08 to 0.51 us in three runs of one process, 300 apart
 # at 0.20 to 0.40.
 GRAPH_CHAIN_OPS = (20, 320)
+
+
+T = TypeVar("T")
+
+
+def _needed(found: Optional[T]) -> T:
+    """A probe the backend must have for a size to be priced (the why phase notes its lack)."""
+    if found is None:
+        raise ValueError("this backend has no probe of an op of that size")
+    return found
 
 
 class SizeProbes:
@@ -137,16 +153,17 @@ class SizeProbes:
     handing each op to a kernel and to the intra-op threads does not (tf.function here:
     0.37 us per add at one element, 24 us at 100,000)."""
 
-    def __init__(self, backend, sizes: dict) -> None:
+    def __init__(self, backend: Backend, sizes: dict[str, float]) -> None:
         self.in_graph = backend.runs_graph_ops
+        self.probes: dict[int, list[Probe]] = {}
         if self.in_graph:
-            self.probes = {n: [Probe(backend, backend.graph_op_probe(ops, n))
-                               for ops in GRAPH_CHAIN_OPS]
-                           for n in [1] + probe_sizes(sizes, backend.sized_from())}
+            for n in [1] + probe_sizes(sizes, backend.sized_from()):
+                self.probes[n] = [Probe(backend, _needed(backend.graph_op_probe(ops, n)))
+                                  for ops in GRAPH_CHAIN_OPS]
         else:
             kind = "in_place" if backend.updates_in_place else "new"
-            self.probes = {n: [probe(backend, kind, n)]
-                           for n in probe_sizes(sizes, backend.sized_from())}
+            for n in probe_sizes(sizes, backend.sized_from()):
+                self.probes[n] = [_needed(probe(backend, kind, n))]
 
     @property
     def samples(self) -> int:
