@@ -18,7 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eagerbench.frameworks.backends.base import Backend, passed_through, rejoined
+from eagerbench.frameworks.backends.base import Backend
+from eagerbench.frameworks.backends.compiling import passed_through, rejoined
 from eagerbench.records.model import CompilerCounts, Donation
 
 # XLA compiles in this process (count, and seconds of tracing, lowering and compiling), from
@@ -44,7 +45,7 @@ def _on_duration(event: str, seconds: float, **kwargs) -> None:
 jax.monitoring.register_event_duration_secs_listener(_on_duration)
 
 # Programs loaded from (or missed in) the persistent compilation cache: on in every process of
-# a run but a setting's first (``procenv.compile_cache_env``).
+# a run but a setting's first (``worker.process.compile_cache_env``).
 _CACHE = {"graph_hits": 0, "graph_misses": 0}
 _CACHE_EVENTS = {"/jax/compilation_cache/cache_hits": "graph_hits",
                  "/jax/compilation_cache/cache_misses": "graph_misses"}

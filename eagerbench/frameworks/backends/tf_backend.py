@@ -9,8 +9,10 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from eagerbench.frameworks.backends.base import Backend, count_error, passed_through, rejoined
+from eagerbench.frameworks.backends.base import Backend
+from eagerbench.frameworks.backends.compiling import passed_through, rejoined
 from eagerbench.frameworks.backends.hlo import entry_bytes
+from eagerbench.frameworks.backends.probes import count_error
 from eagerbench.records.model import CompilerCounts
 
 # XLA's HLO is asked for with arguments like the first call's, made afresh: no larger than this

@@ -10,7 +10,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from eagerbench.frameworks.backends.base import Backend, count_error
+from eagerbench.frameworks.backends.base import Backend
+from eagerbench.frameworks.backends.probes import count_error
 from eagerbench.records.model import CompilerCounts
 
 # Dynamo frame compiles in this process (count and seconds, tracing and Inductor together), from

@@ -1,4 +1,4 @@
-"""A worker's surroundings (``eagerbench.procenv``): its compile caches."""
+"""A worker's surroundings (``eagerbench.worker.process``): its compile caches."""
 
 from __future__ import annotations
 
