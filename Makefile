@@ -55,7 +55,7 @@ lint: $(STAMP)  ## ruff (style, imports, likely bugs) and mypy (types) over the 
 	$(BIN)/mypy
 
 test: lint  ## Lint, then the test suite (every tier; Slurm tests skip without a local Slurm)
-	$(BIN)/python -m pytest -q -n 3 --dist loadfile -m "not slurm and not timing" tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slurm and not timing" tests
 	$(BIN)/python -m pytest -q -m "slurm or timing" tests
 
 test-fast: $(STAMP)  ## The framework-free tier: no framework imported, no process spawned
