@@ -18,7 +18,7 @@ help:  ## Show this help
 # the install's time, and most are never imported)
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --no-compile -c requirements.lock -e '.[cpu,test,lint]'
+	$(BIN)/pip install --quiet --no-compile -c requirements.lock -e '.[cpu,test,lint,models]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## Create .venv and install eagerbench with PyTorch, TensorFlow and JAX (CPU)

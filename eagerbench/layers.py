@@ -48,7 +48,8 @@ LAYER_LIST: tuple[Layer, ...] = (
           "(`loop`) and its `clock`, cell set-up, jobs, compiler counters, the machine's limits, "
           "the why phase",
           ("frameworks", "records", "foundation")),
-    Layer("frameworks", ("eagerbench.frameworks", "eagerbench.native", "workloads"),
+    Layer("frameworks", ("eagerbench.frameworks", "eagerbench.native", "eagerbench.models",
+                         "workloads"),
           "one backend per framework, one module per mode, the facts a record keeps, the "
           "workloads and framework-native ones",
           ("records", "foundation")),

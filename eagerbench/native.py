@@ -24,6 +24,7 @@ in place; a JAX step is functional (parameters in ``st`` or ``mem``).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -65,10 +66,49 @@ def _params(params: dict | tuple) -> tuple[Param, ...]:
     return tuple(out)
 
 
+def path_names(leaves: list) -> list[tuple[str, Any]]:
+    """JAX's (key path, leaf) pairs as ``"blocks/0/kernel"`` names (a variable's ``.value``
+    attribute left out)."""
+    def part(key: Any) -> str:
+        return str(getattr(key, "key", getattr(key, "idx", getattr(key, "name", key))))
+
+    return [("/".join(part(k) for k in path if getattr(k, "name", None) != "value"), leaf)
+            for path, leaf in leaves]
+
+
+def _norm_of(array: Any) -> Optional[float]:
+    array = np.asarray(array)
+    if array.dtype.kind != "f":   # a norm: no cancellation to blow a difference up
+        return None
+    return float(np.linalg.norm(array.astype(np.float64)))
+
+
+def _model_floats(tree: Any, prefix: str) -> Optional[dict]:
+    """A Keras model or layer, a ``tf.Module`` (their ``variables``) or a Flax NNX module (its
+    state), as norms by variable; None for anything else."""
+    nnx = sys.modules.get("flax.nnx")   # imported by whoever made the module, if anyone
+    if nnx is not None and isinstance(tree, nnx.Module):
+        import jax
+
+        named = path_names(jax.tree_util.tree_flatten_with_path(nnx.state(tree))[0])
+    elif hasattr(tree, "variables") and not hasattr(tree, "shape") and not isinstance(
+            tree, dict):
+        named = [(getattr(v, "path", None) or v.name, v.numpy() if hasattr(v, "numpy") else v)
+                 for v in tree.variables]
+    else:
+        return None
+    norms = {f"{prefix}{name}_norm": _norm_of(value) for name, value in named}
+    return {k: v for k, v in norms.items() if v is not None}
+
+
 def _floats(B, tree: Any, prefix: str = "") -> dict:
     """Every floating tensor of a (nested) dict or list as its float64 norm, for the agreement
-    check; a module's or optimizer's tensors through its ``state_dict``."""
-    out = {}
+    check; a module's or optimizer's tensors through its ``state_dict``, a Keras model's or a
+    ``tf.Module``'s through its ``variables``, a Flax NNX module's through its state."""
+    out: dict = {}
+    modelled = _model_floats(tree, prefix)
+    if modelled is not None:
+        return modelled
     if isinstance(tree, dict):
         for key, value in tree.items():
             out.update(_floats(B, value, f"{prefix}{key}."))
@@ -92,14 +132,17 @@ def workload(name: str, framework: str, setup: Callable, step: Callable, *,
              work: Optional[Callable[[dict], Work]] = None,
              check: Optional[Callable[[dict, dict], dict]] = None,
              observe: Optional[Callable[[dict, dict], dict]] = None,
-             shown: tuple[str, ...] = (), views: Optional[tuple] = None) -> Workload:
+             shown: tuple[str, ...] = (), views: Optional[tuple] = None,
+             random: str = "") -> Workload:
     """A ``Workload`` from a framework-native ``setup`` and ``step`` (see the module docs).
 
     ``work(params)`` may give the FLOPs (or bytes) of one step, for rates; ``check(st, mem)`` the
     values compared across modes (default: the float64 norm of every floating tensor in ``st``);
     ``observe(st, mem)`` what each sample records (default: ``loss`` when ``st`` has one);
     ``views`` the figures and tables of its report section (``eagerbench.presentation``;
-    default: the loss curve of every mode).
+    default: the loss curve of every mode). ``random`` says what makes the step random
+    ("dropout"): its modes draw different numbers, so their results are not compared (the
+    page says why) instead of reported as disagreeing.
     """
     if framework not in FRAMEWORKS:
         raise ValueError(f"framework {framework!r} is not one of torch, jax, tensorflow")
@@ -114,7 +157,8 @@ def workload(name: str, framework: str, setup: Callable, step: Callable, *,
         return Task(step=B.compile_step(step, name), st=st, mem=mem,
                     observe=observe or (lambda s, m: {"loss": B.to_float(s["loss"])}
                                         if "loss" in s else {}),
-                    check=check or (lambda s, m: _floats(B, s)))
+                    check=check or (lambda s, m: _floats(B, s)), comparable=not random,
+                    info={"random": random} if random else {})
 
     return Workload(
         name=name, summary=summary or f"{framework} step from {step.__module__}",

@@ -108,6 +108,9 @@ class Workload:
     # Its one cell in ``--quick`` (the parameters; an interleaved one as a list), or None: not
     # in the quick run (another workload of its family stands for it).
     quick: Optional[dict] = None
+    # The suite a run with no workload named measures it in: "" the default one (the article's
+    # workloads and the user's), "models" the model suite (``--grid models``, ``-w models``).
+    suite: str = ""
 
     def param(self, name: str) -> Param:
         for p in self.params:

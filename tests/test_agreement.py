@@ -67,3 +67,17 @@ def test_simple_workloads_agree_across_modes(workload, params, key):
         assert values[mode] == pytest.approx(values["torch"], rel=1e-4), mode
     if workload == "elementwise":   # b += a, 7 adds per step, 3 steps, a = 1/1024 exactly
         assert values["torch"] == 3 * 7 / 1024
+
+
+def test_rounding_noise_in_a_negligible_tensor_is_not_a_disagreement():
+    """A MobileNet step's batch-norm betas (norm 1e-9, beside weights of norm 27) differed by
+    43% between torch and torch-compile: rounding noise, once called DISAGREES. A difference
+    in a value that matters is still one."""
+    from eagerbench.report.cellstats import relative_difference
+
+    eager = {"loss": 2.30, "conv_norm": 27.1, "bn_beta_norm": 1.34e-9}
+    compiled = {"loss": 2.30, "conv_norm": 27.1, "bn_beta_norm": 0.77e-9}
+    assert relative_difference(eager, compiled) < 1e-3
+    assert relative_difference(eager, {**compiled, "loss": 2.40}) > 0.04
+    small = {**eager, "bias_norm": 1e-3}
+    assert relative_difference(small, {**compiled, "bias_norm": 1.1e-3}) > 0.09   # it counts

@@ -180,3 +180,17 @@ def test_a_workload_run_only_at_sizes_of_the_users_choice_still_has_headline_row
               for r in cells if r.workload == "elementwise"]
     rows = answer.headline_params([r for r in cells if r.workload == "lbfgs"] + chosen)
     assert ("elementwise", "size=50 ops=100") in rows
+
+
+def test_the_taxes_of_one_eager_mode_are_ordered_by_their_compiled_mode():
+    """tf-eager's two taxes (over tf-graph, over tf-xla) once tied on their numerator and came
+    out in set order, which differed between processes."""
+    from eagerbench.frameworks.modes import all_modes
+    from eagerbench.report.answer import _column_order
+
+    order = list(all_modes())
+    pairs = [("tf-eager", "tf-xla"), ("jax", "jax-jit"), ("tf-eager", "tf-graph"),
+             ("tf-xla", "torch"), ("torch", "torch-compile")]
+    assert sorted(pairs, key=lambda p: _column_order(p, order)) == [
+        ("torch", "torch-compile"), ("tf-eager", "tf-graph"), ("tf-eager", "tf-xla"),
+        ("jax", "jax-jit"), ("tf-xla", "torch")]

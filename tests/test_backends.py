@@ -14,6 +14,29 @@ MODES = [m.name for m in all_modes().values() if m.installed() and "cpu" in m.de
 EAGER = [m for m in MODES if not get_mode(m).compiled]
 
 
+def test_jax_jit_hands_a_steps_non_array_state_to_it_as_it_is():
+    """A step's ``st`` may hold what is no array (a size, an optimizer's functions, a module's
+    graph): under jax-jit these are static, once traced, not a tracer that cannot be hashed
+    or a function jit refuses; a new value compiles again."""
+    import jax.numpy as jnp
+
+    B = get_mode("jax-jit").make("cpu", "float32", 1)
+    transform = (lambda x: x * 2.0, lambda x: x + 1.0)   # an optax-like pair of functions
+
+    def step(st, mem):
+        scale, shift = st["transform"]
+        return {**st, "w": shift(scale(st["w"])) + jnp.zeros(st["n"])}, mem
+
+    compiled = B.compile_step(step)
+    st = {"w": B.asarray(np.zeros(3)), "n": 3, "transform": transform}
+    for _ in range(2):
+        st, _ = compiled(st, {})
+    assert st["n"] == 3 and st["transform"] == transform   # the same functions
+    assert np.allclose(B.to_numpy(st["w"]), 3.0) and B.trace_count() == 1
+    st, _ = compiled({**st, "w": B.asarray(np.zeros(4)), "n": 4}, {})
+    assert B.trace_count() == 2
+
+
 def test_jax_jit_updates_the_donated_buffer_in_place_and_passes_inputs_through():
     """Finding 1: the element-wise step returned its input ``a`` ahead of the buffer ``b``; XLA
     gave ``b``'s donated buffer to ``a`` and allocated a new ``b``: a copy every step."""

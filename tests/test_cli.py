@@ -50,6 +50,10 @@ BAD = [
     (["run", "-w", "matmul", "--min-time", "-1"], "--min-time must be"),
     (["run", "-w", "matmul", "--allocator", "jemalloc"], "'jemalloc' is not one of"),
     (["run", "-w", "matmul", "--repeat", "0"], "--repeat must be at least 1"),
+    (["run", "-w", "gpt", "-p", "btch=16"], "'btch' is not a parameter of gpt (they take: "
+                                            "step, batch)"),
+    (["run", "-w", "gpt", "-p", "batch=0"], "-p batch=0: batch must be at least 1"),
+    (["run", "-w", "gpt", "-p", "step=fit"], "'fit' is not one of train"),
 ]
 
 

@@ -266,3 +266,23 @@ def test_a_step_that_only_calls_compiled_steps_still_compiles_in_its_first_warm_
                            Settings(2, 0.0))
     assert record.why.ops >= 1
     assert record.traces_before_timing == record.compiler["graphs"] > 0
+
+
+def test_a_jax_step_that_cannot_be_traced_still_steps_once_and_says_why():
+    """JAX counts ops by running the step, then tracing it: a step whose trace fails where its
+    run does not (it reads an array into NumPy, or updates modules in place) has still taken
+    its step, and the count says why it is missing instead of leaving the state behind."""
+    import numpy as np
+
+    from eagerbench.frameworks.modes import get_mode
+
+    B = get_mode("jax").make("cpu", "float32", 1)
+    runs = []
+
+    def step(st, mem):
+        runs.append(float(np.asarray(st["w"]).sum()))   # a NumPy read: no tracer allowed
+        return {"w": st["w"] + 1.0}, mem
+
+    count, (st, _) = B.count_ops(step, {"w": B.asarray(np.zeros(3))}, {})
+    assert "error" in count and "Tracer" in count["error"]
+    assert runs == [0.0] and np.allclose(B.to_numpy(st["w"]), 1.0)

@@ -123,3 +123,36 @@ def test_quick_on_the_command_line_sets_three_processes_without_why_or_limits(mo
     assert seen["repeat"] == 5 and seen["why"] is True
     bad = CliRunner().invoke(cli_module.cli, ["run", "--quick", "--grid", "full"])
     assert bad.exit_code == 2 and "--quick chooses its own grid" in bad.output
+
+
+def test_the_model_suite_is_its_own_grid_and_not_in_the_default_run():
+    """No workload named: the default grid runs the article's workloads only, --grid models
+    the model suite's; -w models names the suite."""
+    default, _ = plan((), ("torch",), {}, repeat=1, **COMMON)
+    models, _ = plan((), ("torch",), {}, repeat=1, grid="models", **COMMON)
+    named, _ = plan(("models",), ("torch",), {"batch": [1]}, repeat=1, **COMMON)
+    assert {c.workload for c in default} == {
+        "lbfgs", "matmul", "elementwise", "higher-order", "custom-gradient", "kfac", "convnet"}
+    suite = {"resnet18", "mobilenet", "vit", "gpt", "bert", "keras-resnet18",
+             "keras-mobilenet", "keras-vit", "keras-gpt", "keras-bert"}
+    assert {c.workload for c in models} == {c.workload for c in named} == suite
+    assert {(c.params["step"], c.params["batch"]) for c in models if c.workload == "gpt"} == {
+        ("train", 1), ("train", 16), ("infer", 1), ("infer", 16)}
+
+
+def test_a_skipped_mode_is_noted_only_where_it_could_have_run_a_chosen_workload(tmp_path,
+                                                                                monkeypatch):
+    """torch-cudagraph (GPU only) is noted for a run with a PyTorch workload on the CPU, not
+    for one whose workloads run in JAX or TensorFlow alone."""
+    import workloads
+
+    monkeypatch.delenv(workloads.ENV, raising=False)
+    path = tmp_path / "jax_step.py"
+    path.write_text("from eagerbench import native\n"
+                    "WORKLOAD = native.workload('jax-step', 'jax', lambda p, env: ({}, {}),\n"
+                    "                           lambda st, mem: (st, mem))\n")
+    name = workloads.register([str(path)])[0]
+    _, jax_only = plan((name,), (), {}, repeat=1, **COMMON)
+    _, with_torch = plan((name, "matmul"), (), {}, repeat=1, **COMMON)
+    assert not [n for n in jax_only if "torch-cudagraph" in n]
+    assert [n for n in with_torch if "torch-cudagraph" in n]

@@ -24,7 +24,8 @@ from pathlib import Path
 from eagerbench.workload import Workload
 
 # Display order; the default suite runs them in this order too.
-_ORDER = ["lbfgs", "matmul", "elementwise", "higher-order", "custom-gradient", "kfac", "convnet"]
+_ORDER = ["lbfgs", "matmul", "elementwise", "higher-order", "custom-gradient", "kfac", "convnet",
+          "resnet18", "mobilenet", "vit", "gpt", "bert"]
 ENV = "EAGERBENCH_WORKLOADS"
 ENTRY_POINTS = "eagerbench.workloads"
 SEPARATOR = "\n"   # between references in ENV (a reference holds colons)
@@ -49,9 +50,9 @@ def _builtin() -> tuple:
     found = {}
     for info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{info.name}")
-        workload = getattr(module, "WORKLOAD", None)
-        if isinstance(workload, Workload):
-            found[workload.name] = workload
+        for workload in (getattr(module, "WORKLOAD", None), *getattr(module, "WORKLOADS", ())):
+            if isinstance(workload, Workload):
+                found[workload.name] = workload
     rank = {name: i for i, name in enumerate(_ORDER)}
     return tuple(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(rank)), kv[0])))
 
@@ -186,12 +187,25 @@ def _source_of(fn) -> str:
 
 
 def _returns_something(fn) -> bool:
-    """Whether a function's source has a ``return`` with a value (True when the source is not
-    available: the run then finds out)."""
+    """Whether a function's own body has a ``return`` with a value: one inside a nested
+    function or class is that one's (True when the source is not available: the run then
+    finds out)."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
     except (OSError, TypeError, SyntaxError):
         return True
     body = tree.body[0]
-    nodes = [n for n in ast.walk(body) if isinstance(n, ast.Return)]
-    return any(n.value is not None for n in nodes)
+    if isinstance(body, ast.Expr) and isinstance(body.value, ast.Lambda):
+        return True   # a lambda's body is its value
+    return any(isinstance(n, ast.Return) and n.value is not None for n in _own_nodes(body))
+
+
+def _own_nodes(function: ast.AST):
+    """The nodes of a function's body, not descending into nested scopes."""
+    todo = list(ast.iter_child_nodes(function))
+    while todo:
+        node = todo.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda,
+                                 ast.ClassDef)):
+            todo.extend(ast.iter_child_nodes(node))

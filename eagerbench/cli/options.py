@@ -57,15 +57,24 @@ def extra_params(pairs, names: list[str], param_values: dict) -> dict:
     out = dict(param_values)
     known = all_workloads()
     chosen = [known[n] for n in names if n in known] or list(known.values())
+    offered = list(dict.fromkeys(p.name for w in chosen for p in w.params))
     for pair in pairs:
         name, sep, text = pair.partition("=")
-        params = [p for w in chosen for p in w.params if p.name == name.strip()]
-        if not sep or not params:
-            raise UserError(f"-p {pair}: expected NAME=VALUE[,VALUE...] with NAME a parameter "
-                            f"of {', '.join(w.name for w in chosen)}")
+        name = name.strip()
+        params = [p for w in chosen for p in w.params if p.name == name]
+        if not sep:
+            raise UserError(f"-p {pair}: expected NAME=VALUE[,VALUE...]")
+        if not params:
+            raise UserError(f"-p {pair}: {name!r} is not a parameter of "
+                            f"{', '.join(w.name for w in chosen)} (they take: "
+                            f"{', '.join(offered) or 'none'})")
         kind, choices = params[0].kind, tuple(c for p in params for c in p.choices)
-        out[name.strip()] = list(out.get(name.strip()) or []) + [
-            _value(f"-p {name}", kind, choices, v.strip()) for v in text.split(",") if v.strip()]
+        values = [_value(f"-p {name}", kind, choices, v.strip()) for v in text.split(",")
+                  if v.strip()]
+        low = min((p.minimum for p in params if p.kind != "choice"), default=None)
+        if low is not None and values and min(values) < low:
+            raise UserError(f"-p {pair}: {name} must be at least {low:g}")
+        out[name] = list(out.get(name) or []) + values
     return out
 
 

@@ -27,7 +27,8 @@ MIN_TIME_S = 0.2
 # The default grid covers every workload of the article at its sizes; "full" adds each
 # workload's further values (``Param.full``) and its companion cells (a setting changed);
 # "quick" is one small cell per workload family (``Workload.quick``).
-GRIDS = ("default", "full", "quick")
+GRIDS = ("default", "full", "quick", "models")
+MODEL_SUITE = "models"   # --grid models, -w models: the workloads of that suite
 
 
 class PlanError(ValueError):
@@ -38,23 +39,37 @@ def names(values) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-def choose_workloads(workloads, given: dict) -> list:
-    """The workloads named (or, with none named, every one that takes the parameters given)."""
+def choose_workloads(workloads, given: dict, grid: str = "default") -> list:
+    """The workloads named (``models``: the model suite's), or, with none named, every one of
+    the grid's suite that takes the parameters given."""
     known = all_workloads()
     named = names(workloads)
+    if MODEL_SUITE in named and MODEL_SUITE not in known:
+        at = named.index(MODEL_SUITE)
+        named[at:at + 1] = [n for n, w in known.items() if w.suite == MODEL_SUITE]
     for name in named:
         if name not in known:
-            raise PlanError(f"unknown workload {name!r} (known: {', '.join(known)})")
+            raise PlanError(f"unknown workload {name!r} (known: {', '.join(known)}, and "
+                            f"{MODEL_SUITE}: the model suite)")
     if named:
         chosen = [known[n] for n in dict.fromkeys(named)]
         for opt in given:
             if not [w for w in chosen if opt in {p.name for p in w.params}]:
                 raise PlanError(f"--{opt} does not apply to {', '.join(named)}")
         return chosen
-    chosen = [w for w in known.values() if set(given) <= {p.name for p in w.params}]
+    suite = MODEL_SUITE if grid == MODEL_SUITE else ""
+    chosen = [w for w in known.values()
+              if w.suite == suite and set(given) <= {p.name for p in w.params}]
     if not chosen:
         raise PlanError(f"no workload takes all of --{', --'.join(given)}")
     return chosen
+
+
+def frameworks_of(chosen: list) -> Optional[set]:
+    """The frameworks that can run the chosen workloads (None: any, when one runs in all)."""
+    if any(not w.frameworks for w in chosen):
+        return None
+    return {f for w in chosen for f in w.frameworks}
 
 
 def check_values(chosen: list, given: dict) -> None:
@@ -73,10 +88,12 @@ def check_values(chosen: list, given: dict) -> None:
                                     f"(got {min(values):g})")
 
 
-def choose_modes(modes, device: str, here: bool = True) -> tuple[list[str], list[str]]:
-    """The modes named (or every installed one for the device), and notes on those skipped.
-    ``here=False``: the modes run in environments of their own (``--env``), so whether their
-    framework is installed here does not matter."""
+def choose_modes(modes, device: str, here: bool = True,
+                 frameworks: Optional[set] = None) -> tuple[list[str], list[str]]:
+    """The modes named (or every installed one for the device), and notes on those skipped
+    that could have run the chosen workloads (of ``frameworks``; None: any). ``here=False``:
+    the modes run in environments of their own (``--env``), so whether their framework is
+    installed here does not matter."""
     known = all_modes()
     named = [canonical(name) for name in names(modes)]
     if not here:
@@ -97,10 +114,11 @@ def choose_modes(modes, device: str, here: bool = True) -> tuple[list[str], list
     if named:
         return list(dict.fromkeys(named)), []
     chosen = [m.name for m in known.values() if m.installed() and device in m.devices]
+    relevant = [m for m in known.values() if frameworks is None or m.framework in frameworks]
     skipped = [f"mode {m.name} skipped: {m.framework} not installed ({m.install_hint})"
-               for m in known.values() if not m.installed()]
+               for m in relevant if not m.installed()]
     skipped += [f"mode {m.name} skipped: runs only with --device {' or '.join(m.devices)}"
-                for m in known.values() if m.installed() and device not in m.devices]
+                for m in relevant if m.installed() and device not in m.devices]
     if not chosen:
         raise PlanError("no framework installed: pip install torch==2.13.0 tensorflow-cpu")
     return chosen, skipped
@@ -214,9 +232,10 @@ def plan(workloads, modes, param_values, *, iters, warmup, repeat, threads, devi
             or not math.isfinite(min_time_s):
         raise PlanError(f"--min-time must be a number of seconds, at least 0 (got {min_time_s})")
     given = {k: v for k, v in param_values.items() if v}
-    chosen = choose_workloads(workloads, given)
+    chosen = choose_workloads(workloads, given, grid)
     check_values(chosen, given)
-    mode_names, skipped = choose_modes(modes, device, here=not envs)
+    mode_names, skipped = choose_modes(modes, device, here=not envs,
+                                       frameworks=frameworks_of(chosen))
     check_counts(iters, warmup, repeat, threads, chosen)
     if grid not in GRIDS:
         raise PlanError(f"--grid {grid!r} is not one of {', '.join(GRIDS)}")

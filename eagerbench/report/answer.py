@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from eagerbench.frameworks.modes import all_modes, graph_twins
+from eagerbench.frameworks.modes import all_modes
 from eagerbench.report import flags
 from eagerbench.report import format as fmt
 from eagerbench.report.rows import CellRow
@@ -63,15 +63,27 @@ def headline_rows(rows: list[CellRow]) -> list[CellRow]:
     return [r for r in rows if r.ok and not r.is_variant]
 
 
+def compiled_modes() -> dict[str, list[str]]:
+    """Each eager mode's compiled modes, in display order (tf-eager: tf-graph, tf-xla)."""
+    out: dict[str, list[str]] = {}
+    for mode in all_modes().values():
+        if mode.compiled and mode.baseline:
+            out.setdefault(mode.baseline, []).append(mode.name)
+    return out
+
+
 def taxes(rows: list[CellRow]) -> list[ModeRatio]:
-    """Every eager tax (eager / graph twin) and every mode over PyTorch eager in the run."""
+    """Every eager tax (eager / each of its compiled modes: tf-eager over tf-graph and over
+    tf-xla) and every mode over PyTorch eager in the run."""
     by_key = {r.key: r for r in headline_rows(rows)}
     out = []
-    twins = graph_twins()
+    compiled = compiled_modes()
     for (workload, params, mode), row in by_key.items():
-        twin = by_key.get((workload, params, twins.get(mode, "")))
-        if twin is not None and twin.vs_eager is not None:
-            # the twin's row holds graph / eager; the tax is its inverse
+        for graph in compiled.get(mode, []):
+            twin = by_key.get((workload, params, graph))
+            if twin is None or twin.vs_eager is None:
+                continue
+            # the compiled row holds graph / eager; the tax is its inverse
             marks = tuple(dict.fromkeys(flags.ratio_flags(twin, "vs_eager")
                                         + flags.ratio_flags(row, "")))
             ratio = twin.vs_eager
@@ -122,9 +134,15 @@ def headline_params(rows: list[CellRow]) -> list[tuple[str, str]]:
 
 
 def _column_order(pair: tuple[str, str], order: list[str]) -> tuple:
+    """Taxes first, then ratios over PyTorch eager; each in the modes' display order (by
+    numerator, then denominator: tf-eager / tf-graph before tf-eager / tf-xla)."""
     numerator, denominator = pair
-    return (not (denominator != REFERENCE or numerator == REFERENCE),
-            order.index(numerator) if numerator in order else len(order), numerator)
+
+    def rank(mode: str) -> int:
+        return order.index(mode) if mode in order else len(order)
+
+    return (not (denominator != REFERENCE or numerator == REFERENCE), rank(numerator),
+            numerator, rank(denominator), denominator)
 
 
 def matrix(rows: list[CellRow], ratios: Optional[list[ModeRatio]] = None) -> pd.DataFrame:
@@ -152,7 +170,8 @@ def framework_lines(ratios: list[ModeRatio], rows: list[tuple[str, str]]) -> lis
     Allocation-bound cells are left out: their time moves with the machine's memory state."""
     lines = []
     wanted = set(rows)
-    for eager, twin in graph_twins().items():
+    pairs = [(eager, graph) for eager, graphs in compiled_modes().items() for graph in graphs]
+    for eager, twin in pairs:
         mine = [r for r in ratios if r.numerator == eager and r.denominator == twin
                 and (r.workload, r.params) in wanted and "allocation-bound" not in r.flags]
         if not mine:
@@ -177,28 +196,33 @@ def compact(ratio: Optional[ModeRatio]) -> str:
     return ratio.compact() if ratio is not None else ""
 
 
-def _fit(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "~"
-
-
 def mode_rows(rows: list[CellRow], ratios: list[ModeRatio]) -> list[str]:
-    """Per parameter set, one line per mode: median, eager tax, ratio over torch, flag marks."""
-    twins = graph_twins()
+    """Per parameter set, one line per mode: median, the eager tax on each compiled mode's line
+    (its eager mode's time over its own), ratio over torch, flag marks. Columns are as wide as
+    their widest entry: nothing is cut."""
+    baseline = {mode.name: mode.baseline for mode in all_modes().values() if mode.compiled}
     found = {(r.workload, r.params, r.numerator, r.denominator): r for r in ratios}
-    lines = [f"  {'mode':<15}{'median':>10}  {'eager tax (eager/graph)':<31}"
-             f"{'vs torch':<20}flags"]
     ok = headline_rows(rows)
+    table: list[tuple] = []   # a parameter set's heading, or a mode's cells
     for workload, params in dict.fromkeys((r.workload, r.params) for r in ok):
-        lines.append(_fit(f"{workload} {params}", 100))
+        table.append((f"{workload} {params}",))
         for row in [r for r in ok if (r.workload, r.params) == (workload, params)]:
-            tax = found.get((workload, params, row.mode, twins.get(row.mode, "")))
+            tax = found.get((workload, params, baseline.get(row.mode, ""), row.mode))
             versus = found.get((workload, params, row.mode, REFERENCE))
             marks = "".join(dict.fromkeys((tax.marks() if tax else "")
                                           + (versus.marks() if versus else "")))
-            tax_text = f"{compact(tax)} over {tax.denominator}" if tax else ""
-            lines.append(f"  {_fit(row.mode, 14):<15}{fmt.duration(row.median_ms):>10}  "
-                         f"{_fit(tax_text, 30):<31}{_fit(compact(versus), 19):<20}{marks}")
-    return lines
+            tax_text = f"{compact(tax)} ({tax.numerator} / {row.mode})" if tax else ""
+            table.append((row.mode, fmt.duration(row.median_ms), tax_text, compact(versus),
+                          marks))
+    header = ("mode", "median", "eager tax (eager/graph)", "vs torch", "flags")
+    cells = [header] + [line for line in table if len(line) > 1]
+    width = [max(len(line[i]) for line in cells) for i in range(4)]
+
+    def line(cols: tuple) -> str:
+        return (f"  {cols[0]:<{width[0]}}  {cols[1]:>{width[1]}}  {cols[2]:<{width[2]}}  "
+                f"{cols[3]:<{width[3]}}  {cols[4]}")
+
+    return [line(header)] + [line(t) if len(t) > 1 else t[0] for t in table]
 
 
 def matrix_rows(rows: list[CellRow], ratios: list[ModeRatio]) -> list[str]:
@@ -206,12 +230,12 @@ def matrix_rows(rows: list[CellRow], ratios: list[ModeRatio]) -> list[str]:
     table = matrix(rows, ratios)
     columns = [c for c in table.columns[2:] if table[c].map(
         lambda r: r is not None and r.is_tax).any()]
-    lines = [f"{'workload and parameters':<36}" + "".join(f"{_fit(c, 20):<21}" for c in columns)]
-    for _, line in table.iterrows():
-        taxed = [f"{compact(line[c])} {line[c].marks() if line[c] else ''}" for c in columns]
-        lines.append(f"{_fit(line['workload'] + ' ' + line['params'], 35):<36}"
-                     + "".join(f"{_fit(text, 20):<21}" for text in taxed))
-    return lines
+    body = [[f"{line['workload']} {line['params']}"]
+            + [f"{compact(line[c])} {line[c].marks() if line[c] else ''}".rstrip()
+               for c in columns] for _, line in table.iterrows()]
+    cells = [["workload and parameters", *columns]] + body
+    width = [max(len(row[i]) for row in cells) for i in range(len(cells[0]))]
+    return ["  ".join(f"{text:<{w}}" for text, w in zip(row, width)) for row in cells]
 
 
 def terminal(rows: list[CellRow], all_rows: bool = False) -> str:

@@ -13,10 +13,12 @@ from eagerbench.frameworks import facts
 from eagerbench.records import host as hosts
 from eagerbench.records.limits import MachineLimits
 from eagerbench.records.model import Record
-from eagerbench.report import accounting, cell_table, explain, exports, releases, summary
+from eagerbench.report import accounting, cell_table, explain, exports, models, releases, summary
 from eagerbench.report.figures import declared as views
 from eagerbench.report.figures import headline as plots
+from eagerbench.report.figures import models as models_figure
 from eagerbench.report.pages import front as pages
+from eagerbench.report.pages import models as models_page
 from eagerbench.report.pages import run as runpage
 from eagerbench.report.pages import verify
 
@@ -126,6 +128,10 @@ def _write_pages(out_dir: Path, records: list[Record], found: summary.Summary,
     if env.get("environments"):   # a run across releases (--env) answers by release
         figures += releases.plot(releases.taxes(rows, env), out_dir)
         front = releases.page(rows, env, runpage.machine_line(env, account), figures, out_dir)
+    elif models.is_model_run(rows):   # the model suite answers per model
+        model_plot = models_figure.figure(models.model_taxes(rows, why), out_dir)
+        front = models_page.page(rows, why, runpage.machine_line(env, account),
+                                 [model_plot] if model_plot else [], out_dir)
     else:
         front = pages.front_page(rows, env, account, crossings, figures)
     (out_dir / "README.md").write_text(front)

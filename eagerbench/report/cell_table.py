@@ -24,7 +24,8 @@ def notes(r: CellRow) -> list[str]:
     if np.isfinite(diff) and diff > (r.agreement_rtol if np.isfinite(r.agreement_rtol)
                                      else 1e-3):
         note.append(f"DISAGREES with {r.eager_twin} after the warm-up: relative "
-                    f"difference {diff:.2g} (tolerance {r.agreement_rtol:.0e})")
+                    f"difference {diff:.2g} (tolerance {r.agreement_rtol:.0e}; a step that "
+                    f"draws random numbers, such as dropout, is declared with random=)")
     if r.traces_during_timing:
         note.append(f"RETRACED {r.traces_during_timing}x while timing")
     if r.compiles_during_timing:
@@ -61,6 +62,16 @@ def _ratio(r: CellRow, name: str) -> str:
     return fmt.ratio(ratio.value, ratio.lo, ratio.hi) if ratio else ""
 
 
+def agreement_text(r: CellRow) -> str:
+    """A compiled mode's largest relative difference from its eager twin after the warm-up
+    (``2e-07``), or why it was not compared."""
+    if r.random_step:
+        return f"not compared: random step ({r.random_step})"
+    if not np.isfinite(r.agreement_rel_diff):
+        return ""
+    return "exactly" if r.agreement_rel_diff == 0 else f"{r.agreement_rel_diff:.1g}"
+
+
 def summary_table(rows: list[CellRow]) -> pd.DataFrame:
     """One line per cell: the human-readable view of the cells table."""
     shown = list(dict.fromkeys(name for r in rows for name in r.shown
@@ -70,7 +81,7 @@ def summary_table(rows: list[CellRow]) -> pd.DataFrame:
         line = {"workload": r.workload, "params": r.params, "mode": r.mode}
         if not r.ok:
             line.update({"time per call": "", "latency": "", "vs torch": "",
-                         "vs eager twin": "", "rate": "", "compile": "",
+                         "vs eager twin": "", "rate": "", "compile": "", "agrees": "",
                          **{c: "" for c in shown}, "note": f"{r.status}: {r.reason}"})
             out.append(line)
             continue
@@ -83,6 +94,7 @@ def summary_table(rows: list[CellRow]) -> pd.DataFrame:
                                       r.limit_share, r.limit),
                      "compile": fmt.duration(r.compile_ms) if np.isfinite(r.compile_ms)
                      and r.compile_ms > 0.05 * r.median_ms else "",
+                     "agrees": agreement_text(r),
                      **{c: r.shown_values.get(c, "") for c in shown},
                      "note": "; ".join(notes(r))})
         out.append(line)

@@ -165,12 +165,22 @@ def cell_level(recs: list[Record]) -> Optional[stats.Level]:
     return stats.level([per_call_ms(r) for r in ok], [r.process_id() for r in ok])
 
 
-def _relative_difference(a: dict, b: dict) -> float:
+# A checked value smaller than this share of the largest one is compared against that floor,
+# not against itself: a batch norm's betas of norm 1e-9 beside weights of norm 27 are rounding
+# noise, and their relative difference (0.43 between torch and torch-compile, for the same
+# MobileNet step) measured nothing.
+NEGLIGIBLE_SHARE = 1e-6
+
+
+def relative_difference(a: dict, b: dict) -> float:
+    """The largest difference between two modes' checked values, each relative to its own
+    magnitude, or to ``NEGLIGIBLE_SHARE`` of the largest value where it is smaller."""
     keys = [k for k in a if k in b and isinstance(a[k], (int, float)) and
             isinstance(b[k], (int, float))]
-    diffs = [abs(a[k] - b[k]) / max(abs(a[k]), abs(b[k])) for k in keys
-             if max(abs(a[k]), abs(b[k])) > 1e-12]
-    return float(max(diffs)) if diffs else (0.0 if keys else np.nan)
+    scale = max([max(abs(a[k]), abs(b[k])) for k in keys] or [0.0])
+    floor = max(NEGLIGIBLE_SHARE * scale, 1e-300)
+    diffs = [abs(a[k] - b[k]) / max(abs(a[k]), abs(b[k]), floor) for k in keys]
+    return float(max(diffs)) if diffs else np.nan
 
 
 def agreement(recs: list[Record], twin: list[Record]) -> float:
@@ -184,6 +194,6 @@ def agreement(recs: list[Record], twin: list[Record]) -> float:
             continue
         other = by_process.get(rec.result.process_id()) or by_repeat.get(rec.spec.repeat)
         if other is not None:
-            diffs.append(_relative_difference(rec.result.warm_check, other.result.warm_check))
+            diffs.append(relative_difference(rec.result.warm_check, other.result.warm_check))
     diffs = [d for d in diffs if np.isfinite(d)]
     return float(max(diffs)) if diffs else np.nan

@@ -16,6 +16,7 @@ among the cells of one workload in that run. Reads stored results only.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -118,11 +119,12 @@ def _classes(keys) -> dict:
 
 
 def _taxes(side: Side) -> dict:
-    """Each compiled cell's per-process log eager tax (its twin measured in its processes)."""
+    """Each compiled cell's per-process log eager tax, log(eager) - log(compiled) (its eager
+    twin measured in its processes)."""
     out = {}
     for key, twin in side.twins.items():
         if key in side.levels and twin in side.levels:
-            found = stats.paired_differences(side.levels[key], side.levels[twin])
+            found = stats.paired_differences(side.levels[twin], side.levels[key])
             if found is not None:
                 out[key] = found[0]
     return out
@@ -141,15 +143,27 @@ class Change:
     values: tuple[float, ...]               # run 0, 1, ...
     ratios: tuple[Optional[stats.Ratio], ...]   # run 1, 2, ...: against run 0
     raw: tuple[float, ...] = ()             # absolute view: the ratio before the shift
+    # The tax view's values are eager taxes (eager / compiled): the compiled mode is slower
+    # when its tax falls, so a ratio below 1 is the slowdown there.
+    falls_when_slower: bool = False
 
     def ratio(self, run: int) -> Optional[stats.Ratio]:
         return self.ratios[run - 1]
 
+    def slowdown(self, run: int) -> Optional[stats.Ratio]:
+        """Run ``run`` against the baseline as a slowdown (above 1: slower): the compiled
+        mode's time over its eager twin's in the tax view, the time in the absolute one."""
+        r = self.ratio(run)
+        if r is None or not self.falls_when_slower:
+            return r
+        return dataclasses.replace(r, value=1 / r.value, lo=1 / r.hi, hi=1 / r.lo)
+
     def slower_than(self, percent: float) -> bool:
         """Significantly slower than the baseline by more than ``percent`` in some run: the
-        whole 95% interval lies above ``1 + percent / 100`` (a point estimate past it with an
-        interval reaching below is not evidence of that much)."""
-        return any(r is not None and r.lo > 1 + percent / 100 for r in self.ratios)
+        slowdown's whole 95% interval lies above ``1 + percent / 100`` (a point estimate past it
+        with an interval reaching below is not evidence of that much)."""
+        return any(r is not None and r.lo > 1 + percent / 100
+                   for r in (self.slowdown(i) for i in range(1, len(self.ratios) + 1)))
 
 
 @dataclass(frozen=True)
@@ -177,7 +191,7 @@ def tax_view(sides: list[Side]) -> list[Change]:
             ratios.append(None if other is None else stats.difference(
                 other, base, priors[i][workload], priors[0][workload]))
         rows.append(Change(workload, params, mode, sides[0].twins[key][2], tuple(values),
-                           tuple(ratios)))
+                           tuple(ratios), falls_when_slower=True))
     return rows
 
 
@@ -253,14 +267,17 @@ class ModeChange:
 
 
 def by_mode(changes: list[Change], runs: int) -> list[ModeChange]:
+    """Per mode and run: the geometric mean of its cells' ratios (as displayed: of taxes in
+    the tax view), and how many cells are significantly slower and faster."""
     out = []
     for mode in dict.fromkeys(c.mode for c in changes):
         mine = [c for c in changes if c.mode == mode]
         geomeans, slower, faster = [], [], []
         for i in range(1, runs):
-            found = [r for r in (c.ratio(i) for c in mine) if r is not None]
-            values = [r.value for r in found if np.isfinite(r.value)]
+            values = [r.value for r in (c.ratio(i) for c in mine)
+                      if r is not None and np.isfinite(r.value)]
             geomeans.append(float(np.exp(np.mean(np.log(values)))) if values else np.nan)
+            found = [r for r in (c.slowdown(i) for c in mine) if r is not None]
             slower.append(sum(r.significant and r.value > 1 for r in found))
             faster.append(sum(r.significant and r.value < 1 for r in found))
         out.append(ModeChange(mode, len(mine), tuple(geomeans), tuple(slower), tuple(faster)))
@@ -352,11 +369,11 @@ def display(changes: list[Change], sides: list[Side], changed_only: bool = False
     value = fmt.times if view_name == "tax" else fmt.duration
     rows = []
     for c in changes:
-        verdicts = [_change(c.ratio(i)) for i in range(1, len(sides))]
+        verdicts = [_change(c.slowdown(i)) for i in range(1, len(sides))]
         if changed_only and all(v in ("same", "missing") for v in verdicts):
             continue
         key = (c.workload, c.params, c.mode)
-        mode = f"{c.mode} / {c.twin}" if view_name == "tax" else c.mode
+        mode = f"{c.twin} / {c.mode}" if view_name == "tax" else c.mode
         row = {"cell": f"{c.workload} {c.params}", "mode": mode,
                sides[0].name: value(c.values[0])}
         if shares:

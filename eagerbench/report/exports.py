@@ -31,7 +31,7 @@ _MEASURED = ("status", "reason", "processes", "n", "q1_ms", "q3_ms", "iqr_ms", "
              "donation_copied_bytes", "host_reads_per_call", "threads_applied", "device_name",
              "allocator", "stopped", "bimodal", "shown")
 _RATES = ("gflops", "gbps", "us_per_op", "limit_share", "limit", "invalid",
-          "agreement_rel_diff", "agreement_rtol")
+          "agreement_rel_diff", "agreement_rtol", "random_step")
 _RATIO_PARTS = ("", "_lo", "_hi", "_half_width", "_significant", "_df", "_disagreement_p")
 
 

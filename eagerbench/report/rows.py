@@ -90,6 +90,9 @@ class CellRow:
     # agreement with its eager twin after the warm-up
     agreement_rel_diff: float = NAN
     agreement_rtol: float = NAN
+    # what makes its step random (a dropout layer): its modes compute different steps and
+    # are not compared
+    random_step: str = ""
     # ratios with their 95% intervals
     slowdown: Optional[Ratio] = None      # time over PyTorch eager's
     vs_eager: Optional[Ratio] = None      # time over its eager twin's (graph / eager)

@@ -95,7 +95,8 @@ def cell_rows(records: list[Record], limits: Optional[MachineLimits] = None) -> 
         twin = groups.get((key[0], key[1], base["eager_twin"]))
         rows.append(CellRow(**base, **measured,
                             agreement_rel_diff=cellstats.agreement(ok, twin) if twin else NAN,
-                            agreement_rtol=cellstats.AGREEMENT_RTOL.get(base["dtype"], 1e-3)))
+                            agreement_rtol=cellstats.AGREEMENT_RTOL.get(base["dtype"], 1e-3),
+                            random_step=str(ok[0].result.info.get("random", ""))))
     return with_ratios(rows, levels)
 
 

@@ -21,7 +21,7 @@ from typing import Any, ContextManager, Iterator, Optional, Protocol
 from eagerbench.frameworks.backends.base import Backend
 from eagerbench.records.model import CellResult, Sample
 from eagerbench.records.why import Why
-from eagerbench.worker.clock import GCWatch, block_size, run_block, wait_floor_ns
+from eagerbench.worker.clock import GCWatch, Step, block_size, run_block, wait_floor_ns
 from eagerbench.worker.counters import Counters, compiler_delta, compiler_plus
 from eagerbench.workload import Task, Workload
 
@@ -164,12 +164,27 @@ def charged(run: LiveCell, phase: str, calls: int) -> Iterator[None]:
     run.steps += calls
 
 
-def counted_call(run: LiveCell, calls: int, watch: GCWatch, phase: str) -> Sample:
+def counted_call(run: LiveCell, calls: int, watch: GCWatch, phase: str,
+                 step: Optional[Step] = None) -> Sample:
     """``calls`` calls of ``run``'s step and one wait, charged to ``run``."""
     with charged(run, phase, calls):
-        run.st, run.mem, sample = run_block(run.task.step, run.backend.block, run.st, run.mem,
-                                            calls, watch)
+        run.st, run.mem, sample = run_block(step or run.task.step, run.backend.block, run.st,
+                                            run.mem, calls, watch)
     return sample
+
+
+def returns_state(step: Step) -> Step:
+    """``step``, failing with one clear line when it does not return ``(st, mem)`` (a user's
+    step that returns nothing would otherwise fail as ``cannot unpack NoneType``). Only the
+    first call is checked: the timed calls run the step itself."""
+    def checked(st: Any, mem: Any) -> tuple[Any, Any]:
+        out = step(st, mem)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            what = type(out).__name__ if not isinstance(out, tuple) else f"{len(out)} values"
+            raise TypeError(f"the step returned {what}; it must return (st, mem)")
+        return out
+
+    return checked
 
 
 def keep(run: LiveCell, sample: Sample, into: list[Sample]) -> None:
@@ -182,7 +197,8 @@ def warm_up(runs: list[LiveCell], rounds: int, watch: GCWatch, channel: Channel)
     """``rounds`` single calls of each run, round-robin: traces and compiles happen here."""
     for i in range(rounds):
         for run in runs:
-            keep(run, counted_call(run, 1, watch, "warmup"), run.warmup)
+            step = returns_state(run.task.step) if i == 0 else None
+            keep(run, counted_call(run, 1, watch, "warmup", step), run.warmup)
         channel.progress("warmup", i + 1, rounds)
 
 

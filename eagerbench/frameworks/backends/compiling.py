@@ -62,6 +62,16 @@ class Compiling(ArrayOps):
         """How many times compiled steps have been traced (Python run to build a graph) so far."""
         return 0
 
+    def watch_traces(self, counter: Callable[[], int]) -> None:
+        """Count the traces of a step that a library compiles itself (Keras: ``counter`` is
+        how often its step's Python ran). A backend whose own counter sees only the functions
+        it compiled (TensorFlow, JAX) adds these to ``trace_count``; PyTorch's counts every
+        graph Dynamo makes in the process already."""
+        self._watched.append(counter)
+
+    def watched_traces(self) -> int:
+        return sum(counter() for counter in self._watched)
+
     def compile_events(self) -> dict:
         """Backend compiles so far in this process: ``count``, and ``seconds`` where the framework
         times them (JAX: XLA compiles; torch: Dynamo frame compiles; TensorFlow: traces, timed

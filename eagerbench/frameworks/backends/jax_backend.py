@@ -20,6 +20,7 @@ import numpy as np
 
 from eagerbench.frameworks.backends.base import Backend
 from eagerbench.frameworks.backends.compiling import passed_through, rejoined
+from eagerbench.frameworks.backends.probes import count_error
 from eagerbench.records.model import CompilerCounts, Donation
 
 # XLA compiles in this process (count, and seconds of tracing, lowering and compiling), from
@@ -63,6 +64,45 @@ INLINE_FLOPS = 1000         # XLA's CPU client: a program with fewer runs on the
 OFF_THREAD_ELEMENTS = 512   # a launch probe's ``x * 0.5 + 0.5`` on this many: 1,024 FLOPs
 
 
+def _traceable(leaf: Any) -> bool:
+    """Whether a leaf of ``st`` is a value ``jax.jit`` traces (an array or a float); anything
+    else (an int, a string, a module's graph definition, an optimizer's functions) is handed
+    to the step as it is, a static argument: a new value compiles again, as the guard reports."""
+    return isinstance(leaf, (jax.Array, np.ndarray, np.generic, float, complex))
+
+
+class _Static:
+    """The static leaves of ``st`` and where they go: hashable, as ``jax.jit`` needs, compared
+    by value where they can be and by identity where not (a module's graph definition)."""
+
+    def __init__(self, treedef: Any, leaves: tuple[tuple[int, Any], ...]):
+        self.treedef, self.leaves = treedef, leaves
+
+    @staticmethod
+    def _key(x: Any) -> Any:
+        try:
+            hash(x)
+            return x
+        except TypeError:
+            return ("id", id(x))
+
+    def __hash__(self) -> int:
+        return hash((self.treedef, tuple((i, self._key(x)) for i, x in self.leaves)))
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, _Static) and self.treedef == other.treedef
+                and len(self.leaves) == len(other.leaves)
+                and all(i == j and (a is b or self._key(a) == self._key(b))
+                        for (i, a), (j, b) in zip(self.leaves, other.leaves)))
+
+    def leaves_with(self, traced: list) -> list:
+        """Every leaf of ``st`` in order: the static ones here, the ``traced`` ones between."""
+        out, it, static = [], iter(traced), dict(self.leaves)
+        for i in range(len(self.leaves) + len(traced)):
+            out.append(static[i] if i in static else next(it))
+        return out
+
+
 class JittedStep:
     """A step ``(st, mem) -> (st, mem)`` under ``jax.jit`` with the buffers in ``mem`` donated.
 
@@ -71,7 +111,8 @@ class JittedStep:
     donated buffer of the same shape, so that the buffer meant to be updated in place is copied
     and a fresh one allocated on every step. And ``mem`` comes first among the outputs, since
     XLA hands each donated buffer to the first output of its shape and dtype. After the first
-    call, ``donation`` says how many donated buffers the outputs really reuse.
+    call, ``donation`` says how many donated buffers the outputs really reuse. Leaves of ``st``
+    that are not arrays are static arguments (``_traceable``).
     """
 
     def __init__(self, fn: Callable, on_trace: Callable[[], None]):
@@ -80,24 +121,27 @@ class JittedStep:
         self.forwarded: list = []     # per output leaf of st: the st input leaf it passes on
         self.st_def = None
         self.donation: Optional[Donation] = None
-        self.arguments = None   # shapes and dtypes of the first call's arguments
+        self.arguments: Optional[tuple] = None   # the first call's arguments: shapes, dtypes
         self._cost: dict | None = None   # XLA's cost analysis of the first call's executable
-        self._jitted = jax.jit(self._traced, donate_argnums=(1,))
+        self._jitted = jax.jit(self._traced, donate_argnums=(1,), static_argnums=(2,))
 
-    def _traced(self, st, mem):
+    def _traced(self, traced, mem, static: _Static):
         self.on_trace()   # runs only while JAX traces
-        new_st, new_mem = self.fn(st, mem)
+        st_leaves = static.leaves_with(traced)
+        new_st, new_mem = self.fn(jax.tree_util.tree_unflatten(static.treedef, st_leaves), mem)
         leaves, self.st_def = jax.tree_util.tree_flatten(new_st)
-        self.forwarded = passed_through(jax.tree_util.tree_leaves(st), leaves)
+        self.forwarded = passed_through(st_leaves, leaves)
         return new_mem, [x for x, f in zip(leaves, self.forwarded) if f is None]
 
     def __call__(self, st, mem):
         first = self.donation is None
+        st_in, treedef = jax.tree_util.tree_flatten(st)
+        traced = [x for x in st_in if _traceable(x)]
+        static = _Static(treedef, tuple((i, x) for i, x in enumerate(st_in) if not _traceable(x)))
         if first:   # read before the call: donated inputs are deleted by it
             donated = {x.unsafe_buffer_pointer(): x.nbytes for x in jax.tree_util.tree_leaves(mem)}
-            self.arguments = jax.tree_util.tree_map(_argument_shape, (st, mem))
-        st_in = jax.tree_util.tree_leaves(st)
-        new_mem, computed = self._jitted(st, mem)
+            self.arguments = (*jax.tree_util.tree_map(_argument_shape, (traced, mem)), static)
+        new_mem, computed = self._jitted(traced, mem, static)
         leaves = rejoined(self.forwarded, st_in, computed)
         if first:
             kept = {x.unsafe_buffer_pointer() for x in jax.tree_util.tree_leaves(new_mem)}
@@ -374,7 +418,7 @@ class JaxBackend(Backend):
         self._traces += 1
 
     def trace_count(self) -> int:
-        return self._traces
+        return self._traces + self.watched_traces()
 
     def compile_events(self) -> dict:
         return dict(_COMPILES)
@@ -416,10 +460,17 @@ class JaxBackend(Backend):
         self._host_values = ("record", [])
         try:
             out = fn(*args)
+        except BaseException:
+            self._host_values = None
+            raise
+        try:
             self._host_values = ("replay", iter(self._host_values[1]))   # what it recorded
             jaxpr = trace()
         except (*_HOST_READ_ERRORS, StopIteration):
             return None, out
+        except Exception as exc:  # noqa: BLE001 - the step ran, only its trace failed (a step
+            # that updates Python objects in place cannot be traced): its state moved on
+            return count_error([exc]), out
         finally:
             self._host_values = None
         return _counted(jaxpr.jaxpr), out

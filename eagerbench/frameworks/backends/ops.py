@@ -29,6 +29,7 @@ class ArrayOps(abc.ABC):
         self.compiled = compiled
         self.host_reads = 0   # device values read by Python control flow (host syncs)
         self._eager_steps: dict[int, Callable] = {}   # see Compiling.keep_eager
+        self._watched: list[Callable[[], int]] = []   # see Compiling.watch_traces
 
     # --- set-up -----------------------------------------------------------------------------
     @abc.abstractmethod

@@ -372,7 +372,8 @@ class TFBackend(Backend):
         return self.keep_eager(fn, step)
 
     def trace_count(self) -> int:
-        return sum(f.experimental_get_tracing_count() for f in self._compiled)
+        return (sum(f.experimental_get_tracing_count() for f in self._compiled)
+                + self.watched_traces())
 
     def graph_diagnostics(self) -> CompilerCounts:
         out = super().graph_diagnostics()   # the traces first: a costing may trace again
