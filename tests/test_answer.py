@@ -43,9 +43,9 @@ def test_the_tax_is_eager_over_graph_with_the_interval_inverted():
     assert tax.is_tax and tax.lo < tax.value < tax.hi
 
 
-def test_the_graph_twin_of_each_eager_mode():
-    assert answer.graph_twins() == {"torch": "torch-compile", "tf-eager": "tf-graph",
-                                    "jax": "jax-jit"}
+def test_each_eager_modes_compiled_modes_in_display_order():
+    assert answer.compiled_modes() == {"torch": ["torch-compile", "torch-cudagraph"],
+                                       "tf-eager": ["tf-graph", "tf-xla"], "jax": ["jax-jit"]}
 
 
 def test_a_taxs_flags_come_from_its_interval_and_from_either_step():
@@ -92,7 +92,7 @@ def test_the_terminal_answer_fits_100_columns_in_both_views():
     eager_row = next(line for line in small.splitlines() if line.strip().startswith("tf-eager"))
     tax = next(r for r in answer.taxes(cells)
                if r.params == "size=10 ops=100" and r.numerator == "tf-eager" and r.is_tax)
-    assert "over tf-graph" in small
+    assert "(tf-eager / tf-graph)" in small   # the tax sits on the compiled row, named
     assert any(answer.compact(tax) in line for line in small.splitlines())
     assert "tf-eager" in eager_row
     # a large run shows the headline matrix, one line per parameter set

@@ -25,7 +25,7 @@ def test_jax_jit_hands_a_steps_non_array_state_to_it_as_it_is():
 
     def step(st, mem):
         scale, shift = st["transform"]
-        return {**st, "w": shift(scale(st["w"])) + jnp.zeros(st["n"])}, mem
+        return {**st, "w": shift(scale(st["w"])) + jnp.zeros(st["n"], st["w"].dtype)}, mem
 
     compiled = B.compile_step(step)
     st = {"w": B.asarray(np.zeros(3)), "n": 3, "transform": transform}

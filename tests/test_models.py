@@ -147,3 +147,13 @@ def test_the_default_check_sees_a_keras_model_and_an_nnx_module_kept_in_st():
     found = _floats(J, {"net": Net()})
     assert set(found) == {"net.layer/bias_norm", "net.layer/kernel_norm"}
     assert found["net.layer/kernel_norm"] > 0
+
+
+def test_a_models_check_reads_the_loss_after_its_first_update_not_the_last():
+    """Later losses compound the modes' rounding through the training itself (a batch-norm
+    ResNet on a batch of one: 1e-5 apart after one update, 1% after three)."""
+    B, task = build("torch", "bert", {"step": "train", "batch": 1}, dtype="float32")
+    seen, check, _ = run_steps(B, task, 4)
+    losses = [s["loss"] for s in seen]
+    assert check["loss_after_one_update"] == losses[1] != losses[-1]
+    assert "loss" not in check

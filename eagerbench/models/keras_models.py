@@ -18,7 +18,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from eagerbench.models.common import TRAIN, model_check, model_params, model_workload, norms
+from eagerbench.models.common import TRAIN, Losses, model_check, model_params, model_workload, norms
 from eagerbench.native import Env
 from eagerbench.workload import Task, Unsupported, Work, Workload
 
@@ -100,10 +100,10 @@ def keras_workload(name: str, model: Callable[[dict], Any],
         def infer(st: dict, mem: dict) -> tuple[dict, dict]:
             return {**st, "out": net.predict_on_batch(st["inputs"])}, mem
 
+        losses = Losses(float)
         return Task(step=train if training else infer,
-                    st={"inputs": inputs, "targets": targets}, mem={},
-                    observe=lambda st, mem: {"loss": float(st["loss"])} if training else {},
-                    check=lambda st, mem: _check(net, st),
+                    st={"inputs": inputs, "targets": targets}, mem={}, observe=losses.observe,
+                    check=lambda st, mem: _check(net, st, losses),
                     info={"parameters": int(net.count_params()), "keras": keras.__version__,
                           "compile": settings})
 
@@ -112,11 +112,12 @@ def keras_workload(name: str, model: Callable[[dict], Any],
                           iters=iters, warmup=warmup, work=work)
 
 
-def _check(net, st: dict) -> dict:
-    """The loss or the output's norm, and the norm of every variable together."""
+def _check(net, st: dict, losses: Losses) -> dict:
+    """The loss after one update or the output's norm, and the norm of every variable
+    together."""
     import keras
 
-    return model_check(float(st["loss"]) if "loss" in st else None,
+    return model_check(losses.after_one_update(),
                        norms([("out", st["out"])], np.asarray) if "out" in st else None,
                        norms(((v.path, v) for v in net.variables),
                              lambda v: keras.ops.convert_to_numpy(v)))

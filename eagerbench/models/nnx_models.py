@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from eagerbench.models.common import TRAIN, model_check, model_params, model_workload, norms
+from eagerbench.models.common import TRAIN, Losses, model_check, model_params, model_workload, norms
 from eagerbench.native import Env, path_names
 from eagerbench.workload import Task, Unsupported, Work, Workload
 
@@ -139,10 +139,10 @@ def nnx_workload(name: str, model: Callable[[dict, Any], Any],
 
             def model_now(st: dict, mem: dict):
                 return (net, opt) if training else net
+        losses = Losses(B.to_float)
         return Task(step=B.compile_step(train if training else infer, name), st=st, mem=mem,
-                    observe=lambda st, mem: ({"loss": B.to_float(st["loss"])} if training
-                                             else {}),
-                    check=lambda st, mem: _check(B, model_now(st, mem), st),
+                    observe=losses.observe,
+                    check=lambda st, mem: _check(B, model_now(st, mem), st, losses),
                     info={"parameters": sum(int(np.prod(p.shape)) for _, p in
                                             _flat(nnx.state(net, nnx.Param)))})
 
@@ -151,11 +151,12 @@ def nnx_workload(name: str, model: Callable[[dict, Any], Any],
                           iters=iters, warmup=warmup, work=work)
 
 
-def _check(B, objects, st: dict) -> dict:
-    """The loss or the output's norm, and the norm of the model's whole state."""
+def _check(B, objects, st: dict, losses: Losses) -> dict:
+    """The loss after one update or the output's norm, and the norm of the model's whole
+    state."""
     from flax import nnx
 
     net = objects[0] if isinstance(objects, tuple) else objects
-    return model_check(B.to_float(st["loss"]) if "loss" in st else None,
+    return model_check(losses.after_one_update(),
                        norms([("out", st["out"])], B.to_numpy) if "out" in st else None,
                        norms(_flat(nnx.state(net)), B.to_numpy))

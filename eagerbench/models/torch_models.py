@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from eagerbench.models.common import TRAIN, model_check, model_params, model_workload, norms
+from eagerbench.models.common import TRAIN, Losses, model_check, model_params, model_workload, norms
 from eagerbench.models.vision_ops import before_torch_libraries
 from eagerbench.native import Env
 from eagerbench.workload import Task, Unsupported, Work, Workload
@@ -118,11 +118,10 @@ def torch_workload(name: str, model: Callable[[dict], Any],
         train, infer = _steps(module, make_optimizer(module.parameters()) if training else None,
                               loss)
         random = random_layers(module) if training else []
+        losses = Losses(B.to_float)
         return Task(step=B.compile_step(train if training else infer, name),
-                    st={"inputs": inputs, "targets": targets}, mem={},
-                    observe=lambda st, mem: ({"loss": B.to_float(st["loss"])} if training
-                                             else {}),
-                    check=lambda st, mem: _check(B, module, st),
+                    st={"inputs": inputs, "targets": targets}, mem={}, observe=losses.observe,
+                    check=lambda st, mem: _check(B, module, st, losses),
                     comparable=not random,
                     info={"parameters": sum(p.numel() for p in module.parameters()),
                           **({"random": "dropout " + ", ".join(random[:3])} if random else {})})
@@ -132,9 +131,10 @@ def torch_workload(name: str, model: Callable[[dict], Any],
                           iters=iters, warmup=warmup, work=work)
 
 
-def _check(B, module, st: dict) -> dict:
-    """The loss or the output's norm, and the norm of every parameter and buffer together."""
-    return model_check(B.to_float(st["loss"]) if "loss" in st else None,
+def _check(B, module, st: dict, losses: Losses) -> dict:
+    """The loss after one update or the output's norm, and the norm of every parameter and
+    buffer together."""
+    return model_check(losses.after_one_update(),
                        norms([("out", st["out"])], B.to_numpy) if "out" in st else None,
                        norms(((k, v) for k, v in module.state_dict().items()
                               if v.is_floating_point()), B.to_numpy))

@@ -83,8 +83,8 @@ def page(rows: list[CellRow], why: list[WhyRow], header: str, figures: list[Path
              "what the process holds (its resident high-water mark during the step), and "
              "**memory ratio** eager's over the compiled mode's (the dynamo dashboard's "
              "compression ratio); **agrees** the largest relative difference from the eager "
-             "twin after the warm-up (the training loss and the norm of the whole state, or "
-             "the output).", ""]
+             "twin: of the loss after the first update and of the whole state's norm after the "
+             "warm-up, or of the output (tolerance 1e-3 in float32).", ""]
     means = models.geomeans(taxes)
     if means:
         parts += ["## The geometric means", ""] + [f"- {line}" for line in
