@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install bench bench-full releases lint test test-fast report clean slurm-up slurm-down
+.PHONY: help install bench bench-full models releases lint test test-fast report clean slurm-up slurm-down
 
 help:  ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -31,6 +31,15 @@ bench: $(STAMP)  ## Run the default suite and verify on the CPU; tables, plots, 
 bench-full: $(STAMP)  ## The whole grid (every workload's further values, thp companions) -> runs/full/
 	$(BIN)/eagerbench run --grid full --out runs/full $(ARGS)
 	$(BIN)/eagerbench verify --out runs/full
+
+# The model suite (workloads/zoo): five models per library, training and inference, at batch
+# 1 (dispatch-bound here) and 16 (compute-bound), one process per cell: 200 cells, most of the
+# time in compiling (torch.compile's cold compile of one training step: 17-86 s here). Then a
+# torch.utils.benchmark check of one cell, interleaved, beside the suite's interval.
+models: $(STAMP)  ## The eager tax of real models (torchvision, timm, HF, Keras 3, Flax) -> results/models/
+	$(BIN)/eagerbench run --grid models --repeat 1 --out results/models $(ARGS)
+	$(BIN)/python scripts/models_timeit.py results/models
+	$(BIN)/eagerbench report results/models > /dev/null
 
 # The release matrix: every tensorflow-cpu minor from 2.12 (the first for Python 3.11), JAX
 # from 0.4 to 0.10, and the PyTorch releases the disk allows (PyPI's Linux wheels are CUDA

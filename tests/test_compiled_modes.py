@@ -92,6 +92,8 @@ def test_torch_compile_cells_with_the_same_graphs_both_compile_cold(tmp_path):
     for res in (first, other):
         assert res.compile_cache["graph_hits"] == 0, res.compile_cache
         assert res.compile_cache["graph_misses"] >= 1, res.compile_cache
+        assert res.compile_cache["cold_unit"] == 1
+    assert again.compile_cache["cold_unit"] == 0
     assert again.compile_cache["graph_hits"] >= 1, again.compile_cache
     rows = summary.cell_rows(records)
     assert all(np.isfinite(r.compile_ms) for r in rows), [(r.compile_ms, r.compile_note)

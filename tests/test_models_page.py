@@ -28,7 +28,9 @@ def _suite(rng) -> list:
                 params = {"step": step, "batch": 1}
                 for eager in dict.fromkeys(EAGER[m] for m in compiled):
                     records.append(record_of(workload, params, eager, list(
-                        10.0 * np.exp(rng.normal(0, 0.01, 10))), pid, repeat))
+                        10.0 * np.exp(rng.normal(0, 0.01, 10))), pid, repeat,
+                        # eager JAX compiles each primitive at its first use
+                        warmup_ms=[1000.0, 10.0] if eager == "jax" else None))
                 for mode in compiled:
                     records.append(record_of(workload, params, mode, list(
                         10.0 / TAX[mode] * np.exp(rng.normal(0, 0.01, 10))), pid, repeat,
@@ -45,7 +47,11 @@ def test_the_model_page_reads_every_tax_the_means_and_keras_across_backends(tmp_
     for t in taxes:
         assert t.tax.lo < TAX[t.compiled.mode] < t.tax.hi
         assert t.tax.numerator == EAGER[t.compiled.mode]
-        assert 0.3 < t.compile_s < 0.5 and 1 < t.break_even < 100
+        assert 0.3 < t.compile_s < 0.5   # its own compile, though JAX's eager warm-up cost more
+        if t.compiled.mode == "jax-jit":
+            assert t.break_even == 0       # beyond eager's warm-up it cost nothing
+        else:
+            assert 1 < t.break_even < 100
     means = {(g.library, g.mode, g.step): g.value for g in models.geomeans(taxes)}
     assert means[("Keras 3", "tf-xla", "train")] == pytest.approx(8.0, rel=0.05)
     assert means[("PyTorch", "torch-compile", "infer")] == pytest.approx(2.0, rel=0.05)

@@ -128,6 +128,22 @@ def test_compile_costs_come_from_the_first_process_and_are_never_negative():
     assert quick == 0.0 and quick_note.startswith("within noise")
 
 
+def test_a_unit_that_started_cold_is_cold_though_it_found_its_own_graphs():
+    """A model's torch-compile unit in a first process found graphs in its cache: its own,
+    compiled earlier in its warm-up (a recompile of the same graph). Its unit started from
+    the empty template, so its compile cost is measured; a record that does not say so, with
+    hits, stays unmeasured; a later process never counts."""
+    rec = next(r for r in _run(np.random.default_rng(4)) if r.spec.repeat == 0)
+    rec.result.compile_cache.update({"graph_hits": 3, "cold_unit": 1})
+    assert cellstats.compiled_cold(rec)
+    rec.result.compile_cache["cold_unit"] = 0
+    assert not cellstats.compiled_cold(rec)
+    del rec.result.compile_cache["cold_unit"]
+    assert not cellstats.compiled_cold(rec)
+    rec.result.compile_cache.update({"graph_hits": 0, "cold_unit": 1})
+    assert not cellstats.compiled_cold(replace(rec, spec=replace(rec.spec, repeat=1)))
+
+
 def test_a_compile_cost_not_measured_says_why_and_is_not_read_as_never(tmp_path):
     """A first process that found its graphs in the cache measured no compile: the row says
     so, and the break-even table and plot show "not measured", not "never"."""

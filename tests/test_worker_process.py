@@ -21,7 +21,8 @@ def test_a_first_process_unit_compiles_from_the_template_and_leaves_its_graphs_s
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(shared / "inductor"))
     monkeypatch.setenv("TRITON_CACHE_DIR", str(shared / "triton"))
     monkeypatch.setenv(COLD_TEMPLATE_ENV, str(template))
-    with cold_compile_cache():
+    with cold_compile_cache() as cold:
+        assert cold
         inside = os.environ["TORCHINDUCTOR_CACHE_DIR"]
         assert inside != str(shared / "inductor")
         assert sorted(os.listdir(inside)) == ["toolchain"]
@@ -30,7 +31,8 @@ def test_a_first_process_unit_compiles_from_the_template_and_leaves_its_graphs_s
     assert sorted(os.listdir(shared / "inductor")) == ["earlier-graph", "new-graph", "toolchain"]
     assert not Path(inside).exists()
     monkeypatch.delenv(COLD_TEMPLATE_ENV)
-    with cold_compile_cache():   # a later process: the shared cache itself
+    with cold_compile_cache() as cold:   # a later process: the shared cache itself
+        assert not cold
         assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(shared / "inductor")
 
 

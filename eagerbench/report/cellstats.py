@@ -48,8 +48,11 @@ def compile_ms(result: CellResult) -> float:
 
 def compiled_cold(rec: Record) -> bool:
     """Whether a record's process compiled its cell cold: a setting's first process (later
-    ones load cached graphs), and no graph its step needed was in the cache already."""
-    return rec.spec.repeat == 0 and not rec.result.compile_cache.get("graph_hits")
+    ones load cached graphs), and its unit started from an empty cache (any graph it found
+    there, it had compiled itself: a model's graph again after a recompile) or, where the
+    record does not say so, no graph its step needed was in the cache already."""
+    cache = rec.result.compile_cache
+    return rec.spec.repeat == 0 and bool(cache.get("cold_unit") or not cache.get("graph_hits"))
 
 
 def median(values) -> float:

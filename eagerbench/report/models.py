@@ -40,7 +40,8 @@ class ModelTax:
     eager: CellRow
     compiled: CellRow
     tax: answer.ModeRatio
-    compile_s: float           # the compiled mode's compile cost beyond its twin's
+    compile_s: float           # the compiled mode's compile cost (its warm-up over its steady
+                               # state, in a first process)
     break_even: float          # calls until it pays back (inf: never; NaN: not measured)
     eager_mib: float           # what one step allocates on top of what is held
     compiled_mib: float
@@ -81,12 +82,12 @@ def model_taxes(rows: list[CellRow], why: list[WhyRow]) -> list[ModelTax]:
         tax = ratios.get((row.workload, row.params, row.eager_twin, row.mode))
         if not row.compiled or eager is None or tax is None:
             continue
-        compile_ms, calls = found.get(key, (math.nan, math.nan))
+        _, calls = found.get(key, (math.nan, math.nan))
         mem_e, mem_c = memory.get(eager.key), memory.get(key)
         out.append(ModelTax(
             row.workload, str(row.param_values.get("step", "")),
             int(row.param_values.get("batch", 0) or 0), row.framework, eager, row, tax,
-            compile_s=compile_ms / 1e3, break_even=calls,
+            compile_s=row.compile_ms / 1e3, break_even=calls,
             eager_mib=mem_e.step_transient_mib if mem_e else math.nan,
             compiled_mib=mem_c.step_transient_mib if mem_c else math.nan,
             graph_breaks=mem_c.graph_breaks if mem_c else math.nan))

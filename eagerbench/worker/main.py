@@ -60,8 +60,9 @@ def measure_cells(specs: list[CellSpec], channel: Channel) -> list[list[CellResu
         settings = Settings(max(s.warmup for s in specs), max(s.min_time_s for s in specs),
                             specs[0].gc)
         observer = WhyObserver(entries) if all(s.why for s in specs) else None
-        with cold_compile_cache():
-            results = measure_unit(entries, settings, channel, observer)
+        with cold_compile_cache() as cold:
+            results = [replace(r, compile_cache={**r.compile_cache, "cold_unit": int(cold)})
+                       for r in measure_unit(entries, settings, channel, observer)]
     finally:
         for entry in entries:
             entry.backend.reset()

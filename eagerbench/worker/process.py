@@ -70,16 +70,18 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
 
 
 @contextmanager
-def cold_compile_cache() -> Iterator[None]:
+def cold_compile_cache() -> Iterator[bool]:
     """Around one unit of a first process: torch.compile's caches start from the template
     (Dynamo's in-memory caches are reset between units; only the disk cache carried graphs
     from one cell to the next, two l-BFGS cells with the same graphs, say), and what the unit
-    compiled is merged into the shared cache afterwards, for the later processes to load."""
+    compiled is merged into the shared cache afterwards, for the later processes to load.
+    Yields whether it did: then a graph the unit found in the cache is one it compiled itself
+    (a graph again after a recompile, the same graph at two breaks), its cost already paid."""
     template = os.environ.get(COLD_TEMPLATE_ENV)
     found = {name: os.environ.get(name) for name in TORCH_CACHE_VARS}
     shared = {name: folder for name, folder in found.items() if folder}
     if not template or len(shared) < len(found):
-        yield
+        yield False
         return
     unit = os.path.join(tempfile.mkdtemp(
         prefix="unit-", dir=os.path.dirname(shared["TORCHINDUCTOR_CACHE_DIR"])), "cache")
@@ -87,7 +89,7 @@ def cold_compile_cache() -> Iterator[None]:
     try:
         with _environ({name: os.path.join(unit, os.path.basename(folder))
                        for name, folder in shared.items()}):
-            yield
+            yield True
     finally:
         for folder in shared.values():
             mine = os.path.join(unit, os.path.basename(folder))
