@@ -33,11 +33,12 @@ bench-full: $(STAMP)  ## The whole grid (every workload's further values, thp co
 	$(BIN)/eagerbench verify --out runs/full
 
 # The model suite (workloads/zoo): five models per library, training and inference, at batch
-# 1 (dispatch-bound here) and 16 (compute-bound), one process per cell: 200 cells, most of the
+# 1 (dispatch-bound here) and 16 (compute-bound), two processes per cell (the second loads the
+# first's compiled graphs; the intervals need a spread between processes): 212 cells, most of the
 # time in compiling (torch.compile's cold compile of one training step: 17-86 s here). Then a
 # torch.utils.benchmark check of one cell, interleaved, beside the suite's interval.
 models: $(STAMP)  ## The eager tax of real models (torchvision, timm, HF, Keras 3, Flax) -> results/models/
-	$(BIN)/eagerbench run --grid models --repeat 1 --out results/models $(ARGS)
+	$(BIN)/eagerbench run --grid models --repeat 2 --out results/models $(ARGS)
 	$(BIN)/python scripts/models_timeit.py results/models
 	$(BIN)/eagerbench report results/models > /dev/null
 

@@ -222,3 +222,20 @@ def test_report_out_writes_elsewhere_and_leaves_the_run_as_it_was(tmp_path):
     (tmp_path / "file").write_text("x")
     bad = CliRunner().invoke(cli, ["report", str(run), "--out", str(tmp_path / "file")])
     assert bad.exit_code == 2 and "is a file" in bad.output
+
+
+def test_the_front_page_links_the_runs_kept_in_its_folder(tmp_path):
+    """results/models/ and results/releases/ are runs of their own: the front page links each
+    by its page's title; a folder without records (previous/, workloads/) is no run."""
+    _write(tmp_path, _run(np.random.default_rng(1)))
+    report.build(tmp_path)
+    assert "## More runs in this folder" not in (tmp_path / "README.md").read_text()
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "raw.jsonl").write_text("")
+    (models / "README.md").write_text("# The eager tax of real models\n\nbody\n")
+    (tmp_path / "previous" / "20261201-1200").mkdir(parents=True)
+    report.build(tmp_path)
+    page = (tmp_path / "README.md").read_text()
+    section = page.split("## More runs in this folder\n\n", 1)[1].split("\n\n", 1)[0]
+    assert section == "- [The eager tax of real models](models/README.md)"

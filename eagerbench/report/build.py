@@ -133,7 +133,8 @@ def _write_pages(out_dir: Path, records: list[Record], found: summary.Summary,
         front = models_page.page(rows, why, runpage.machine_line(env, account),
                                  [model_plot] if model_plot else [], out_dir)
     else:
-        front = pages.front_page(rows, env, account, crossings, figures)
+        front = pages.front_page(rows, env, account, crossings, figures,
+                                 pages.nested_runs(out_dir))
     (out_dir / "README.md").write_text(front)
     (out_dir / "run.md").write_text(runpage.page(env, rows, account, verified))
     folder = out_dir / pages.WORKLOADS

@@ -223,9 +223,29 @@ def _workload_index(cells: list[CellRow]) -> list[str]:
                     "how the run spent its time, verification, the files.", ""]
 
 
+def nested_runs(folder: Path) -> list[tuple[str, str]]:
+    """Runs kept inside a run's folder (``results/models/``, ``results/releases/``): each
+    sub-folder with its own records and page, as (folder name, the page's title)."""
+    found = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+        page = sub / "README.md"
+        if (sub / "raw.jsonl").is_file() and page.is_file():
+            title = page.read_text().split("\n", 1)[0].lstrip("# ").strip()
+            found.append((sub.name, title))
+    return found
+
+
+def _nested_lines(nested: list[tuple[str, str]]) -> list[str]:
+    if not nested:
+        return []
+    return ["## More runs in this folder", ""] + [
+        f"- [{title}]({name}/README.md)" for name, title in nested] + [""]
+
+
 def front_page(cells: list[CellRow], env: dict, suite: RunAccount, crossings: list,
-               figures: list[Path]) -> str:
-    """README.md: one screen that answers, then the article beside today and the flags."""
+               figures: list[Path], nested: list[tuple[str, str]] | None = None) -> str:
+    """README.md: one screen that answers, then the article beside today and the flags;
+    ``nested``: the runs kept in sub-folders, linked."""
     ratios = answer.taxes(cells)
     rows = answer.headline_params(cells)
     table = answer.matrix(cells, ratios)
@@ -257,6 +277,7 @@ def front_page(cells: list[CellRow], env: dict, suite: RunAccount, crossings: li
         parts += [f"**{failed} cells were not measured**; each workload page says why.", ""]
     if any(p.name == "heatmap.png" for p in figures):
         parts += ["![the eager tax and the ratio to PyTorch per cell](heatmap.png)", ""]
+    parts += _nested_lines(nested or [])
     parts += _article(cells, env) + _flag_lines(suite) + _workload_index(cells)
     return "\n".join(parts)
 
