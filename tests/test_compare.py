@@ -148,6 +148,25 @@ def test_a_whole_run_slower_is_one_shift_not_every_cell(tmp_path):
     assert len(compare.slower_shifts(compare.shifts([a, b]), 10)) == 1
 
 
+def test_a_uniform_slowdown_over_too_few_cells_for_a_shift_fails_the_gate_cell_by_cell(
+        tmp_path):
+    """Two cells a framework, each 30% slower: a shift over two cells has a t interval on one
+    degree of freedom (1.32x [0.897, 1.95] here: "no shift") and judged beyond it each cell read
+    "same"; too few cells for a shift, each cell is judged on its own, and the gate fails."""
+    rng = np.random.default_rng(21)
+    a = _run(tmp_path / "a", rng, processes=5, sizes=(64,))
+    b = _run(tmp_path / "b", rng, processes=5, sizes=(64,), whole=1.3)
+    sides = [compare.load_side(a), compare.load_side(b)]
+    (shift,) = compare.shifts(sides)
+    assert shift.cells == 2 and not shift.estimated and np.isnan(shift.ratio.lo)
+    assert compare.slower_shifts([shift], 20) == []
+    worse = compare.regressions(compare.absolute_view(sides), 20)
+    assert {c.mode for c in worse} == {"torch", "torch-compile"}
+    assert "too few cells to estimate a shift" in compare.display_shifts([shift], sides)[0]
+    gate = _cli(a, b, "--view", "absolute", "--fail-slower", 20)
+    assert gate.returncode == 1 and "2 cell(s)" in gate.stderr
+
+
 def test_environment_differences_and_unmatched_cells_are_listed(tmp_path):
     rng = np.random.default_rng(3)
     a = compare.load_side(_run(tmp_path / "a", rng))

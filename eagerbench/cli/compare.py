@@ -25,7 +25,8 @@ from eagerbench.report.compare import Change, Shift, Side
               help="Exit 1 when, in the named --view, a cell is significantly slower than in "
                    "the first run by more than PCT percent: its ratio's whole 95% interval "
                    "above 1 + PCT/100; with --view absolute, also a whole framework's shift "
-                   "(a CI gate).")
+                   "(a CI gate; a framework with fewer than 5 cells has no shift: each cell "
+                   "is judged on its own).")
 @click.option("--format", "fmt", type=click.Choice(["table", "markdown"]), default="table",
               show_default=True, help="Terminal table or Markdown.")
 @click.option("--changed", is_flag=True, help="Show only cells with a significant change.")
@@ -95,7 +96,7 @@ def _gate(changes: list[Change], shift_rows: list[Shift], sides: list[Side], vie
     worse = compare.regressions(changes, percent)
     whole = compare.slower_shifts(shift_rows, percent) if view_name == "absolute" else []
     what = ("compiled time over its eager twin's (its eager tax falling)" if view_name == "tax"
-            else "time beyond its run's shift")
+            else "time (beyond its run's shift, where one could be estimated)")
     if whole:
         click.echo("eagerbench: whole run slower than " f"{sides[0].name} by more than "
                    f"{percent:g}%: " + "; ".join(f"{r.framework} {r.ratio.value:.3g}x"

@@ -35,6 +35,12 @@ from eagerbench.report import format as fmt
 ENV_KEYS = ("device", "dtype", "threads", "compile_mode", "allocator_choice", "gc", "repeat",
             "min_time_s", "python", "git_revision")
 VIEWS = ("tax", "absolute")
+# Fewer cells of a framework than this and no shift is estimated: its interval is a t interval
+# on (cells - 1) degrees of freedom (12.7 standard errors wide each side at two cells), so two
+# matmul cells each 1.7x slower gave 1.69x [0.686, 4.16], "no shift", and each cell judged
+# beyond that shift read "same": the gate passed a run 1.7x slower everywhere. Each such
+# cell is judged on its own instead.
+MIN_SHIFT_CELLS = 5
 
 
 @dataclass(frozen=True)
@@ -175,6 +181,12 @@ class Shift:
     cells: int
     ratio: stats.Ratio
 
+    @property
+    def estimated(self) -> bool:
+        """Whether there were cells enough to estimate a shift (its cells are judged beyond
+        it); otherwise ``ratio`` is their geometric mean, with no interval."""
+        return self.cells >= MIN_SHIFT_CELLS
+
 
 def tax_view(sides: list[Side]) -> list[Change]:
     """One row per compiled cell of the baseline: its eager tax in each run and, against the
@@ -212,8 +224,10 @@ def shifts(sides: list[Side]) -> list[Shift]:
         changes = _changes(sides[0], side)
         for framework in dict.fromkeys(sides[0].frameworks.get(k) for k in changes):
             keys = [k for k in changes if sides[0].frameworks.get(k) == framework]
-            found = stats.shift(np.log([changes[k].value for k in keys]),
-                                np.array([changes[k].se ** 2 for k in keys]))
+            logs = np.log([changes[k].value for k in keys])
+            found = stats.shift(logs, np.array([changes[k].se ** 2 for k in keys])) \
+                if len(keys) >= MIN_SHIFT_CELLS else stats.Ratio(float(np.exp(np.mean(logs))),
+                                                                 processes=len(keys))
             rows.append(Shift(i, str(framework), len(keys), found))
     return rows
 
@@ -222,7 +236,7 @@ def absolute_view(sides: list[Side], shift_rows: Optional[list[Shift]] = None) -
     """One row per cell of the baseline: its time in each run (ms), its raw ratio, and its
     change beyond its framework's shift in that run, with an interval."""
     shift_rows = shifts(sides) if shift_rows is None else shift_rows
-    by_run = {(r.run, r.framework): r.ratio for r in shift_rows}
+    by_run = {(r.run, r.framework): r.ratio for r in shift_rows if r.estimated}
     changes: list[dict[tuple[str, str, str], stats.Ratio]] = [{}] + [
         _changes(sides[0], side) for side in sides[1:]]
     rows = []
@@ -290,8 +304,9 @@ def regressions(changes: list[Change], percent: float) -> list[Change]:
 
 
 def slower_shifts(shift_rows: list[Shift], percent: float) -> list[Shift]:
-    """The frameworks whose whole run is slower than the baseline by more than ``percent``."""
-    return [r for r in shift_rows if r.ratio.lo > 1 + percent / 100]
+    """The frameworks whose whole run is slower than the baseline by more than ``percent``
+    (the shift's whole interval above it; a shift not estimated is judged cell by cell)."""
+    return [r for r in shift_rows if r.estimated and r.ratio.lo > 1 + percent / 100]
 
 
 def unmatched(sides: list[Side]) -> list[str]:
@@ -393,6 +408,12 @@ def display_shifts(shift_rows: list[Shift], sides: list[Side]) -> list[str]:
     """One line per other run and framework: the shift every cell of it shares."""
     lines = []
     for r in shift_rows:
+        if not r.estimated:
+            lines.append(f"{sides[r.run].name} / {sides[0].name}, {r.framework} ({r.cells} "
+                         f"cells): {fmt.significant(r.ratio.value)}x, too few cells to "
+                         f"estimate a shift ({MIN_SHIFT_CELLS} or more): each cell is judged "
+                         f"on its own")
+            continue
         verdict = _change(r.ratio)
         lines.append(f"{sides[r.run].name} / {sides[0].name}, {r.framework} ({r.cells} cells): "
                      f"{fmt.ratio(r.ratio.value, r.ratio.lo, r.ratio.hi)}: "
