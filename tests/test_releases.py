@@ -100,3 +100,39 @@ def test_a_stored_run_across_releases_answers_by_release_and_compares_its_enviro
     assert set(differences["setting"]) == {"jax version", "jaxlib version"}
     with pytest.raises(runfile.ResultsError, match="no environment 'jax==9'"):
         compare.load_side(f"{run}@jax==9")
+
+
+def _timed(version: str, mode: str, ms: float, half: float = 0.02) -> CellRow:
+    """A mode's row with its time, interval and 100 ops a call."""
+    return CellRow("elementwise", "size=10", f"{mode} @jax=={version}", median_ms=ms,
+                   median_lo_ms=ms / (1 + half), median_hi_ms=ms * (1 + half),
+                   us_per_op=ms * 1e3 / 100)
+
+
+def test_each_modes_own_time_per_release_and_what_the_tax_hid():
+    """jax 2x and jax-jit 1.5x as long per op in the newer release: the tax moved only 1.33x,
+    and a sentence says both modes got slower; where only one mode moved, nothing is said."""
+    cells = [_timed("0.4.30", "jax", 0.4), _timed("0.4.30", "jax-jit", 0.005),
+             _timed("0.10.2", "jax", 0.8), _timed("0.10.2", "jax-jit", 0.0075)]
+    found = releases.times(cells, ENV)
+    (table,) = releases.time_tables(found).values()
+    assert list(table["release"]) == ["jax 0.4.30", "jax 0.10.2"]
+    assert list(table.columns[1:]) == ["elementwise size=10 jax (us per op)",
+                                       "elementwise size=10 jax-jit (us per op)"]
+    assert table.iloc[0, 1] == "4.00 [3.92, 4.08]" and table.iloc[1, 2].startswith("0.0750 [")
+    (line,) = releases.hidden_sentences(found)
+    assert line.startswith("From jax 0.4.30 to 0.10.2, elementwise size=10: jax takes 2.00x [")
+    assert "jax-jit 1.50x [" in line and "both got slower" in line and "only 1.33x" in line
+    steady = cells[:3] + [_timed("0.10.2", "jax-jit", 0.005)]
+    assert releases.hidden_sentences(releases.times(steady, ENV)) == []
+
+
+def test_an_absolute_time_has_a_t_interval_over_its_processes():
+    from eagerbench.report import stats
+
+    one = stats.Level((np.log(2.0),), ("a",))
+    assert all(np.isnan(v) for v in stats.level_interval(one))
+    logs = np.log([1.9, 2.0, 2.1, 2.05])
+    lo, hi = stats.level_interval(stats.Level(tuple(logs), ("a", "b", "c", "d")))
+    half = 3.182446 * np.std(logs, ddof=1) / 2            # t(0.975, 3), four processes
+    assert np.isclose(np.log(hi / lo) / 2, half) and lo < np.exp(logs.mean()) < hi

@@ -69,6 +69,116 @@ def taxes(rows: list[CellRow], env: dict) -> list[ReleaseTax]:
     return out
 
 
+@dataclass(frozen=True)
+class ReleaseTime:
+    """One mode's time in one environment, per op where the workload counts its ops (per
+    step otherwise), with its 95% interval over processes."""
+
+    framework: str
+    environment: str
+    version: str
+    cell: str             # workload and parameters
+    mode: str
+    twin: str             # the eager mode of the pair it belongs to
+    value: float
+    lo: float
+    hi: float
+    per_op: bool
+
+    def text(self) -> str:
+        unit = (lambda v: f"{fmt.significant(v * 1e3)}") if self.per_op else fmt.duration
+        if not np.isfinite(self.lo):
+            return unit(self.value)
+        return f"{unit(self.value)} [{unit(self.lo)}, {unit(self.hi)}]"
+
+
+def times(rows: list[CellRow], env: dict) -> list[ReleaseTime]:
+    """Each eager mode's and graph twin's time per environment, apart: what a tax (their
+    quotient) cannot show, a release slower in both."""
+    pairs = graph_twins()
+    twin_of = {**{eager: eager for eager in pairs}, **{g: e for e, g in pairs.items()}}
+    modes = all_modes()
+    out = []
+    for row in rows:
+        mode, label = split_label(row.mode)
+        if not row.ok or not label or mode not in twin_of:
+            continue
+        framework = modes[mode].framework
+        per_op = bool(row.ops_per_call)
+        scale = 1 / row.ops_per_call if per_op else 1.0    # ms per op, or per step
+        out.append(ReleaseTime(framework, label, framework_version(env, label, framework),
+                               f"{row.workload} {row.params}", mode, twin_of[mode],
+                               row.median_ms * scale, row.median_lo_ms * scale,
+                               row.median_hi_ms * scale, per_op))
+    return out
+
+
+def time_tables(found: list[ReleaseTime]) -> dict[str, pd.DataFrame]:
+    """Per framework: a row per release, a column per cell and mode (the eager mode, then its
+    graph twin), each time with its interval."""
+    out = {}
+    for framework in dict.fromkeys(t.framework for t in found):
+        mine = [t for t in found if t.framework == framework]
+        versions = sorted({t.version for t in mine}, key=release)
+        columns = list(dict.fromkeys((t.cell, t.mode, t.per_op) for t in
+                                     sorted(mine, key=lambda t: t.mode != t.twin)))
+        by = {(t.version, t.cell, t.mode): t for t in mine}
+        out[framework] = pd.DataFrame([{"release": f"{framework} {v}", **{
+            f"{cell} {mode} ({'us per op' if per_op else 'per step'})":
+                by[(v, cell, mode)].text() if (v, cell, mode) in by else ""
+            for cell, mode, per_op in columns}} for v in versions])
+    return out
+
+
+def _time_change(before: ReleaseTime, after: ReleaseTime) -> tuple[float, float, float]:
+    """after / before with its 95% interval (independent processes: log variances add)."""
+    change = after.value / before.value
+    se = float(np.hypot(*(np.log(t.hi / t.lo) / (2 * Z95) for t in (before, after))))
+    return change, change * np.exp(-Z95 * se), change * np.exp(Z95 * se)
+
+
+def _pair_ends(mine: list[ReleaseTime], cell: str, eager: str, graph: str):
+    """The oldest and newest release with both modes of a pair measured on ``cell``: their
+    four times, or None."""
+    by = {(t.version, t.mode): t for t in mine if t.cell == cell}
+    both = sorted({v for v, m in by if m == eager and (v, graph) in by}, key=release)
+    if len(both) < 2:
+        return None
+    return (by[(both[0], eager)], by[(both[0], graph)], by[(both[-1], eager)],
+            by[(both[-1], graph)])
+
+
+def hidden_sentences(found: list[ReleaseTime]) -> list[str]:
+    """Per framework, from the oldest to the newest release with both modes: the cell whose
+    eager mode and graph twin both got significantly slower (or faster), by the most, in a
+    sentence that says what the tax, their quotient, hid."""
+    lines = []
+    for framework in dict.fromkeys(t.framework for t in found):
+        mine = [t for t in found if t.framework == framework]
+        moved = []
+        for cell, eager, graph in dict.fromkeys((t.cell, t.twin, t.mode) for t in mine
+                                                if t.mode != t.twin):
+            ends = _pair_ends(mine, cell, eager, graph)
+            if ends is None:
+                continue
+            e_change, g_change = _time_change(ends[0], ends[2]), _time_change(ends[1], ends[3])
+            if all(c[1] > 1 for c in (e_change, g_change)) or \
+                    all(c[2] < 1 for c in (e_change, g_change)):
+                moved.append((abs(np.log(e_change[0])), ends, e_change, g_change))
+        if not moved:
+            continue
+        _, ends, e_change, g_change = max(moved, key=lambda m: m[0])
+        old, new = ends[0], ends[2]
+        lines.append(
+            f"From {framework} {old.version} to {new.version}, {old.cell}: {old.mode} takes "
+            f"{fmt.ratio(*e_change)} and {ends[1].mode} {fmt.ratio(*g_change)} as long "
+            f"{'per op' if old.per_op else 'per step'} ({old.text()} -> {new.text()}"
+            f"{' us' if old.per_op else ''} eager): both got "
+            f"{'slower' if e_change[0] > 1 else 'faster'}, and the eager tax, their quotient, "
+            f"moved only {fmt.significant(e_change[0] / g_change[0])}x.")
+    return lines
+
+
 def unavailable(rows: list[CellRow]) -> list[str]:
     """The modes an environment's release lacks, as recorded ('unavailable in jax 0.4.13')."""
     return list(dict.fromkeys(f"{row.mode}: {row.reason}" for row in rows
@@ -206,8 +316,10 @@ def page(rows: list[CellRow], env: dict, header: str, figures: list[Path],
     what was unavailable, and the environments (and the independent check, where it was
     run on this folder)."""
     found = taxes(rows, env)
+    timed = times(rows, env)
+    absolute = time_tables(timed)
     parts = ["# The eager tax across releases", "", header, ""]
-    said = sentences(found)
+    said = sentences(found) + hidden_sentences(timed)
     if said:
         parts += ["## What it says", ""] + [f"- {line}" for line in said] + [""]
     shown = {p.name for p in figures}
@@ -218,6 +330,11 @@ def page(rows: list[CellRow], env: dict, header: str, figures: list[Path],
                   table.to_markdown(index=False), ""]
         if f"releases_{framework}.png" in shown:
             parts += [f"![{framework}: the eager tax by release](releases_{framework}.png)", ""]
+        if framework in absolute:
+            parts += ["Each mode's own time, per release: microseconds per op where the "
+                      "workload counts its ops, per step otherwise; 95% intervals over "
+                      "processes. A release slower in both modes leaves the tax unmoved.", "",
+                      absolute[framework].to_markdown(index=False), ""]
     missing = unavailable(rows)
     if missing:
         parts += ["## Not in every release", ""] + [f"- {line}" for line in missing] + [""]

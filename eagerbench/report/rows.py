@@ -54,6 +54,8 @@ class CellRow:
     spikes: int = 0
     # its level over processes
     median_ms: float = NAN                # geometric mean of the processes' medians
+    median_lo_ms: float = NAN             # its 95% interval over processes (unmoderated)
+    median_hi_ms: float = NAN
     latency_ms: float = NAN               # one call waited on (blocked steps)
     process_spread: float = NAN           # largest over smallest process median, minus 1
     block_calls: int = 1

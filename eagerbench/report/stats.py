@@ -279,6 +279,15 @@ def _interval(log_value: float, se2: float, df: float, level_: float) -> tuple:
             float(np.sqrt(se2)), float(df))
 
 
+def level_interval(lv: Level, level_: float = LEVEL) -> tuple[float, float]:
+    """A cell's time (the geometric mean of its processes' medians) with a t interval over
+    its processes, unmoderated (NaNs with one process): what an absolute time carries."""
+    logs = np.asarray(lv.logs, float)
+    variance, df = _sample_variance(logs)
+    lo, hi, _, _ = _interval(float(np.mean(logs)), variance / max(logs.size, 1), df, level_)
+    return lo, hi
+
+
 def _sample_variance(values: np.ndarray) -> tuple[float, int]:
     return (float(np.var(values, ddof=1)), values.size - 1) if values.size > 1 else (np.nan, 0)
 

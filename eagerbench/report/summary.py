@@ -49,10 +49,12 @@ def _measured(recs: list[Record], limits: Optional[MachineLimits]) -> tuple[dict
     first = recs[0]
     first_call, compile_cost, note = cellstats.first_call_costs(recs)
     facts = [r.facts for r in recs if r.facts is not None]
+    lo, hi = stats.level_interval(lv)
     return dict(
         status="ok", reason="", processes=len(results),
         **stats.summarize(np.concatenate([cellstats.per_call_ms(r) for r in results])),
-        median_ms=lv.estimate, latency_ms=latency.estimate if latency else NAN,
+        median_ms=lv.estimate, median_lo_ms=lo, median_hi_ms=hi,
+        latency_ms=latency.estimate if latency else NAN,
         process_spread=lv.spread(),
         block_calls=int(np.median([r.block_calls for r in results])),
         calls_timed=int(sum(s.calls for r in results for s in r.timed)),
