@@ -102,6 +102,19 @@ def test_the_terminal_answer_fits_100_columns_in_both_views():
     assert max(len(line) for line in answer.terminal(many, all_rows=True).splitlines()) <= 100
 
 
+def test_the_terminal_prints_a_wide_interval_whole():
+    """A tax of 25x [3.7, 171] once printed as "25x [3.7-171] over torch-comp~" (--quick)."""
+    from eagerbench.report.stats import Ratio
+
+    cells = _changed(_cells(), lambda r: r.mode == "tf-graph" and r.params == "size=10 ops=100",
+                     vs_eager=Ratio(1 / 25, 1 / 171, 1 / 3.7))
+    tax = next(r for r in answer.taxes(cells)
+               if r.params == "size=10 ops=100" and r.denominator == "tf-graph")
+    out = answer.terminal(cells)
+    assert answer.compact(tax) in out and "[3.70-171]" in answer.compact(tax)
+    assert "~" not in out and "(tf-eager / tf-graph)" in out
+
+
 def test_the_page_is_generated_from_the_records(tmp_path):
     """Editing a number in raw.jsonl changes the page: nothing on it is typed by hand."""
     write_run(tmp_path, two_process_run(np.random.default_rng(1)))

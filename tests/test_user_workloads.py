@@ -72,6 +72,13 @@ BAD = {
         lambda d: _write(d / "silent.py", TORCH_STEP.replace(
             "    return {{\"w\": w, \"loss\": (w * w).mean()}}, mem\n", "").format(
             body="w = st['w']")), "returns nothing"),
+    # a return in a nested helper once satisfied the check: every cell then failed at run
+    # time ("cannot unpack non-iterable NoneType object") and the run exited 3, table empty
+    "step returns only in a nested helper": (
+        lambda d: _write(d / "nested.py", TORCH_STEP.replace(
+            "    return {{\"w\": w, \"loss\": (w * w).mean()}}, mem\n", "").format(
+            body="w = st['w']\n    def helper():\n        return st, mem\n    helper()")),
+        "returns nothing"),
 }
 
 
@@ -117,6 +124,21 @@ def test_a_step_that_raises_fails_its_cell_and_the_others_go_on(tmp_path):
     status = {r.spec.params["n"]: (r.result.status, r.result.reason) for r in run.records}
     assert status[1][0] == "ok"
     assert status[2] == ("failed", "RuntimeError: user bug")
+
+
+def test_a_step_that_returns_none_at_run_time_fails_its_cell_with_what_it_must_return(
+        tmp_path):
+    """A return the load check cannot see through (``return None`` on a branch) is caught at
+    the first warm-up call, in one line, not as ``cannot unpack non-iterable NoneType``."""
+    path = _workload_file(tmp_path, body="w = st['w']\n    if w is not None:\n"
+                                        "        return None")
+    proc = _cli("run", "-w", path, "--modes", "torch", "--repeat", "1", "--min-time", "0",
+                "--no-limits", "-q", "--out", tmp_path / "run")
+    assert proc.returncode == 3, proc.stderr
+    (rec,) = runfile.read(tmp_path / "run").records
+    assert rec.result.status == "failed"
+    assert rec.result.reason == ("TypeError: the step returned NoneType; it must return "
+                                 "(st, mem)")
 
 
 def test_outputs_that_differ_across_modes_are_flagged(tmp_path):
