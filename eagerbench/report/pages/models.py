@@ -103,10 +103,13 @@ def page(rows: list[CellRow], why: list[WhyRow], header: str, figures: list[Path
                   "The same Keras model on JAX, TensorFlow and PyTorch, each eager "
                   "(`run_eagerly=True`) and compiled by Keras's own switch (`jit_compile`, or "
                   "a `tf.function` for tf-graph).", "", keras.to_markdown(index=False), ""]
-    failed = [r for r in rows if r.status == "failed"]
+    failed = [f"{r.workload} {r.params} [{r.mode}]: {r.reason}" for r in rows
+              if r.status == "failed"]
+    failed += [f"{r.workload} {r.params} [{r.mode}]: {r.repeats - r.processes} of {r.repeats} "
+               f"processes failed (its reason is in `raw.jsonl`); measured in the rest"
+               for r in rows if r.ok and r.processes < r.repeats]
     if failed:
-        parts += ["## Failed", ""] + [f"- {r.workload} {r.params} [{r.mode}]: {r.reason}"
-                                      for r in failed] + [""]
+        parts += ["## Failed", ""] + [f"- {line}" for line in failed] + [""]
     if folder is not None and (folder / CHECK).is_file():
         parts += ["## An independent check", "",
                   (folder / CHECK).read_text().split("\n", 1)[1].strip(), ""]
