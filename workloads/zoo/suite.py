@@ -64,38 +64,28 @@ def _torch_tokens(c: dict, per_token: bool):
 SGD_LR, ADAMW_LR = 1e-4, 1e-3
 
 
-def _adamw(library: str):
-    """AdamW at the same settings in every library (their default weight decays differ)."""
-    def make(parameters=None):
-        if library == "torch":
-            import torch
+def _optimizer(names: tuple[str, str, str], lr: float, **settings):
+    """One optimizer at the same settings in every library (their defaults differ): ``names``
+    in torch.optim, keras.optimizers and optax; a maker per library."""
+    def maker(library: str):
+        def make(parameters=None):
+            if library == "torch":
+                import torch
 
-            return torch.optim.AdamW(parameters, lr=ADAMW_LR, weight_decay=0.01)
-        if library == "keras":
-            import keras
+                return getattr(torch.optim, names[0])(parameters, lr=lr, **settings)
+            if library == "keras":
+                import keras
 
-            return keras.optimizers.AdamW(ADAMW_LR, weight_decay=0.01)
-        import optax
+                return getattr(keras.optimizers, names[1])(lr, **settings)
+            import optax
 
-        return optax.adamw(ADAMW_LR, weight_decay=0.01)
-    return make
+            return getattr(optax, names[2])(lr, **settings)
+        return make
+    return maker
 
 
-def _sgd(library: str):
-    """SGD with momentum 0.9, the CNNs' optimizer."""
-    def make(parameters=None):
-        if library == "torch":
-            import torch
-
-            return torch.optim.SGD(parameters, lr=SGD_LR, momentum=0.9)
-        if library == "keras":
-            import keras
-
-            return keras.optimizers.SGD(SGD_LR, momentum=0.9)
-        import optax
-
-        return optax.sgd(SGD_LR, momentum=0.9)
-    return make
+_adamw = _optimizer(("AdamW", "AdamW", "adamw"), ADAMW_LR, weight_decay=0.01)
+_sgd = _optimizer(("SGD", "SGD", "sgd"), SGD_LR, momentum=0.9)   # the CNNs'
 
 
 MODELS = {   # name: (torch model, flax model or None, keras model, batch kind, optimizer)
